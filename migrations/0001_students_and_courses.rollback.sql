@@ -1,0 +1,4 @@
+-- Drops students and courses with all their rows.
+
+drop table courses;
+drop table students;

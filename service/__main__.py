@@ -1,0 +1,101 @@
+"""Command line: python -m service {serve,migrate,rollback,dev}.
+
+serve     serve the API on HOST:PORT using DATABASE_URL (production)
+migrate   apply pending migrations to DATABASE_URL
+rollback  roll back the last N migrations (default 1)
+dev       like `make run`: without DATABASE_URL, start the embedded
+          PostgreSQL under .data/, migrate, then serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from contextlib import ExitStack
+from dataclasses import replace
+
+from . import migrations
+from .config import Config, ConfigError
+from .server import StartupError, exit_on_startup_error, serve
+
+log = logging.getLogger("service")
+
+
+def _embedded_database(stack: ExitStack) -> str:
+    """Start the development cluster unless DATABASE_URL names a server."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    from .embedded import EmbeddedPostgres, dev_cluster
+
+    cluster: EmbeddedPostgres = dev_cluster()
+    was_running = cluster.is_running()
+    url = cluster.start()
+    if not was_running:
+        stack.callback(cluster.stop)
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the API")
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument("--target", help="stop after this migration id")
+    migrate.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use the embedded PostgreSQL when DATABASE_URL is unset",
+    )
+    rollback = commands.add_parser("rollback", help="roll back applied migrations")
+    rollback.add_argument("count", nargs="?", type=int, default=1)
+    rollback.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use the embedded PostgreSQL when DATABASE_URL is unset",
+    )
+    commands.add_parser("dev", help="embedded PostgreSQL, migrate, serve")
+    args = parser.parse_args(argv)
+
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"enrollment-service: configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with ExitStack() as stack:
+        try:
+            if args.command == "serve":
+                return serve(config)
+            if args.command == "dev":
+                url = _embedded_database(stack)
+                done = migrations.apply(url)
+                log.info("migrations applied: %s", ", ".join(done) or "none pending")
+                return serve(replace(config, database_url=url))
+            url = _embedded_database(stack) if args.embedded else config.database_url
+            if not url:
+                raise StartupError("DATABASE_URL is not set")
+            if args.command == "migrate":
+                done = migrations.apply(url, target=args.target)
+                print(f"applied: {', '.join(done)}" if done else "nothing to apply")
+            else:
+                done = migrations.rollback(url, count=args.count)
+                print(f"rolled back: {', '.join(done)}" if done else "nothing to roll back")
+            return 0
+        except StartupError as exc:
+            exit_on_startup_error(exc)
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

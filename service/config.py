@@ -1,0 +1,151 @@
+"""Settings, read once from the environment and checked before anything starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    name: str
+    scope: str  # "read" or "write"
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    pool_min_size: int = 2
+    pool_max_size: int = 32
+    connect_timeout: float = 5.0
+    acquire_timeout: float = 5.0
+    statement_timeout: float = 5.0
+    statement_cache_size: int = 100
+    shutdown_timeout: float = 10.0
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    retry_after: int = 2
+    tokens: tuple[Token, ...] = ()
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        tokens = _parse_tokens(env.get("API_TOKENS", ""), "API_TOKENS")
+        if tokens_file := env.get("API_TOKENS_FILE"):
+            try:
+                with open(tokens_file, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise ConfigError(
+                    f"API_TOKENS_FILE: cannot read {tokens_file}: {exc.strerror}"
+                ) from exc
+            tokens += _parse_tokens(text, "API_TOKENS_FILE")
+        names = [t.name for t in tokens]
+        if len(set(names)) != len(names):
+            raise ConfigError("API_TOKENS: token names must be unique")
+        config = cls(
+            database_url=env.get("DATABASE_URL") or None,
+            host=env.get("HOST", cls.host),
+            port=reader.integer("PORT", cls.port, 0, 65535),
+            workers=reader.integer("WEB_CONCURRENCY", os.cpu_count() or 1, 1, 64),
+            pool_min_size=reader.integer("DB_POOL_MIN_SIZE", cls.pool_min_size, 0, 1000),
+            pool_max_size=reader.integer("DB_POOL_MAX_SIZE", cls.pool_max_size, 1, 1000),
+            connect_timeout=reader.seconds("DB_CONNECT_TIMEOUT", cls.connect_timeout),
+            acquire_timeout=reader.seconds("DB_ACQUIRE_TIMEOUT", cls.acquire_timeout),
+            statement_timeout=reader.seconds("DB_STATEMENT_TIMEOUT", cls.statement_timeout),
+            statement_cache_size=reader.integer(
+                "DB_STATEMENT_CACHE_SIZE", cls.statement_cache_size, 0, 100_000
+            ),
+            shutdown_timeout=reader.seconds("SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
+            header_timeout=reader.seconds("CLIENT_HEADER_TIMEOUT", cls.header_timeout),
+            keepalive_timeout=reader.seconds("KEEPALIVE_TIMEOUT", cls.keepalive_timeout),
+            tokens=tokens,
+            log_level=reader.choice(
+                "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+            access_log=reader.boolean("ACCESS_LOG", cls.access_log),
+        )
+        if config.pool_min_size > config.pool_max_size:
+            raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        return config
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not 0 < value <= 3600:
+            raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {raw}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name, "").strip().upper()
+        if not raw:
+            return default
+        if raw not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+
+def _parse_tokens(text: str, source: str) -> tuple[Token, ...]:
+    """Parse `name:scope:secret` entries separated by commas or new lines."""
+    tokens = []
+    for entry in text.replace("\n", ",").split(","):
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        name, _, rest = entry.partition(":")
+        scope, _, secret = rest.partition(":")
+        if not name or scope not in ("read", "write") or not secret:
+            # The entry may hold a secret: name only its position, never its text.
+            raise ConfigError(
+                f"{source}: entry {len(tokens) + 1} is not name:scope:secret with scope read or write"
+            )
+        if len(secret) < 16:
+            raise ConfigError(
+                f"{source}: the secret of token {name!r} is shorter than 16 characters"
+            )
+        tokens.append(Token(name=name, scope=scope, secret=secret))
+    return tuple(tokens)

@@ -1,0 +1,103 @@
+"""The connection pool: one per process, opened and closed with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from aiohttp import web
+
+from .config import Config
+from .keys import CONFIG, POOL
+from .sql import QUERIES
+
+log = logging.getLogger(__name__)
+
+REQUIRED_TABLES = ("students", "courses", "student_courses")
+
+# Errors that mean "the database is not there right now", answered with 503.
+# TimeoutError (connect, acquire) and refused connections are OSErrors.
+UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, statement timeout
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
+)
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+def masked(dsn: str) -> str:
+    """The DSN with its password replaced, fit for logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    # The service never changes session state, so asyncpg's default reset
+    # (a round trip on every release) buys nothing; only a connection given
+    # back inside a transaction (a cancelled request) needs cleaning.
+    if conn.is_in_transaction():
+        await conn.reset()
+
+
+async def create_pool(config: Config) -> asyncpg.Pool:
+    if not config.database_url:
+        raise RuntimeError("DATABASE_URL is not set")
+    return await asyncpg.create_pool(
+        config.database_url,
+        min_size=config.pool_min_size,
+        max_size=config.pool_max_size,
+        timeout=config.connect_timeout,
+        command_timeout=config.statement_timeout + 1,
+        statement_cache_size=config.statement_cache_size,
+        reset=_reset,
+        server_settings={
+            "application_name": "enrollment-service",
+            "statement_timeout": str(int(config.statement_timeout * 1000)),
+            "lock_timeout": str(int(config.statement_timeout * 1000)),
+            "idle_in_transaction_session_timeout": str(int(config.statement_timeout * 2000)),
+        },
+    )
+
+
+async def check_schema(conn: asyncpg.Connection) -> None:
+    missing = await conn.fetch(QUERIES.health.missing_tables, list(REQUIRED_TABLES))
+    if missing:
+        names = ", ".join(row["name"] for row in missing)
+        raise SchemaNotReady(f"the database has no table {names}: run the migrations first")
+
+
+async def pool_context(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    log.info("connecting to %s", masked(config.database_url or ""))
+    pool = await create_pool(config)
+    try:
+        async with pool.acquire() as conn:
+            await check_schema(conn)
+        app[POOL] = pool
+        yield
+    finally:
+        try:
+            await asyncio.wait_for(pool.close(), timeout=config.shutdown_timeout)
+        except TimeoutError:
+            log.warning("pool did not close in %ss; terminating", config.shutdown_timeout)
+            pool.terminate()
+
+
+@asynccontextmanager
+async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for one request, waiting at most DB_ACQUIRE_TIMEOUT."""
+    app = request.app
+    async with app[POOL].acquire(timeout=app[CONFIG].acquire_timeout) as conn:
+        yield conn

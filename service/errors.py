@@ -1,0 +1,71 @@
+"""Domain errors and their rendering as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+import orjson
+from aiohttp import web
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass
+class Problem(Exception):
+    """An error a client can act on; rendered as problem+json by the middleware."""
+
+    status: int
+    detail: str
+    slug: str = ""
+    errors: list[FieldError] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def not_found(detail: str) -> Problem:
+    return Problem(404, detail, "not-found")
+
+
+def conflict(detail: str, slug: str = "conflict") -> Problem:
+    return Problem(409, detail, slug)
+
+
+def invalid(errors: list[FieldError]) -> Problem:
+    fields = ", ".join(dict.fromkeys(e.field for e in errors))
+    return Problem(422, f"invalid fields: {fields}", "validation-error", errors)
+
+
+def unavailable(retry_after: int) -> Problem:
+    return Problem(
+        503,
+        "the database cannot be reached; retry later",
+        "database-unavailable",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def render(problem: Problem) -> web.Response:
+    phrase = HTTPStatus(problem.status).phrase
+    body: dict = {
+        "type": f"/problems/{problem.slug}" if problem.slug else "about:blank",
+        "title": phrase,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in problem.errors]
+    return web.Response(
+        status=problem.status,
+        body=orjson.dumps(body),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )

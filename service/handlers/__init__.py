@@ -1,0 +1,1 @@
+"""HTTP handlers: parse and validate, call a repository, render."""

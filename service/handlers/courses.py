@@ -1,0 +1,67 @@
+"""/courses"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import validation as v
+from ..db import connection
+from ..errors import not_found
+from ..repositories import courses
+from . import render
+
+FIELDS = {
+    "code": v.code,
+    "title": v.text(1, 200),
+    "capacity": v.nullable(v.integer(1, 100_000)),
+}
+
+
+async def create(request: web.Request) -> web.Response:
+    data = v.fields(await v.json_object(request), FIELDS, required=("code", "title"))
+    async with connection(request) as conn:
+        course = await courses.create(
+            conn, code=data["code"], title=data["title"], capacity=data.get("capacity")
+        )
+    return render.json(course, status=201, headers={"Location": f"/courses/{course.id}"})
+
+
+async def list_(request: web.Request) -> web.Response:
+    after, limit = v.page_params(request)
+    async with connection(request) as conn:
+        result = await courses.list_page(conn, after=after, limit=limit)
+    return render.page(request, result, limit)
+
+
+async def get(request: web.Request) -> web.Response:
+    course_id = v.path_id(request, "course_id", "course")
+    async with connection(request) as conn:
+        course = await courses.get(conn, course_id=course_id)
+    if course is None:
+        raise not_found(f"course {course_id} does not exist")
+    return render.json(course)
+
+
+async def update(request: web.Request) -> web.Response:
+    course_id = v.path_id(request, "course_id", "course")
+    data = v.fields(await v.json_object(request), FIELDS, at_least_one=True)
+    async with connection(request) as conn:
+        course = await courses.update(
+            conn,
+            course_id=course_id,
+            code=data.get("code"),
+            title=data.get("title"),
+            capacity=data.get("capacity", courses.UNCHANGED),
+        )
+    if course is None:
+        raise not_found(f"course {course_id} does not exist")
+    return render.json(course)
+
+
+async def delete(request: web.Request) -> web.Response:
+    course_id = v.path_id(request, "course_id", "course")
+    async with connection(request) as conn:
+        deleted = await courses.delete(conn, course_id=course_id)
+    if not deleted:
+        raise not_found(f"course {course_id} does not exist")
+    return web.Response(status=204)

@@ -1,0 +1,25 @@
+"""Health, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..db import connection
+from ..keys import OPENAPI
+from ..sql import QUERIES
+from . import render
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return render.json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    # Database errors become 503 in the error middleware.
+    async with connection(request) as conn:
+        await conn.fetchval(QUERIES.health.ping)
+    return render.json({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")

@@ -1,0 +1,33 @@
+"""JSON responses, pages and their Link headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from yarl import URL
+
+from ..models import Page
+from ..validation import encode_cursor
+
+
+def json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def page(request: web.Request, result: Page[Any], limit: int) -> web.Response:
+    if result.last_key is None:
+        return json({"items": result.items, "next_cursor": None})
+    cursor = encode_cursor(result.last_key)
+    # A relative reference: the client resolves it against the URL it called,
+    # so no Host header is trusted to build it.
+    query = {k: v for k, v in request.query.items() if k not in ("cursor", "limit")}
+    query.update(limit=str(limit), cursor=cursor)
+    link = URL.build(path=request.path, query=query)
+    return json(
+        {"items": result.items, "next_cursor": cursor},
+        headers={"Link": f'<{link}>; rel="next"'},
+    )

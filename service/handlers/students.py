@@ -1,0 +1,57 @@
+"""/students"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import validation as v
+from ..db import connection
+from ..errors import not_found
+from ..repositories import students
+from . import render
+
+CREATE = {"name": v.text(1, 200), "email": v.email}
+
+
+async def create(request: web.Request) -> web.Response:
+    data = v.fields(await v.json_object(request), CREATE, required=("name", "email"))
+    async with connection(request) as conn:
+        student = await students.create(conn, **data)
+    return render.json(student, status=201, headers={"Location": f"/students/{student.id}"})
+
+
+async def list_(request: web.Request) -> web.Response:
+    after, limit = v.page_params(request)
+    async with connection(request) as conn:
+        result = await students.list_page(conn, after=after, limit=limit)
+    return render.page(request, result, limit)
+
+
+async def get(request: web.Request) -> web.Response:
+    student_id = v.path_id(request, "student_id", "student")
+    async with connection(request) as conn:
+        student = await students.get(conn, student_id=student_id)
+    if student is None:
+        raise not_found(f"student {student_id} does not exist")
+    return render.json(student)
+
+
+async def update(request: web.Request) -> web.Response:
+    student_id = v.path_id(request, "student_id", "student")
+    data = v.fields(await v.json_object(request), CREATE, at_least_one=True)
+    async with connection(request) as conn:
+        student = await students.update(
+            conn, student_id=student_id, name=data.get("name"), email=data.get("email")
+        )
+    if student is None:
+        raise not_found(f"student {student_id} does not exist")
+    return render.json(student)
+
+
+async def delete(request: web.Request) -> web.Response:
+    student_id = v.path_id(request, "student_id", "student")
+    async with connection(request) as conn:
+        deleted = await students.delete(conn, student_id=student_id)
+    if not deleted:
+        raise not_found(f"student {student_id} does not exist")
+    return web.Response(status=204)

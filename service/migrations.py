@@ -1,0 +1,59 @@
+"""Schema migrations with yoyo, from the SQL files in `migrations/`.
+
+yoyo is synchronous (psycopg underneath): call these from the command line
+or a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def yoyo_url(dsn: str) -> str:
+    """yoyo names its driver in the scheme: postgresql+psycopg://..."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql"):
+        raise ValueError("the database URL must start with postgresql://")
+    return f"postgresql+psycopg://{rest}"
+
+
+def _open(dsn: str):
+    return get_backend(yoyo_url(dsn)), read_migrations(str(MIGRATIONS_DIR))
+
+
+def apply(dsn: str, *, target: str | None = None) -> list[str]:
+    """Apply pending migrations (up to and including `target`); return their ids."""
+    backend, migrations = _open(dsn)
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        if target is not None:
+            ids = [m.id for m in migrations]
+            if target not in ids:
+                raise ValueError(f"no migration {target!r}; known: {', '.join(ids)}")
+            allowed = set(ids[: ids.index(target) + 1])
+            pending = pending.filter(lambda m: m.id in allowed)
+        backend.apply_migrations(pending)
+    return [m.id for m in pending]
+
+
+def rollback(dsn: str, *, count: int = 1) -> list[str]:
+    """Roll back the `count` most recently applied migrations; return their ids."""
+    backend, migrations = _open(dsn)
+    with backend.lock():
+        applied = backend.to_rollback(migrations)
+        chosen = applied.filter(lambda m: m.id in {x.id for x in list(applied)[:count]})
+        backend.rollback_migrations(chosen)
+    return [m.id for m in chosen]
+
+
+def applied(dsn: str) -> list[str]:
+    backend, migrations = _open(dsn)
+    done = backend.get_applied_migration_hashes()
+    return [m.id for m in migrations if m.hash in done]

@@ -1,0 +1,48 @@
+"""Students."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ..errors import Problem, conflict
+from ..models import Page, Student
+from ..sql import QUERIES
+
+Q = QUERIES.students
+
+
+def _email_taken(email: str) -> Problem:
+    return conflict(f"a student with email {email} already exists", "email-taken")
+
+
+async def get(conn: asyncpg.Connection, *, student_id: int) -> Student | None:
+    row = await conn.fetchrow(Q.get_student, student_id)
+    return Student(**row) if row else None
+
+
+async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Student]:
+    rows = await conn.fetch(Q.list_students, after, limit + 1)
+    items = [Student(**row) for row in rows[:limit]]
+    return Page(items, items[-1].id if len(rows) > limit else None)
+
+
+async def create(conn: asyncpg.Connection, *, name: str, email: str) -> Student:
+    try:
+        row = await conn.fetchrow(Q.create_student, name, email)
+    except asyncpg.UniqueViolationError:
+        raise _email_taken(email) from None
+    return Student(**row)
+
+
+async def update(
+    conn: asyncpg.Connection, *, student_id: int, name: str | None, email: str | None
+) -> Student | None:
+    try:
+        row = await conn.fetchrow(Q.update_student, student_id, name, email)
+    except asyncpg.UniqueViolationError:
+        raise _email_taken(email or "") from None
+    return Student(**row) if row else None
+
+
+async def delete(conn: asyncpg.Connection, *, student_id: int) -> bool:
+    return await conn.fetchval(Q.delete_student, student_id) is not None

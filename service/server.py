@@ -1,0 +1,109 @@
+"""Running the app: one process, or several sharing the port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import sys
+
+import asyncpg
+from aiohttp import web
+
+from .app import create_app
+from .config import Config
+from .db import SchemaNotReady, check_schema, masked
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message says why in one line."""
+
+
+async def _preflight(config: Config) -> None:
+    if not config.database_url:
+        raise StartupError("DATABASE_URL is not set (postgresql://user:password@host:port/db)")
+    where = masked(config.database_url)
+    try:
+        conn = await asyncpg.connect(config.database_url, timeout=config.connect_timeout)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StartupError(f"cannot connect to the database at {where}: {reason}") from None
+    try:
+        await check_schema(conn)
+    except SchemaNotReady as exc:
+        raise StartupError(f"{exc} (python -m service migrate)") from None
+    finally:
+        await conn.close()
+
+
+def preflight(config: Config) -> None:
+    asyncio.run(_preflight(config))
+
+
+def run_worker(config: Config, *, reuse_port: bool = False) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional on other platforms
+        uvloop = None
+    loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
+    # run_app stops accepting on SIGTERM/SIGINT, lets in-flight requests finish
+    # for up to shutdown_timeout, then runs the cleanup contexts (the pool).
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        reuse_port=reuse_port,
+        shutdown_timeout=config.shutdown_timeout,
+        keepalive_timeout=config.keepalive_timeout,
+        access_log=logging.getLogger("service.access") if config.access_log else None,
+        print=None,
+        loop=loop,
+    )
+
+
+def serve(config: Config) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit status."""
+    preflight(config)
+    log.info("serving on http://%s:%s with %d worker(s)", config.host, config.port, config.workers)
+    if config.workers == 1:
+        run_worker(config)
+        return 0
+    # Each worker binds the port with SO_REUSEPORT and has its own pool; the
+    # kernel spreads connections across them.
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=run_worker, args=(config,), kwargs={"reuse_port": True})
+        for _ in range(config.workers)
+    ]
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: the worker shuts down gracefully
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.start()
+    # If a worker dies on its own, stop the rest: a half-served port is worse
+    # than a restart by the supervisor.
+    crashed = False
+    codes = []
+    for worker in workers:
+        worker.join()
+        codes.append(worker.exitcode)
+        if not stopping:
+            crashed = True
+            stop(signal.SIGTERM, None)
+    return 1 if crashed or any(codes) else 0
+
+
+def exit_on_startup_error(error: StartupError) -> None:
+    print(f"enrollment-service: {error}", file=sys.stderr)
+    sys.exit(2)

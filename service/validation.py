@@ -1,0 +1,234 @@
+"""Turning what a client sends into checked values, or a 400/415/422.
+
+Rules follow the HTTP contract: unknown fields are rejected, integers are JSON
+integers only (not true, "7", 7.0 or null), strings are trimmed and must not
+carry control characters (PostgreSQL cannot store NUL, and the others are
+never meant in a name).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .errors import FieldError, Problem, invalid, not_found
+
+MAX_ID = 2**63 - 1
+MAX_BODY = 1024 * 1024
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+class _OutOfRange:
+    """Stands in for an integer literal too long to be any valid value."""
+
+
+OUT_OF_RANGE = _OutOfRange()
+
+
+def _parse_int(text: str) -> int | _OutOfRange:
+    # Beyond 20 digits no field can accept it; skip int() on huge literals.
+    return int(text) if len(text) <= 20 else OUT_OF_RANGE
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a JSON document; raise ValueError when it is not one."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses integers beyond 64 bits, which are valid JSON: let the
+    # standard parser tell those apart from garbage, so they become 422.
+    try:
+        return json.loads(
+            body.decode("utf-8"), parse_int=_parse_int, parse_constant=_reject_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise Problem(
+            415,
+            "the request body must be JSON, sent as Content-Type: application/json",
+            "unsupported-media-type",
+        )
+    charset = request.charset
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        raise Problem(415, "JSON bodies must be UTF-8", "unsupported-media-type")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Problem(413, "the request body is larger than 1 MiB", "payload-too-large")
+    body = await request.read()
+    try:
+        document = decode_json(body)
+    except ValueError:
+        raise Problem(400, "the request body is not valid JSON", "invalid-json") from None
+    if not isinstance(document, dict):
+        raise Problem(400, "the request body must be a JSON object", "invalid-json")
+    return document
+
+
+# Field checks: each returns the cleaned value or raises _Bad with a message.
+class _Bad(Exception):
+    pass
+
+
+def text(low: int, high: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Bad("must be a string")
+        value = value.strip()
+        _plain(value)
+        if not low <= len(value) <= high:
+            raise _Bad(f"must be {low} to {high} characters long")
+        return value
+
+    return check
+
+
+def _plain(value: str) -> None:
+    if _CONTROL.search(value):
+        raise _Bad("must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad("must be valid Unicode text") from None
+
+
+def email(value: Any) -> str:
+    value = text(3, 254)(value)
+    local, at, domain = value.partition("@")
+    if not at or not local or not domain or "@" in domain:
+        raise _Bad("must contain exactly one @ with text on both sides")
+    if any(ch.isspace() for ch in value):
+        raise _Bad("must not contain white space")
+    return value
+
+
+def code(value: Any) -> str:
+    value = text(1, 32)(value)
+    if any(ch.isspace() for ch in value):
+        raise _Bad("must not contain white space")
+    return value
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        # orjson reads integers beyond 64 bits as floats; they are out of range.
+        if value is OUT_OF_RANGE or (isinstance(value, float) and abs(value) >= 2**63):
+            raise _Bad(f"must be between {low} and {high}")
+        if type(value) is not int:
+            raise _Bad("must be an integer")
+        if not low <= value <= high:
+            raise _Bad(f"must be between {low} and {high}")
+        return value
+
+    return check
+
+
+def nullable(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def wrapped(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return wrapped
+
+
+def fields(
+    document: dict[str, Any],
+    checks: dict[str, Callable[[Any], Any]],
+    *,
+    required: tuple[str, ...] = (),
+    at_least_one: bool = False,
+) -> dict[str, Any]:
+    """Check a JSON object against named field checks; collect every error."""
+    errors = [FieldError(name, "is required") for name in required if name not in document]
+    errors += [
+        FieldError(_printable(name), "is not a known field")
+        for name in document
+        if name not in checks
+    ]
+    clean: dict[str, Any] = {}
+    for name, check in checks.items():
+        if name in document:
+            try:
+                clean[name] = check(document[name])
+            except _Bad as exc:
+                errors.append(FieldError(name, str(exc)))
+    if at_least_one and not document:
+        errors.append(FieldError("body", f"give at least one of {', '.join(checks)}"))
+    if errors:
+        raise invalid(errors)
+    return clean
+
+
+def _printable(name: str) -> str:
+    name = name.encode("utf-8", "replace").decode("utf-8")
+    name = _CONTROL.sub("?", name)
+    return name if len(name) <= 64 else name[:61] + "..."
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """An id from the path; anything that is not a valid id names no resource."""
+    raw = request.match_info[name]
+    if _DIGITS.fullmatch(raw):
+        value = int(raw)
+        if 1 <= value <= MAX_ID:
+            return value
+    raise not_found(f"{what} {_printable(raw)} does not exist")
+
+
+# Pagination: the cursor is the last id of the previous page, base64url-coded
+# with a version prefix so clients treat it as opaque and we may change it.
+_CURSOR_PREFIX = "v1:"
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(raw: str) -> int:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        text_ = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise _Bad("is not a cursor from this API") from None
+    digits = text_.removeprefix(_CURSOR_PREFIX)
+    if digits == text_ or not _DIGITS.fullmatch(digits) or not 0 < int(digits) <= MAX_ID:
+        raise _Bad("is not a cursor from this API")
+    return int(digits)
+
+
+def page_params(request: web.Request) -> tuple[int, int]:
+    """(after_id, limit) from ?cursor= and ?limit=."""
+    errors = []
+    limit, after = DEFAULT_LIMIT, 0
+    query = request.query
+    if "limit" in query:
+        raw = query["limit"]
+        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= MAX_LIMIT:
+            limit = int(raw)
+        else:
+            errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
+    if "cursor" in query:
+        try:
+            after = _decode_cursor(query["cursor"])
+        except _Bad as exc:
+            errors.append(FieldError("cursor", str(exc)))
+    if errors:
+        raise invalid(errors)
+    return after, limit
