@@ -7,7 +7,10 @@ or a worker thread, never on the event loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from yoyo import get_backend, read_migrations
 
@@ -24,14 +27,19 @@ def yoyo_url(dsn: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def _open(dsn: str):
-    return get_backend(yoyo_url(dsn)), read_migrations(str(MIGRATIONS_DIR))
+@contextmanager
+def _open(dsn: str) -> Iterator[tuple[Any, Any]]:
+    backend = get_backend(yoyo_url(dsn))
+    try:
+        yield backend, read_migrations(str(MIGRATIONS_DIR))
+    finally:
+        # yoyo keeps its connection open; a template database must have none.
+        backend.connection.close()
 
 
 def apply(dsn: str, *, target: str | None = None) -> list[str]:
     """Apply pending migrations (up to and including `target`); return their ids."""
-    backend, migrations = _open(dsn)
-    with backend.lock():
+    with _open(dsn) as (backend, migrations), backend.lock():
         pending = backend.to_apply(migrations)
         if target is not None:
             ids = [m.id for m in migrations]
@@ -45,8 +53,7 @@ def apply(dsn: str, *, target: str | None = None) -> list[str]:
 
 def rollback(dsn: str, *, count: int = 1) -> list[str]:
     """Roll back the `count` most recently applied migrations; return their ids."""
-    backend, migrations = _open(dsn)
-    with backend.lock():
+    with _open(dsn) as (backend, migrations), backend.lock():
         applied = backend.to_rollback(migrations)
         chosen = applied.filter(lambda m: m.id in {x.id for x in list(applied)[:count]})
         backend.rollback_migrations(chosen)
@@ -54,6 +61,6 @@ def rollback(dsn: str, *, count: int = 1) -> list[str]:
 
 
 def applied(dsn: str) -> list[str]:
-    backend, migrations = _open(dsn)
-    done = backend.get_applied_migration_hashes()
-    return [m.id for m in migrations if m.hash in done]
+    with _open(dsn) as (backend, migrations):
+        done = backend.get_applied_migration_hashes()
+        return [m.id for m in migrations if m.hash in done]
