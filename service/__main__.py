@@ -16,7 +16,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import replace
 
-from . import migrations
+from . import logs, migrations
 from .config import Config, ConfigError
 from .server import StartupError, exit_on_startup_error, serve
 
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"enrollment-service: configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(config.log_level)
     with ExitStack() as stack:
         try:
             if args.command == "serve":

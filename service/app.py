@@ -7,22 +7,31 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import db, middlewares, routes
+from . import auth, db, middlewares, routes
 from .config import Config
-from .keys import CONFIG, OPENAPI
+from .keys import CONFIG, METRICS, OPENAPI, TOKENS
+from .metrics import Metrics
+from .tokens import TokenTable
 from .validation import MAX_BODY
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+# Served compact; the file in the repository stays readable.
+OPENAPI_BODY = json.dumps(
+    json.loads(OPENAPI_PATH.read_text(encoding="utf-8")), separators=(",", ":")
+).encode()
 
 
 def create_app(config: Config) -> web.Application:
     """Assemble the app; no I/O happens until it starts."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[middlewares.problems])
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[middlewares.request_context, middlewares.problems, auth.require_token],
+    )
     app[CONFIG] = config
-    # Served as compact JSON; the file in the repository stays readable.
-    app[OPENAPI] = json.dumps(
-        json.loads(OPENAPI_PATH.read_text(encoding="utf-8")), separators=(",", ":")
-    ).encode()
+    app[OPENAPI] = OPENAPI_BODY
+    app[METRICS] = Metrics()
+    app[TOKENS] = TokenTable.of(config.tokens)
     app.cleanup_ctx.append(db.pool_context)
+    app.cleanup_ctx.append(db.pool_metrics)
     routes.setup(app)
     return app

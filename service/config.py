@@ -31,10 +31,13 @@ class Config:
     statement_timeout: float = 5.0
     statement_cache_size: int = 100
     shutdown_timeout: float = 10.0
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 75.0
+    # aiohttp closes a connection that has not sent a complete request head
+    # within keepalive_timeout, so this also cuts off slow-header clients.
+    keepalive_timeout: float = 15.0
+    body_timeout: float = 10.0
     retry_after: int = 2
     tokens: tuple[Token, ...] = ()
+    require_tokens: bool = False
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -69,14 +72,19 @@ class Config:
                 "DB_STATEMENT_CACHE_SIZE", cls.statement_cache_size, 0, 100_000
             ),
             shutdown_timeout=reader.seconds("SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
-            header_timeout=reader.seconds("CLIENT_HEADER_TIMEOUT", cls.header_timeout),
+            body_timeout=reader.seconds("BODY_TIMEOUT", cls.body_timeout),
             keepalive_timeout=reader.seconds("KEEPALIVE_TIMEOUT", cls.keepalive_timeout),
             tokens=tokens,
+            require_tokens=reader.boolean("REQUIRE_TOKENS", cls.require_tokens),
             log_level=reader.choice(
                 "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
             access_log=reader.boolean("ACCESS_LOG", cls.access_log),
         )
+        if config.require_tokens and not config.tokens:
+            raise ConfigError(
+                "REQUIRE_TOKENS is set but neither API_TOKENS nor API_TOKENS_FILE gives a token"
+            )
         if config.pool_min_size > config.pool_max_size:
             raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return config

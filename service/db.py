@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from .config import Config
-from .keys import CONFIG, POOL
+from .keys import CONFIG, METRICS, POOL
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
@@ -101,3 +102,25 @@ async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
     app = request.app
     async with app[POOL].acquire(timeout=app[CONFIG].acquire_timeout) as conn:
         yield conn
+
+
+async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
+    """Refresh the pool gauges every second (a scrape may land on any worker)."""
+    metrics = app[METRICS]
+
+    async def sample() -> None:
+        while True:
+            pool = app.get(POOL)
+            if pool is not None:
+                size = pool.get_size()
+                metrics.pool_size.set(size)
+                metrics.pool_in_use.set(size - pool.get_idle_size())
+            await asyncio.sleep(1)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

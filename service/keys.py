@@ -6,7 +6,11 @@ import asyncpg
 from aiohttp import web
 
 from .config import Config
+from .metrics import Metrics
+from .tokens import TokenTable
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
 OPENAPI = web.AppKey("openapi", bytes)
+METRICS = web.AppKey("metrics", Metrics)
+TOKENS = web.AppKey("tokens", TokenTable)

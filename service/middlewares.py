@@ -1,15 +1,19 @@
-"""Middlewares: every error leaves as problem+json."""
+"""Middlewares, outermost first: request context, problem rendering, tokens."""
 
 from __future__ import annotations
 
 import logging
+import re
+import time
+import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from . import logs
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
-from .keys import CONFIG
+from .keys import CONFIG, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +22,39 @@ _HTTP_DETAILS = {
     405: "this method is not allowed on this path",
     413: "the request body is larger than 1 MiB",
 }
+# An incoming X-Request-ID is kept only if it is safe to echo and to log.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, in-flight gauge, and count/latency by route template."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request["request_id"] = rid
+    token = logs.request_id.set(rid)
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = rid
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.in_flight.dec()
+        route = logs.route_of(request)
+        labels = (request.method, route, str(status))
+        metrics.requests.labels(*labels).inc()
+        metrics.latency.labels(*labels).observe(elapsed)
+        logs.request_id.reset(token)
 
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as problem+json; nothing internal leaks."""
     try:
         return await handler(request)
     except Problem as problem:

@@ -30,5 +30,6 @@ def setup(app: web.Application) -> None:
             web.get("/healthz", operations.healthz, allow_head=False),
             web.get("/readyz", operations.readyz, allow_head=False),
             web.get("/openapi.json", operations.openapi, allow_head=False),
+            web.get("/metrics", operations.metrics, allow_head=False),
         ]
     )

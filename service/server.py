@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import sys
+import tempfile
 
 import asyncpg
 from aiohttp import web
 
+from . import logs
 from .app import create_app
 from .config import Config
 from .db import SchemaNotReady, check_schema, masked
@@ -44,6 +47,7 @@ def preflight(config: Config) -> None:
 
 
 def run_worker(config: Config, *, reuse_port: bool = False) -> None:
+    logs.setup(config.log_level)  # spawned workers start with bare logging
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional on other platforms
@@ -58,6 +62,7 @@ def run_worker(config: Config, *, reuse_port: bool = False) -> None:
         reuse_port=reuse_port,
         shutdown_timeout=config.shutdown_timeout,
         keepalive_timeout=config.keepalive_timeout,
+        access_log_class=logs.AccessLogger,
         access_log=logging.getLogger("service.access") if config.access_log else None,
         print=None,
         loop=loop,
@@ -67,10 +72,24 @@ def run_worker(config: Config, *, reuse_port: bool = False) -> None:
 def serve(config: Config) -> int:
     """Serve until SIGTERM or SIGINT; return the exit status."""
     preflight(config)
+    if not config.tokens:
+        log.warning(
+            "NO API TOKENS CONFIGURED: anyone who can reach http://%s:%s may read and change "
+            "every record. Set API_TOKENS or API_TOKENS_FILE for anything but local development.",
+            config.host,
+            config.port,
+        )
     log.info("serving on http://%s:%s with %d worker(s)", config.host, config.port, config.workers)
     if config.workers == 1:
         run_worker(config)
         return 0
+    with tempfile.TemporaryDirectory(prefix="enrollment-metrics-") as directory:
+        # Workers inherit the environment; prometheus_client reads it at import.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", directory)
+        return _supervise(config)
+
+
+def _supervise(config: Config) -> int:
     # Each worker binds the port with SO_REUSEPORT and has its own pool; the
     # kernel spreads connections across them.
     context = multiprocessing.get_context("spawn")

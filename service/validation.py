@@ -8,6 +8,7 @@ never meant in a name).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from .errors import FieldError, Problem, invalid, not_found
+from .keys import CONFIG
 
 MAX_ID = 2**63 - 1
 MAX_BODY = 1024 * 1024
@@ -73,7 +75,12 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise Problem(415, "JSON bodies must be UTF-8", "unsupported-media-type")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise Problem(413, "the request body is larger than 1 MiB", "payload-too-large")
-    body = await request.read()
+    try:
+        # A client that trickles its body must not hold a handler forever.
+        async with asyncio.timeout(request.app[CONFIG].body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise Problem(408, "the request body did not arrive in time", "request-timeout") from None
     try:
         document = decode_json(body)
     except ValueError:

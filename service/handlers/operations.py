@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..db import connection
-from ..keys import OPENAPI
+from ..keys import METRICS, OPENAPI
 from ..sql import QUERIES
 from . import render
 
@@ -19,6 +19,14 @@ async def readyz(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         await conn.fetchval(QUERIES.health.ping)
     return render.json({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    # generate_latest writes the classic text format, version 0.0.4.
+    return web.Response(
+        body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
