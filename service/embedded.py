@@ -141,9 +141,10 @@ class EmbeddedPostgres:
         log.info("PostgreSQL started on 127.0.0.1:%s (data in %s)", self.port, self.datadir)
         return self.dsn
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; mode "immediate" simulates a crash (no checkpoint)."""
         if self.is_running():
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop", timeout=90)
+            self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop", timeout=90)
 
     def remove(self) -> None:
         self.stop()
