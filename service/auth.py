@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import Problem
-from .keys import TOKENS
+from .keys import TOKEN_NAME, TOKENS
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -29,7 +29,7 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     token = table.find(presented.strip())
     if token is None:
         raise _unauthorized("the token is not valid", "invalid_token")
-    request["token_name"] = token.name
+    request[TOKEN_NAME] = token.name
     if token.scope != "write" and request.method not in READ_METHODS:
         raise Problem(
             403,

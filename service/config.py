@@ -30,6 +30,10 @@ class Config:
     acquire_timeout: float = 5.0
     statement_timeout: float = 5.0
     statement_cache_size: int = 100
+    # Send statement/lock timeouts as connection start-up parameters. PgBouncer
+    # refuses unknown start-up parameters: turn this off behind it and set the
+    # timeouts on the database role instead (see README).
+    session_settings: bool = True
     shutdown_timeout: float = 10.0
     # aiohttp closes a connection that has not sent a complete request head
     # within keepalive_timeout, so this also cuts off slow-header clients.
@@ -71,6 +75,7 @@ class Config:
             statement_cache_size=reader.integer(
                 "DB_STATEMENT_CACHE_SIZE", cls.statement_cache_size, 0, 100_000
             ),
+            session_settings=reader.boolean("DB_SESSION_SETTINGS", cls.session_settings),
             shutdown_timeout=reader.seconds("SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
             body_timeout=reader.seconds("BODY_TIMEOUT", cls.body_timeout),
             keepalive_timeout=reader.seconds("KEEPALIVE_TIMEOUT", cls.keepalive_timeout),
@@ -140,9 +145,12 @@ class _Reader:
 def _parse_tokens(text: str, source: str) -> tuple[Token, ...]:
     """Parse `name:scope:secret` entries separated by commas or new lines."""
     tokens = []
-    for entry in text.replace("\n", ",").split(","):
+    # Comments are whole lines starting with #; drop them before splitting on
+    # commas so a comma inside a comment is harmless.
+    lines = (line for line in text.splitlines() if not line.strip().startswith("#"))
+    for entry in ",".join(lines).split(","):
         entry = entry.strip()
-        if not entry or entry.startswith("#"):
+        if not entry:
             continue
         name, _, rest = entry.partition(":")
         scope, _, secret = rest.partition(":")

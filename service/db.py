@@ -63,13 +63,20 @@ async def create_pool(config: Config) -> asyncpg.Pool:
         command_timeout=config.statement_timeout + 1,
         statement_cache_size=config.statement_cache_size,
         reset=_reset,
-        server_settings={
-            "application_name": "enrollment-service",
-            "statement_timeout": str(int(config.statement_timeout * 1000)),
-            "lock_timeout": str(int(config.statement_timeout * 1000)),
-            "idle_in_transaction_session_timeout": str(int(config.statement_timeout * 2000)),
-        },
+        server_settings=_session_settings(config),
     )
+
+
+def _session_settings(config: Config) -> dict[str, str]:
+    settings = {"application_name": "enrollment-service"}
+    if config.session_settings:
+        ms = int(config.statement_timeout * 1000)
+        settings |= {
+            "statement_timeout": str(ms),
+            "lock_timeout": str(ms),
+            "idle_in_transaction_session_timeout": str(2 * ms),
+        }
+    return settings
 
 
 async def check_schema(conn: asyncpg.Connection) -> None:

@@ -14,3 +14,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
+
+# Per-request values.
+REQUEST_ID = web.RequestKey("request_id", str)
+TOKEN_NAME = web.RequestKey("token_name", str)

@@ -11,6 +11,8 @@ import orjson
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from .keys import REQUEST_ID, TOKEN_NAME
+
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Fields passed with `extra=` that belong in the JSON line.
@@ -62,13 +64,13 @@ class AccessLogger(AbstractAccessLogger):
             request.path,
             response.status,
             extra={
-                "request_id": request.get("request_id"),
+                "request_id": request.get(REQUEST_ID),
                 "method": request.method,
                 "route": route_of(request),
                 "path": request.path,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 3),
-                "token": request.get("token_name"),
+                "token": request.get(TOKEN_NAME),
                 "remote": request.remote,
             },
         )

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 from . import logs
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
-from .keys import CONFIG, METRICS
+from .keys import CONFIG, METRICS, REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Request id, in-flight gauge, and count/latency by route template."""
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     token = logs.request_id.set(rid)
     metrics = request.app[METRICS]
     metrics.in_flight.inc()

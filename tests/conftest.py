@@ -112,8 +112,12 @@ def config(database_url: str) -> Config:
 
 
 @pytest.fixture
-async def client(aiohttp_client, config: Config) -> TestClient:
-    """The real app, on a real socket, talking to the test's database."""
+async def client(config: Config, aiohttp_client) -> TestClient:
+    """The real app, on a real socket, talking to the test's database.
+
+    `config` (and so the database) comes first: fixtures are torn down in
+    reverse, so the app and its pool close before the database is dropped.
+    """
     return await aiohttp_client(create_app(config))
 
 
