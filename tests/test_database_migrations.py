@@ -1,0 +1,731 @@
+"""Schema migrations on a real PostgreSQL: stairway, data safety, constraints, capacity.
+
+Every test starts from `empty_database` (a fresh database with no schema) and
+drives yoyo through `service.migrations`. yoyo is synchronous (psycopg), so it
+runs in a worker thread while the test looks at the database with asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+from yoyo import read_migrations
+
+from service import migrations
+
+SQL_FILES = sorted(migrations.MIGRATIONS_DIR.glob("*.sql"))
+FORWARD_FILES = [p for p in SQL_FILES if not p.name.endswith(".rollback.sql")]
+ROLLBACK_FILES = [p for p in SQL_FILES if p.name.endswith(".rollback.sql")]
+MIGRATION_IDS = [p.stem for p in FORWARD_FILES]
+
+FIRST = "0001_students_and_courses"
+ENROLLMENTS = "0002_student_courses"
+CAPACITY = "0003_course_capacity"
+OUR_TABLES = ["students", "courses", "student_courses"]
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+async def apply(dsn: str, target: str | None = None) -> list[str]:
+    return await asyncio.to_thread(migrations.apply, dsn, target=target)
+
+
+async def rollback(dsn: str, count: int = 1) -> list[str]:
+    return await asyncio.to_thread(migrations.rollback, dsn, count=count)
+
+
+async def applied(dsn: str) -> list[str]:
+    return await asyncio.to_thread(migrations.applied, dsn)
+
+
+@asynccontextmanager
+async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+# Everything a migration may create in the public schema, in a form that does
+# not depend on OIDs; yoyo's own bookkeeping tables (_yoyo_*, yoyo_lock) are left out.
+SCHEMA_QUERIES = {
+    "relations": """
+        select relname, relkind::text
+        from pg_class
+        where relnamespace = 'public'::regnamespace and relname !~ '^_?yoyo_'
+        order by 1
+    """,
+    "columns": """
+        select table_name, ordinal_position, column_name, data_type, is_nullable,
+               column_default, is_identity, identity_generation
+        from information_schema.columns
+        where table_schema = 'public' and table_name !~ '^_?yoyo_'
+        order by 1, 2
+    """,
+    "constraints": """
+        select conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+        from pg_constraint
+        where connamespace = 'public'::regnamespace and conrelid::regclass::text !~ '^_?yoyo_'
+        order by 1, 2
+    """,
+    "indexes": """
+        select tablename, indexname, indexdef
+        from pg_indexes
+        where schemaname = 'public' and tablename !~ '^_?yoyo_'
+        order by 1, 2
+    """,
+    "triggers": """
+        select t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid)
+        from pg_trigger t
+        join pg_class c on c.oid = t.tgrelid
+        where c.relnamespace = 'public'::regnamespace and not t.tgisinternal
+        order by 1, 2
+    """,
+    "functions": """
+        select proname, pg_get_functiondef(oid)
+        from pg_proc
+        where pronamespace = 'public'::regnamespace
+        order by 1
+    """,
+}
+
+
+async def schema(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: [tuple(r) for r in await conn.fetch(sql)] for name, sql in SCHEMA_QUERIES.items()}
+
+
+async def tables(conn: asyncpg.Connection) -> set[str]:
+    """Which of our tables exist."""
+    rows = await conn.fetch(
+        "select relname from pg_class"
+        " where relnamespace = 'public'::regnamespace and relkind = 'r' and relname = any($1)",
+        OUR_TABLES,
+    )
+    return {r["relname"] for r in rows}
+
+
+async def add_student(conn: asyncpg.Connection, email: str) -> int:
+    return await conn.fetchval(
+        "insert into students (name, email) values ('Student', $1) returning id", email
+    )
+
+
+async def add_course(conn: asyncpg.Connection, code: str, capacity: int | None = None) -> int:
+    return await conn.fetchval(
+        "insert into courses (code, title, capacity) values ($1, 'Course', $2) returning id",
+        code,
+        capacity,
+    )
+
+
+async def enroll(conn: asyncpg.Connection, student_id: int | None, course_id: int | None) -> None:
+    await conn.execute(
+        "insert into student_courses (student_id, course_id) values ($1, $2)",
+        student_id,
+        course_id,
+    )
+
+
+async def enrolled(conn: asyncpg.Connection, course_id: int) -> list[int]:
+    rows = await conn.fetch(
+        "select student_id from student_courses where course_id = $1 order by student_id",
+        course_id,
+    )
+    return [r["student_id"] for r in rows]
+
+
+async def wait_for_lock_waiters(monitor: asyncpg.Connection, count: int) -> None:
+    """Until `count` sessions of this database wait for a lock (10 s at most).
+
+    `monitor` must not be inside a transaction: pg_stat_activity is read once
+    per transaction.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        waiting = await monitor.fetchval(
+            "select count(*) from pg_stat_activity"
+            " where datname = current_database() and wait_event_type = 'Lock'"
+        )
+        if waiting >= count:
+            return
+        assert time.monotonic() < deadline, f"{waiting} of {count} sessions wait for a lock"
+        await asyncio.sleep(0.02)
+
+
+# Data meant to survive migrations byte for byte: scripts that are not ASCII,
+# decomposed accents, astral-plane characters, characters that the row's text
+# form has to quote, and the longest and shortest values the checks allow.
+NAMES = [
+    "Ada Lovelace",
+    "Zoë Ångström",
+    "Łukasz Żółć",
+    "李小龙",
+    "\u0645\u062d\u0645\u062f \u0627\u0644\u062e\u0648\u0627\u0631\u0632\u0645\u064a",  # Arabic, RTL
+    "Jose\u0301 Garci\u0301a",  # combining acute accents, not precomposed
+    "\U0001f642 Smiley",
+    'O\'Brien, "Danny" (the 2nd)',
+    "back\\slash {braces}",
+    "x" * 200,
+    "A",
+]
+EMAIL_LOCALS = ["ada", "ADA", "Zoë", "MiXeD.Case", "o'brien"]
+EMAIL_DOMAINS = ["example.org", "Example.ORG", "UNI.EDU", "bücher.de"]
+CODE_PREFIXES = ["CS", "cs", "Math", "ÉCON", "ml"]
+TITLES = [
+    "Algorithms",
+    "Théorie des catégories",
+    "線形代数",
+    "Intro \U0001f4d0 Geometry",
+    "T" * 200,
+]
+
+
+async def seed(conn: asyncpg.Connection) -> None:
+    """A few thousand students and courses, with gaps in their ids."""
+    rng = random.Random(20240601)
+    epoch = datetime(2015, 1, 1, tzinfo=UTC)
+
+    def moment() -> datetime:
+        return epoch + timedelta(microseconds=rng.randrange(10 * 365 * 86_400 * 10**6))
+
+    students = [
+        (
+            NAMES[i % len(NAMES)],
+            f"{rng.choice(EMAIL_LOCALS)}.{i}@{rng.choice(EMAIL_DOMAINS)}",
+            moment(),
+        )
+        for i in range(3000)
+    ]
+    courses = [
+        (
+            f"{rng.choice(CODE_PREFIXES)}-{i}",
+            TITLES[i % len(TITLES)],
+            # a third without a limit; the rest includes both bounds of the check
+            None if i % 3 == 0 else rng.choice([1, 100_000, rng.randint(2, 99_999)]),
+            moment(),
+        )
+        for i in range(2000)
+    ]
+    await conn.copy_records_to_table(
+        "students", records=students, columns=["name", "email", "created_at"]
+    )
+    await conn.copy_records_to_table(
+        "courses", records=courses, columns=["code", "title", "capacity", "created_at"]
+    )
+    # Holes, and the newest rows deleted: each identity sequence is ahead of max(id).
+    await conn.execute("delete from students where id % 7 = 0 or id > 2990")
+    await conn.execute("delete from courses where id % 5 = 0 or id > 1995")
+
+
+async def snapshot(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Every row of students and courses, their definitions and their sequences."""
+    definition = await schema(conn)
+    ours = ("students", "courses")
+    return {
+        # select *: a snapshot must see every column, including ones we do not know of.
+        "students": [tuple(r) for r in await conn.fetch("select * from students order by id")],
+        "courses": [tuple(r) for r in await conn.fetch("select * from courses order by id")],
+        # The server's own text of every row, in case a Python round trip hides a change.
+        "checksums": tuple(
+            await conn.fetchrow(
+                "select (select md5(string_agg(s::text, ',' order by s.id)) from students s),"
+                " (select md5(string_agg(c::text, ',' order by c.id)) from courses c)"
+            )
+        ),
+        "sequences": [
+            tuple(r)
+            for r in await conn.fetch(
+                "select sequencename, last_value, increment_by from pg_sequences"
+                " where schemaname = 'public' and sequencename !~ '^_?yoyo_' order by 1"
+            )
+        ],
+        "definition": {
+            kind: [row for row in definition[kind] if row[0] in ours]
+            for kind in ("columns", "constraints", "indexes")
+        },
+    }
+
+
+def assert_same_data(after: dict[str, Any], before: dict[str, Any]) -> None:
+    # Small parts first, so a failure names what changed before dumping rows.
+    assert after["checksums"] == before["checksums"]
+    assert after["sequences"] == before["sequences"]
+    assert after["definition"] == before["definition"]
+    assert len(after["students"]) == len(before["students"])
+    assert after["students"] == before["students"]
+    assert len(after["courses"]) == len(before["courses"])
+    assert after["courses"] == before["courses"]
+
+
+# --- the files ---------------------------------------------------------------
+
+
+def test_migration_files_are_numbered_in_order_and_yoyo_reads_them_so():
+    assert MIGRATION_IDS[:3] == [FIRST, ENROLLMENTS, CAPACITY]
+    for number, path in enumerate(FORWARD_FILES, start=1):
+        assert re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", path.name), path.name
+        assert path.name.startswith(f"{number:04d}_"), f"{path.name}: numbers must not skip"
+    assert [m.id for m in read_migrations(str(migrations.MIGRATIONS_DIR))] == MIGRATION_IDS
+
+
+def test_every_migration_has_a_rollback_and_every_rollback_a_migration():
+    forward = {p.name.removesuffix(".sql") for p in FORWARD_FILES}
+    backward = {p.name.removesuffix(".rollback.sql") for p in ROLLBACK_FILES}
+    assert forward == backward
+
+
+def test_every_migration_after_the_first_depends_on_its_predecessor():
+    # Read by yoyo itself: a `-- depends:` below the first statement would be ignored.
+    by_id = {m.id: m for m in read_migrations(str(migrations.MIGRATIONS_DIR))}
+    assert {d.id for d in by_id[MIGRATION_IDS[0]].depends} == set()
+    for previous, current in itertools.pairwise(MIGRATION_IDS):
+        assert {d.id for d in by_id[current].depends} == {previous}, current
+
+
+@pytest.mark.parametrize(
+    "path",
+    # every file, forward and rollback: a rollback's DROP TABLE takes an ACCESS
+    # EXCLUSIVE lock and must not queue every reader behind it either
+    SQL_FILES,
+    ids=[p.name for p in SQL_FILES],
+)
+def test_every_migration_file_sets_lock_timeout_before_its_first_ddl(path):
+    statements = [
+        line.strip().lower()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.strip().startswith("--")
+    ]
+    assert statements, f"{path.name} is empty"
+    # SET LOCAL: scoped to the migration's transaction, not left on yoyo's connection.
+    assert re.fullmatch(r"set local lock_timeout = '\d+m?s';", statements[0]), (
+        f"{path.name} starts with {statements[0]!r}"
+    )
+
+
+# --- stairway ----------------------------------------------------------------
+
+
+async def test_stairway_apply_rollback_apply_each_migration(empty_database):
+    dsn = empty_database
+    async with connected(dsn) as conn:
+        empty = await schema(conn)
+        assert not any(empty.values()), empty
+        assert await applied(dsn) == []
+
+        for step, migration in enumerate(MIGRATION_IDS):
+            before = await schema(conn)
+
+            assert await apply(dsn, target=migration) == [migration]
+            after = await schema(conn)
+            assert after != before, f"{migration} changed nothing"
+            assert await applied(dsn) == MIGRATION_IDS[: step + 1]
+
+            assert await rollback(dsn) == [migration]
+            assert await schema(conn) == before, f"rolling back {migration} left traces"
+            assert await applied(dsn) == MIGRATION_IDS[:step]
+
+            assert await apply(dsn, target=migration) == [migration]
+            assert await schema(conn) == after, f"{migration} applied twice differs"
+            assert await applied(dsn) == MIGRATION_IDS[: step + 1]
+
+        assert await tables(conn) == set(OUR_TABLES)
+
+        assert await rollback(dsn, count=len(MIGRATION_IDS)) == MIGRATION_IDS[::-1]
+        assert await applied(dsn) == []
+        assert await tables(conn) == set()
+        assert await schema(conn) == empty
+
+
+async def test_applying_twice_applies_nothing_the_second_time(empty_database):
+    dsn = empty_database
+    assert await apply(dsn) == MIGRATION_IDS
+    async with connected(dsn) as conn:
+        migrated = await schema(conn)
+
+    assert await apply(dsn) == []
+    assert await apply(dsn, target=FIRST) == []
+    assert await applied(dsn) == MIGRATION_IDS
+    async with connected(dsn) as conn:
+        assert await schema(conn) == migrated
+
+
+async def test_a_migration_gives_up_when_its_tables_are_busy(empty_database):
+    dsn = empty_database
+    await apply(dsn, target=FIRST)
+    async with connected(dsn) as holder:
+        # An open write transaction on students: the foreign key of 0002 needs a
+        # SHARE ROW EXCLUSIVE lock on students, which waits for it.
+        busy = holder.transaction()
+        await busy.start()
+        await holder.execute("insert into students (name, email) values ('Ada', 'ada@example.org')")
+        attempt = asyncio.create_task(apply(dsn, target=ENROLLMENTS))
+        try:
+            # 0002 sets lock_timeout = 5s; without it the attempt waits as long as we do.
+            done, _ = await asyncio.wait({attempt}, timeout=15)
+        finally:
+            await busy.rollback()
+        assert attempt in done, "the migration waited for the lock beyond its lock_timeout"
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            await attempt
+
+        # The failed migration left nothing behind and can run once the lock is free.
+        assert await applied(dsn) == [FIRST]
+        assert await tables(holder) == {"students", "courses"}
+        assert await apply(dsn, target=ENROLLMENTS) == [ENROLLMENTS]
+
+
+# --- existing data -----------------------------------------------------------
+
+
+async def test_adding_enrollments_leaves_students_and_courses_untouched(empty_database):
+    dsn = empty_database
+    assert await apply(dsn, target=FIRST) == [FIRST]
+    async with connected(dsn) as conn:
+        await seed(conn)
+        before = await snapshot(conn)
+    assert len(before["students"]) > 2500 and len(before["courses"]) > 1500
+    assert any(row[3] is None for row in before["courses"])
+    assert any(row[3] is not None for row in before["courses"])
+
+    assert await apply(dsn) == MIGRATION_IDS[1:]
+
+    async with connected(dsn) as conn:
+        assert_same_data(await snapshot(conn), before)
+
+        # New rows continue each sequence, past the deleted ones.
+        sequences = {name: last for name, last, _ in before["sequences"]}
+        student = await add_student(conn, "new@example.org")
+        course = await add_course(conn, "NEW-1")
+        assert student == sequences["students_id_seq"] + 1
+        assert course == sequences["courses_id_seq"] + 1
+        assert student > max(row[0] for row in before["students"]) + 1
+        assert course > max(row[0] for row in before["courses"]) + 1
+
+        # Old rows take part in the new relation.
+        old_student, old_course = before["students"][0][0], before["courses"][-1][0]
+        await enroll(conn, old_student, old_course)
+        assert await enrolled(conn, old_course) == [old_student]
+
+
+async def test_rolling_back_enrollments_drops_only_student_courses(empty_database):
+    dsn = empty_database
+    await apply(dsn, target=FIRST)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        before = await snapshot(conn)
+    await apply(dsn)
+    async with connected(dsn) as conn:
+        # Enrollments to throw away with the table.
+        await conn.execute(
+            "insert into student_courses (student_id, course_id)"
+            " select s.id, c.id"
+            " from (select id from students order by id limit 20) s"
+            " cross join (select id from courses where capacity is null order by id limit 5) c"
+        )
+
+    assert await rollback(dsn) == [CAPACITY]
+    async with connected(dsn) as conn:
+        definition = await schema(conn)
+        assert definition["triggers"] == []
+        assert definition["functions"] == []
+        assert await conn.fetchval("select count(*) from student_courses") == 100
+
+    assert await rollback(dsn) == [ENROLLMENTS]
+    assert await applied(dsn) == [FIRST]
+    async with connected(dsn) as conn:
+        assert await tables(conn) == {"students", "courses"}
+        assert not any("student_courses" in row[0] for row in (await schema(conn))["relations"])
+        assert_same_data(await snapshot(conn), before)
+
+    assert await apply(dsn) == MIGRATION_IDS[1:]
+    async with connected(dsn) as conn:
+        assert await conn.fetchval("select count(*) from student_courses") == 0
+        assert_same_data(await snapshot(conn), before)
+        student = before["students"][0][0]
+        full = next(row[0] for row in before["courses"] if row[3] == 1)
+        await enroll(conn, student, full)
+        assert await enrolled(conn, full) == [student]
+        # The capacity triggers are back too.
+        with pytest.raises(asyncpg.CheckViolationError):
+            await enroll(conn, before["students"][1][0], full)
+
+
+# --- constraints of student_courses ------------------------------------------
+
+
+# Each bad row, with the error and the field that names the culprit.
+BAD_ROWS = [
+    # a student id no student has
+    (
+        "missing",
+        "known",
+        asyncpg.ForeignKeyViolationError,
+        "constraint_name",
+        "student_courses_student_id_fkey",
+    ),
+    # a course id no course has
+    (
+        "known",
+        "missing",
+        asyncpg.ForeignKeyViolationError,
+        "constraint_name",
+        "student_courses_course_id_fkey",
+    ),
+    # the same enrollment a second time
+    ("known", "known", asyncpg.UniqueViolationError, "constraint_name", "student_courses_pkey"),
+    # no student at all
+    (None, "known", asyncpg.NotNullViolationError, "column_name", "student_id"),
+    # no course at all
+    ("known", None, asyncpg.NotNullViolationError, "column_name", "course_id"),
+]
+
+
+async def test_student_courses_rejects_bad_rows(empty_database):
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        student_id = await add_student(conn, "ada@example.org")
+        # Without a limit only the table's constraints speak; in a full course the
+        # capacity trigger must still leave these errors to the constraints.
+        for capacity in (None, 1):
+            course_id = await add_course(conn, f"CS-{capacity}", capacity=capacity)
+            await enroll(conn, student_id, course_id)
+            ids = {
+                "known": (student_id, course_id),
+                "missing": (student_id + 1000, course_id + 1000),
+                None: (None, None),
+            }
+            for student, course, error, field, expected in BAD_ROWS:
+                case = f"student {student}, course {course}, capacity {capacity}"
+                with pytest.raises(error) as caught:
+                    await enroll(conn, ids[student][0], ids[course][1])
+                assert getattr(caught.value, field) == expected, case
+            assert await enrolled(conn, course_id) == [student_id]
+        assert await conn.fetchval("select count(*) from student_courses") == 2
+
+
+async def test_enrolled_at_defaults_to_the_transaction_time(empty_database):
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        student = await add_student(conn, "ada@example.org")
+        course = await add_course(conn, "CS-1")
+        async with conn.transaction():
+            enrolled_at = await conn.fetchval(
+                "insert into student_courses (student_id, course_id) values ($1, $2)"
+                " returning enrolled_at",
+                student,
+                course,
+            )
+            assert enrolled_at == await conn.fetchval("select now()")
+
+
+async def test_deleting_a_student_or_a_course_deletes_their_enrollments(empty_database):
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        ada = await add_student(conn, "ada@example.org")
+        bob = await add_student(conn, "bob@example.org")
+        algebra = await add_course(conn, "ALG")
+        biology = await add_course(conn, "BIO")
+        for student, course in [(ada, algebra), (ada, biology), (bob, algebra), (bob, biology)]:
+            await enroll(conn, student, course)
+
+        await conn.execute("delete from students where id = $1", ada)
+        assert await enrolled(conn, algebra) == [bob]
+        assert await enrolled(conn, biology) == [bob]
+
+        await conn.execute("delete from courses where id = $1", algebra)
+        rows = await conn.fetch("select student_id, course_id from student_courses")
+        assert [tuple(r) for r in rows] == [(bob, biology)]
+        # Only enrollments go: the other student and course stay.
+        assert await conn.fetchval("select count(*) from students") == 1
+        assert await conn.fetchval("select count(*) from courses") == 1
+
+
+async def test_an_index_on_student_courses_leads_with_course_id(empty_database):
+    # "Students of a course" and the cascade from courses need it; the primary
+    # key (student_id, course_id) cannot serve them.
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        leading = await conn.fetch(
+            "select i.indexrelid::regclass::text as name, a.attname as first_column"
+            " from pg_index i"
+            " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]"
+            " where i.indrelid = 'student_courses'::regclass"
+            " order by 1"
+        )
+        first_columns = {r["name"]: r["first_column"] for r in leading}
+        assert first_columns["student_courses_pkey"] == "student_id"
+        assert "course_id" in first_columns.values(), first_columns
+
+
+# --- capacity (0003) ---------------------------------------------------------
+
+
+async def test_enrolling_beyond_capacity_is_a_check_violation(empty_database):
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        students = [await add_student(conn, f"s{i}@example.org") for i in range(4)]
+        course = await add_course(conn, "CS-1", capacity=2)
+        await enroll(conn, students[0], course)
+        await enroll(conn, students[1], course)
+
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await enroll(conn, students[2], course)
+        assert caught.value.constraint_name == "student_courses_capacity"
+        assert await enrolled(conn, course) == students[:2]
+
+        # Re-enrolling into a full course is a conflict, not a new seat: the
+        # service's ON CONFLICT DO NOTHING must get through the trigger.
+        status = await conn.execute(
+            "insert into student_courses (student_id, course_id) values ($1, $2)"
+            " on conflict (student_id, course_id) do nothing",
+            students[0],
+            course,
+        )
+        assert status == "INSERT 0 0"
+
+        # A seat freed is a seat taken.
+        await conn.execute(
+            "delete from student_courses where student_id = $1 and course_id = $2",
+            students[0],
+            course,
+        )
+        await enroll(conn, students[3], course)
+        assert await enrolled(conn, course) == [students[1], students[3]]
+
+
+async def test_lowering_capacity_below_enrollments_is_a_check_violation(empty_database):
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        students = [await add_student(conn, f"s{i}@example.org") for i in range(3)]
+        course = await add_course(conn, "CS-1", capacity=5)
+        for student in students:
+            await enroll(conn, student, course)
+
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await conn.execute("update courses set capacity = 2 where id = $1", course)
+        assert caught.value.constraint_name == "courses_capacity_enrollments"
+        assert await conn.fetchval("select capacity from courses where id = $1", course) == 5
+
+        # Down to exactly the enrollments is fine; other columns are not checked.
+        await conn.execute("update courses set capacity = 3 where id = $1", course)
+        await conn.execute("update courses set title = 'Renamed' where id = $1", course)
+        assert await conn.fetchval("select capacity from courses where id = $1", course) == 3
+
+
+async def test_null_capacity_means_no_limit(empty_database):
+    await apply(empty_database)
+    async with connected(empty_database) as conn:
+        students = [await add_student(conn, f"s{i}@example.org") for i in range(30)]
+        unlimited = await add_course(conn, "CS-1", capacity=None)
+        for student in students:
+            await enroll(conn, student, unlimited)
+        assert await enrolled(conn, unlimited) == students
+
+        # Removing the limit of a full course opens it.
+        course = await add_course(conn, "CS-2", capacity=1)
+        await enroll(conn, students[0], course)
+        await conn.execute("update courses set capacity = null where id = $1", course)
+        await enroll(conn, students[1], course)
+        assert await enrolled(conn, course) == students[:2]
+
+
+async def test_concurrent_enrollments_fill_exactly_the_capacity(empty_database):
+    dsn = empty_database
+    await apply(dsn)
+    async with connected(dsn) as monitor, connected(dsn) as blocker:
+        course = await add_course(monitor, "CS-1", capacity=5)
+        students = [await add_student(monitor, f"s{i}@example.org") for i in range(20)]
+        sessions = await asyncio.gather(*(asyncpg.connect(dsn) for _ in students))
+        inserts: list[asyncio.Task[None]] = []
+        try:
+            # Hold the course row so that all 20 inserts are in flight at once.
+            # FOR UPDATE also blocks the foreign key's KEY SHARE lock: an
+            # insert that counted before locking would count 0 and then wait.
+            hold = blocker.transaction()
+            await hold.start()
+            await blocker.execute("select 1 from courses where id = $1 for update", course)
+            inserts = [
+                asyncio.create_task(enroll(session, student, course))
+                for session, student in zip(sessions, students, strict=True)
+            ]
+            try:
+                await wait_for_lock_waiters(monitor, len(inserts))
+            finally:
+                await hold.rollback()
+            results = await asyncio.gather(*inserts, return_exceptions=True)
+        finally:
+            await asyncio.gather(*inserts, return_exceptions=True)
+            await asyncio.gather(*(session.close() for session in sessions))
+
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert len(failures) == 15, failures
+        assert all(isinstance(f, asyncpg.CheckViolationError) for f in failures), failures
+        assert {f.constraint_name for f in failures} == {"student_courses_capacity"}
+        winners = [s for s, r in zip(students, results, strict=True) if r is None]
+        assert await enrolled(monitor, course) == sorted(winners)
+        assert len(winners) == 5
+
+
+async def test_capacity_lowered_while_an_enrollment_is_uncommitted(empty_database):
+    dsn = empty_database
+    await apply(dsn)
+    async with connected(dsn) as monitor, connected(dsn) as first, connected(dsn) as second:
+        students = [await add_student(monitor, f"s{i}@example.org") for i in range(3)]
+        course = await add_course(monitor, "CS-1", capacity=3)
+        await enroll(monitor, students[0], course)
+        await enroll(monitor, students[1], course)
+
+        pending = first.transaction()
+        await pending.start()
+        await enroll(first, students[2], course)  # the third seat, not yet committed
+        lowering = asyncio.create_task(
+            second.execute("update courses set capacity = 2 where id = $1", course)
+        )
+        try:
+            await wait_for_lock_waiters(monitor, 1)
+        finally:
+            await pending.commit()
+
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await lowering
+        assert caught.value.constraint_name == "courses_capacity_enrollments"
+        assert await monitor.fetchval("select capacity from courses where id = $1", course) == 3
+        assert await enrolled(monitor, course) == students
+
+
+async def test_enrollment_waits_for_an_uncommitted_capacity_change(empty_database):
+    dsn = empty_database
+    await apply(dsn)
+    async with connected(dsn) as monitor, connected(dsn) as first, connected(dsn) as second:
+        students = [await add_student(monitor, f"s{i}@example.org") for i in range(3)]
+        course = await add_course(monitor, "CS-1", capacity=3)
+        await enroll(monitor, students[0], course)
+        await enroll(monitor, students[1], course)
+
+        pending = first.transaction()
+        await pending.start()
+        await first.execute("update courses set capacity = 2 where id = $1", course)
+        joining = asyncio.create_task(enroll(second, students[2], course))
+        try:
+            await wait_for_lock_waiters(monitor, 1)
+        finally:
+            await pending.commit()
+
+        # Had the insert read the capacity without waiting, it would see 3 seats.
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await joining
+        assert caught.value.constraint_name == "student_courses_capacity"
+        assert await enrolled(monitor, course) == students[:2]
