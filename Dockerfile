@@ -1,0 +1,56 @@
+# The enrollment service for production: `python -m service serve`.
+#
+# The code runs from a copy of the source tree in /app, not from an installed
+# package: service/sql.py and service/migrations.py find sql/ and migrations/
+# beside service/, so all three are copied there side by side.
+#
+#   docker build -t enrollment-service .
+#   docker compose up -d --build        (see docker-compose.yml)
+
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml alone: this layer is rebuilt
+# when the dependency list changes, not on every change to the code. Every
+# dependency ships wheels for this platform, so no compiler is needed.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps))" \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# A fixed numeric id, so orchestrators can check runAsNonRoot and a secret
+# file on the host can be given to it (chown 10001).
+RUN groupadd --system --gid 10001 enrollment \
+    && useradd --system --uid 10001 --gid enrollment --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin enrollment
+
+# The code stays owned by root: the service can read it, not change it.
+# Bytecode is compiled now because the running user cannot write it.
+COPY service ./service
+COPY sql ./sql
+COPY migrations ./migrations
+RUN python -m compileall -q service
+
+ENV HOST=0.0.0.0 \
+    PORT=8080 \
+    PYTHONPATH=/app
+
+USER 10001:10001
+EXPOSE 8080
+
+# The server stops accepting on SIGTERM, lets in-flight requests finish for up
+# to SHUTDOWN_TIMEOUT (10 s), then closes its pool; give it longer than that.
+STOPSIGNAL SIGTERM
+
+# slim has no curl: ask /healthz with the standard library. urlopen raises on
+# a refused connection, a time-out or any status >= 400, and python exits 1.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=4)"]
+
+CMD ["python", "-m", "service", "serve"]
