@@ -2,6 +2,9 @@
 #   make run    build .venv if needed, start the embedded PostgreSQL (unless
 #               DATABASE_URL is set), apply migrations, serve on 127.0.0.1:8080
 #   make test   build .venv if needed and run the tests on a real PostgreSQL
+#   make bench  load-test the service next to a minimal reference server with
+#               wrk (apt-get install wrk) on a throw-away database; extra
+#               options in BENCH_ARGS, e.g. BENCH_ARGS="--students 1000000"
 
 PYTHON ?= python3
 VENV := .venv
@@ -37,6 +40,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,340 @@
+"""Load-test the service against a minimal reference server on the same SQL.
+
+    python -m bench [--students N] [--courses M] [--per-student K] [--workers W] ...
+
+Prepares a throw-away database (the embedded PostgreSQL under
+.data/bench-pg, or the server BENCH_DATABASE_URL points at, where it creates
+`enrollment_bench`), starts `python -m service serve` and bench/reference.py
+with the same number of workers, drives each scenario with wrk against the
+reference and then the service, and prints one table (also written to
+.data/bench/last.md). --soak instead runs the service alone for 60 s and
+reports its workers' memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import secrets
+import shlex
+import shutil
+import statistics
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from service.embedded import EmbeddedPostgres, free_port
+
+from . import dataset, servers, wrk
+from .servers import ROOT, RssSampler, Server
+
+OUT = ROOT / ".data" / "bench"
+PG_DATA = ROOT / ".data" / "bench-pg"
+SOAK_TARGET_MIB = 100
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("dataset (reloaded only when these change)")
+    data.add_argument("--students", type=_positive, default=100_000)
+    data.add_argument("--courses", type=_positive, default=2_000)
+    data.add_argument("--per-student", type=_positive, default=5, help="enrollments per student")
+    load = parser.add_argument_group("load")
+    load.add_argument("--workers", type=_positive, default=1, help="processes per server")
+    load.add_argument("--connections", type=_positive, default=64, help="wrk -c")
+    load.add_argument("--threads", type=_positive, default=2, help="wrk -t")
+    load.add_argument("--duration", type=float, default=20, help="seconds measured per run")
+    load.add_argument("--warmup", type=float, default=5, help="seconds before each run")
+    load.add_argument("--rounds", type=_positive, default=1, help="runs per server; medians")
+    load.add_argument(
+        "--scenarios",
+        default=",".join(wrk.SCENARIOS),
+        help=f"comma-separated, from {', '.join(wrk.SCENARIOS)}",
+    )
+    load.add_argument(
+        "--soak",
+        action="store_true",
+        help="run student-courses against the service only, report worker memory",
+    )
+    load.add_argument("--soak-seconds", type=float, default=60)
+    args = parser.parse_args(argv)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if unknown := set(args.scenarios) - set(wrk.SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if args.per_student > args.courses:
+        parser.error("--per-student cannot exceed --courses (the courses are distinct)")
+    if args.threads > args.connections:
+        parser.error("--threads cannot exceed --connections")
+    return args
+
+
+@dataclass
+class Row:
+    scenario: str
+    server: str
+    results: list[wrk.Result]
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(r, attribute) for r in self.results)
+
+    @property
+    def non_2xx(self) -> int:
+        return sum(r.non_2xx for r in self.results)
+
+    @property
+    def socket_errors(self) -> str:
+        return "/".join(str(sum(r.socket_errors[i] for r in self.results)) for i in range(4))
+
+
+def _latency(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f}us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f}ms"
+    return f"{seconds:.2f}s"
+
+
+HEADER = (
+    "scenario",
+    "server",
+    "req/s",
+    "p50",
+    "p99",
+    "non-2xx",
+    "socket errors c/r/w/t",
+    "req/s vs ref",
+    "p99 vs ref",
+)
+
+
+def table(rows: list[Row]) -> list[tuple[str, ...]]:
+    reference = {row.scenario: row for row in rows if row.server == "reference"}
+    cells = []
+    for row in rows:
+        ref = reference.get(row.scenario)
+        rate, p99 = row.median("requests_per_sec"), row.median("p99")
+        cells.append(
+            (
+                row.scenario,
+                row.server,
+                f"{rate:,.0f}",
+                _latency(row.median("p50")),
+                _latency(p99),
+                str(row.non_2xx),
+                row.socket_errors,
+                f"{rate / ref.median('requests_per_sec'):.2f}" if ref else "-",
+                f"{p99 / ref.median('p99'):.2f}" if ref else "-",
+            )
+        )
+    return cells
+
+
+def text_table(cells: list[tuple[str, ...]]) -> str:
+    rows = [HEADER, *cells]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+
+    def line(row: tuple[str, ...]) -> str:
+        # Names to the left, numbers to the right.
+        return "  ".join(
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return "\n".join([line(HEADER), "  ".join("-" * w for w in widths), *map(line, cells)])
+
+
+def markdown_table(cells: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * 2 + " ---: |" * 7]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def memory_lines(sampler: RssSampler) -> list[str]:
+    lines = []
+    for name, workers in sampler.samples.items():
+        peaks = ", ".join(f"{rss.peak:.1f}" for rss in workers.values())
+        lines.append(f"max RSS per worker, {name}: {peaks or '-'} MiB")
+    return lines
+
+
+async def _server_facts(url: str) -> tuple[int, str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("show max_connections")), await conn.fetchval(
+            "show server_version"
+        )
+    finally:
+        await conn.close()
+
+
+def _embedded_server(stack: ExitStack) -> str:
+    cluster = EmbeddedPostgres(datadir=PG_DATA, port=free_port(), durable=False)
+    if cluster.is_running():
+        # Left over from an interrupted run, on a port we no longer know.
+        cluster.stop()
+    cluster.start()
+    stack.callback(cluster.stop)
+    return cluster.dsn
+
+
+def start_servers(
+    args: argparse.Namespace, url: str, token: str, stack: ExitStack
+) -> tuple[Server | None, Server]:
+    pool = math.ceil(args.connections / args.workers)
+    reference = None
+    if not args.soak:
+        port = free_port()
+        reference = servers.start(
+            "reference",
+            servers.python_module(
+                "bench.reference",
+                f"--dsn={url}",
+                f"--port={port}",
+                f"--workers={args.workers}",
+                f"--pool-size={pool}",
+            ),
+            servers.child_env(),
+            port,
+            OUT / "reference.log",
+        )
+        stack.callback(servers.stop, reference)
+    port = free_port()
+    service = servers.start(
+        "service",
+        servers.python_module("service", "serve"),
+        servers.child_env(
+            DATABASE_URL=url,
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY=str(args.workers),
+            ACCESS_LOG="true",
+            DB_POOL_MIN_SIZE=str(pool),
+            DB_POOL_MAX_SIZE=str(pool),
+            API_TOKENS=f"bench:write:{token}",
+        ),
+        port,
+        OUT / "service.log",
+    )
+    stack.callback(servers.stop, service)
+    headers = {"Authorization": f"Bearer {token}"}
+    if reference:
+        servers.wait_ready(reference, "/healthz", headers)
+    servers.wait_ready(service, "/readyz", headers)
+    return reference, service
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    sizes = dataset.Sizes(args.students, args.courses, args.per_student)
+    token = secrets.token_hex(16)
+    seeds = iter(range(1, 1_000_000))
+
+    with ExitStack() as stack:
+        server_url = os.environ.get("BENCH_DATABASE_URL") or _embedded_server(stack)
+        url = asyncio.run(dataset.prepare(server_url, sizes))
+        max_connections, version = asyncio.run(_server_facts(url))
+        needed = (1 if args.soak else 2) * math.ceil(args.connections / args.workers) * args.workers
+        if needed + 5 > max_connections:
+            print(
+                f"the servers' pools need {needed} connections; PostgreSQL allows {max_connections}",
+                file=sys.stderr,
+            )
+            return 2
+        reference, service = start_servers(args, url, token, stack)
+        sampler = RssSampler([s for s in (reference, service) if s])
+        sampler.start()
+        stack.callback(sampler.stop)
+
+        def measure(server: Server, scenario: str, seconds: float) -> wrk.Result:
+            options = dict(
+                students=sizes.students,
+                courses=sizes.courses,
+                threads=args.threads,
+                connections=args.connections,
+                token=token,
+            )
+            if args.warmup > 0:
+                wrk.run(server.url, scenario, seed=next(seeds), seconds=args.warmup, **options)
+            result = wrk.run(server.url, scenario, seed=next(seeds), seconds=seconds, **options)
+            print(
+                f"  {scenario:<16} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
+                f"  p99 {_latency(result.p99)}",
+                flush=True,
+            )
+            return result
+
+        if args.soak:
+            print(f"soak: student-courses against the service for {args.soak_seconds:g} s")
+            sampler.sample()
+            rows = [Row("student-courses", "service", [])]
+            rows[0].results.append(measure(service, "student-courses", args.soak_seconds))
+            sampler.sample()
+            memory = [
+                f"service worker {pid}: {rss.first:.1f} MiB at start, "
+                f"{rss.peak:.1f} MiB max, {rss.last:.1f} MiB at the end"
+                for pid, rss in sampler.samples["service"].items()
+            ]
+            peak = max(rss.peak for rss in sampler.samples["service"].values())
+            verdict = "met" if peak < SOAK_TARGET_MIB else "NOT met"
+            memory.append(f"target < {SOAK_TARGET_MIB} MiB per worker: {verdict}")
+            report = OUT / "soak.md"
+        else:
+            assert reference is not None
+            duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
+            print(f"running {len(args.scenarios)} scenario(s), {duration}")
+            rows = []
+            for scenario in args.scenarios:
+                pair = [Row(scenario, "reference", []), Row(scenario, "service", [])]
+                for _ in range(args.rounds):
+                    pair[0].results.append(measure(reference, scenario, args.duration))
+                    pair[1].results.append(measure(service, scenario, args.duration))
+                rows += pair
+            sampler.sample()
+            memory = memory_lines(sampler)
+            report = OUT / "last.md"
+
+    cells = table(rows)
+    print()
+    print(text_table(cells))
+    print()
+    print("\n".join(memory))
+    facts = (
+        f"cpu_count {os.cpu_count()}; {args.workers} worker(s) per server, pool "
+        f"{math.ceil(args.connections / args.workers)} per worker; "
+        f"wrk -t{args.threads} -c{args.connections}; "
+        f"{args.soak_seconds if args.soak else args.duration:g} s per run after "
+        f"{args.warmup:g} s warm-up, {args.rounds} round(s), medians; "
+        f"PostgreSQL {version}; {sizes.describe()}"
+    )
+    report.write_text(
+        f"Benchmark of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}`\n\n"
+        f"{facts}\n\n{markdown_table(cells)}\n\n" + "".join(f"- {m}\n" for m in memory),
+        encoding="utf-8",
+    )
+    print(f"\nwritten to {report.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Running wrk with bench/scenarios.lua and reading its report."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SCRIPT = Path(__file__).with_name("scenarios.lua")
+SCENARIOS = ("student-courses", "enroll", "course-students", "healthz")
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = r"([\d.]+)(us|ms|s|m|h)"
+
+
+class WrkError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    requests_per_sec: float
+    p50: float  # seconds
+    p99: float
+    non_2xx: int
+    # connect, read, write, timeout
+    socket_errors: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(_DURATION, text)
+    if not match:
+        raise WrkError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def _search(pattern: str, output: str) -> re.Match[str] | None:
+    return re.search(pattern, output, re.MULTILINE)
+
+
+def parse(output: str) -> Result:
+    """Read wrk's text report (run with --latency); missing error lines mean zero errors."""
+    rate = _search(r"^Requests/sec:\s+([\d.]+)", output)
+    total = _search(r"^\s*(\d+) requests in", output)
+    p50 = _search(rf"^\s+50(?:\.0+)?%\s+{_DURATION}", output)
+    p99 = _search(rf"^\s+99(?:\.0+)?%\s+{_DURATION}", output)
+    if not (rate and total and p50 and p99):
+        raise WrkError(f"unexpected wrk output:\n{output}")
+    non_2xx = _search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = _search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return Result(
+        requests=int(total[1]),
+        requests_per_sec=float(rate[1]),
+        p50=float(p50[1]) * _UNITS[p50[2]],
+        p99=float(p99[1]) * _UNITS[p99[2]],
+        non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=(int(errors[1]), int(errors[2]), int(errors[3]), int(errors[4]))
+        if errors
+        else (0, 0, 0, 0),
+    )
+
+
+def run(
+    url: str,
+    scenario: str,
+    *,
+    students: int,
+    courses: int,
+    seed: int,
+    threads: int,
+    connections: int,
+    seconds: float,
+    token: str,
+) -> Result:
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        # Slow answers are measured as latency instead of counted as errors.
+        "--timeout",
+        "10s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "-s",
+        str(SCRIPT),
+        url,
+        "--",
+        scenario,
+        str(students),
+        str(courses),
+        str(seed),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    if done.returncode != 0:
+        raise WrkError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    return parse(done.stdout)
