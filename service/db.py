@@ -26,6 +26,7 @@ UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, statement timeout
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout: the database is busy
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
 )
