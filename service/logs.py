@@ -9,6 +9,7 @@ from contextvars import ContextVar
 
 import orjson
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 from .keys import REQUEST_ID, TOKEN_NAME
@@ -39,17 +40,41 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class QuietProtocolErrors(logging.Filter):
+    """Malformed HTTP is the client's fault: one warning line, no traceback.
+
+    aiohttp logs every request its parser rejects at ERROR with a traceback;
+    a scanner could fill the logs that way.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc.message}"
+            record.args = ()
+            record.exc_info = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietProtocolErrors) for f in server_log.filters):
+        server_log.addFilter(QuietProtocolErrors())
 
 
 def route_of(request: BaseRequest) -> str:
     """The route template (/students/{student_id}), never the raw path."""
-    match_info = getattr(request, "match_info", None)
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):
+        # A request the HTTP parser refused never reached the router.
+        match_info = None
     resource = match_info.route.resource if match_info is not None else None
     return resource.canonical if resource is not None else "unmatched"
 

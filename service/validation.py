@@ -28,6 +28,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_NOT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -99,6 +100,11 @@ def text(low: int, high: int) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise _Bad("must be a string")
+        # Tab, CR and LF may surround a value and are trimmed; other control
+        # characters are refused wherever they are (str.strip would drop
+        # U+001C..U+001F silently).
+        if _CONTROL_NOT_SPACE.search(value):
+            raise _Bad("must not contain control characters")
         value = value.strip()
         _plain(value)
         if not low <= len(value) <= high:

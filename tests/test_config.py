@@ -1,0 +1,295 @@
+"""Settings from the environment, and how the CLI refuses to start on bad ones."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.config import Config, ConfigError, Token
+from service.embedded import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRET = "s3cret-Value-0123456789"  # long enough to be accepted
+OTHER_SECRET = "another-Secret-9876543210"
+
+
+def test_defaults():
+    config = Config.from_env({})
+
+    assert config.database_url is None
+    assert config.host == "127.0.0.1"
+    assert config.port == 8080
+    assert config.workers >= 1
+    assert config.pool_min_size == 2
+    assert config.pool_max_size == 32
+    assert config.connect_timeout == 5.0
+    assert config.acquire_timeout == 5.0
+    assert config.statement_timeout == 5.0
+    assert config.tokens == ()
+    assert config.log_level == "INFO"
+    assert config.access_log is True
+
+
+def test_empty_values_mean_the_default():
+    env = {"PORT": "", "DATABASE_URL": "", "LOG_LEVEL": " ", "ACCESS_LOG": ""}
+
+    assert Config.from_env(env) == Config.from_env({})
+
+
+def test_values_are_read():
+    config = Config.from_env(
+        {
+            "DATABASE_URL": "postgresql://app@db:5432/enrollment",
+            "HOST": "0.0.0.0",
+            "PORT": " 9000 ",
+            "WEB_CONCURRENCY": "3",
+            "DB_POOL_MIN_SIZE": "4",
+            "DB_POOL_MAX_SIZE": "4",
+            "DB_CONNECT_TIMEOUT": "2.5",
+            "LOG_LEVEL": "debug",
+            "ACCESS_LOG": "off",
+        }
+    )
+
+    assert config.database_url == "postgresql://app@db:5432/enrollment"
+    assert config.host == "0.0.0.0"
+    assert config.port == 9000
+    assert config.workers == 3
+    assert (config.pool_min_size, config.pool_max_size) == (4, 4)
+    assert config.connect_timeout == 2.5
+    assert config.log_level == "DEBUG"
+    assert config.access_log is False
+
+
+def test_config_is_frozen():
+    config = Config.from_env({})
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"PORT": "abc"}, "PORT"),  # not a number
+        ({"PORT": "70000"}, "PORT"),  # above 65535
+        ({"PORT": "-1"}, "PORT"),  # negative
+        ({"PORT": "80.5"}, "PORT"),  # not an integer
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),  # no workers at all
+        ({"DB_POOL_MAX_SIZE": "0"}, "DB_POOL_MAX_SIZE"),  # a pool that can never connect
+        ({"DB_POOL_MIN_SIZE": "10", "DB_POOL_MAX_SIZE": "5"}, "DB_POOL_MIN_SIZE"),  # min > max
+        ({"DB_POOL_MIN_SIZE": "33"}, "DB_POOL_MIN_SIZE"),  # min above the default max
+        ({"DB_CONNECT_TIMEOUT": "0"}, "DB_CONNECT_TIMEOUT"),  # zero would never connect
+        ({"DB_CONNECT_TIMEOUT": "-1"}, "DB_CONNECT_TIMEOUT"),  # negative
+        ({"DB_CONNECT_TIMEOUT": "soon"}, "DB_CONNECT_TIMEOUT"),  # not a number
+        ({"DB_STATEMENT_TIMEOUT": "nan"}, "DB_STATEMENT_TIMEOUT"),  # NaN compares false
+        ({"DB_ACQUIRE_TIMEOUT": "inf"}, "DB_ACQUIRE_TIMEOUT"),  # unbounded
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),  # not a level
+        ({"ACCESS_LOG": "maybe"}, "ACCESS_LOG"),  # not a boolean
+    ],
+)
+def test_bad_value_raises_config_error_naming_the_variable(env, variable):
+    with pytest.raises(ConfigError) as error:
+        Config.from_env(env)
+
+    assert variable in str(error.value)
+
+
+def test_config_error_is_a_value_error():
+    # Callers that only know ValueError still catch it.
+    with pytest.raises(ValueError, match="PORT"):
+        Config.from_env({"PORT": "abc"})
+
+
+# -- API tokens -------------------------------------------------------------------
+
+
+def test_tokens_are_parsed():
+    config = Config.from_env(
+        {"API_TOKENS": f"ci:read:{SECRET}, admin:write:{OTHER_SECRET}\nlate:read:{SECRET}x"}
+    )
+
+    assert config.tokens == (
+        Token(name="ci", scope="read", secret=SECRET),
+        Token(name="admin", scope="write", secret=OTHER_SECRET),
+        Token(name="late", scope="read", secret=SECRET + "x"),
+    )
+
+
+def test_secret_may_contain_colons():
+    config = Config.from_env({"API_TOKENS": f"ci:read:{SECRET}:with:colons"})
+
+    assert config.tokens[0].secret == f"{SECRET}:with:colons"
+
+
+def test_secrets_do_not_show_in_repr():
+    config = Config.from_env({"API_TOKENS": f"ci:read:{SECRET}"})
+
+    assert SECRET not in repr(config)
+    assert SECRET not in repr(config.tokens[0])
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        f"ci:admin:{SECRET}",  # scope is neither read nor write
+        f"ci:READ:{SECRET}",  # scopes are lower case
+        f"ci:{SECRET}",  # scope missing
+        f":read:{SECRET}",  # name missing
+        "ci:read:",  # secret missing
+        f"ci:read:{SECRET[:15]}",  # secret of 15 characters, too short to guess-proof
+        f"ci:read:{SECRET},ci:write:{OTHER_SECRET}",  # the same name twice
+        SECRET,  # a bare secret
+    ],
+)
+def test_bad_token_entry_is_rejected_without_showing_the_secret(entry):
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"API_TOKENS": entry})
+
+    message = str(error.value)
+    assert "API_TOKENS" in message
+    for secret in (SECRET, SECRET[:15], OTHER_SECRET):
+        assert secret not in message
+    assert SECRET[:8] not in message  # not even a prefix
+
+
+def test_secret_of_16_characters_is_accepted():
+    config = Config.from_env({"API_TOKENS": f"ci:read:{SECRET[:16]}"})
+
+    assert config.tokens[0].secret == SECRET[:16]
+
+
+def test_tokens_file_is_read(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(
+        f"# one token per line\n\nci:read:{SECRET}\n  ops:write:{OTHER_SECRET}  \n",
+        encoding="utf-8",
+    )
+
+    config = Config.from_env({"API_TOKENS_FILE": str(tokens), "API_TOKENS": f"env:read:{SECRET}"})
+
+    assert {(t.name, t.scope, t.secret) for t in config.tokens} == {
+        ("env", "read", SECRET),
+        ("ci", "read", SECRET),
+        ("ops", "write", OTHER_SECRET),
+    }
+
+
+def test_bad_entry_in_tokens_file_names_the_file_not_the_secret(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ci:read:{SECRET}\nops:root:{OTHER_SECRET}\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"API_TOKENS_FILE": str(tokens)})
+
+    assert "API_TOKENS_FILE" in str(error.value)
+    assert OTHER_SECRET not in str(error.value)
+    assert SECRET not in str(error.value)
+
+
+def test_missing_tokens_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="API_TOKENS_FILE"):
+        Config.from_env({"API_TOKENS_FILE": str(tmp_path / "absent")})
+
+
+# -- the command line refuses to start -------------------------------------------------
+
+
+def _clean_env(**settings: str) -> dict[str, str]:
+    """The test's environment without any service setting, plus `settings`."""
+    ours = {
+        "DATABASE_URL",
+        "API_TOKENS",
+        "API_TOKENS_FILE",
+        "REQUIRE_TOKENS",
+        "PORT",
+        "HOST",
+        "LOG_LEVEL",
+        "WEB_CONCURRENCY",
+    }
+    env = {k: v for k, v in os.environ.items() if k not in ours and not k.startswith("DB_")}
+    return {**env, "PORT": str(free_port()), "WEB_CONCURRENCY": "1", **settings}
+
+
+async def _serve(env: dict[str, str]) -> tuple[int, str]:
+    """Run `python -m service serve`; return its exit code and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail("the service started instead of refusing to")
+    return process.returncode, stderr.decode()
+
+
+def _one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+async def test_cli_exits_when_the_database_port_is_closed():
+    port = free_port()
+    env = _clean_env(
+        DATABASE_URL=f"postgresql://x:hunter2-password@127.0.0.1:{port}/x", DB_CONNECT_TIMEOUT="2"
+    )
+
+    code, stderr = await _serve(env)
+
+    assert code == 2
+    line = _one_line(stderr)
+    assert "cannot connect" in line
+    assert f"127.0.0.1:{port}" in line
+    assert "hunter2-password" not in stderr
+
+
+async def test_cli_exits_when_the_database_is_not_migrated(empty_database):
+    code, stderr = await _serve(_clean_env(DATABASE_URL=empty_database, DB_CONNECT_TIMEOUT="5"))
+
+    assert code == 2
+    line = _one_line(stderr)
+    assert "migrat" in line  # tells the operator what to do
+    assert "students" in line  # and what is missing
+
+
+@pytest.mark.parametrize(
+    ("settings", "variable"),
+    [
+        ({"PORT": "abc"}, "PORT"),  # an unusable setting
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),  # another one
+        ({"API_TOKENS": f"ci:root:{SECRET}"}, "API_TOKENS"),  # a bad token, kept secret
+    ],
+)
+async def test_cli_exits_on_a_bad_setting(settings, variable):
+    env = _clean_env(DATABASE_URL="postgresql://x@127.0.0.1:1/x")
+
+    code, stderr = await _serve({**env, **settings})
+
+    assert code == 2
+    line = _one_line(stderr)
+    assert variable in line
+    assert SECRET not in stderr
+
+
+async def test_cli_exits_without_database_url():
+    code, stderr = await _serve(_clean_env())
+
+    assert code == 2
+    assert "DATABASE_URL" in _one_line(stderr)
