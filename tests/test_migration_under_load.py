@@ -1,0 +1,382 @@
+"""Migrations 0002 and 0003 on 100,000 students and courses while the service keeps working.
+
+test_database_migrations.py covers each migration on a few thousand rows and
+the lock timeout against one idle open transaction. Here the tables are at
+production scale and a steady load of the service's own statements runs on
+them (reads, inserts, renames) while the migrations apply, so what is checked
+is what production would feel: no existing row changes, no statement waits
+longer than the migrations' lock_timeout, and a migration stuck behind a long
+transaction gives up instead of queueing every writer behind it for good.
+
+yoyo is synchronous: migrations run in a worker thread while the event loop
+drives the traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import psycopg
+
+from bench import dataset
+from service import migrations
+from service.sql import QUERIES
+
+FIRST = "0001_students_and_courses"
+ENROLLMENTS = "0002_student_courses"
+CAPACITY = "0003_course_capacity"
+
+ROWS = 100_000  # students, and as many courses, before the migrations
+SIZES = dataset.Sizes(students=ROWS, courses=ROWS, per_student=0)
+# Every RESERVED-th old student and course is the writers' to rename; every
+# other old row must come out of the migrations byte for byte.
+RESERVED = 100
+READERS = 2
+WRITERS = 2
+# `set local lock_timeout = '5s'` in every migration file.
+LOCK_TIMEOUT = 5.0
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+async def apply(dsn: str, target: str | None = None) -> list[str]:
+    return await asyncio.to_thread(migrations.apply, dsn, target=target)
+
+
+async def rollback(dsn: str, count: int = 1) -> list[str]:
+    return await asyncio.to_thread(migrations.rollback, dsn, count=count)
+
+
+async def applied(dsn: str) -> list[str]:
+    return await asyncio.to_thread(migrations.applied, dsn)
+
+
+@asynccontextmanager
+async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def load(dsn: str) -> None:
+    """ROWS students and ROWS courses by COPY, ids 1..ROWS, sequences past them."""
+    async with connected(dsn) as conn, conn.transaction():
+        await conn.copy_records_to_table(
+            "students", records=dataset.students(SIZES), columns=["id", "name", "email"]
+        )
+        await conn.copy_records_to_table(
+            "courses", records=dataset.courses(SIZES), columns=["id", "code", "title"]
+        )
+        await conn.execute(
+            "select setval(pg_get_serial_sequence('students', 'id'), $1),"
+            " setval(pg_get_serial_sequence('courses', 'id'), $1)",
+            ROWS,
+        )
+
+
+async def state(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Everything the traffic may or may not have changed, in exact terms."""
+    old = dict(
+        await conn.fetchrow(
+            """
+            select
+                (select count(*) from students where id <= $1) as students,
+                (select count(*) from courses where id <= $1) as courses,
+                -- the server's text of every column of every row nobody writes to
+                (select md5(string_agg(s::text, ',' order by s.id)) from students s
+                  where s.id <= $1 and s.id % $2 <> 0) as untouched_students,
+                (select md5(string_agg(c::text, ',' order by c.id)) from courses c
+                  where c.id <= $1 and c.id % $2 <> 0) as untouched_courses,
+                -- the renamed rows, but for the column the writers change
+                (select md5(string_agg((s.id, s.email, s.created_at)::text, ',' order by s.id))
+                  from students s where s.id <= $1 and s.id % $2 = 0) as renamed_students,
+                (select md5(string_agg((c.id, c.code, c.capacity, c.created_at)::text, ','
+                                       order by c.id))
+                  from courses c where c.id <= $1 and c.id % $2 = 0) as renamed_courses
+            """,
+            ROWS,
+            RESERVED,
+        )
+    )
+    rows = {
+        "names": ("select id, name from students where id <= $1 and id % $2 = 0", RESERVED),
+        "titles": ("select id, title from courses where id <= $1 and id % $2 = 0", RESERVED),
+        "new_students": ("select id, email from students where id > $1",),
+        "new_courses": ("select id, code from courses where id > $1",),
+    }
+    for key, (sql, *args) in rows.items():
+        old[key] = {r[0]: r[1] for r in await conn.fetch(sql, ROWS, *args)}
+    return old
+
+
+@dataclass
+class Traffic:
+    """The service's own statements in a loop, each one timed."""
+
+    dsn: str
+    # (kind, what, started, finished) on the time.perf_counter() clock
+    timings: list[tuple[str, str, float, float]] = field(default_factory=list)
+    # What the writers committed: the state() of the database must match it.
+    names: dict[int, str] = field(default_factory=dict)
+    titles: dict[int, str] = field(default_factory=dict)
+    new_students: dict[int, str] = field(default_factory=dict)
+    new_courses: dict[int, str] = field(default_factory=dict)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def timed(self, kind: str, what: str, call: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        result = await call(*args)
+        self.timings.append((kind, what, started, time.perf_counter()))
+        return result
+
+    async def reader(self, conn: asyncpg.Connection, number: int) -> None:
+        rng = random.Random(number)
+        while not self.stop.is_set():
+            await self.timed(
+                "read",
+                "get_student",
+                conn.fetchrow,
+                QUERIES.students.get_student,
+                rng.randint(1, ROWS),
+            )
+            await self.timed(
+                "read",
+                "list_courses",
+                conn.fetch,
+                QUERIES.courses.list_courses,
+                rng.randint(0, ROWS),
+                51,
+            )
+            await asyncio.sleep(0.002)
+
+    async def writer(self, conn: asyncpg.Connection, number: int) -> None:
+        rng = random.Random(1000 + number)
+        # Each writer renames its own share of the reserved rows, so the last
+        # name it wrote is the one stored.
+        mine = [i for i in range(RESERVED, ROWS + 1, RESERVED) if i // RESERVED % WRITERS == number]
+        step = 0
+        while not self.stop.is_set():
+            step += 1
+            tag = f"{number}-{step}"
+            row = await self.timed(
+                "write",
+                "create_student",
+                conn.fetchrow,
+                QUERIES.students.create_student,
+                f"Load {tag}",
+                f"load-{tag}@example.org",
+            )
+            self.new_students[row["id"]] = row["email"]
+            student = rng.choice(mine)
+            await self.timed(
+                "write",
+                "update_student",
+                conn.fetchrow,
+                QUERIES.students.update_student,
+                student,
+                f"Renamed {tag}",
+                None,
+            )
+            self.names[student] = f"Renamed {tag}"
+            row = await self.timed(
+                "write",
+                "create_course",
+                conn.fetchrow,
+                QUERIES.courses.create_course,
+                f"L{tag}",
+                "Load",
+                None,
+            )
+            self.new_courses[row["id"]] = row["code"]
+            course = rng.choice(mine)
+            await self.timed(
+                "write",
+                "update_course",
+                conn.fetchrow,
+                QUERIES.courses.update_course,
+                course,
+                None,
+                f"Retitled {tag}",
+                False,
+                None,
+            )
+            self.titles[course] = f"Retitled {tag}"
+            await asyncio.sleep(0.002)
+
+    def expected(self, before: dict[str, Any]) -> dict[str, Any]:
+        """The state() that `before` plus the committed writes make."""
+        return {
+            **before,
+            "names": {**before["names"], **self.names},
+            "titles": {**before["titles"], **self.titles},
+            "new_students": {**before["new_students"], **self.new_students},
+            "new_courses": {**before["new_courses"], **self.new_courses},
+        }
+
+    def during(self, kind: str, start: float, end: float) -> list[float]:
+        """Latencies of the statements of `kind` in flight at some point in [start, end]."""
+        return [
+            finished - started
+            for k, _, started, finished in self.timings
+            if k == kind and started < end and finished > start
+        ]
+
+    def worst(self, kind: str) -> tuple[float, str]:
+        return max((f - s, what) for k, what, s, f in self.timings if k == kind)
+
+    def report(self) -> str:
+        parts = []
+        for kind in ("read", "write"):
+            count = sum(1 for k, *_ in self.timings if k == kind)
+            latency, what = self.worst(kind)
+            parts.append(f"{count} {kind}s, slowest {latency * 1000:.0f} ms ({what})")
+        return "; ".join(parts)
+
+
+@asynccontextmanager
+async def traffic(dsn: str) -> AsyncIterator[Traffic]:
+    """READERS + WRITERS connections busy until the block ends; their errors are raised."""
+    flow = Traffic(dsn)
+    conns = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(READERS + WRITERS)))
+    tasks = [
+        asyncio.create_task(flow.reader(conn, n)) for n, conn in enumerate(conns[:READERS])
+    ] + [asyncio.create_task(flow.writer(conn, n)) for n, conn in enumerate(conns[READERS:])]
+    try:
+        yield flow
+    finally:
+        flow.stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(conn.close() for conn in conns))
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert not failures, f"the traffic failed: {failures!r}"
+    assert flow.new_students and flow.names, "the traffic wrote nothing"
+
+
+async def timed_apply(dsn: str, target: str) -> tuple[list[str], float, float]:
+    started = time.perf_counter()
+    ids = await apply(dsn, target=target)
+    return ids, started, time.perf_counter()
+
+
+# --- tests -------------------------------------------------------------------
+
+
+async def test_migrations_apply_under_traffic_and_leave_every_old_row_as_it_was(empty_database):
+    dsn = empty_database
+    assert await apply(dsn, target=FIRST) == [FIRST]
+    await load(dsn)
+    async with connected(dsn) as conn:
+        before = await state(conn)
+    assert (before["students"], before["courses"]) == (ROWS, ROWS)
+    assert len(before["names"]) == len(before["titles"]) == ROWS // RESERVED
+
+    async with traffic(dsn) as flow:
+        await asyncio.sleep(0.3)  # every connection busy before the first lock is asked for
+        windows = {}
+        for migration in (ENROLLMENTS, CAPACITY):
+            ids, started, finished = await timed_apply(dsn, migration)
+            assert ids == [migration]
+            windows[migration] = (started, finished)
+        await asyncio.sleep(0.3)
+    print(
+        f"\n{flow.report()}; migrations took",
+        {m: f"{e - s:.2f} s" for m, (s, e) in windows.items()},
+    )
+
+    # The traffic really overlapped each migration, reading and writing.
+    for migration, (started, finished) in windows.items():
+        assert flow.during("read", started, finished), f"no read while {migration} ran"
+        assert flow.during("write", started, finished), f"no write while {migration} ran"
+    # The foreign keys and triggers lock students and courses only briefly:
+    # nobody waited anywhere near the lock_timeout.
+    for kind in ("read", "write"):
+        latency, what = flow.worst(kind)
+        assert latency < LOCK_TIMEOUT, f"a {what} waited {latency:.2f} s: {flow.report()}"
+
+    assert await applied(dsn) == [FIRST, ENROLLMENTS, CAPACITY]
+    expected = flow.expected(before)
+    async with connected(dsn) as conn:
+        assert await state(conn) == expected
+
+    # Back to 0001 and forward again, with all that data: still the same rows.
+    assert await rollback(dsn, count=2) == [CAPACITY, ENROLLMENTS]
+    async with connected(dsn) as conn:
+        assert await conn.fetchval("select to_regclass('student_courses')") is None
+        assert await state(conn) == expected
+    assert await apply(dsn) == [ENROLLMENTS, CAPACITY]
+    async with connected(dsn) as conn:
+        assert await state(conn) == expected
+
+        # Old and new rows alike take part in enrollments.
+        new_student, new_course = max(flow.new_students), max(flow.new_courses)
+        pairs = [(1, 1), (ROWS, ROWS), (new_student, 1), (1, new_course)]
+        await conn.executemany(
+            "insert into student_courses (student_id, course_id) values ($1, $2)", pairs
+        )
+        rows = await conn.fetch(
+            "select student_id, course_id from student_courses order by student_id, course_id"
+        )
+        assert [tuple(r) for r in rows] == sorted(pairs)
+
+
+async def test_a_migration_behind_a_long_transaction_holds_up_writers_only_until_its_lock_timeout(
+    empty_database,
+):
+    dsn = empty_database
+    assert await apply(dsn, target=FIRST) == [FIRST]
+    await load(dsn)
+    async with connected(dsn) as conn:
+        before = await state(conn)
+
+    async with connected(dsn) as holder, traffic(dsn) as flow:
+        await asyncio.sleep(0.3)
+        # A long write transaction on students (a batch job, a forgotten session):
+        # the foreign key of 0002 needs SHARE ROW EXCLUSIVE on students and waits
+        # for it, and every writer arriving after the migration queues behind it.
+        busy = holder.transaction()
+        await busy.start()
+        await holder.execute("lock table students in row exclusive mode")
+        started = time.perf_counter()
+        attempt = asyncio.create_task(apply(dsn, target=ENROLLMENTS))
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=LOCK_TIMEOUT + 10)
+        finally:
+            await busy.rollback()
+        finished = time.perf_counter()
+        assert attempt in done, "the migration waited for the lock beyond its lock_timeout"
+        error = attempt.exception()
+        assert isinstance(error, psycopg.Error), repr(error)
+        assert error.sqlstate == "55P03", repr(error)  # lock_not_available
+        await asyncio.sleep(0.3)  # the queued writers go on once the migration gave up
+    print(f"\n{flow.report()}; the failed attempt took {finished - started:.2f} s")
+
+    writes = flow.during("write", started, finished)
+    reads = flow.during("read", started, finished)
+    # The writers did queue behind the waiting migration (else this test proves
+    # nothing), and no longer than its lock_timeout, plus time to get going again.
+    assert max(writes) > 1.0, f"no writer waited for the migration: {flow.report()}"
+    assert max(writes) < LOCK_TIMEOUT + 2.0, flow.report()
+    # SHARE ROW EXCLUSIVE lets reads through, even queued: readers never stalled.
+    assert len(reads) > 20, f"reads stopped while the migration waited: {flow.report()}"
+    assert max(reads) < LOCK_TIMEOUT / 2, flow.report()
+
+    # Nothing of the failed attempt remains; the writers' work is all there.
+    assert await applied(dsn) == [FIRST]
+    async with connected(dsn) as conn:
+        assert await conn.fetchval("select to_regclass('student_courses')") is None
+        assert await state(conn) == flow.expected(before)
+
+    # With the long transaction gone, the same migration goes through.
+    assert await apply(dsn) == [ENROLLMENTS, CAPACITY]
+    async with connected(dsn) as conn:
+        assert await state(conn) == flow.expected(before)

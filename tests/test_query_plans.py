@@ -1,0 +1,278 @@
+"""Every named query in sql/ reaches students, courses and student_courses through an index.
+
+A sequential scan is invisible on the few rows of a functional test and
+turns into a full read of the table per request in production. So the
+queries are EXPLAINed on a database big enough for the planner to care:
+20,000 students, 5,000 courses and 100,000 enrollments, analyzed.
+
+asyncpg prepares every statement; after five executions PostgreSQL may
+switch a prepared statement to a generic plan, made without knowing the
+parameters. Both plans are checked: `PREPARE`, then `EXPLAIN EXECUTE` with
+plan_cache_mode forcing a custom and then a generic plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bench import dataset
+from service.sql import QUERIES
+
+# Big enough that a sequential scan costs more than an index for one row or one
+# page. A small catalog is not: up to about 1,000 courses (at 5 enrollments per
+# student) the planner rightly joins list_student_courses' five rows to courses
+# by hashing the whole table, a few pages, instead of five index lookups.
+SIZES = dataset.Sizes(students=20_000, courses=5_000, per_student=5)
+WATCHED = {"students", "courses", "student_courses"}
+PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
+
+# "<file>.<name>" of every named query in sql/, found by the loader: a new query is covered.
+NAMED = sorted(
+    f"{file}.{name}" for file, queries in vars(QUERIES).items() for name in vars(queries)
+)
+
+# Realistic arguments for each named query, in the data loaded below (ids
+# 1..20,000 and 1..5,000, five courses per student). A query missing here
+# fails test_every_named_query_has_example_arguments: add it when you add the query.
+EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
+    "students.get_student": (4_242,),
+    "students.list_students": (9_000, 51),  # a page in the middle; the handler asks limit + 1
+    "students.create_student": ("Ada Lovelace", "ada@example.org"),
+    "students.update_student": (4_242, "Ada King", None),
+    "students.delete_student": (4_242,),
+    "courses.get_course": (42,),
+    "courses.list_courses": (200, 51),
+    "courses.create_course": ("CS-101", "Algorithms", 30),
+    "courses.update_course": (42, None, "Advanced Algorithms", True, 400),
+    "courses.delete_course": (42,),
+    "enrollments.enroll": (4_242, 42),
+    "enrollments.get_enrollment": (4_242, 42),
+    "enrollments.list_student_courses": (4_242, 0, 51),
+    "enrollments.list_course_students": (42, 9_000, 51),
+    "enrollments.delete_enrollment": (4_242, 42),
+    "health.ping": (),
+    "health.missing_tables": (["students", "courses", "student_courses"],),
+}
+
+# What the database runs for us and EXPLAIN of the named query does not show:
+# the statements of the capacity triggers (0003) as PL/pgSQL prepares them, and
+# those of the foreign keys' triggers (0002), which check every new enrollment
+# and cascade every delete.
+IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
+    # student_courses_check_capacity: lock the course row
+    "capacity trigger: lock the course": (
+        "select capacity from courses where id = $1 for no key update",
+        (42,),
+    ),
+    # student_courses_check_capacity: a missing student is the foreign key's to report
+    "capacity trigger: the student exists": (
+        "select not exists (select 1 from students where id = $1)",
+        (4_242,),
+    ),
+    # student_courses_check_capacity: a repeated enrollment is not a new seat
+    "capacity trigger: already enrolled": (
+        "select exists (select 1 from student_courses where student_id = $1 and course_id = $2)",
+        (4_242, 42),
+    ),
+    # student_courses_check_capacity and courses_check_capacity: seats taken
+    "capacity trigger: count the enrollments": (
+        "select (select count(*) from student_courses where course_id = $1) >= $2",
+        (42, 400),
+    ),
+    # the foreign keys' check of a new enrollment, on each side
+    "foreign key: the student exists": (
+        "select 1 from only students x where id = $1 for key share of x",
+        (4_242,),
+    ),
+    "foreign key: the course exists": (
+        "select 1 from only courses x where id = $1 for key share of x",
+        (42,),
+    ),
+    # ON DELETE CASCADE from students and from courses
+    "cascade: a student's enrollments": (
+        "delete from only student_courses where student_id = $1",
+        (4_242,),
+    ),
+    "cascade: a course's enrollments": (
+        "delete from only student_courses where course_id = $1",
+        (42,),
+    ),
+}
+
+
+async def load(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        # Consistent by construction: skip the foreign key checks and the
+        # capacity trigger, which would run once per row (the test database's
+        # owner is a superuser on the embedded server).
+        await conn.execute("set session_replication_role = replica")
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "students", records=dataset.students(SIZES), columns=["id", "name", "email"]
+            )
+            await conn.copy_records_to_table(
+                "courses", records=dataset.courses(SIZES), columns=["id", "code", "title"]
+            )
+            await conn.copy_records_to_table(
+                "student_courses",
+                records=dataset.enrollments(SIZES),
+                columns=["student_id", "course_id"],
+            )
+            await conn.execute(
+                "select setval(pg_get_serial_sequence('students', 'id'), $1),"
+                " setval(pg_get_serial_sequence('courses', 'id'), $2)",
+                SIZES.students,
+                SIZES.courses,
+            )
+        await conn.execute("analyze students, courses, student_courses")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def loaded_database(pg_server, template_db) -> Iterator[str]:
+    """A migrated database with SIZES rows, shared by the read-only EXPLAINs of this module.
+
+    Nothing here executes a statement that writes: every EXPLAIN runs in a
+    transaction that is rolled back, and plain EXPLAIN does not execute.
+    """
+    name = f"enrollment_plans_{uuid.uuid4().hex[:8]}"
+    url = pg_server.url_for(name)
+
+    async def run(sql: str) -> None:
+        admin = await asyncpg.connect(pg_server.admin_url)
+        try:
+            await admin.execute(sql)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f'create database "{name}" template "{template_db}"'))
+    try:
+        asyncio.run(load(url))
+        yield url
+    finally:
+        asyncio.run(run(f'drop database if exists "{name}" with (force)'))
+
+
+def literal(value: Any) -> str:
+    """A constant for EXECUTE's argument list; the prepared statement gives it its type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        value = "{" + ",".join(value) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def render(plan: dict[str, Any], depth: int = 0) -> str:
+    """The plan as an indented tree, for the failure message."""
+    line = "  " * depth + plan["Node Type"]
+    if "Relation Name" in plan:
+        line += f" on {plan['Relation Name']}"
+    if "Index Name" in plan:
+        line += f" using {plan['Index Name']}"
+    details = [f"{key}: {plan[key]}" for key in ("Index Cond", "Filter") if key in plan]
+    line += f"  (rows={plan['Plan Rows']})" + "".join(f"  [{d}]" for d in details)
+    return "\n".join([line, *(render(child, depth + 1) for child in plan.get("Plans", []))])
+
+
+async def seq_scans(url: str, sql: str, args: tuple[Any, ...]) -> list[str]:
+    """One complaint per plan mode whose plan reads a watched table sequentially."""
+    complaints = []
+    conn = await asyncpg.connect(url)
+    try:
+        for mode in PLAN_MODES:
+            # Rolled back whatever happens: the writing statements must leave no trace
+            # should an EXPLAIN option ever make them run.
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                await conn.execute(f"set local plan_cache_mode = {mode}")
+                await conn.execute("prepare plan_probe as " + sql)
+                arguments = ", ".join(literal(a) for a in args)
+                execute = f"execute plan_probe({arguments})" if args else "execute plan_probe"
+                [result] = json.loads(await conn.fetchval("explain (format json) " + execute))
+                await conn.execute("deallocate plan_probe")
+            finally:
+                await tx.rollback()
+            plan = result["Plan"]
+            scanned = sorted(
+                {
+                    node["Relation Name"]
+                    for node in nodes(plan)
+                    if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in WATCHED
+                }
+            )
+            if scanned:
+                complaints.append(
+                    f"{mode}: Seq Scan on {', '.join(scanned)}\n{render(plan)}\n"
+                    f"-- arguments: {args!r}\n{sql}"
+                )
+    finally:
+        await conn.close()
+    return complaints
+
+
+def test_every_named_query_has_example_arguments():
+    missing = sorted(set(NAMED) - set(EXAMPLE_ARGS))
+    stale = sorted(set(EXAMPLE_ARGS) - set(NAMED))
+    assert not missing, f"add example arguments for {missing} to EXAMPLE_ARGS"
+    assert not stale, f"EXAMPLE_ARGS names queries that sql/ no longer has: {stale}"
+
+
+@pytest.mark.parametrize("qualified", NAMED)
+async def test_named_query_uses_indexes(loaded_database, qualified):
+    file, name = qualified.split(".")
+    sql = getattr(getattr(QUERIES, file), name)
+    assert qualified in EXAMPLE_ARGS, f"no example arguments for {qualified}"
+
+    complaints = await seq_scans(loaded_database, sql, EXAMPLE_ARGS[qualified])
+
+    assert not complaints, f"{qualified} reads a whole table:\n\n" + "\n\n".join(complaints)
+
+
+@pytest.mark.parametrize("label", list(IMPLICIT))
+async def test_statements_run_by_triggers_use_indexes(loaded_database, label):
+    sql, args = IMPLICIT[label]
+
+    complaints = await seq_scans(loaded_database, sql, args)
+
+    assert not complaints, f"{label} reads a whole table:\n\n" + "\n\n".join(complaints)
+
+
+async def test_the_loaded_data_is_what_the_plans_were_judged_on(loaded_database):
+    # A load that silently failed would make every plan above trivially cheap.
+    conn = await asyncpg.connect(loaded_database)
+    try:
+        row = await conn.fetchrow(
+            "select (select count(*) from students) as students,"
+            " (select count(*) from courses) as courses,"
+            " (select count(*) from student_courses) as enrollments,"
+            " (select reltuples::bigint from pg_class"
+            "  where oid = 'student_courses'::regclass) as estimated"
+        )
+    finally:
+        await conn.close()
+    assert dict(row) == {
+        "students": SIZES.students,
+        "courses": SIZES.courses,
+        "enrollments": SIZES.enrollments,
+        "estimated": SIZES.enrollments,  # ANALYZE ran
+    }
