@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
 
 from .config import Config
-from .keys import CONFIG, METRICS, POOL
+from .keys import CONFIG, LENDER, METRICS, POOL
+from .lending import Lender, Loan
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
         async with pool.acquire() as conn:
             await check_schema(conn)
         app[POOL] = pool
+        app[LENDER] = Lender(pool, config.pool_max_size, config.acquire_timeout)
         yield
     finally:
         try:
@@ -104,25 +105,22 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
             pool.terminate()
 
 
-@asynccontextmanager
-async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection for one request, waiting at most DB_ACQUIRE_TIMEOUT."""
-    app = request.app
-    async with app[POOL].acquire(timeout=app[CONFIG].acquire_timeout) as conn:
-        yield conn
+def connection(request: web.Request) -> Loan:
+    """A pooled connection for one request: `async with connection(request) as conn`."""
+    return Loan(request.app[LENDER])
 
 
 async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
-    """Refresh the pool gauges every second (a scrape may land on any worker)."""
+    """Refresh the sampled gauges every second (a scrape may land on any worker)."""
     metrics = app[METRICS]
 
     async def sample() -> None:
         while True:
-            pool = app.get(POOL)
-            if pool is not None:
-                size = pool.get_size()
-                metrics.pool_size.set(size)
-                metrics.pool_in_use.set(size - pool.get_idle_size())
+            metrics.flush()
+            metrics.in_flight.set(metrics.requests_in_flight)
+            if (lender := app.get(LENDER)) is not None:
+                metrics.pool_size.set(lender.pool.get_size())
+                metrics.pool_in_use.set(min(lender.lent, lender.size))
             await asyncio.sleep(1)
 
     task = asyncio.create_task(sample())

@@ -6,11 +6,13 @@ import asyncpg
 from aiohttp import web
 
 from .config import Config
+from .lending import Lender
 from .metrics import Metrics
 from .tokens import TokenTable
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
+LENDER = web.AppKey("lender", Lender)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)

@@ -69,8 +69,42 @@ class Metrics:
         )
         for outcome in ENROLLMENT_OUTCOMES:
             self.enrollments.labels(outcome)
+        # labels() takes a lock and builds a key on every call; the set of
+        # (method, route, status) is small and fixed, so keep the children.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._unflushed: dict[tuple[str, str, int], int] = {}
+        # Counted in a plain int per request; the gauge is set from it by the
+        # sampler every second (see db.pool_metrics), like the pool gauges.
+        self.requests_in_flight = 0
+
+    def started(self) -> None:
+        self.requests_in_flight += 1
+
+    def finished(self) -> None:
+        self.requests_in_flight -= 1
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = self.requests.labels(*labels), self.latency.labels(*labels)
+            self._children[key] = children
+            self._unflushed[key] = 0
+        # Counted in a plain int and added to the counter by flush(), which
+        # runs every second and before every scrape; the histogram is exact.
+        self._unflushed[key] += 1
+        children[1].observe(seconds)
+
+    def flush(self) -> None:
+        unflushed = self._unflushed
+        for key, count in unflushed.items():
+            if count:
+                self._children[key][0].inc(count)
+                unflushed[key] = 0
 
     def render(self) -> bytes:
+        self.flush()
         if directory := multiprocess_dir():
             from prometheus_client import multiprocess
 

@@ -76,12 +76,17 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise Problem(415, "JSON bodies must be UTF-8", "unsupported-media-type")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise Problem(413, "the request body is larger than 1 MiB", "payload-too-large")
-    try:
-        # A client that trickles its body must not hold a handler forever.
-        async with asyncio.timeout(request.app[CONFIG].body_timeout):
-            body = await request.read()
-    except TimeoutError:
-        raise Problem(408, "the request body did not arrive in time", "request-timeout") from None
+    if request.content.is_eof():
+        body = await request.read()  # already received in full: nothing to wait for
+    else:
+        try:
+            # A client that trickles its body must not hold a handler forever.
+            async with asyncio.timeout(request.app[CONFIG].body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            raise Problem(
+                408, "the request body did not arrive in time", "request-timeout"
+            ) from None
     try:
         document = decode_json(body)
     except ValueError:

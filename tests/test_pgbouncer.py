@@ -61,7 +61,7 @@ logfile = {workdir / "pgbouncer.log"}
     process = subprocess.Popen(
         [PGBOUNCER, str(workdir / "pgbouncer.ini")],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         **kwargs,
     )
     try:

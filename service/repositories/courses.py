@@ -20,12 +20,12 @@ def _code_taken(code: str) -> Problem:
 
 async def get(conn: asyncpg.Connection, *, course_id: int) -> Course | None:
     row = await conn.fetchrow(Q.get_course, course_id)
-    return Course(**row) if row else None
+    return Course(*row) if row else None
 
 
 async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Course]:
     rows = await conn.fetch(Q.list_courses, after, limit + 1)
-    items = [Course(**row) for row in rows[:limit]]
+    items = [Course(*row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -36,7 +36,7 @@ async def create(
         row = await conn.fetchrow(Q.create_course, code, title, capacity)
     except asyncpg.UniqueViolationError:
         raise _code_taken(code) from None
-    return Course(**row)
+    return Course(*row)
 
 
 async def update(
@@ -66,7 +66,7 @@ async def update(
             f"course {course_id} has more enrolled students than {capacity}",
             "capacity-below-enrollments",
         ) from None
-    return Course(**row) if row else None
+    return Course(*row) if row else None
 
 
 async def delete(conn: asyncpg.Connection, *, course_id: int) -> bool:

@@ -35,22 +35,13 @@ async def enroll(
         if existing is None:
             raise not_found(f"course {course_id} does not exist")
         return existing, False
-    return (
-        Enrollment(
-            row["id"],
-            row["code"],
-            row["title"],
-            row["capacity"],
-            row["created_at"],
-            row["enrolled_at"],
-        ),
-        created,
-    )
+    # The first six columns are the enrollment; `created` follows them.
+    return Enrollment(*row[:6]), created
 
 
 async def get(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> Enrollment | None:
     row = await conn.fetchrow(Q.get_enrollment, student_id, course_id)
-    return Enrollment(**row) if row else None
+    return Enrollment(*row) if row else None
 
 
 async def list_courses_of_student(
@@ -60,7 +51,7 @@ async def list_courses_of_student(
     rows = await conn.fetch(Q.list_student_courses, student_id, after, limit + 1)
     if not rows:
         return None
-    items = [Enrollment(**row) for row in rows[:limit] if row["id"] is not None]
+    items = [Enrollment(*row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -71,7 +62,7 @@ async def list_students_of_course(
     rows = await conn.fetch(Q.list_course_students, course_id, after, limit + 1)
     if not rows:
         return None
-    items = [EnrolledStudent(**row) for row in rows[:limit] if row["id"] is not None]
+    items = [EnrolledStudent(*row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 

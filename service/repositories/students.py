@@ -17,12 +17,12 @@ def _email_taken(email: str) -> Problem:
 
 async def get(conn: asyncpg.Connection, *, student_id: int) -> Student | None:
     row = await conn.fetchrow(Q.get_student, student_id)
-    return Student(**row) if row else None
+    return Student(*row) if row else None
 
 
 async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Student]:
     rows = await conn.fetch(Q.list_students, after, limit + 1)
-    items = [Student(**row) for row in rows[:limit]]
+    items = [Student(*row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -31,7 +31,7 @@ async def create(conn: asyncpg.Connection, *, name: str, email: str) -> Student:
         row = await conn.fetchrow(Q.create_student, name, email)
     except asyncpg.UniqueViolationError:
         raise _email_taken(email) from None
-    return Student(**row)
+    return Student(*row)
 
 
 async def update(
@@ -41,7 +41,7 @@ async def update(
         row = await conn.fetchrow(Q.update_student, student_id, name, email)
     except asyncpg.UniqueViolationError:
         raise _email_taken(email or "") from None
-    return Student(**row) if row else None
+    return Student(*row) if row else None
 
 
 async def delete(conn: asyncpg.Connection, *, student_id: int) -> bool:
