@@ -25,7 +25,7 @@ def create_app(config: Config) -> web.Application:
     """Assemble the app; no I/O happens until it starts."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[middlewares.request_context, middlewares.problems, auth.require_token],
+        middlewares=[middlewares.request_context, auth.require_token],
     )
     app[CONFIG] = config
     app[OPENAPI] = OPENAPI_BODY

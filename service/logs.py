@@ -158,6 +158,11 @@ class AccessLogger(AbstractAccessLogger):
     handlers still decide whether and where it goes.
     """
 
+    @property
+    def enabled(self) -> bool:
+        """aiohttp calls log() only when this is true: honour LOG_LEVEL."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
         # One instance per connection; logging is configured before serving.

@@ -1,4 +1,4 @@
-"""Middlewares, outermost first: request context, problem rendering, tokens."""
+"""Middlewares, outermost first: request context (ids, metrics, problems), then tokens."""
 
 from __future__ import annotations
 
@@ -39,7 +39,11 @@ def _new_request_id() -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, in-flight gauge, and count/latency by route template."""
+    """Request id, metrics by route template, and problem+json for every error.
+
+    One middleware rather than several: each layer costs a few microseconds
+    on every request, and these three concerns wrap the same call.
+    """
     incoming = request.headers.get("X-Request-ID")
     rid = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else _new_request_id()
     request[REQUEST_ID] = rid
@@ -49,7 +53,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = _error_response(request, exc)
         status = response.status
         response.headers["X-Request-ID"] = rid
         return response
@@ -60,23 +67,19 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         logs.request_id.reset(token)
 
 
-@web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
     """Every error leaves as problem+json; nothing internal leaks."""
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return render(problem)
-    except web.HTTPException as exc:
+    if isinstance(exc, Problem):
+        return render(exc)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         # aiohttp's own errors (unknown route, wrong method, body too large).
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
         detail = _HTTP_DETAILS.get(exc.status, exc.reason)
         return render(Problem(exc.status, detail, headers=headers))
-    except UNAVAILABLE as exc:
+    if isinstance(exc, UNAVAILABLE):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         return render(unavailable(request.app[CONFIG].retry_after))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return render(Problem(500, "the server failed to answer this request"))
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return render(Problem(500, "the server failed to answer this request"))

@@ -1,0 +1,434 @@
+"""Bearer tokens: who may call what, and that a secret never reaches the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from service.app import create_app
+from service.config import Config, ConfigError, Token
+from service.embedded import PROJECT_ROOT
+from service.keys import TOKENS
+
+from .api import create_course, create_student, enroll, problem
+from .test_shutdown import SERVICE_VARIABLES, serving
+
+REGISTRAR = Token("registrar", "write", "3f9c0b6a1d2e4f5a8b7c6d5e4f3a2b1c")
+DASHBOARD = Token("dashboard", "read", "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d")
+# Same length as the real secrets, one character off each.
+WRONG_LIKE_REGISTRAR = REGISTRAR.secret[:-1] + "d"
+WRONG_LIKE_DASHBOARD = "0" + DASHBOARD.secret[1:]
+
+PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json"}
+WRITE_METHODS = {"POST", "PATCH", "DELETE"}
+# A body each write route would accept, so that a refusal is the token's doing.
+BODIES = {
+    ("POST", "/students"): {"name": "Ada Lovelace", "email": "ada@example.org"},
+    ("PATCH", "/students/{student_id}"): {"name": "Changed"},
+    ("POST", "/students/{student_id}/courses"): {"course_id": 1},
+    ("POST", "/courses"): {"code": "CS101", "title": "Programming"},
+    ("PATCH", "/courses/{course_id}"): {"title": "Changed"},
+}
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def routes(client: TestClient) -> list[tuple[str, str]]:
+    """(method, template) of every route the running app registered."""
+    found = [
+        (route.method, route.resource.canonical)
+        for route in client.app.router.routes()
+        if route.resource is not None
+    ]
+    return sorted(set(found))
+
+
+def fill(template: str, student_id: int = 1, course_id: int = 1) -> str:
+    path = template.replace("{student_id}", str(student_id))
+    path = path.replace("{course_id}", str(course_id))
+    assert not re.search(r"[{}]", path), f"unfilled parameter in {template}"
+    return path
+
+
+async def call(
+    client: TestClient, method: str, template: str, headers: dict[str, str], **ids: int
+) -> aiohttp.ClientResponse:
+    body = BODIES.get((method, template))
+    if template == "/students/{student_id}/courses" and "course_id" in ids:
+        body = {"course_id": ids["course_id"]}
+    return await client.request(method, fill(template, **ids), json=body, headers=headers)
+
+
+async def created(client: TestClient, path: str, body: dict, headers: dict[str, str]) -> dict:
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def setup_records(client: TestClient) -> tuple[dict, dict, dict]:
+    """A student enrolled in one course, and a second course, made with the write token."""
+    write = bearer(REGISTRAR.secret)
+    student = await created(client, "/students", {"name": "Ada", "email": "a@x.org"}, write)
+    course = await created(client, "/courses", {"code": "C1", "title": "One"}, write)
+    other = await created(client, "/courses", {"code": "C2", "title": "Two"}, write)
+    path = f"/students/{student['id']}/courses"
+    await created(client, path, {"course_id": course["id"]}, write)
+    return student, course, other
+
+
+async def snapshot(db) -> list:
+    """Every row of every table, to show that a refused request changed nothing."""
+    return [
+        [tuple(r) for r in await db.fetch("select * from students order by id")],
+        [tuple(r) for r in await db.fetch("select * from courses order by id")],
+        [
+            tuple(r)
+            for r in await db.fetch("select * from student_courses order by student_id, course_id")
+        ],
+    ]
+
+
+@pytest.fixture
+def secured_config(config: Config) -> Config:
+    return replace(config, tokens=(REGISTRAR, DASHBOARD))
+
+
+@pytest.fixture
+async def secured(secured_config: Config, aiohttp_client) -> TestClient:
+    """The real app with a write and a read token configured."""
+    return await aiohttp_client(create_app(secured_config))
+
+
+# -- 401: no usable token -----------------------------------------------------------------
+
+
+# (headers, the error code the challenge must carry)
+UNAUTHORIZED = [
+    ({}, None),  # no Authorization header at all
+    ({"Authorization": "Basic cmVnaXN0cmFyOnNlY3JldA=="}, None),  # another scheme
+    ({"Authorization": f"Token {REGISTRAR.secret}"}, None),  # right secret, wrong scheme
+    ({"Authorization": "Bearer"}, None),  # the scheme alone
+    ({"Authorization": "Bearer    "}, None),  # bearer with only blanks
+    (bearer("not-a-configured-token-at-all"), "invalid_token"),  # unknown secret
+    (bearer(WRONG_LIKE_REGISTRAR), "invalid_token"),  # same length, last char off
+    (bearer(REGISTRAR.secret[:-1]), "invalid_token"),  # a prefix of a real secret
+    (bearer(REGISTRAR.secret + "0"), "invalid_token"),  # a real secret plus one char
+    (bearer(REGISTRAR.secret.upper()), "invalid_token"),  # secrets are case-sensitive
+]
+
+
+async def test_every_protected_route_refuses_a_request_without_a_valid_token(secured, db):
+    protected = [(m, t) for m, t in routes(secured) if t not in PUBLIC_PATHS]
+    # 15 resource operations and /metrics: nothing is left out of the check.
+    assert len(protected) == 16, protected
+
+    for headers, error in UNAUTHORIZED:
+        for method, template in protected:
+            response = await call(secured, method, template, headers)
+            where = f"{method} {template} with {headers}"
+            assert response.status == 401, where
+            body = await problem(response)
+            assert body["type"] == "/problems/unauthorized", where
+            challenge = response.headers.get("WWW-Authenticate", "")
+            assert challenge.startswith("Bearer"), where
+            if error is None:
+                assert "error=" not in challenge, where
+            else:
+                assert f'error="{error}"' in challenge, where
+            assert "X-Request-ID" in response.headers, where
+
+    assert await snapshot(db) == [[], [], []]
+
+
+async def test_public_paths_answer_without_a_token(secured):
+    for path in sorted(PUBLIC_PATHS):
+        response = await secured.get(path)
+        assert response.status == 200, (path, await response.text())
+        assert "WWW-Authenticate" not in response.headers
+        # A probe configured with a stale token must not start failing.
+        response = await secured.get(path, headers=bearer(WRONG_LIKE_REGISTRAR))
+        assert response.status == 200, path
+
+
+# -- scopes ------------------------------------------------------------------------------
+
+
+async def test_read_token_may_read_everything(secured):
+    student, course, _ = await setup_records(secured)
+    ids = {"student_id": student["id"], "course_id": course["id"]}
+
+    reads = [(m, t) for m, t in routes(secured) if m == "GET"]
+    assert len(reads) == 11, reads
+    for method, template in reads:
+        response = await call(secured, method, template, bearer(DASHBOARD.secret), **ids)
+        assert response.status == 200, (template, await response.text())
+
+    # A read token reaches the handler: a missing resource is its 404, not 401/403.
+    missing = await secured.get("/students/987654", headers=bearer(DASHBOARD.secret))
+    assert (await problem(missing))["type"] == "/problems/not-found"
+
+
+async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
+    student, course, other = await setup_records(secured)
+    before = await snapshot(db)
+
+    writes = [(m, t) for m, t in routes(secured) if m in WRITE_METHODS]
+    assert len(writes) == 8, writes
+    for method, template in writes:
+        # Enrolling targets the other course, so an accepted request would add a row.
+        course_id = other["id"] if method == "POST" else course["id"]
+        response = await call(
+            secured,
+            method,
+            template,
+            bearer(DASHBOARD.secret),
+            student_id=student["id"],
+            course_id=course_id,
+        )
+        where = f"{method} {template}"
+        assert response.status == 403, where
+        body = await problem(response)
+        assert body["type"] == "/problems/insufficient-scope", where
+        assert "dashboard" in body["detail"], where  # names the token, not its secret
+        assert DASHBOARD.secret not in await response.text()
+
+    assert await snapshot(db) == before
+
+
+async def test_write_token_may_do_everything(secured, db):
+    write = bearer(REGISTRAR.secret)
+    done: set[tuple[str, str]] = set()
+
+    async def ok(method: str, template: str, status: int, **ids: int) -> dict | None:
+        response = await call(secured, method, template, write, **ids)
+        assert response.status == status, (method, template, await response.text())
+        done.add((method, template))
+        return await response.json() if response.content_type == "application/json" else None
+
+    student = await ok("POST", "/students", 201)
+    course = await ok("POST", "/courses", 201)
+    ids = {"student_id": student["id"], "course_id": course["id"]}
+    await ok("POST", "/students/{student_id}/courses", 201, **ids)
+    for method, template in routes(secured):
+        if method == "GET":
+            await ok(method, template, 200, **ids)
+    await ok("PATCH", "/students/{student_id}", 200, **ids)
+    await ok("PATCH", "/courses/{course_id}", 200, **ids)
+    await ok("DELETE", "/students/{student_id}/courses/{course_id}", 204, **ids)
+    await ok("DELETE", "/students/{student_id}", 204, **ids)
+    await ok("DELETE", "/courses/{course_id}", 204, **ids)
+
+    assert done == set(routes(secured))  # every route, with its expected success
+    assert await snapshot(db) == [[], [], []]
+
+
+# -- without tokens ----------------------------------------------------------------------
+
+
+async def test_without_tokens_the_service_is_open(client, db):
+    assert client.app[TOKENS].entries == ()
+    student = await create_student(client)
+    course = await create_course(client)
+    assert (await enroll(client, student["id"], course["id"])).status == 201
+    ids = {"student_id": student["id"], "course_id": course["id"]}
+
+    for method, template in routes(client):
+        if method == "GET":
+            response = await call(client, method, template, {}, **ids)
+            assert response.status == 200, template
+            assert "WWW-Authenticate" not in response.headers
+
+    # A token sent to an open service is ignored, not judged.
+    response = await client.get("/students", headers=bearer("whatever-this-is-0123456789"))
+    assert response.status == 200
+    assert await db.fetchval("select count(*) from student_courses") == 1
+
+
+# -- REQUIRE_TOKENS ----------------------------------------------------------------------
+
+
+def test_require_tokens_without_tokens_is_a_config_error():
+    with pytest.raises(ConfigError, match="REQUIRE_TOKENS"):
+        Config.from_env({"REQUIRE_TOKENS": "true"})
+
+
+def test_require_tokens_with_a_token_is_accepted():
+    config = Config.from_env(
+        {"REQUIRE_TOKENS": "true", "API_TOKENS": f"registrar:write:{REGISTRAR.secret}"}
+    )
+
+    assert config.require_tokens is True
+    assert config.tokens == (REGISTRAR,)
+
+
+async def test_cli_refuses_to_serve_when_tokens_are_required_but_missing():
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env |= {
+        "REQUIRE_TOKENS": "true",
+        "DATABASE_URL": "postgresql://app@127.0.0.1:1/enrollment",
+        "WEB_CONCURRENCY": "1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    text = stderr.decode()
+    assert process.returncode == 2, text
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "REQUIRE_TOKENS" in lines[0]
+
+
+# -- secrets stay out of the logs --------------------------------------------------------
+
+
+async def test_logs_name_the_token_and_never_show_a_secret(database_url, tmp_path: Path):
+    tokens = f"registrar:write:{REGISTRAR.secret},dashboard:read:{DASHBOARD.secret}"
+    async with serving(database_url, tmp_path, API_TOKENS=tokens) as server:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(server.url, timeout=timeout) as session:
+            statuses = []
+            requests = [
+                ("POST", "/students", bearer(REGISTRAR.secret), 201),
+                ("GET", "/students", bearer(DASHBOARD.secret), 200),
+                ("POST", "/courses", bearer(DASHBOARD.secret), 403),
+                ("GET", "/students", bearer(WRONG_LIKE_REGISTRAR), 401),
+                ("GET", "/courses", bearer(WRONG_LIKE_DASHBOARD), 401),
+                ("GET", "/metrics", {"Authorization": f"Basic {REGISTRAR.secret}"}, 401),
+                ("GET", "/students", bearer(REGISTRAR.secret), 200),
+            ]
+            for method, path, headers, _ in requests:
+                body = BODIES.get((method, path))
+                async with session.request(method, path, json=body, headers=headers) as r:
+                    statuses.append(r.status)
+                    await r.read()
+            assert statuses == [expected for *_, expected in requests]
+        server.process.send_signal(signal.SIGTERM)
+        assert await server.exited(within=10) == 0
+        log = server.log()
+
+    for secret in (REGISTRAR.secret, DASHBOARD.secret, WRONG_LIKE_REGISTRAR, WRONG_LIKE_DASHBOARD):
+        assert secret not in log
+    access = [json.loads(line) for line in log.splitlines() if '"logger":"service.access"' in line]
+    by_token = [(e["method"], e["path"], e["status"], e["token"]) for e in access]
+    assert ("POST", "/students", 201, "registrar") in by_token
+    assert ("GET", "/students", 200, "dashboard") in by_token
+    assert ("POST", "/courses", 403, "dashboard") in by_token  # refused, still named
+    assert ("GET", "/students", 401, None) in by_token  # a wrong secret names no one
+    assert '"token":"registrar"' in log
+
+
+# -- the OpenAPI document ----------------------------------------------------------------
+
+
+async def test_openapi_declares_bearer_security_and_public_paths(secured):
+    response = await secured.get("/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+
+    schemes = document["components"]["securitySchemes"]
+    bearer_schemes = [
+        name for name, s in schemes.items() if s["type"] == "http" and s["scheme"] == "bearer"
+    ]
+    assert len(bearer_schemes) == 1
+    assert document["security"] == [{bearer_schemes[0]: []}]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "patch", "delete"):
+                continue
+            if path in PUBLIC_PATHS:
+                assert operation.get("security") == [], (method, path)
+            else:
+                # Inherits the document-wide requirement; never opts out.
+                assert operation.get("security", document["security"]) == document["security"]
+                assert "401" in operation["responses"], (method, path)
+                if method != "get":
+                    assert "403" in operation["responses"], (method, path)
+
+
+# -- comparing secrets -------------------------------------------------------------------
+
+SHORT = Token("short", "read", "a1b2c3d4e5f60718" * 2)
+LONG = Token("long", "write", SHORT.secret + "99887766")  # SHORT is a prefix of LONG
+NEAR = Token("near", "read", SHORT.secret[:-1] + "9")  # shares all but the last char
+
+
+@pytest.fixture
+async def prefixed(config: Config, aiohttp_client) -> TestClient:
+    return await aiohttp_client(create_app(replace(config, tokens=(SHORT, LONG, NEAR))))
+
+
+async def scope_of(client: TestClient, secret: str) -> str:
+    """Which token the service took the secret for, told by its answer to a write."""
+    response = await client.post("/courses", json={"code": "", "title": ""}, headers=bearer(secret))
+    if response.status == 401:
+        return "refused"
+    if response.status == 403:
+        body = await problem(response)
+        return re.match(r"token (\w+) may only read", body["detail"]).group(1)
+    assert response.status == 422, await response.text()  # past auth, into validation
+    return "writer"
+
+
+async def test_tokens_sharing_a_prefix_are_told_apart(prefixed):
+    assert await scope_of(prefixed, SHORT.secret) == "short"
+    assert await scope_of(prefixed, LONG.secret) == "writer"
+    assert await scope_of(prefixed, NEAR.secret) == "near"
+    # The same tokens again: now answered from the verified cache.
+    assert await scope_of(prefixed, NEAR.secret) == "near"
+    assert await scope_of(prefixed, LONG.secret) == "writer"
+    assert await scope_of(prefixed, SHORT.secret) == "short"
+
+
+async def test_a_near_miss_is_refused_even_after_the_right_token_was_cached(prefixed):
+    assert await scope_of(prefixed, SHORT.secret) == "short"
+    assert await scope_of(prefixed, LONG.secret) == "writer"
+
+    near_misses = [
+        SHORT.secret[:-1] + "0",  # same length as SHORT, last char off
+        "b" + SHORT.secret[1:],  # same length as SHORT, first char off
+        LONG.secret[:-1],  # between SHORT and LONG in length
+        LONG.secret + "0",  # LONG plus one
+        SHORT.secret[:16],  # half of SHORT
+    ]
+    for secret in near_misses:
+        assert await scope_of(prefixed, secret) == "refused", secret
+        assert await scope_of(prefixed, secret) == "refused", secret  # nor cached as success
+    assert await scope_of(prefixed, SHORT.secret) == "short"
+
+
+async def test_wrong_secrets_never_enter_the_cache(prefixed):
+    for n in range(50):
+        assert await scope_of(prefixed, f"{n:032x}") == "refused"
+    assert await scope_of(prefixed, SHORT.secret) == "short"
+
+    # Only configured secrets are remembered, so guessing cannot grow memory.
+    cached = prefixed.app[TOKENS].verified
+    assert set(cached) == {SHORT.secret}
