@@ -1,0 +1,346 @@
+"""Property-based contract test: schemathesis explores every operation in /openapi.json.
+
+Each operation becomes one pytest item. The item starts the real app on a real
+port (its own event loop in a thread) against a fresh, migrated database, seeds
+a few students, courses and enrollments through the API, then lets schemathesis
+send generated requests: the examples, coverage (boundary and malformed values,
+missing parameters, wrong methods and content types) and fuzzing phases, in
+positive and negative generation modes. Every response goes through every
+schemathesis check that applies to single requests: not_a_server_error,
+status_code_conformance, content_type_conformance, response_headers_conformance,
+response_schema_conformance, negative_data_rejection, positive_data_acceptance,
+ignored_auth (a successful request is replayed without the token and with a
+wrong one, expecting 401), missing_required_header, unsupported_method and allow_header_conformance (undocumented methods get 405
+with an Allow header).
+
+The app runs with one write token, as in production: negative cases include a
+missing or wrong Authorization header, so the documented 401s are checked too. 404 (an id that names nothing) and 409 (a taken email, a full
+course) stay acceptable answers to schema-valid requests: schemathesis allows
+them by default and the contract says so. Two kinds of schema-valid input are
+rejected by the contract on purpose, and `rejected_by_contract` names them.
+
+`make fuzz` runs the same test with FUZZ_EXAMPLES (default 1000) fuzzed requests
+per operation instead of 25. The number of generated requests is printed at the
+end of the run and written to .data/contract-cases.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import positive_data_acceptance
+from schemathesis.generation.meta import TestPhase
+
+from service.app import OPENAPI_BODY, create_app
+from service.config import Config, Token
+
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+SEED_VALUE = int(os.environ.get("FUZZ_SEED", "20260131"))
+TOKEN = Token(name="contract", scope="write", secret="contract-test-write-token")
+REPORT = Path(__file__).resolve().parents[1] / ".data" / "contract-cases.json"
+
+# The document the app serves, byte for byte; schemathesis checks it is valid OpenAPI.
+schema = schemathesis.openapi.from_dict(
+    json.loads(OPENAPI_BODY),
+    config=schemathesis.Config.from_dict(
+        {
+            "seed": SEED_VALUE,
+            "auth": {"openapi": {"bearerAuth": {"bearer": TOKEN.secret}}},
+            "generation": {"mode": "all", "deterministic": True, "database": "none"},
+        }
+    ),
+)
+
+
+@dataclasses.dataclass
+class Seed:
+    """What the seeding created, for the hook to point generated requests at."""
+
+    student_ids: list[int] = dataclasses.field(default_factory=list)
+    course_ids: list[int] = dataclasses.field(default_factory=list)
+    cursor: str = ""
+
+
+SEED = Seed()
+CASES: Counter[tuple[str, str, int]] = Counter()
+
+
+class LiveServer:
+    """The real app on 127.0.0.1 in its own event loop thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app, access_log=None)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(60)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self.runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture
+def live_url(config: Config) -> Iterator[str]:
+    with LiveServer(create_app(dataclasses.replace(config, tokens=(TOKEN,)))) as server:
+        seed(server.url)
+        yield server.url
+
+
+def seed(base: str) -> None:
+    """Students 1-4 and courses 1-4, two of them full, created through the API."""
+    with requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {TOKEN.secret}"
+
+        def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            response = http.post(f"{base}{path}", json=body, timeout=10)
+            assert response.status_code == 201, response.text
+            return response.json()
+
+        students = [
+            post("/students", {"name": f"Student {n}", "email": f"student{n}@example.org"})["id"]
+            for n in range(1, 5)
+        ]
+        capacities = [1, None, 2, 100]
+        courses = [
+            post("/courses", {"code": f"C{n}", "title": f"Course {n}", "capacity": capacity})["id"]
+            for n, capacity in enumerate(capacities, start=1)
+        ]
+        # Course 1 (capacity 1) and course 3 (capacity 2) end up full.
+        for student, course in [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (2, 1)]:
+            post(f"/students/{students[student]}/courses", {"course_id": courses[course]})
+        page = http.get(f"{base}/students", params={"limit": 1}, timeout=10)
+        assert page.status_code == 200, page.text
+    SEED.student_ids, SEED.course_ids = students, courses
+    SEED.cursor = page.json()["next_cursor"]
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is int and 1 <= value <= 2**63 - 1
+
+
+@schema.hook
+def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
+    """Point about half of the fuzzed ids at seeded rows, and some cursors at a real one.
+
+    Only values that are already valid are swapped for other valid values, so a
+    negative case stays negative and a positive one positive. Without this, random
+    64-bit ids would almost never name an existing student or course.
+    """
+    if case.meta is None or case.meta.phase.name != TestPhase.FUZZING:
+        return st.just(case)
+    draws: dict[str, st.SearchStrategy] = {}
+    for name, value in (case.path_parameters or {}).items():
+        if _is_id(value):
+            pool = SEED.student_ids if name == "student_id" else SEED.course_ids
+            draws[f"path:{name}"] = st.sampled_from([value, *pool])
+    body = case.body if isinstance(case.body, dict) else {}
+    if _is_id(body.get("course_id")):
+        draws["body:course_id"] = st.sampled_from([body["course_id"], *SEED.course_ids])
+    if isinstance((case.query or {}).get("cursor"), str):
+        draws["query:cursor"] = st.sampled_from([case.query["cursor"], SEED.cursor])
+    if not draws:
+        return st.just(case)
+
+    def apply(values: dict[str, Any]) -> schemathesis.Case:
+        for key, value in values.items():
+            where, name = key.split(":")
+            if where == "path":
+                case.path_parameters[name] = value
+            elif where == "body":
+                case.body[name] = value
+            else:
+                case.query[name] = value
+        return case
+
+    return st.fixed_dictionaries(draws).map(apply)
+
+
+def rejected_by_contract(case: schemathesis.Case) -> set[str]:
+    """Fields of a schema-valid request that the contract still answers with 422.
+
+    - An integral float such as 7.0 for an integer field: JSON Schema counts it
+      as an integer, the contract (and the document's descriptions) say it is not.
+    - A cursor the server never issued: the document can only say "string", the
+      contract says a malformed cursor is 422.
+    """
+    fields = set()
+    body = case.body if isinstance(case.body, dict) else {}
+    for name in ("course_id", "capacity"):
+        if isinstance(body.get(name), float):
+            fields.add(name)
+    query = case.query or {}
+    if isinstance(query.get("limit"), float):
+        fields.add("limit")
+    if "cursor" in query and query["cursor"] != SEED.cursor:
+        fields.add("cursor")
+    return fields
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+        # One app and one seeded database per operation, shared by its examples.
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+def test_operation_honours_the_openapi_document(case: schemathesis.Case, live_url: str):
+    mode = case.meta.generation.mode if case.meta else None
+    contract_rejects = rejected_by_contract(case) if mode and mode.is_positive else set()
+    if contract_rejects:
+        response = case.call_and_validate(
+            base_url=live_url, excluded_checks=[positive_data_acceptance]
+        )
+        assert response.status_code == 422, response.text
+        assert {e["field"] for e in response.json()["errors"]} == contract_rejects
+    else:
+        response = case.call_and_validate(base_url=live_url)
+    CASES[(case.operation.label, str(mode), response.status_code)] += 1
+
+
+# Strings the fuzzer rarely hits: the document's input patterns must accept exactly what
+# the server accepts, or negative_data_rejection / positive_data_acceptance would be wrong
+# about them. Checked with Python's regex engine, which is the one the fuzzer generates with.
+STRINGS = [
+    # tab, CR and LF around a value are trimmed
+    pytest.param("name", "\tAda Lovelace\r\n", True, id="name-surrounded-by-tab-cr-lf"),
+    # the length counts after trimming
+    pytest.param("name", " " * 5 + "a" * 200, True, id="name-200-after-trimming"),
+    # one character too many
+    pytest.param("name", "a" * 201, False, id="name-201"),
+    # white space only, U+00A0 included
+    pytest.param("name", " \xa0 ", False, id="name-white-space-only"),
+    # a tab inside the value is a control character
+    pytest.param("name", "Ada\tLovelace", False, id="name-tab-inside"),
+    # vertical tab: refused even at the end
+    pytest.param("name", "Ada\x0b", False, id="name-vertical-tab-at-end"),
+    # titles are trimmed the same way
+    pytest.param("title", "\nAnalytical Engines ", True, id="title-surrounded-by-lf-space"),
+    # NUL, which PostgreSQL cannot store
+    pytest.param("title", "Analytical\x00Engines", False, id="title-nul-inside"),
+    # emails are trimmed too
+    pytest.param("email", " ada@example.org\n", True, id="email-surrounded-by-space-lf"),
+    # white space inside
+    pytest.param("email", "ada @example.org", False, id="email-space-inside"),
+    # two @
+    pytest.param("email", "ada@example@org", False, id="email-two-at-signs"),
+    # the length counts after trimming (found by `make fuzz`, seed 7)
+    pytest.param("email", f" {'a' * 242}@example.org ", True, id="email-254-after-trimming"),
+    # one character too many
+    pytest.param("email", f"{'a' * 243}@example.org", False, id="email-255"),
+    # codes are trimmed too
+    pytest.param("code", "\tCS101 ", True, id="code-surrounded-by-tab-space"),
+    # white space inside
+    pytest.param("code", "CS 101", False, id="code-space-inside"),
+    # 33 characters
+    pytest.param("code", "C" * 33, False, id="code-33"),
+]
+
+
+def document_accepts(field: str, value: str) -> bool:
+    """Whether `value` passes the document's input schema for `field`, e.g. NameInput."""
+    spec = json.loads(OPENAPI_BODY)["components"]["schemas"][f"{field.capitalize()}Input"]
+    return all(
+        part.get("minLength", 0) <= len(value) <= part.get("maxLength", len(value))
+        and re.search(part.get("pattern", ""), value) is not None
+        for part in [spec, *spec.get("allOf", [])]
+    )
+
+
+@pytest.mark.parametrize(("field", "value", "accepted"), STRINGS)
+async def test_the_document_accepts_the_strings_the_server_accepts(
+    client, db, field, value, accepted
+):
+    if field in ("name", "email"):
+        body = {"name": "Ada Lovelace", "email": "ada@example.org", field: value}
+        response = await client.post("/students", json=body)
+        stored = "select name, email from students where id = $1"
+    else:
+        body = {"code": "CS101", "title": "Analytical Engines", field: value}
+        response = await client.post("/courses", json=body)
+        stored = "select code, title from courses where id = $1"
+
+    assert response.status == (201 if accepted else 422), await response.text()
+    assert document_accepts(field, value) is accepted
+    if accepted:
+        created = await response.json()
+        assert created[field] == value.strip()
+        row = await db.fetchrow(stored, created["id"])
+        assert row[field] == value.strip()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not CASES:
+        return
+    total = sum(CASES.values())
+    by_operation: dict[str, Counter[str]] = {}
+    for (operation, mode, status), n in sorted(CASES.items()):
+        by_operation.setdefault(operation, Counter())[f"{mode} {status}"] += n
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(
+        json.dumps(
+            {"generated_cases": total, "max_examples": MAX_EXAMPLES, "operations": by_operation},
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    line = (
+        f"{total} generated cases over {len(by_operation)} operations "
+        f"({MAX_EXAMPLES} fuzzed per operation, seed {SEED_VALUE}); details in {REPORT}"
+    )
+    request.config.pluginmanager.register(_Summary(line), "contract-summary")
+
+
+@dataclasses.dataclass
+class _Summary:
+    """Prints the case count after the run, without needing -s."""
+
+    line: str
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        terminalreporter.write_sep("-", "schemathesis contract test")
+        terminalreporter.write_line(self.line)
