@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import auth, db, middlewares, routes
+from . import db, middlewares, routes
 from .config import Config
 from .keys import CONFIG, METRICS, OPENAPI, TOKENS
 from .metrics import Metrics
@@ -25,7 +25,7 @@ def create_app(config: Config) -> web.Application:
     """Assemble the app; no I/O happens until it starts."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[middlewares.request_context, auth.require_token],
+        middlewares=[middlewares.request_context],
     )
     app[CONFIG] = config
     app[OPENAPI] = OPENAPI_BODY

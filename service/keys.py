@@ -8,6 +8,7 @@ from aiohttp import web
 from .config import Config
 from .lending import Lender
 from .metrics import Metrics
+from .models import RequestInfo
 from .tokens import TokenTable
 
 CONFIG = web.AppKey("config", Config)
@@ -18,5 +19,4 @@ METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
 
 # Per-request values.
-REQUEST_ID = web.RequestKey("request_id", str)
-TOKEN_NAME = web.RequestKey("token_name", str)
+REQUEST_INFO = web.RequestKey("request_info", RequestInfo)

@@ -14,7 +14,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
-from .keys import REQUEST_ID, TOKEN_NAME
+from .keys import REQUEST_INFO
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -169,18 +169,20 @@ class AccessLogger(AbstractAccessLogger):
         self.handlers = _handlers(logger)
 
     def log(self, request: BaseRequest, response: StreamResponse, time_: float) -> None:
+        method, path, status = request.method, request.path, response.status
+        info = request.get(REQUEST_INFO)
         entry = {
             "time": _now(),
             "level": "INFO",
             "logger": self.logger.name,
-            "message": f"{request.method} {request.path} {response.status}",
-            "request_id": request.get(REQUEST_ID),
-            "method": request.method,
-            "route": route_of(request),
-            "path": request.path,
-            "status": response.status,
+            "message": f"{method} {path} {status}",
+            "request_id": info.request_id if info else None,
+            "method": method,
+            "route": info.route if info else route_of(request),
+            "path": path,
+            "status": status,
             "duration_ms": round(time_ * 1000, 3),
-            "token": request.get(TOKEN_NAME),
+            "token": info.token if info else None,
             "remote": request.remote,
         }
         line = orjson.dumps(entry) + b"\n"
@@ -188,11 +190,10 @@ class AccessLogger(AbstractAccessLogger):
             if isinstance(handler, LineHandler):
                 handler.write_line(line)
             else:  # someone configured logging differently: go the long way
-                handler.handle(
-                    self.logger.makeRecord(
-                        self.logger.name, logging.INFO, "", 0, entry["message"], (), None
-                    )
+                record = self.logger.makeRecord(
+                    self.logger.name, logging.INFO, "", 0, entry["message"], (), None
                 )
+                handler.handle(record)
 
 
 def _handlers(logger: logging.Logger) -> list[logging.Handler]:

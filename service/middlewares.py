@@ -1,4 +1,4 @@
-"""Middlewares, outermost first: request context (ids, metrics, problems), then tokens."""
+"""The middleware: request context (ids, tokens, metrics, problems)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import logs
+from .auth import authorize
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
-from .keys import CONFIG, METRICS, REQUEST_ID
+from .keys import CONFIG, METRICS, REQUEST_INFO
+from .models import RequestInfo
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,14 @@ def _new_request_id() -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, metrics by route template, and problem+json for every error.
+    """Request id, tokens, metrics by route template, problem+json for every error.
 
     One middleware rather than several: each layer costs a few microseconds
-    on every request, and these three concerns wrap the same call.
+    on every request, and these concerns wrap the same call.
     """
     incoming = request.headers.get("X-Request-ID")
     rid = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else _new_request_id()
-    request[REQUEST_ID] = rid
+    info = request[REQUEST_INFO] = RequestInfo(rid)
     token = logs.request_id.set(rid)
     metrics = request.app[METRICS]
     metrics.started()
@@ -54,6 +56,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     status = 500
     try:
         try:
+            authorize(request)
             response = await handler(request)
         except Exception as exc:
             response = _error_response(request, exc)
@@ -63,7 +66,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         elapsed = time.perf_counter() - started
         metrics.finished()
-        metrics.observe(request.method, logs.route_of(request), status, elapsed)
+        info.route = route = logs.route_of(request)
+        metrics.observe(request.method, route, status, elapsed)
         logs.request_id.reset(token)
 
 
