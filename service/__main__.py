@@ -16,8 +16,11 @@ import sys
 from contextlib import ExitStack
 from dataclasses import replace
 
+import psycopg
+
 from . import logs, migrations
 from .config import Config, ConfigError
+from .db import masked
 from .server import StartupError, exit_on_startup_error, serve
 
 log = logging.getLogger("service")
@@ -81,12 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             url = _embedded_database(stack) if args.embedded else config.database_url
             if not url:
                 raise StartupError("DATABASE_URL is not set")
-            if args.command == "migrate":
-                done = migrations.apply(url, target=args.target)
-                print(f"applied: {', '.join(done)}" if done else "nothing to apply")
-            else:
-                done = migrations.rollback(url, count=args.count)
-                print(f"rolled back: {', '.join(done)}" if done else "nothing to roll back")
+            try:
+                if args.command == "migrate":
+                    done = migrations.apply(url, target=args.target)
+                    print(f"applied: {', '.join(done)}" if done else "nothing to apply")
+                else:
+                    done = migrations.rollback(url, count=args.count)
+                    print(f"rolled back: {', '.join(done)}" if done else "nothing to roll back")
+            except (psycopg.Error, ValueError) as exc:
+                reason = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise StartupError(f"{args.command} failed on {masked(url)}: {reason}") from None
             return 0
         except StartupError as exc:
             exit_on_startup_error(exc)

@@ -216,13 +216,13 @@ def _clean_env(**settings: str) -> dict[str, str]:
     return {**env, "PORT": str(free_port()), "WEB_CONCURRENCY": "1", **settings}
 
 
-async def _serve(env: dict[str, str]) -> tuple[int, str]:
-    """Run `python -m service serve`; return its exit code and stderr."""
+async def _serve(env: dict[str, str], command: str = "serve") -> tuple[int, str]:
+    """Run `python -m service <command>`; return its exit code and stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "service",
-        "serve",
+        command,
         cwd=REPO_ROOT,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
@@ -256,6 +256,19 @@ async def test_cli_exits_when_the_database_port_is_closed():
     assert code == 2
     line = _one_line(stderr)
     assert "cannot connect" in line
+    assert f"127.0.0.1:{port}" in line
+    assert "hunter2-password" not in stderr
+
+
+async def test_migrate_exits_with_one_line_when_the_database_port_is_closed():
+    port = free_port()
+    env = _clean_env(DATABASE_URL=f"postgresql://x:hunter2-password@127.0.0.1:{port}/x")
+
+    code, stderr = await _serve(env, "migrate")
+
+    assert code == 2
+    line = _one_line(stderr)
+    assert "migrate failed" in line
     assert f"127.0.0.1:{port}" in line
     assert "hunter2-password" not in stderr
 
