@@ -12,8 +12,6 @@ import itertools
 import random
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 from yoyo import read_migrations
 
 from service import migrations
+from tests.migrating import applied, apply, connected, rollback
 
 SQL_FILES = sorted(migrations.MIGRATIONS_DIR.glob("*.sql"))
 FORWARD_FILES = [p for p in SQL_FILES if not p.name.endswith(".rollback.sql")]
@@ -36,27 +35,6 @@ OUR_TABLES = ["students", "courses", "student_courses"]
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-async def apply(dsn: str, target: str | None = None) -> list[str]:
-    return await asyncio.to_thread(migrations.apply, dsn, target=target)
-
-
-async def rollback(dsn: str, count: int = 1) -> list[str]:
-    return await asyncio.to_thread(migrations.rollback, dsn, count=count)
-
-
-async def applied(dsn: str) -> list[str]:
-    return await asyncio.to_thread(migrations.applied, dsn)
-
-
-@asynccontextmanager
-async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 # Everything a migration may create in the public schema, in a form that does

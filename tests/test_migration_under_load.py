@@ -26,8 +26,8 @@ import asyncpg
 import psycopg
 
 from bench import dataset
-from service import migrations
 from service.sql import QUERIES
+from tests.migrating import applied, apply, connected, rollback
 
 FIRST = "0001_students_and_courses"
 ENROLLMENTS = "0002_student_courses"
@@ -45,27 +45,6 @@ LOCK_TIMEOUT = 5.0
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-async def apply(dsn: str, target: str | None = None) -> list[str]:
-    return await asyncio.to_thread(migrations.apply, dsn, target=target)
-
-
-async def rollback(dsn: str, count: int = 1) -> list[str]:
-    return await asyncio.to_thread(migrations.rollback, dsn, count=count)
-
-
-async def applied(dsn: str) -> list[str]:
-    return await asyncio.to_thread(migrations.applied, dsn)
-
-
-@asynccontextmanager
-async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def load(dsn: str) -> None:
