@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -80,30 +81,32 @@ def template_db(pg_server: Server) -> Iterator[str]:
         asyncio.run(run(f'drop database if exists "{name}" with (force)'))
 
 
-@pytest.fixture
-async def empty_database(pg_server: Server) -> AsyncIterator[str]:
-    """A database with no schema at all, for migration tests."""
+@asynccontextmanager
+async def _fresh_database(server: Server, template: str | None = None) -> AsyncIterator[str]:
+    """A new database (copied from `template` if given), dropped afterwards."""
     name = f"enrollment_test_{uuid.uuid4().hex[:12]}"
-    conn = await _admin(pg_server)
+    conn = await _admin(server)
     try:
-        await conn.execute(f'create database "{name}"')
-        yield pg_server.url_for(name)
+        clause = f' template "{template}"' if template else ""
+        await conn.execute(f'create database "{name}"{clause}')
+        yield server.url_for(name)
     finally:
         await conn.execute(f'drop database if exists "{name}" with (force)')
         await conn.close()
+
+
+@pytest.fixture
+async def empty_database(pg_server: Server) -> AsyncIterator[str]:
+    """A database with no schema at all, for migration tests."""
+    async with _fresh_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture
 async def database_url(pg_server: Server, template_db: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test."""
-    name = f"enrollment_test_{uuid.uuid4().hex[:12]}"
-    conn = await _admin(pg_server)
-    try:
-        await conn.execute(f'create database "{name}" template "{template_db}"')
-        yield pg_server.url_for(name)
-    finally:
-        await conn.execute(f'drop database if exists "{name}" with (force)')
-        await conn.close()
+    async with _fresh_database(pg_server, template_db) as url:
+        yield url
 
 
 @pytest.fixture

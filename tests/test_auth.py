@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import signal
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,11 +14,11 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config, ConfigError, Token
-from service.embedded import PROJECT_ROOT
 from service.keys import TOKENS
 
 from .api import create_course, create_student, enroll, problem
-from .test_shutdown import SERVICE_VARIABLES, serving
+from .cli import clean_env, one_line, run_cli
+from .test_shutdown import serving
 
 REGISTRAR = Token("registrar", "write", "3f9c0b6a1d2e4f5a8b7c6d5e4f3a2b1c")
 DASHBOARD = Token("dashboard", "read", "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d")
@@ -274,36 +271,12 @@ def test_require_tokens_with_a_token_is_accepted():
 
 
 async def test_cli_refuses_to_serve_when_tokens_are_required_but_missing():
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    env |= {
-        "REQUIRE_TOKENS": "true",
-        "DATABASE_URL": "postgresql://app@127.0.0.1:1/enrollment",
-        "WEB_CONCURRENCY": "1",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        "serve",
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    env = clean_env(REQUIRE_TOKENS="true", DATABASE_URL="postgresql://app@127.0.0.1:1/enrollment")
 
-    text = stderr.decode()
-    assert process.returncode == 2, text
-    assert "Traceback" not in text
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    assert "REQUIRE_TOKENS" in lines[0]
+    code, stderr = await run_cli(env)
+
+    assert code == 2, stderr
+    assert "REQUIRE_TOKENS" in one_line(stderr)
 
 
 # -- secrets stay out of the logs --------------------------------------------------------

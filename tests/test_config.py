@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
-import sys
-from pathlib import Path
 
 import pytest
 
 from service.config import Config, ConfigError, Token
 from service.embedded import free_port
+from tests.cli import clean_env, one_line, run_cli
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Value-0123456789"  # long enough to be accepted
 OTHER_SECRET = "another-Secret-9876543210"
 
@@ -200,61 +196,16 @@ def test_missing_tokens_file_is_a_config_error(tmp_path):
 # -- the command line refuses to start -------------------------------------------------
 
 
-def _clean_env(**settings: str) -> dict[str, str]:
-    """The test's environment without any service setting, plus `settings`."""
-    ours = {
-        "DATABASE_URL",
-        "API_TOKENS",
-        "API_TOKENS_FILE",
-        "REQUIRE_TOKENS",
-        "PORT",
-        "HOST",
-        "LOG_LEVEL",
-        "WEB_CONCURRENCY",
-    }
-    env = {k: v for k, v in os.environ.items() if k not in ours and not k.startswith("DB_")}
-    return {**env, "PORT": str(free_port()), "WEB_CONCURRENCY": "1", **settings}
-
-
-async def _serve(env: dict[str, str], command: str = "serve") -> tuple[int, str]:
-    """Run `python -m service <command>`; return its exit code and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        command,
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail("the service started instead of refusing to")
-    return process.returncode, stderr.decode()
-
-
-def _one_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    return lines[0]
-
-
 async def test_cli_exits_when_the_database_port_is_closed():
     port = free_port()
-    env = _clean_env(
+    env = clean_env(
         DATABASE_URL=f"postgresql://x:hunter2-password@127.0.0.1:{port}/x", DB_CONNECT_TIMEOUT="2"
     )
 
-    code, stderr = await _serve(env)
+    code, stderr = await run_cli(env)
 
     assert code == 2
-    line = _one_line(stderr)
+    line = one_line(stderr)
     assert "cannot connect" in line
     assert f"127.0.0.1:{port}" in line
     assert "hunter2-password" not in stderr
@@ -262,22 +213,22 @@ async def test_cli_exits_when_the_database_port_is_closed():
 
 async def test_migrate_exits_with_one_line_when_the_database_port_is_closed():
     port = free_port()
-    env = _clean_env(DATABASE_URL=f"postgresql://x:hunter2-password@127.0.0.1:{port}/x")
+    env = clean_env(DATABASE_URL=f"postgresql://x:hunter2-password@127.0.0.1:{port}/x")
 
-    code, stderr = await _serve(env, "migrate")
+    code, stderr = await run_cli(env, "migrate")
 
     assert code == 2
-    line = _one_line(stderr)
+    line = one_line(stderr)
     assert "migrate failed" in line
     assert f"127.0.0.1:{port}" in line
     assert "hunter2-password" not in stderr
 
 
 async def test_cli_exits_when_the_database_is_not_migrated(empty_database):
-    code, stderr = await _serve(_clean_env(DATABASE_URL=empty_database, DB_CONNECT_TIMEOUT="5"))
+    code, stderr = await run_cli(clean_env(DATABASE_URL=empty_database, DB_CONNECT_TIMEOUT="5"))
 
     assert code == 2
-    line = _one_line(stderr)
+    line = one_line(stderr)
     assert "migrat" in line  # tells the operator what to do
     assert "students" in line  # and what is missing
 
@@ -291,18 +242,18 @@ async def test_cli_exits_when_the_database_is_not_migrated(empty_database):
     ],
 )
 async def test_cli_exits_on_a_bad_setting(settings, variable):
-    env = _clean_env(DATABASE_URL="postgresql://x@127.0.0.1:1/x")
+    env = clean_env(DATABASE_URL="postgresql://x@127.0.0.1:1/x")
 
-    code, stderr = await _serve({**env, **settings})
+    code, stderr = await run_cli({**env, **settings})
 
     assert code == 2
-    line = _one_line(stderr)
+    line = one_line(stderr)
     assert variable in line
     assert SECRET not in stderr
 
 
 async def test_cli_exits_without_database_url():
-    code, stderr = await _serve(_clean_env())
+    code, stderr = await run_cli(clean_env())
 
     assert code == 2
-    assert "DATABASE_URL" in _one_line(stderr)
+    assert "DATABASE_URL" in one_line(stderr)
