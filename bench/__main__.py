@@ -89,9 +89,18 @@ class Row:
     scenario: str
     server: str
     results: list[wrk.Result]
+    # Server CPU time per request, in microseconds: the serving processes'
+    # user+system time over a run divided by the requests answered. Steadier
+    # than req/s on a shared machine, since it does not depend on who else
+    # got the cores.
+    cpu_us: list[float]
 
     def median(self, attribute: str) -> float:
         return statistics.median(getattr(r, attribute) for r in self.results)
+
+    @property
+    def median_cpu_us(self) -> float:
+        return statistics.median(self.cpu_us)
 
     @property
     def non_2xx(self) -> int:
@@ -120,6 +129,8 @@ HEADER = (
     "socket errors c/r/w/t",
     "req/s vs ref",
     "p99 vs ref",
+    "CPU us/req",
+    "CPU vs ref",
 )
 
 
@@ -140,6 +151,8 @@ def table(rows: list[Row]) -> list[tuple[str, ...]]:
                 row.socket_errors,
                 f"{rate / ref.median('requests_per_sec'):.2f}" if ref else "-",
                 f"{p99 / ref.median('p99'):.2f}" if ref else "-",
+                f"{row.median_cpu_us:.0f}",
+                f"{row.median_cpu_us / ref.median_cpu_us:.2f}" if ref else "-",
             )
         )
     return cells
@@ -160,7 +173,7 @@ def text_table(cells: list[tuple[str, ...]]) -> str:
 
 
 def markdown_table(cells: list[tuple[str, ...]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * 2 + " ---: |" * 7]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * 2 + " ---: |" * 9]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         stack.callback(sampler.stop)
 
-        def measure(server: Server, scenario: str, seconds: float) -> wrk.Result:
+        def measure(row: Row, server: Server, seconds: float) -> None:
             options = dict(
                 students=sizes.students,
                 courses=sizes.courses,
@@ -275,20 +288,23 @@ def main(argv: list[str] | None = None) -> int:
                 token=token,
             )
             if args.warmup > 0:
-                wrk.run(server.url, scenario, seed=next(seeds), seconds=args.warmup, **options)
-            result = wrk.run(server.url, scenario, seed=next(seeds), seconds=seconds, **options)
+                wrk.run(server.url, row.scenario, seed=next(seeds), seconds=args.warmup, **options)
+            cpu_before = server.cpu_seconds()
+            result = wrk.run(server.url, row.scenario, seed=next(seeds), seconds=seconds, **options)
+            cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
+            row.results.append(result)
+            row.cpu_us.append(cpu_us)
             print(
-                f"  {scenario:<16} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
-                f"  p99 {_latency(result.p99)}",
+                f"  {row.scenario:<16} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
+                f"  p99 {_latency(result.p99)}  CPU {cpu_us:.0f} us/req",
                 flush=True,
             )
-            return result
 
         if args.soak:
             print(f"soak: student-courses against the service for {args.soak_seconds:g} s")
             sampler.sample()
-            rows = [Row("student-courses", "service", [])]
-            rows[0].results.append(measure(service, "student-courses", args.soak_seconds))
+            rows = [Row("student-courses", "service", [], [])]
+            measure(rows[0], service, args.soak_seconds)
             sampler.sample()
             memory = [
                 f"service worker {pid}: {rss.first:.1f} MiB at start, "
@@ -305,10 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
             rows = []
             for scenario in args.scenarios:
-                pair = [Row(scenario, "reference", []), Row(scenario, "service", [])]
+                pair = [Row(scenario, "reference", [], []), Row(scenario, "service", [], [])]
                 for _ in range(args.rounds):
-                    pair[0].results.append(measure(reference, scenario, args.duration))
-                    pair[1].results.append(measure(service, scenario, args.duration))
+                    measure(pair[0], reference, args.duration)
+                    measure(pair[1], service, args.duration)
                 rows += pair
             sampler.sample()
             memory = memory_lines(sampler)

@@ -43,6 +43,17 @@ class Server:
             return []
         return children or [parent]
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time used so far by the serving processes."""
+        total = 0.0
+        for worker in self.workers():
+            try:
+                times = worker.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
 
 def start(name: str, command: list[str], env: dict[str, str], port: int, log: Path) -> Server:
     with log.open("wb") as out:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import db, middlewares, routes
+from . import db, routes
 from .config import Config
 from .keys import CONFIG, METRICS, OPENAPI, TOKENS
 from .metrics import Metrics
@@ -23,10 +23,9 @@ OPENAPI_BODY = json.dumps(
 
 def create_app(config: Config) -> web.Application:
     """Assemble the app; no I/O happens until it starts."""
-    app = web.Application(
-        client_max_size=MAX_BODY,
-        middlewares=[middlewares.request_context],
-    )
+    # No middlewares: every route's handler is wrapped in the request context
+    # instead (service/endpoint.py), which is cheaper per request.
+    app = web.Application(client_max_size=MAX_BODY)
     app[CONFIG] = config
     app[OPENAPI] = OPENAPI_BODY
     app[METRICS] = Metrics()

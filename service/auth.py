@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from .errors import Problem
-from .keys import REQUEST_INFO, TOKENS
+from .models import RequestInfo
+from .tokens import TokenTable
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = 'Bearer realm="enrollment"'
 
@@ -17,23 +17,23 @@ def _unauthorized(detail: str, error: str | None) -> Problem:
     return Problem(401, detail, "unauthorized", headers={"WWW-Authenticate": challenge})
 
 
-def authorize(request: web.Request) -> None:
+def authorize(tokens: TokenTable, request: web.Request, info: RequestInfo) -> None:
     """Raise 401 or 403 unless the request carries a token good for it.
 
-    Called by the request_context middleware (one middleware layer instead of
-    two), before routing's handler runs; public paths and an app without
-    tokens pass.
+    Called before the handler by the request context (service/endpoint.py),
+    which skips public routes and apps configured without tokens. The token's
+    name goes into `info`, for the access log.
     """
-    table = request.app[TOKENS]
-    if not table.entries or request.path in PUBLIC_PATHS:
-        return
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise _unauthorized("send Authorization: Bearer <token>", None)
-    token = table.find(presented.strip())
+    header = request.headers.get("Authorization", "")
+    token = tokens.by_header.get(header)
     if token is None:
-        raise _unauthorized("the token is not valid", "invalid_token")
-    request[REQUEST_INFO].token = token.name
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise _unauthorized("send Authorization: Bearer <token>", None)
+        token = tokens.find(presented.strip(), header)
+        if token is None:
+            raise _unauthorized("the token is not valid", "invalid_token")
+    info.token = token.name
     if token.scope != "write" and request.method not in READ_METHODS:
         raise Problem(
             403,

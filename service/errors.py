@@ -19,7 +19,7 @@ class FieldError:
 
 @dataclass
 class Problem(Exception):
-    """An error a client can act on; rendered as problem+json by the middleware."""
+    """An error a client can act on; rendered as problem+json by the request context (endpoint.py)."""
 
     status: int
     detail: str

@@ -65,7 +65,7 @@ class Page(Generic[T]):
 
 @dataclass(slots=True)
 class RequestInfo:
-    """What the middleware learns about a request, for the access log.
+    """What the request context learns about a request, for the access log.
 
     One object per request rather than several request keys: each lookup in
     the request's mapping goes through Python-level code.

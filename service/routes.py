@@ -4,32 +4,36 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
 from .handlers import courses, enrollments, operations, students
+
+# (method, path template, handler). HEAD is not served: only what is listed.
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/students", students.create),
+    ("GET", "/students", students.list_),
+    ("GET", "/students/{student_id}", students.get),
+    ("PATCH", "/students/{student_id}", students.update),
+    ("DELETE", "/students/{student_id}", students.delete),
+    ("POST", "/students/{student_id}/courses", enrollments.enroll),
+    ("GET", "/students/{student_id}/courses", enrollments.list_courses),
+    ("GET", "/students/{student_id}/courses/{course_id}", enrollments.get),
+    ("DELETE", "/students/{student_id}/courses/{course_id}", enrollments.delete),
+    ("POST", "/courses", courses.create),
+    ("GET", "/courses", courses.list_),
+    ("GET", "/courses/{course_id}", courses.get),
+    ("PATCH", "/courses/{course_id}", courses.update),
+    ("DELETE", "/courses/{course_id}", courses.delete),
+    ("GET", "/courses/{course_id}/students", enrollments.list_students),
+    ("GET", "/healthz", operations.healthz),
+    ("GET", "/readyz", operations.readyz),
+    ("GET", "/openapi.json", operations.openapi),
+    ("GET", "/metrics", operations.metrics),
+]
 
 
 def setup(app: web.Application) -> None:
-    app.add_routes(
-        [
-            web.post("/students", students.create),
-            web.get("/students", students.list_, allow_head=False),
-            web.get("/students/{student_id}", students.get, allow_head=False),
-            web.patch("/students/{student_id}", students.update),
-            web.delete("/students/{student_id}", students.delete),
-            web.post("/students/{student_id}/courses", enrollments.enroll),
-            web.get("/students/{student_id}/courses", enrollments.list_courses, allow_head=False),
-            web.get(
-                "/students/{student_id}/courses/{course_id}", enrollments.get, allow_head=False
-            ),
-            web.delete("/students/{student_id}/courses/{course_id}", enrollments.delete),
-            web.post("/courses", courses.create),
-            web.get("/courses", courses.list_, allow_head=False),
-            web.get("/courses/{course_id}", courses.get, allow_head=False),
-            web.patch("/courses/{course_id}", courses.update),
-            web.delete("/courses/{course_id}", courses.delete),
-            web.get("/courses/{course_id}/students", enrollments.list_students, allow_head=False),
-            web.get("/healthz", operations.healthz, allow_head=False),
-            web.get("/readyz", operations.readyz, allow_head=False),
-            web.get("/openapi.json", operations.openapi, allow_head=False),
-            web.get("/metrics", operations.metrics, allow_head=False),
-        ]
-    )
+    """Register every route inside the request context (service/endpoint.py)."""
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, endpoint(app, path, handler))
+    # Last: whatever matched nothing above, answered as problem+json.
+    app.router.add_route("*", CATCH_ALL, endpoint(app, UNMATCHED, unmatched))

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service import tokens
 from service.app import create_app
 from service.config import Config, ConfigError, Token
 from service.keys import TOKENS
@@ -47,7 +48,7 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
     found = [
         (route.method, route.resource.canonical)
         for route in client.app.router.routes()
-        if route.resource is not None
+        if route.resource is not None and route.method != "*"  # not the catch-all
     ]
     return sorted(set(found))
 
@@ -403,5 +404,14 @@ async def test_wrong_secrets_never_enter_the_cache(prefixed):
     assert await scope_of(prefixed, SHORT.secret) == "short"
 
     # Only configured secrets are remembered, so guessing cannot grow memory.
-    cached = prefixed.app[TOKENS].verified
-    assert set(cached) == {SHORT.secret}
+    cached = prefixed.app[TOKENS].by_header
+    assert set(cached) == {bearer(SHORT.secret)["Authorization"]}
+
+
+async def test_spellings_of_a_good_header_fill_the_cache_only_to_its_bound(prefixed, monkeypatch):
+    monkeypatch.setattr(tokens, "MAX_VERIFIED", 5)
+    for spaces in range(1, 21):
+        header = {"Authorization": "Bearer" + " " * spaces + SHORT.secret}
+        response = await prefixed.get("/students", headers=header)
+        assert response.status == 200, spaces
+    assert len(prefixed.app[TOKENS].by_header) == 5

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from service.app import create_app
+from service.endpoint import endpoint
 from service.logs import JsonFormatter, LineHandler
 
 from .api import problem
@@ -121,7 +122,7 @@ async def test_unexpected_error_is_logged_with_request_id_and_traceback_only(
         raise RuntimeError("internal detail 5f3a: connection string and all")
 
     # The real app plus one route that fails: nothing outside can make it fail by design.
-    app.router.add_get("/test-failure", fail)
+    app.router.add_get("/test-failure", endpoint(app, "/test-failure", fail))
     client = await aiohttp_client(app)
     caplog.handler.setFormatter(JsonFormatter())  # formats while the request is running
 

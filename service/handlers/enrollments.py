@@ -18,16 +18,16 @@ async def enroll(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     data = v.fields(await v.json_object(request), ENROLL, required=("course_id",))
     course_id = data["course_id"]
-    outcomes = request.app[METRICS].enrollments
+    outcomes = request.app[METRICS].outcomes
     try:
         async with connection(request) as conn:
             enrollment, created = await enrollments.enroll(
                 conn, student_id=student_id, course_id=course_id
             )
     except Problem as problem:
-        outcomes.labels("full" if problem.status == 409 else "missing").inc()
+        outcomes["full" if problem.status == 409 else "missing"] += 1
         raise
-    outcomes.labels("created" if created else "existing").inc()
+    outcomes["created" if created else "existing"] += 1
     if created:
         location = f"/students/{student_id}/courses/{course_id}"
         return render.json(enrollment, status=201, headers={"Location": location})

@@ -15,7 +15,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    # Database errors become 503 in the error middleware.
+    # Database errors become 503 in the request context (endpoint.py).
     async with connection(request) as conn:
         await conn.fetchval(QUERIES.health.ping)
     return render.json({"status": "ok"})
