@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from aiohttp import web
 
 from . import db, routes
 from .config import Config
-from .keys import CONFIG, METRICS, OPENAPI, TOKENS
+from .keys import ACCESS_LOG, CONFIG, METRICS, OPENAPI, TOKENS
+from .logs import AccessLog
 from .metrics import Metrics
 from .tokens import TokenTable
 from .validation import MAX_BODY
@@ -30,7 +32,9 @@ def create_app(config: Config) -> web.Application:
     app[OPENAPI] = OPENAPI_BODY
     app[METRICS] = Metrics()
     app[TOKENS] = TokenTable.of(config.tokens)
+    app[ACCESS_LOG] = AccessLog(logging.getLogger("service.access"))
     app.cleanup_ctx.append(db.pool_context)
     app.cleanup_ctx.append(db.pool_metrics)
+    app.cleanup_ctx.append(db.watchdog)
     routes.setup(app)
     return app

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .config import Token
 from .errors import Problem
-from .models import RequestInfo
 from .tokens import TokenTable
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -17,12 +17,11 @@ def _unauthorized(detail: str, error: str | None) -> Problem:
     return Problem(401, detail, "unauthorized", headers={"WWW-Authenticate": challenge})
 
 
-def authorize(tokens: TokenTable, request: web.Request, info: RequestInfo) -> None:
-    """Raise 401 or 403 unless the request carries a token good for it.
+def authenticate(tokens: TokenTable, request: web.Request) -> Token:
+    """The configured token the request carries, or 401.
 
     Called before the handler by the request context (service/endpoint.py),
-    which skips public routes and apps configured without tokens. The token's
-    name goes into `info`, for the access log.
+    which skips public routes and apps configured without tokens.
     """
     header = request.headers.get("Authorization", "")
     token = tokens.by_header.get(header)
@@ -33,8 +32,12 @@ def authorize(tokens: TokenTable, request: web.Request, info: RequestInfo) -> No
         token = tokens.find(presented.strip(), header)
         if token is None:
             raise _unauthorized("the token is not valid", "invalid_token")
-    info.token = token.name
-    if token.scope != "write" and request.method not in READ_METHODS:
+    return token
+
+
+def check_scope(token: Token, method: str) -> None:
+    """403 unless the token may use `method`: reads need any token, writes a write token."""
+    if token.scope != "write" and method not in READ_METHODS:
         raise Problem(
             403,
             f"token {token.name} may only read; this needs a write token",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,7 @@ from .sql import QUERIES
 log = logging.getLogger(__name__)
 
 REQUIRED_TABLES = ("students", "courses", "student_courses")
+WATCHDOG_PERIOD = 0.25  # seconds between checks for overdue loans
 
 # Errors that mean "the database is not there right now", answered with 503.
 # TimeoutError (connect, acquire) and refused connections are OSErrors.
@@ -61,7 +63,7 @@ async def create_pool(config: Config) -> asyncpg.Pool:
         min_size=config.pool_min_size,
         max_size=config.pool_max_size,
         timeout=config.connect_timeout,
-        command_timeout=config.statement_timeout + 1,
+        # No command_timeout: the watchdog below bounds every loan instead.
         statement_cache_size=config.statement_cache_size,
         reset=_reset,
         server_settings=_session_settings(config),
@@ -95,7 +97,9 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
         async with pool.acquire() as conn:
             await check_schema(conn)
         app[POOL] = pool
-        app[LENDER] = Lender(pool, config.pool_max_size, config.acquire_timeout)
+        app[LENDER] = Lender(
+            pool, config.pool_max_size, config.acquire_timeout, config.statement_timeout + 1
+        )
         yield
     finally:
         try:
@@ -108,6 +112,38 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
 def connection(request: web.Request) -> Loan:
     """A pooled connection for one request: `async with connection(request) as conn`."""
     return Loan(request.app[LENDER])
+
+
+async def watchdog(app: web.Application) -> AsyncIterator[None]:
+    """End every loan held past its limit (DB_STATEMENT_TIMEOUT + 1 s).
+
+    PostgreSQL cancels a statement over statement_timeout itself; this is for
+    a server or network that stopped answering, and for PgBouncer set-ups,
+    where the timeout cannot be a session setting. The connection is closed,
+    so the request waiting on it fails at once (503) and the pool opens a
+    fresh one. Checked a few times a second: one timer per process, not two
+    per request.
+    """
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_PERIOD)
+            if (lender := app.get(LENDER)) is None:
+                continue
+            for loan in lender.overdue(time.monotonic()):
+                log.warning(
+                    "closing a database connection held over %ss: the database stopped answering",
+                    lender.limit,
+                )
+                loan.conn.terminate()
+
+    task = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def pool_metrics(app: web.Application) -> AsyncIterator[None]:

@@ -7,8 +7,8 @@ from aiohttp import web
 
 from .config import Config
 from .lending import Lender
+from .logs import AccessLog
 from .metrics import Metrics
-from .models import RequestInfo
 from .tokens import TokenTable
 
 CONFIG = web.AppKey("config", Config)
@@ -17,6 +17,4 @@ LENDER = web.AppKey("lender", Lender)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
-
-# Per-request values.
-REQUEST_INFO = web.RequestKey("request_info", RequestInfo)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)

@@ -6,16 +6,12 @@ import asyncio
 import functools
 import logging
 import os
+import re
 import sys
 import time
 
 import orjson
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web import BaseRequest, StreamResponse
-
-from .keys import REQUEST_INFO
-from .models import RequestInfo
 
 # Fields passed with `extra=` that belong in the JSON line.
 _EXTRA = ("method", "route", "path", "status", "duration_ms", "token", "remote")
@@ -47,19 +43,20 @@ class LineHandler(logging.Handler):
     Writing and flushing one line per request costs a system call each; at a
     few thousand requests a second that is a visible share of a worker's CPU.
     Inside a running event loop, lines are collected and written at most
-    FLUSH_DELAY later, in chunks of whole lines no larger than PIPE_BUF, so
-    lines from several worker processes sharing one pipe never interleave.
-    Outside a loop (start-up, CLI) every line is written at once.
+    FLUSH_DELAY later (or once MAX_PENDING are waiting), in chunks of whole
+    lines no larger than PIPE_BUF, so lines from several worker processes
+    sharing one pipe never interleave. Outside a loop (start-up, CLI) every
+    line is written at once.
     """
 
     FLUSH_DELAY = 0.05
+    MAX_PENDING = 256
     CHUNK = 4096  # PIPE_BUF on Linux: writes up to this size are atomic
 
     def __init__(self, fd: int = 2) -> None:
         super().__init__()
         self.fd = fd
         self.pending: list[bytes] = []
-        self.pending_size = 0
         self.scheduled = False
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -71,9 +68,9 @@ class LineHandler(logging.Handler):
         self.write_line(line)
 
     def write_line(self, line: bytes) -> None:
+        """Queue one whole line, ending with a new line."""
         self.pending.append(line)
-        self.pending_size += len(line)
-        if self.pending_size >= self.CHUNK:
+        if len(self.pending) >= self.MAX_PENDING:
             self.flush()
         elif not self.scheduled:
             try:
@@ -86,7 +83,7 @@ class LineHandler(logging.Handler):
 
     def flush(self) -> None:
         self.scheduled = False
-        lines, self.pending, self.pending_size = self.pending, [], 0
+        lines, self.pending = self.pending, []
         chunk: list[bytes] = []
         size = 0
         for line in lines:
@@ -138,82 +135,73 @@ def setup(level: str) -> None:
         server_log.addFilter(QuietProtocolErrors())
 
 
-class AccessLogger(AbstractAccessLogger):
-    """One JSON line per request, after the response is sent.
+class AccessLog:
+    """One JSON line per request, written by the request context (endpoint.py).
 
-    Built straight to bytes and handed to the LineHandler, skipping the
-    logging module's record machinery on the hot path; the logger's level and
-    handlers still decide whether and where it goes.
+    The request context already holds everything the line needs, so it
+    writes the line itself rather than leaving it to aiohttp's access logger,
+    which would need the request's details handed over through the request.
+    The logger's level and handlers still decide whether and where it goes.
+    Requests aiohttp's HTTP parser refuses never reach a handler: they get
+    one warning line each (QuietProtocolErrors) instead.
+
+    The line is one f-string, field for field what JsonFormatter writes for a
+    record with these extras: a dict and a JSON encoder cost five times as
+    much, a visible share of a request. Only text a client chose (the path,
+    and in principle the peer) can need escaping, so only that is checked;
+    the method is an HTTP token, request ids are checked against a safe
+    pattern (endpoint.py), routes are ours and token names are encoded once.
     """
 
-    @property
-    def enabled(self) -> bool:
-        """aiohttp calls log() only when this is true: honour LOG_LEVEL."""
-        return self.logger.isEnabledFor(logging.INFO)
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
 
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        # One instance per connection; logging is configured before serving.
-        self.handlers = _handlers(logger)
-        self.name = orjson.dumps(logger.name)
-        self.remote: bytes | None = None  # the connection's peer, looked up once
-
-    def log(self, request: BaseRequest, response: StreamResponse, time_: float) -> None:
-        info = request.get(REQUEST_INFO)
-        # Requests aiohttp's HTTP parser refused never reached a handler.
-        if info is None:
-            info = _REFUSED
-        method, status = request.method, response.status
-        # The path is the only client-chosen text here: it goes through the
-        # JSON encoder. The method is an HTTP token, the request id was
-        # checked against a safe pattern, routes and token names are ours.
-        path = orjson.dumps(request.path)
-        if self.remote is None:
-            self.remote = orjson.dumps(request.remote)
-        line = _ACCESS_LINE % (
-            _now_bytes(),
-            self.name,
-            method.encode(),
-            path[1:-1],
-            status,
-            b"null" if info.request_id is None else b'"%s"' % info.request_id.encode(),
-            method.encode(),
-            info.route.encode(),
-            path,
-            status,
-            time_ * 1000,
-            _token_name(info.token),
-            self.remote,
-        )
-        for handler in self.handlers:
+    def write(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        request_id: str,
+        route: str,
+        seconds: float,
+        token: str | None,
+        remote: str | None,
+    ) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        if not _PLAIN.fullmatch(path):
+            path = _escaped(path)
+        line = (
+            f'{{"time":"{_timestamp(time.time_ns())}","level":"INFO",'
+            f'"logger":"service.access","message":"{method} {path} {status}",'
+            f'"request_id":"{request_id}","method":"{method}","route":"{route}",'
+            f'"path":"{path}","status":{status},"duration_ms":{seconds * 1000:.3f},'
+            f'"token":{_json_text(token)},"remote":{_json_text(remote)}}}\n'
+        ).encode()
+        for handler in _handlers(logger):
             if isinstance(handler, LineHandler):
                 handler.write_line(line)
             else:  # someone configured logging differently: go the long way
-                record = self.logger.makeRecord(
-                    self.logger.name,
-                    logging.INFO,
-                    "",
-                    0,
-                    f"{method} {request.path} {status}",
-                    (),
-                    None,
+                record = logger.makeRecord(
+                    logger.name, logging.INFO, "", 0, f"{method} {path} {status}", (), None
                 )
                 handler.handle(record)
 
 
-# The access line, field for field what JsonFormatter writes for a record
-# with those extras; built with one %-format instead of a dict and a dump.
-_ACCESS_LINE = (
-    b'{"time":"%s","level":"INFO","logger":%s,"message":"%s %s %d","request_id":%s,'
-    b'"method":"%s","route":"%s","path":%s,"status":%d,"duration_ms":%.3f,'
-    b'"token":%s,"remote":%s}\n'
-)
-_REFUSED = RequestInfo(None, "unmatched")  # type: ignore[arg-type]
+# Printable ASCII without the two characters JSON strings escape.
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
 
 
-@functools.cache
-def _token_name(name: str | None) -> bytes:
-    return orjson.dumps(name)
+def _escaped(text: str) -> str:
+    """`text` as the inside of a JSON string."""
+    return orjson.dumps(text).decode()[1:-1]
+
+
+@functools.lru_cache(maxsize=256)
+def _json_text(text: str | None) -> str:
+    """A JSON string or null; token names and peers repeat, so each is encoded once."""
+    return orjson.dumps(text).decode()
 
 
 def _handlers(logger: logging.Logger) -> list[logging.Handler]:
@@ -228,19 +216,16 @@ def _handlers(logger: logging.Logger) -> list[logging.Handler]:
 
 
 _second: tuple[int, str] = (0, "")
-_millisecond: tuple[int, bytes] = (0, b"")
+_millisecond: tuple[int, str] = (0, "")
 
 
-def _now_bytes() -> bytes:
-    """UTC time with milliseconds, as bytes.
-
-    strftime runs once a second and the rest once a millisecond, not per line.
-    """
+def _timestamp(time_ns: int) -> str:
+    """UTC time with milliseconds; strftime runs once a second, the rest once a millisecond."""
     global _second, _millisecond
-    ms = time.time_ns() // 1_000_000
+    ms = time_ns // 1_000_000
     if _millisecond[0] != ms:
         whole, fraction = divmod(ms, 1000)
         if _second[0] != whole:
             _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-        _millisecond = (ms, f"{_second[1]}.{fraction:03d}Z".encode())
+        _millisecond = (ms, f"{_second[1]}.{fraction:03d}Z")
     return _millisecond[1]

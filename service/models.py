@@ -61,16 +61,3 @@ class Page(Generic[T]):
 
     items: list[T]
     last_key: int | None
-
-
-@dataclass(slots=True)
-class RequestInfo:
-    """What the request context learns about a request, for the access log.
-
-    One object per request rather than several request keys: each lookup in
-    the request's mapping goes through Python-level code.
-    """
-
-    request_id: str
-    route: str = "unmatched"
-    token: str | None = None

@@ -34,6 +34,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
 def setup(app: web.Application) -> None:
     """Register every route inside the request context (service/endpoint.py)."""
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, endpoint(app, path, handler))
+        app.router.add_route(method, path, endpoint(app, method, path, handler))
     # Last: whatever matched nothing above, answered as problem+json.
-    app.router.add_route("*", CATCH_ALL, endpoint(app, UNMATCHED, unmatched))
+    app.router.add_route("*", CATCH_ALL, endpoint(app, "*", UNMATCHED, unmatched))

@@ -67,8 +67,8 @@ def run_worker(config: Config, *, reuse_port: bool = False) -> None:
         reuse_port=reuse_port,
         shutdown_timeout=config.shutdown_timeout,
         keepalive_timeout=config.keepalive_timeout,
-        access_log_class=logs.AccessLogger,
-        access_log=logging.getLogger("service.access") if config.access_log else None,
+        # The request context writes the access lines (logs.AccessLog).
+        access_log=None,
         print=None,
         loop=loop,
     )

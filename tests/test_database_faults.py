@@ -297,6 +297,29 @@ async def test_statement_over_the_timeout_answers_503_and_the_service_carries_on
     assert (await call(client, "GET", "/readyz")).status == 200
 
 
+async def test_a_database_that_never_answers_is_cut_off_by_the_watchdog(
+    start_service, database_url: str
+):
+    # Without session settings (as behind PgBouncer) PostgreSQL has no
+    # statement_timeout for us: a statement stuck behind a lock waits for
+    # ever, exactly like one sent to a server that stopped answering. The
+    # loan is ended at DB_STATEMENT_TIMEOUT + 1 s.
+    client = await start_service(session_settings=False)
+    course = await create_course(client)
+
+    async with table_locked(database_url, "courses"):
+        answer = await call(client, "GET", "/courses")
+    assert_unavailable(answer)
+    assert STATEMENT_TIMEOUT + 1 <= answer.elapsed < STATEMENT_TIMEOUT + 2.5, answer.elapsed
+
+    # The pool replaced the connection it closed; the service carries on.
+    for _ in range(3):
+        listed = await call(client, "GET", "/courses")
+        assert listed.status == 200, listed.body
+        assert [item["id"] for item in listed.body["items"]] == [course["id"]]
+    assert (await call(client, "GET", "/readyz")).status == 200
+
+
 async def test_exhausted_pool_answers_503_after_the_acquire_timeout(
     start_service, database_url: str
 ):
