@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .auth import authenticate, check_scope
+from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
 from .keys import ACCESS_LOG, CONFIG, METRICS, TOKENS
@@ -60,6 +60,7 @@ def endpoint(app: web.Application, method: str, route: str, handler: Handler) ->
     # The catch-all stands for every path: a public one with a method it does
     # not serve (TRACE /healthz) gets its 405 without a token.
     public_paths = PUBLIC_PATHS if route == UNMATCHED else frozenset()
+    reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
     perf_counter = time.perf_counter
 
     async def context(request: web.Request) -> web.StreamResponse:
@@ -74,7 +75,8 @@ def endpoint(app: web.Application, method: str, route: str, handler: Handler) ->
         try:
             if not public and not (public_paths and request.path in public_paths):
                 token = authenticate(tokens, request)
-                check_scope(token, request.method)
+                if not reads_only:
+                    check_scope(token, request.method)
             response = await handler(request)
         except Exception as exc:
             response = _error_response(request, exc, rid)
