@@ -140,7 +140,7 @@ async def test_chunked_body_over_one_mib_is_413(client, db):
     assert "Content-Length" not in response.request_info.headers
     assert response.status == 413
     body = await problem(response)
-    # aiohttp's own limit answers this one, rendered by the error middleware.
+    # aiohttp's own limit answers this one, rendered as problem+json by the request context.
     assert body["type"] in ("/problems/payload-too-large", "about:blank")
     assert "1 MiB" in body["detail"]
     assert await count(db, "students") == 0
@@ -562,7 +562,7 @@ async def test_oversized_or_garbled_request_head_is_4xx(client):
 
 async def test_requests_refused_by_the_parser_say_only_400(client):
     # A known limit (README, Errors): aiohttp's HTTP parser answers these before
-    # the app and its middlewares exist for the request, as text/plain. What
+    # the app and its request context exist for the request, as text/plain. What
     # we still promise: a plain 400 with no traceback or server detail in it.
     for head in BAD_HEADS:
         response = await raw_request(client, head)
