@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -114,6 +115,18 @@ def connection(request: web.Request) -> Loan:
     return Loan(request.app[LENDER])
 
 
+@contextlib.asynccontextmanager
+async def _running(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run a background loop for the life of the block, then cancel it."""
+    task = asyncio.create_task(loop)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def watchdog(app: web.Application) -> AsyncIterator[None]:
     """End every loan held past its limit (DB_STATEMENT_TIMEOUT + 1 s).
 
@@ -137,13 +150,8 @@ async def watchdog(app: web.Application) -> AsyncIterator[None]:
                 )
                 loan.conn.terminate()
 
-    task = asyncio.create_task(watch())
-    try:
+    async with _running(watch()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
@@ -159,10 +167,5 @@ async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
                 metrics.pool_in_use.set(min(lender.lent, lender.size))
             await asyncio.sleep(1)
 
-    task = asyncio.create_task(sample())
-    try:
+    async with _running(sample()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
