@@ -64,7 +64,7 @@ def decode_json(body: bytes) -> Any:
         raise ValueError(str(exc)) from None
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
+def _check_media_type(request: web.Request) -> None:
     if request.content_type != "application/json":
         raise Problem(
             415,
@@ -74,6 +74,13 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     charset = request.charset
     if charset and charset.lower() not in ("utf-8", "utf8"):
         raise Problem(415, "JSON bodies must be UTF-8", "unsupported-media-type")
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    # The header nearly every client sends needs no parsing; aiohttp parses
+    # any other (parameters, case, spacing) for its type and charset.
+    if request.headers.get("Content-Type") != "application/json":
+        _check_media_type(request)
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise Problem(413, "the request body is larger than 1 MiB", "payload-too-large")
     if request.content.is_eof():
