@@ -169,8 +169,7 @@ class AccessLog:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        if not _plain(path):
-            path = orjson.dumps(path).decode()[1:-1]
+        path_json = path if _plain(path) else orjson.dumps(path).decode()[1:-1]
         if (token_json := self.token_names.get(token)) is None:
             # Only configured token names get here, so the dict stays small.
             token_json = self.token_names[token] = orjson.dumps(token).decode()
@@ -178,19 +177,40 @@ class AccessLog:
         remote_json = "null" if remote is None else f'"{remote}"'
         line = (
             f'{{"time":"{_timestamp(time.time_ns())}","level":"INFO",'
-            f'"logger":"service.access","message":"{method} {path} {status}",'
+            f'"logger":"service.access","message":"{method} {path_json} {status}",'
             f'"request_id":"{request_id}","method":"{method}","route":"{route}",'
-            f'"path":"{path}","status":{status},"duration_ms":{seconds * 1000:.3f},'
+            f'"path":"{path_json}","status":{status},"duration_ms":{seconds * 1000:.3f},'
             f'"token":{token_json},"remote":{remote_json}}}\n'
         ).encode()
+        record = None
         for handler in _handlers(logger):
+            if handler.level > logging.INFO:
+                continue
             if isinstance(handler, LineHandler):
                 handler.write_line(line)
-            else:  # someone configured logging differently: go the long way
+                continue
+            # Someone configured logging differently: a record with the same fields.
+            if record is None:
                 record = logger.makeRecord(
-                    logger.name, logging.INFO, "", 0, f"{method} {path} {status}", (), None
+                    logger.name,
+                    logging.INFO,
+                    "",
+                    0,
+                    "%s %s %s",
+                    (method, path, status),
+                    None,
+                    extra={
+                        "request_id": request_id,
+                        "method": method,
+                        "route": route,
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "token": token,
+                        "remote": remote,
+                    },
                 )
-                handler.handle(record)
+            handler.handle(record)
 
 
 def _plain(text: str) -> bool:

@@ -110,6 +110,31 @@ async def test_each_request_logs_one_json_line_with_its_request_id(database_url,
         assert json.dumps(request_id)[1:-1] not in log  # a refused id is never written
 
 
+async def test_access_lines_reach_other_handlers_with_the_same_fields(client, caplog):
+    # An operator may configure logging with handlers of their own (pytest's
+    # caplog is one): the access line reaches them as a record whose extras
+    # carry the fields the JSON line has, escaped only when formatted.
+    caplog.handler.setFormatter(JsonFormatter())
+    path = '/students/"quoted"'
+    with caplog.at_level(logging.INFO, logger="service.access"):
+        response = await client.get(path, headers={"X-Request-ID": "other-7"})
+        assert response.status == 404
+
+    records = [r for r in caplog.records if r.name == "service.access"]
+    assert len(records) == 1, caplog.records
+    record = records[0]
+    assert record.getMessage() == f"GET {path} 404"
+    assert (record.request_id, record.route, record.path) == (
+        "other-7",
+        "/students/{student_id}",
+        path,
+    )
+    entry = json.loads(caplog.text.splitlines()[-1])
+    assert ACCESS_FIELDS <= entry.keys(), entry
+    assert entry["path"] == path and entry["status"] == 404 and entry["method"] == "GET"
+    assert entry["duration_ms"] >= 0
+
+
 # -- unexpected errors -------------------------------------------------------------------
 
 
