@@ -95,8 +95,14 @@ class Row:
     # got the cores.
     cpu_us: list[float]
 
+    def values(self, attribute: str) -> list[float]:
+        """One value per round: cpu_us, or a wrk.Result attribute."""
+        if attribute == "cpu_us":
+            return self.cpu_us
+        return [getattr(r, attribute) for r in self.results]
+
     def median(self, attribute: str) -> float:
-        return statistics.median(getattr(r, attribute) for r in self.results)
+        return statistics.median(self.values(attribute))
 
     @property
     def median_cpu_us(self) -> float:
@@ -134,25 +140,41 @@ HEADER = (
 )
 
 
+def paired_ratio(values: list[float], reference: list[float]) -> float:
+    """The median of round-by-round ratios.
+
+    Each round runs the reference and then the service, so a ratio within a
+    round compares runs a few seconds apart: a shared machine slowing down
+    or speeding up between rounds cancels out, where a ratio of the two
+    medians would carry it.
+    """
+    return statistics.median(v / r for v, r in zip(values, reference, strict=True))
+
+
 def table(rows: list[Row]) -> list[tuple[str, ...]]:
     reference = {row.scenario: row for row in rows if row.server == "reference"}
     cells = []
     for row in rows:
         ref = reference.get(row.scenario)
-        rate, p99 = row.median("requests_per_sec"), row.median("p99")
+
+        def vs_ref(attribute: str, row: Row = row, ref: Row | None = ref) -> str:
+            if ref is None:
+                return "-"
+            return f"{paired_ratio(row.values(attribute), ref.values(attribute)):.2f}"
+
         cells.append(
             (
                 row.scenario,
                 row.server,
-                f"{rate:,.0f}",
+                f"{row.median('requests_per_sec'):,.0f}",
                 _latency(row.median("p50")),
-                _latency(p99),
+                _latency(row.median("p99")),
                 str(row.non_2xx),
                 row.socket_errors,
-                f"{rate / ref.median('requests_per_sec'):.2f}" if ref else "-",
-                f"{p99 / ref.median('p99'):.2f}" if ref else "-",
+                vs_ref("requests_per_sec"),
+                vs_ref("p99"),
                 f"{row.median_cpu_us:.0f}",
-                f"{row.median_cpu_us / ref.median_cpu_us:.2f}" if ref else "-",
+                vs_ref("cpu_us"),
             )
         )
     return cells
@@ -340,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{math.ceil(args.connections / args.workers)} per worker; "
         f"wrk -t{args.threads} -c{args.connections}; "
         f"{args.soak_seconds if args.soak else args.duration:g} s per run after "
-        f"{args.warmup:g} s warm-up, {args.rounds} round(s), medians; "
+        f"{args.warmup:g} s warm-up, {args.rounds} round(s), medians (ratios: of per-round ratios); "
         f"PostgreSQL {version}; {sizes.describe()}"
     )
     report.write_text(
