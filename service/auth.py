@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .config import Token
 from .errors import Problem
@@ -23,7 +23,7 @@ def authenticate(tokens: TokenTable, request: web.Request) -> Token:
     Called before the handler by the request context (service/endpoint.py),
     which skips public routes and apps configured without tokens.
     """
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
     token = tokens.by_header.get(header)
     if token is None:
         scheme, _, presented = header.partition(" ")

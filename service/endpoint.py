@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from multidict import istr
 
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
@@ -44,6 +45,9 @@ _HTTP_DETAILS = {
 }
 # An incoming X-Request-ID is kept only if it is safe to echo and to log.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# Header names as istr, like aiohttp's own hdrs: a str key is case-folded
+# on every lookup.
+X_REQUEST_ID = istr("X-Request-ID")
 
 # Request ids: a random prefix per process and a counter. Unique across
 # workers and restarts, and far cheaper than a uuid4 per request.
@@ -64,7 +68,7 @@ def endpoint(app: web.Application, method: str, route: str, handler: Handler) ->
     perf_counter = time.perf_counter
 
     async def context(request: web.Request) -> web.StreamResponse:
-        incoming = request.headers.get("X-Request-ID")
+        incoming = request.headers.get(X_REQUEST_ID)
         if incoming and _REQUEST_ID.fullmatch(incoming):
             rid = incoming
         else:
@@ -82,7 +86,7 @@ def endpoint(app: web.Application, method: str, route: str, handler: Handler) ->
             response = _error_response(request, exc, rid)
         finally:
             metrics.requests_in_flight -= 1
-        response.headers["X-Request-ID"] = rid
+        response.headers[X_REQUEST_ID] = rid
         seconds = perf_counter() - started
         status = response.status
         metrics.observe(method if method != "*" else request.method, route, status, seconds)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .errors import FieldError, Problem, invalid, not_found
 from .keys import CONFIG
@@ -79,7 +79,7 @@ def _check_media_type(request: web.Request) -> None:
 async def json_object(request: web.Request) -> dict[str, Any]:
     # The header nearly every client sends needs no parsing; aiohttp parses
     # any other (parameters, case, spacing) for its type and charset.
-    if request.headers.get("Content-Type") != "application/json":
+    if request.headers.get(hdrs.CONTENT_TYPE) != "application/json":
         _check_media_type(request)
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise Problem(413, "the request body is larger than 1 MiB", "payload-too-large")
