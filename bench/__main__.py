@@ -105,10 +105,6 @@ class Row:
         return statistics.median(self.values(attribute))
 
     @property
-    def median_cpu_us(self) -> float:
-        return statistics.median(self.cpu_us)
-
-    @property
     def non_2xx(self) -> int:
         return sum(r.non_2xx for r in self.results)
 
@@ -151,17 +147,17 @@ def paired_ratio(values: list[float], reference: list[float]) -> float:
     return statistics.median(v / r for v, r in zip(values, reference, strict=True))
 
 
+def _vs_ref(row: Row, ref: Row | None, attribute: str) -> str:
+    if ref is None:
+        return "-"
+    return f"{paired_ratio(row.values(attribute), ref.values(attribute)):.2f}"
+
+
 def table(rows: list[Row]) -> list[tuple[str, ...]]:
     reference = {row.scenario: row for row in rows if row.server == "reference"}
     cells = []
     for row in rows:
         ref = reference.get(row.scenario)
-
-        def vs_ref(attribute: str, row: Row = row, ref: Row | None = ref) -> str:
-            if ref is None:
-                return "-"
-            return f"{paired_ratio(row.values(attribute), ref.values(attribute)):.2f}"
-
         cells.append(
             (
                 row.scenario,
@@ -171,10 +167,10 @@ def table(rows: list[Row]) -> list[tuple[str, ...]]:
                 _latency(row.median("p99")),
                 str(row.non_2xx),
                 row.socket_errors,
-                vs_ref("requests_per_sec"),
-                vs_ref("p99"),
-                f"{row.median_cpu_us:.0f}",
-                vs_ref("cpu_us"),
+                _vs_ref(row, ref, "requests_per_sec"),
+                _vs_ref(row, ref, "p99"),
+                f"{row.median('cpu_us'):.0f}",
+                _vs_ref(row, ref, "cpu_us"),
             )
         )
     return cells
