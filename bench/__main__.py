@@ -5,8 +5,8 @@
 Prepares a throw-away database (the embedded PostgreSQL under
 .data/bench-pg, or the server BENCH_DATABASE_URL points at, where it creates
 `enrollment_bench`), starts `python -m service serve` and bench/reference.py
-with the same number of workers, drives each scenario with wrk against the
-reference and then the service, and prints one table (also written to
+with the same number of workers, drives each scenario with wrk against both
+(in alternating order, round by round), and prints one table (also written to
 .data/bench/last.md). --soak instead runs the service alone for 60 s and
 reports its workers' memory.
 """
@@ -139,10 +139,12 @@ HEADER = (
 def paired_ratio(values: list[float], reference: list[float]) -> float:
     """The median of round-by-round ratios.
 
-    Each round runs the reference and then the service, so a ratio within a
-    round compares runs a few seconds apart: a shared machine slowing down
-    or speeding up between rounds cancels out, where a ratio of the two
-    medians would carry it.
+    Each round runs both servers, so a ratio within a round compares runs a
+    few seconds apart: a shared machine slowing down or speeding up between
+    rounds cancels out, where a ratio of the two medians would carry it.
+    Rounds alternate which server goes first (see `main`), so what one run
+    leaves behind for the next (enroll's new rows, the autovacuum and
+    checkpoint work they trigger) falls on both servers alike.
     """
     return statistics.median(v / r for v, r in zip(values, reference, strict=True))
 
@@ -340,9 +342,11 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for scenario in args.scenarios:
                 pair = [Row(scenario, "reference", [], []), Row(scenario, "service", [], [])]
-                for _ in range(args.rounds):
-                    measure(pair[0], reference, args.duration)
-                    measure(pair[1], service, args.duration)
+                for round_ in range(args.rounds):
+                    # Reference first in even rounds, service first in odd ones.
+                    order = [(pair[0], reference), (pair[1], service)]
+                    for row, server in order if round_ % 2 == 0 else order[::-1]:
+                        measure(row, server, args.duration)
                 rows += pair
             sampler.sample()
             memory = memory_lines(sampler)
