@@ -238,7 +238,7 @@ async def test_chunked_body_over_one_mib_is_413(client, db):
     response = await client.post("/students", data=chunks(), headers=JSON)
 
     assert response.status == 413
-    await problem(response)
+    assert (await problem(response))["type"] == "/problems/payload-too-large"
     assert await students_in(db) == 0
 
 
