@@ -394,6 +394,8 @@ async def test_undecodable_path_is_404_problem(client, db, target):
         "9223372036854775808",  # 2**63, one past the largest id
         "9" * 400,  # far too long
         "%EF%BC%91",  # a fullwidth digit one, not ASCII
+        "%D9%A1",  # an Arabic-Indic digit one, which int() would accept
+        "%C2%B2",  # a superscript two: str.isdigit() says yes, int() fails
         "%20%201",  # leading spaces
         "abc",  # not a number at all
     ],
