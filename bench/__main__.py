@@ -64,12 +64,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     data.add_argument("--courses", type=_positive, default=2_000)
     data.add_argument("--per-student", type=_positive, default=5, help="enrollments per student")
     load = parser.add_argument_group("load")
-    load.add_argument("--workers", type=_positive, default=1, help="processes per server")
+    load.add_argument(
+        "--workers",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        help="processes per server (default: the CPU count, like WEB_CONCURRENCY)",
+    )
     load.add_argument("--connections", type=_positive, default=64, help="wrk -c")
     load.add_argument("--threads", type=_positive, default=2, help="wrk -t")
-    load.add_argument("--duration", type=float, default=20, help="seconds measured per run")
-    load.add_argument("--warmup", type=float, default=5, help="seconds before each run")
-    load.add_argument("--rounds", type=_positive, default=1, help="runs per server; medians")
+    # Several short rounds rather than one long one: the per-round ratios
+    # spread widely on a shared machine, and an even count lets each server
+    # go first equally often.
+    load.add_argument("--duration", type=float, default=10, help="seconds measured per run")
+    load.add_argument("--warmup", type=float, default=3, help="seconds before each run")
+    load.add_argument(
+        "--rounds",
+        type=_positive,
+        default=4,
+        help="runs per server, alternating which goes first (keep it even); medians",
+    )
     load.add_argument(
         "--scenarios",
         default=",".join(wrk.SCENARIOS),
@@ -311,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
-    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = dataset.Sizes(args.students, args.courses, args.per_student)
     token = secrets.token_hex(16)
