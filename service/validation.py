@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -275,11 +275,27 @@ def _decode_cursor(raw: str) -> int:
     return int(digits)
 
 
+# The query strings nearly every first page is asked with, and what they
+# mean: nothing, or only a valid limit. Looked up by the raw query string,
+# they skip parsing the query into a MultiDict, the dearest part of a list
+# request's validation (callgrind: about 13k of a GET's 540k instructions).
+# Anything else (a cursor, other parameters, %-escapes) is parsed below.
+PLAIN_PAGE_QUERIES: dict[str, tuple[int, int]] = {"": (0, DEFAULT_LIMIT)} | {
+    f"limit={n}": (0, n) for n in range(1, MAX_LIMIT + 1)
+}
+
+
 def page_params(request: web.Request) -> tuple[int, int]:
     """(after_id, limit) from ?cursor= and ?limit=."""
+    if (plain := PLAIN_PAGE_QUERIES.get(request.rel_url.raw_query_string)) is not None:
+        return plain
+    return parse_page_query(request.query)
+
+
+def parse_page_query(query: Mapping[str, str]) -> tuple[int, int]:
+    """(after_id, limit) from a parsed query; 422 naming limit or cursor."""
     errors = []
     limit, after = DEFAULT_LIMIT, 0
-    query = request.query
     if "limit" in query:
         raw = query["limit"]
         if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= MAX_LIMIT:
