@@ -278,7 +278,8 @@ def _decode_cursor(raw: str) -> int:
 # The query strings nearly every first page is asked with, and what they
 # mean: nothing, or only a valid limit. Looked up by the raw query string,
 # they skip parsing the query into a MultiDict, the dearest part of a list
-# request's validation (callgrind: about 13k of a GET's 540k instructions).
+# request's validation (callgrind: a GET of a student's courses went from
+# 585k to 575k instructions).
 # Anything else (a cursor, other parameters, %-escapes) is parsed below.
 PLAIN_PAGE_QUERIES: dict[str, tuple[int, int]] = {"": (0, DEFAULT_LIMIT)} | {
     f"limit={n}": (0, n) for n in range(1, MAX_LIMIT + 1)

@@ -32,7 +32,7 @@ def page(request: web.Request, result: Page[Any], limit: int) -> web.Response:
     path = request.path
     if request.rel_url.raw_query_string in PLAIN_PAGE_QUERIES and _PLAIN_PATH.fullmatch(path):
         # No other parameter to carry over and nothing to escape: the same
-        # text URL.build makes, for a tenth of its cost (callgrind).
+        # text URL.build makes, for about 30k fewer instructions (callgrind).
         link = f"{path}?limit={limit}&cursor={cursor}"
     else:
         query = {k: v for k, v in request.query.items() if k not in ("cursor", "limit")}
