@@ -14,12 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from bench import __main__ as bench
 from bench import dataset, wrk
 from tests.cli import REPO_ROOT
+from tests.migrating import connected
 
 
 def _markdown_rows(report: str) -> dict[tuple[str, str], list[str]]:
@@ -61,20 +61,14 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         assert done.returncode == 0, done.stdout + done.stderr
 
         # The dataset is what the arguments asked for, loaded into its own database.
-        conn = await asyncpg.connect(pg_server.url_for(dataset.DATABASE))
-        try:
+        async with connected(pg_server.url_for(dataset.DATABASE)) as conn:
             assert await conn.fetchval("select count(*) from students") == 1000
             assert await conn.fetchval("select count(*) from courses") == 50
             # 5 per student, plus what the enroll runs added.
             assert await conn.fetchval("select count(*) from student_courses") >= 5000
-        finally:
-            await conn.close()
     finally:
-        admin = await asyncpg.connect(pg_server.admin_url)
-        try:
+        async with connected(pg_server.admin_url) as admin:
             await admin.execute(f"drop database if exists {dataset.DATABASE} with (force)")
-        finally:
-            await admin.close()
 
     report = (tmp_path / "last.md").read_text(encoding="utf-8")
     assert "1 worker(s) per server" in report and "2 round(s)" in report

@@ -28,6 +28,7 @@ from service.config import Config
 from service.embedded import EmbeddedPostgres, free_port
 
 from .api import create_course, create_student, problem
+from .migrating import connected
 
 pytestmark = pytest.mark.slow
 
@@ -57,11 +58,8 @@ def cluster() -> Iterator[EmbeddedPostgres]:
 async def database_url(cluster: EmbeddedPostgres) -> AsyncIterator[str]:
     """A fresh, migrated database on the private cluster."""
     name = f"enrollment_fault_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(cluster.dsn)
-    try:
+    async with connected(cluster.dsn) as admin:
         await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
     url = cluster.dsn_for(name)
     # yoyo is synchronous: keep it off the event loop.
     await asyncio.to_thread(migrations.apply, url)
@@ -69,11 +67,8 @@ async def database_url(cluster: EmbeddedPostgres) -> AsyncIterator[str]:
         yield url
     finally:
         # A test that crashed the server has started it again in its own finally.
-        admin = await asyncpg.connect(cluster.dsn)
-        try:
+        async with connected(cluster.dsn) as admin:
             await admin.execute(f'drop database if exists "{name}" with (force)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture
