@@ -14,14 +14,15 @@ import asyncpg
 from aiohttp import web
 
 from .config import Config
-from .keys import CONFIG, LENDER, METRICS, POOL
-from .lending import Lender, Loan
+from .keys import CONFIG, METRICS, POOL
+from .pool import Loan, Pool
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
 
 REQUIRED_TABLES = ("students", "courses", "student_courses")
 WATCHDOG_PERIOD = 0.25  # seconds between checks for overdue loans
+IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is closed
 
 # Errors that mean "the database is not there right now", answered with 503.
 # TimeoutError (connect, acquire) and refused connections are OSErrors.
@@ -48,26 +49,27 @@ def masked(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def _reset(conn: asyncpg.Connection) -> None:
-    # The service never changes session state, so asyncpg's default reset
-    # (a round trip on every release) buys nothing; only a connection given
-    # back inside a transaction (a cancelled request) needs cleaning.
-    if conn.is_in_transaction():
-        await conn.reset()
-
-
-async def create_pool(config: Config) -> asyncpg.Pool:
+def create_pool(config: Config) -> Pool:
+    """A pool of connections to DATABASE_URL (none is opened until `open()`)."""
     if not config.database_url:
         raise RuntimeError("DATABASE_URL is not set")
-    return await asyncpg.create_pool(
-        config.database_url,
+    dsn = config.database_url
+    settings = _session_settings(config)
+
+    def connect() -> Coroutine[Any, Any, asyncpg.Connection]:
+        # No command_timeout: the watchdog below bounds every loan instead.
+        return asyncpg.connect(
+            dsn,
+            timeout=config.connect_timeout,
+            statement_cache_size=config.statement_cache_size,
+            server_settings=settings,
+        )
+
+    return Pool(
+        connect,
         min_size=config.pool_min_size,
         max_size=config.pool_max_size,
-        timeout=config.connect_timeout,
-        # No command_timeout: the watchdog below bounds every loan instead.
-        statement_cache_size=config.statement_cache_size,
-        reset=_reset,
-        server_settings=_session_settings(config),
+        acquire_timeout=config.acquire_timeout,
     )
 
 
@@ -93,14 +95,12 @@ async def check_schema(conn: asyncpg.Connection) -> None:
 async def pool_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     log.info("connecting to %s", masked(config.database_url or ""))
-    pool = await create_pool(config)
+    pool = create_pool(config)
+    await pool.open()
     try:
-        async with pool.acquire() as conn:
+        async with pool.lend() as conn:
             await check_schema(conn)
         app[POOL] = pool
-        app[LENDER] = Lender(
-            pool, config.pool_max_size, config.acquire_timeout, config.statement_timeout + 1
-        )
         yield
     finally:
         try:
@@ -112,7 +112,7 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
 
 def connection(request: web.Request) -> Loan:
     """A pooled connection for one request: `async with connection(request) as conn`."""
-    return Loan(request.app[LENDER])
+    return Loan(request.app[POOL])
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +128,7 @@ async def _running(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
 
 
 async def watchdog(app: web.Application) -> AsyncIterator[None]:
-    """End every loan held past its limit (DB_STATEMENT_TIMEOUT + 1 s).
+    """End every loan held past its limit (DB_STATEMENT_TIMEOUT + 1 s); shrink the pool.
 
     PostgreSQL cancels a statement over statement_timeout itself; this is for
     a server or network that stopped answering, and for PgBouncer set-ups,
@@ -136,19 +136,29 @@ async def watchdog(app: web.Application) -> AsyncIterator[None]:
     so the request waiting on it fails at once (503) and the pool opens a
     fresh one. Checked a few times a second: one timer per process, not two
     per request.
+
+    Every IDLE_PERIOD it also closes the connections no request needed in
+    that time (Pool.shrink), down to DB_POOL_MIN_SIZE.
     """
+    limit = app[CONFIG].statement_timeout + 1
 
     async def watch() -> None:
+        shrunk = time.monotonic()
         while True:
             await asyncio.sleep(WATCHDOG_PERIOD)
-            if (lender := app.get(LENDER)) is None:
+            if (pool := app.get(POOL)) is None:
                 continue
-            for loan in lender.overdue(time.monotonic()):
+            now = time.monotonic()
+            for loan in pool.overdue(now, limit):
                 log.warning(
                     "closing a database connection held over %ss: the database stopped answering",
-                    lender.limit,
+                    limit,
                 )
                 loan.conn.terminate()
+            if now - shrunk >= IDLE_PERIOD:
+                shrunk = now
+                if closed := pool.shrink():
+                    log.info("closed %d database connection(s) idle for %ss", closed, IDLE_PERIOD)
 
     async with _running(watch()):
         yield
@@ -162,9 +172,9 @@ async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
         while True:
             metrics.flush()
             metrics.in_flight.set(metrics.requests_in_flight)
-            if (lender := app.get(LENDER)) is not None:
-                metrics.pool_size.set(lender.pool.get_size())
-                metrics.pool_in_use.set(min(lender.lent, lender.size))
+            if (pool := app.get(POOL)) is not None:
+                metrics.pool_size.set(pool.size)
+                metrics.pool_in_use.set(len(pool.loans))
             await asyncio.sleep(1)
 
     async with _running(sample()):

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncpg
 from aiohttp import web
 
 from .config import Config
-from .lending import Lender
 from .logs import AccessLog
 from .metrics import Metrics
+from .pool import Pool
 from .tokens import TokenTable
 
 CONFIG = web.AppKey("config", Config)
-POOL = web.AppKey("pool", asyncpg.Pool)
-LENDER = web.AppKey("lender", Lender)
+POOL = web.AppKey("pool", Pool)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
