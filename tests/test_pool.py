@@ -68,6 +68,15 @@ async def until_waiting(pool: Pool, count: int) -> None:
     raise AssertionError(f"{count} requests never queued for a connection")
 
 
+async def lend_at_once(pool: Pool, count: int) -> None:
+    """Lend `count` connections at the same time, then take them all back."""
+    loans = [pool.lend() for _ in range(count)]
+    for loan in loans:
+        await loan.__aenter__()
+    for loan in loans:
+        await loan.__aexit__(None, None, None)
+
+
 async def test_open_starts_min_size_connections_and_lending_reuses_them(make_pool, db, app_name):
     async with opened(make_pool(min_size=2, max_size=4)) as pool:
         assert pool.size == 2
@@ -236,11 +245,7 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_connection_passes_it_on(make
 
 async def test_shrink_closes_the_connections_no_moment_needed(make_pool, db, app_name):
     async with opened(make_pool(min_size=1, max_size=4)) as pool:
-        loans = [pool.lend() for _ in range(3)]
-        for loan in loans:
-            await loan.__aenter__()
-        for loan in loans:
-            await loan.__aexit__(None, None, None)
+        await lend_at_once(pool, 3)
         assert pool.size == 3
         # Three were needed at once since the pool opened: none is spare yet.
         assert pool.shrink() == 0
@@ -322,11 +327,7 @@ async def test_the_service_closes_the_connections_no_request_needed(
     monkeypatch.setattr("service.db.IDLE_PERIOD", 0.3)
     client = await aiohttp_client(create_app(replace(config, pool_min_size=1, pool_max_size=4)))
     pool = client.app[POOL]
-    loans = [pool.lend() for _ in range(3)]
-    for loan in loans:
-        await loan.__aenter__()
-    for loan in loans:
-        await loan.__aexit__(None, None, None)
+    await lend_at_once(pool, 3)
     assert pool.size == 3
     await eventually(lambda: _true(pool.size == 1), "down to DB_POOL_MIN_SIZE", within=5)
     response = await client.get("/readyz")
