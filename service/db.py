@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -41,12 +41,28 @@ class SchemaNotReady(RuntimeError):
 
 
 def masked(dsn: str) -> str:
-    """The DSN with its password replaced, fit for logs."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The DSN with every password replaced, fit for logs and error lines.
+
+    libpq takes a password in the userinfo and as the query parameters
+    password and sslpassword (the client key's); all three are hidden. A DSN
+    that is not a URL (host=... password=...) is hidden whole.
+    """
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:  # e.g. an unclosed [ in the host
+        parts = None
+    if parts is None or not parts.scheme or not dsn.startswith(f"{parts.scheme}://"):
+        return "***" if dsn else dsn
+    user, at, host = parts.netloc.rpartition("@")
+    if ":" in user:
+        user = user.partition(":")[0] + ":***"
+    pairs = [
+        (key, "***" if key in ("password", "sslpassword") else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    query = "?" + urlencode(pairs, safe="/*") if pairs else ""
+    # Not urlunsplit: it turns postgresql:///db (a unix socket) into postgresql:/db.
+    return f"{parts.scheme}://{user}{at}{host}{parts.path}{query}"
 
 
 def create_pool(config: Config) -> Pool:
