@@ -6,6 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# Words that mark a secret copied from a template (deploy/secrets/api_tokens.example)
+# instead of generated: a random secret never contains them.
+PLACEHOLDERS = ("replace-me", "change-me", "changeme", "placeholder")
+
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot use; the message names it."""
@@ -158,6 +162,11 @@ def _parse_tokens(text: str, source: str) -> tuple[Token, ...]:
             # The entry may hold a secret: name only its position, never its text.
             raise ConfigError(
                 f"{source}: entry {len(tokens) + 1} is not name:scope:secret with scope read or write"
+            )
+        if any(word in secret.lower() for word in PLACEHOLDERS):
+            raise ConfigError(
+                f"{source}: the secret of token {name!r} is a placeholder:"
+                " generate one with `openssl rand -hex 32`"
             )
         if len(secret) < 16:
             raise ConfigError(

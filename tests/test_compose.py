@@ -30,7 +30,7 @@ import yaml
 
 from service import migrations
 from service.app import create_app
-from service.config import Config
+from service.config import Config, ConfigError
 
 from .api import create_course, create_student, enroll, problem
 from .conftest import Server
@@ -289,9 +289,24 @@ def test_the_passwords_are_required_not_defaulted():
         assert uses and all(use.startswith(":?") for use in uses), (name, uses)
 
 
-def test_the_example_tokens_file_parses_as_tokens():
-    config = Config.from_env({"API_TOKENS_FILE": str(TOKENS_EXAMPLE)})
-    assert {t.scope for t in config.tokens} == {"read", "write"}
+def test_the_example_tokens_file_holds_no_usable_token(tmp_path):
+    # Copied as it is, the template gives no token at all...
+    assert Config.from_env({"API_TOKENS_FILE": str(TOKENS_EXAMPLE)}).tokens == ()
+    with pytest.raises(ConfigError, match="REQUIRE_TOKENS"):
+        Config.from_env({"API_TOKENS_FILE": str(TOKENS_EXAMPLE), "REQUIRE_TOKENS": "true"})
+    # ...and with its lines uncommented but the placeholders left, the service
+    # refuses them, saying why.
+    text = TOKENS_EXAMPLE.read_text(encoding="utf-8")
+    entries = [
+        line[2:] for line in text.splitlines() if re.fullmatch(r"# \w+:(read|write):.*", line)
+    ]
+    assert {entry.split(":")[1] for entry in entries} == {"read", "write"}
+    uncommented = tmp_path / "api_tokens"
+    uncommented.write_text("\n".join(entries), encoding="utf-8")
+    with pytest.raises(ConfigError, match="placeholder"):
+        Config.from_env({"API_TOKENS_FILE": str(uncommented)})
+    # The template says how to make a real secret.
+    assert "openssl rand -hex 32" in text
 
 
 # --- Dockerfile and .dockerignore -------------------------------------------------

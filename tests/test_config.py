@@ -160,6 +160,25 @@ def test_secret_of_16_characters_is_accepted():
     assert config.tokens[0].secret == SECRET[:16]
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "REPLACE-ME",  # deploy/secrets/api_tokens.example, uncommented as it is
+        "replace-me-with-a-random-write-secret",  # what that example held before
+        "change-me-0123456789abcdef",
+        "a-long-PLACEHOLDER-for-the-real-one",
+    ],
+)
+def test_placeholder_secret_is_refused_saying_how_to_make_one(secret):
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"API_TOKENS": f"admin:write:{secret}"})
+
+    message = str(error.value)
+    assert "API_TOKENS" in message and "'admin'" in message
+    assert "placeholder" in message and "openssl rand -hex 32" in message
+    assert secret not in message
+
+
 def test_tokens_file_is_read(tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text(
