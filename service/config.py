@@ -1,10 +1,28 @@
-"""Settings, read once from the environment and checked before anything starts."""
+"""Settings, read once from the environment and checked before anything starts.
+
+Secrets can come from files, so that none has to sit in the environment
+(Docker secrets, Kubernetes secret volumes):
+
+DATABASE_PASSWORD_FILE
+    A file holding the database password alone. Its text, less trailing
+    newlines (as the postgres image reads POSTGRES_PASSWORD_FILE), becomes the
+    password of DATABASE_URL, which then names the user but holds no password:
+    DATABASE_URL=postgresql://enrollment_app@db:5432/enrollment. Every command
+    reads it, `migrate` included.
+API_TOKENS_FILE
+    Tokens, one name:scope:secret a line, added to those in API_TOKENS. A
+    secret still holding a template's placeholder (REPLACE-ME) is refused.
+
+A file that cannot be read, or holds nothing usable, stops the start with a
+ConfigError naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 # Words that mark a secret copied from a template (deploy/secrets/api_tokens.example)
 # instead of generated: a random secret never contains them.
@@ -24,7 +42,8 @@ class Token:
 
 @dataclass(frozen=True)
 class Config:
-    database_url: str | None = None
+    # Out of repr: the URL may carry the password.
+    database_url: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -55,19 +74,12 @@ class Config:
         reader = _Reader(env)
         tokens = _parse_tokens(env.get("API_TOKENS", ""), "API_TOKENS")
         if tokens_file := env.get("API_TOKENS_FILE"):
-            try:
-                with open(tokens_file, encoding="utf-8") as fh:
-                    text = fh.read()
-            except OSError as exc:
-                raise ConfigError(
-                    f"API_TOKENS_FILE: cannot read {tokens_file}: {exc.strerror}"
-                ) from exc
-            tokens += _parse_tokens(text, "API_TOKENS_FILE")
+            tokens += _parse_tokens(_read_file(tokens_file, "API_TOKENS_FILE"), "API_TOKENS_FILE")
         names = [t.name for t in tokens]
         if len(set(names)) != len(names):
             raise ConfigError("API_TOKENS: token names must be unique")
         config = cls(
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env),
             host=env.get("HOST", cls.host),
             port=reader.integer("PORT", cls.port, 0, 65535),
             workers=reader.integer("WEB_CONCURRENCY", os.cpu_count() or 1, 1, 64),
@@ -144,6 +156,47 @@ class _Reader:
         if raw not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
         return raw
+
+
+def _read_file(path: str, variable: str) -> str:
+    try:
+        # newline="": the text as the shell would see it, a CR left as a CR.
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{variable}: cannot read {path}: {reason}") from exc
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, with the password from DATABASE_PASSWORD_FILE put in."""
+    url = env.get("DATABASE_URL") or None
+    path = env.get("DATABASE_PASSWORD_FILE")
+    if not path:
+        return url
+    if url is None:
+        raise ConfigError("DATABASE_PASSWORD_FILE is set but DATABASE_URL is not")
+    # Only trailing newlines go, as in the shell's $(< file): a password may
+    # end in spaces.
+    password = _read_file(path, "DATABASE_PASSWORD_FILE").rstrip("\n")
+    if not password:
+        raise ConfigError(f"DATABASE_PASSWORD_FILE: {path} is empty")
+    if "\n" in password or "\r" in password:
+        raise ConfigError(f"DATABASE_PASSWORD_FILE: {path} must hold the password on one line")
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    query = {key for key, _ in parse_qsl(parts.query)}
+    # Two passwords would leave one of them silently unused.
+    if ":" in user or "password" in query:
+        raise ConfigError(
+            "DATABASE_PASSWORD_FILE is set but DATABASE_URL holds a password too: give it once"
+        )
+    if not user:
+        raise ConfigError(
+            "DATABASE_PASSWORD_FILE is set but DATABASE_URL names no user (postgresql://user@host/db)"
+        )
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _parse_tokens(text: str, source: str) -> tuple[Token, ...]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from service.config import Config, ConfigError, Token
+from service.db import masked
 from service.embedded import free_port
 from tests.cli import clean_env, one_line, run_cli
 
@@ -212,6 +215,118 @@ def test_missing_tokens_file_is_a_config_error(tmp_path):
         Config.from_env({"API_TOKENS_FILE": str(tmp_path / "absent")})
 
 
+# -- DATABASE_PASSWORD_FILE --------------------------------------------------------------
+
+# Characters a URL must escape, and a trailing space that must survive.
+DB_PASSWORD = "p@ss:w/rd?#%41 "
+
+
+def password_file(tmp_path, text: str) -> str:
+    path = tmp_path / "db_password"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_database_password_file_is_put_into_the_url(tmp_path):
+    config = Config.from_env(
+        {
+            "DATABASE_URL": "postgresql://enrollment_app@db:5432/enrollment?sslmode=require",
+            # As `openssl rand -hex 32 > file` or an editor leaves it.
+            "DATABASE_PASSWORD_FILE": password_file(tmp_path, DB_PASSWORD + "\n"),
+        }
+    )
+
+    url = urlsplit(config.database_url)
+    assert (url.username, url.hostname, url.port, url.path, url.query) == (
+        "enrollment_app",
+        "db",
+        5432,
+        "/enrollment",
+        "sslmode=require",
+    )
+    assert unquote(url.password) == DB_PASSWORD
+    # libpq (psycopg, so `migrate`) reads the same password back.
+    assert conninfo_to_dict(config.database_url)["password"] == DB_PASSWORD
+    assert DB_PASSWORD not in repr(config)
+
+
+def test_database_url_alone_is_used_as_it_is():
+    url = "postgresql://enrollment_app:pw@db:5432/enrollment"
+
+    assert Config.from_env({"DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "reason"),
+    [
+        ("postgresql://app@db/x", "", "is empty"),
+        ("postgresql://app@db/x", "\n", "is empty"),
+        ("postgresql://app@db/x", f"{DB_PASSWORD}\nsecond line\n", "on one line"),
+        ("postgresql://app@db/x", f"{DB_PASSWORD}\r\n", "on one line"),  # CRLF
+        (None, DB_PASSWORD, "DATABASE_URL is not"),
+        ("postgresql://app:other@db/x", DB_PASSWORD, "password too"),
+        ("postgresql://app@db/x?password=other", DB_PASSWORD, "password too"),
+        ("postgresql://db/x", DB_PASSWORD, "names no user"),
+    ],
+)
+def test_unusable_database_password_file_is_a_config_error(tmp_path, url, text, reason):
+    env = {"DATABASE_PASSWORD_FILE": password_file(tmp_path, text)}
+    if url:
+        env["DATABASE_URL"] = url
+
+    with pytest.raises(ConfigError) as error:
+        Config.from_env(env)
+
+    message = str(error.value)
+    assert "DATABASE_PASSWORD_FILE" in message and reason in message
+    assert DB_PASSWORD.strip() not in message
+
+
+@pytest.mark.parametrize("make", ["missing", "directory", "binary"])
+def test_unreadable_database_password_file_names_the_variable_and_the_path(tmp_path, make):
+    path = tmp_path / "db_password"
+    if make == "directory":
+        path.mkdir()
+    elif make == "binary":
+        path.write_bytes(b"\xff\xfe")
+
+    with pytest.raises(ConfigError) as error:
+        Config.from_env(
+            {"DATABASE_URL": "postgresql://app@db/x", "DATABASE_PASSWORD_FILE": str(path)}
+        )
+
+    assert str(error.value).startswith(f"DATABASE_PASSWORD_FILE: cannot read {path}: ")
+
+
+# -- masked(): DSNs in logs and error lines ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("postgresql://app:p%40ss@db/x", "postgresql://app:***@db/x"),  # escaped
+        ("postgresql://app:a@b@db/x", "postgresql://app:***@db/x"),  # an unescaped @
+        ("postgresql://app@db/x?password=s3cret", "postgresql://app@db/x?password=***"),
+        (
+            "postgresql://app@db/x?sslmode=verify-full&sslpassword=s3cret",
+            "postgresql://app@db/x?sslmode=verify-full&sslpassword=***",
+        ),
+        ("postgres://app:s3cret@h1,h2:5433/x", "postgres://app:***@h1,h2:5433/x"),  # two hosts
+        (
+            "postgresql:///x?host=/run/postgresql&password=s3cret",  # a unix socket
+            "postgresql:///x?host=/run/postgresql&password=***",
+        ),
+        ("postgresql://app@db/x", "postgresql://app@db/x"),  # nothing to hide
+        ("host=db password=s3cret", "***"),  # not a URL: hidden whole
+        ("postgresql://[db/x?password=s3cret", "***"),  # unparsable
+        ("", ""),
+    ],
+)
+def test_masked_hides_every_password(dsn, shown):
+    assert masked(dsn) == shown
+
+
 # -- the command line refuses to start -------------------------------------------------
 
 
@@ -241,6 +356,51 @@ async def test_migrate_exits_with_one_line_when_the_database_port_is_closed():
     assert "migrate failed" in line
     assert f"127.0.0.1:{port}" in line
     assert "hunter2-password" not in stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+async def test_startup_error_line_hides_passwords_in_the_query_string(command):
+    port = free_port()
+    url = f"postgresql://x@127.0.0.1:{port}/x?password=hunter2-password&sslpassword=hunter3-key"
+    env = clean_env(DATABASE_URL=url, DB_CONNECT_TIMEOUT="2")
+
+    code, stderr = await run_cli(env, command)
+
+    assert code == 2
+    line = one_line(stderr)
+    assert f"127.0.0.1:{port}" in line and "password=***" in line
+    assert "hunter2" not in stderr and "hunter3" not in stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+async def test_cli_reads_the_database_password_from_its_file(tmp_path, command):
+    # As docker-compose.yml runs both: the URL names the user, the secret file
+    # holds the password, and neither start-up error line shows it.
+    port = free_port()
+    env = clean_env(
+        DATABASE_URL=f"postgresql://x@127.0.0.1:{port}/x",
+        DATABASE_PASSWORD_FILE=password_file(tmp_path, "hunter2-password\n"),
+        DB_CONNECT_TIMEOUT="2",
+    )
+
+    code, stderr = await run_cli(env, command)
+
+    assert code == 2
+    line = one_line(stderr)
+    assert f"x:***@127.0.0.1:{port}" in line
+    assert "hunter2" not in stderr
+
+
+async def test_cli_exits_when_the_database_password_file_cannot_be_read(tmp_path):
+    env = clean_env(
+        DATABASE_URL="postgresql://x@127.0.0.1:1/x",
+        DATABASE_PASSWORD_FILE=str(tmp_path / "absent"),
+    )
+
+    code, stderr = await run_cli(env, "migrate")
+
+    assert code == 2
+    assert "DATABASE_PASSWORD_FILE: cannot read" in one_line(stderr)
 
 
 async def test_cli_exits_when_the_database_is_not_migrated(empty_database):
