@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from . import db, routes
 from .config import Config
-from .keys import ACCESS_LOG, CONFIG, METRICS, OPENAPI, TOKENS
-from .logs import AccessLog
+from .keys import CONFIG, METRICS, OPENAPI, TOKENS
 from .metrics import Metrics
 from .tokens import TokenTable
 from .validation import MAX_BODY
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
-# Served compact; the file in the repository stays readable.
-OPENAPI_BODY = json.dumps(
-    json.loads(OPENAPI_PATH.read_text(encoding="utf-8")), separators=(",", ":")
-).encode()
+OPENAPI_DOCUMENT: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+# What only an instance with tokens can answer.
+AUTH_RESPONSES = ("401", "403")
+
+
+def openapi_document(*, with_tokens: bool) -> dict[str, Any]:
+    """The OpenAPI document of an instance with or without tokens.
+
+    The file describes an instance with tokens. Without them, no operation
+    needs a token, so every operation says so (`security: []`, the empty
+    requirement) and none lists a 401 or 403: a client or a contract fuzzer
+    reads the document literally.
+    """
+    if with_tokens:
+        return OPENAPI_DOCUMENT
+    document = copy.deepcopy(OPENAPI_DOCUMENT)
+    document.pop("security", None)
+    components = document["components"]
+    components.pop("securitySchemes", None)
+    components["headers"].pop("WWW-Authenticate", None)
+    for name in ("Unauthorized", "Forbidden"):
+        components["responses"].pop(name, None)
+    for item in document["paths"].values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["security"] = []
+                for status in AUTH_RESPONSES:
+                    operation["responses"].pop(status, None)
+    return document
 
 
 def create_app(config: Config) -> web.Application:
@@ -29,10 +54,11 @@ def create_app(config: Config) -> web.Application:
     # instead (service/endpoint.py), which is cheaper per request.
     app = web.Application(client_max_size=MAX_BODY)
     app[CONFIG] = config
-    app[OPENAPI] = OPENAPI_BODY
+    # Served compact; the file in the repository stays readable.
+    document = openapi_document(with_tokens=bool(config.tokens))
+    app[OPENAPI] = json.dumps(document, separators=(",", ":")).encode()
     app[METRICS] = Metrics()
     app[TOKENS] = TokenTable.of(config.tokens)
-    app[ACCESS_LOG] = AccessLog(logging.getLogger("service.access"))
     app.cleanup_ctx.append(db.pool_context)
     app.cleanup_ctx.append(db.pool_metrics)
     app.cleanup_ctx.append(db.watchdog)

@@ -186,7 +186,6 @@ async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
 
     async def sample() -> None:
         while True:
-            metrics.flush()
             metrics.in_flight.set(metrics.requests_in_flight)
             if (pool := app.get(POOL)) is not None:
                 metrics.pool_size.set(pool.size)

@@ -1,12 +1,13 @@
-"""What every request goes through: request id, token, metrics, problem+json.
+"""What every request goes through: request id, token, query check, metrics, problem+json.
 
 Each route's handler is wrapped once, when the routes are set up, by
-`endpoint()`; the wrapper knows its route template and holds the app's token
-table, metrics and access log, so a request pays for no lookups to find
-them, and it writes the access line itself (logs.AccessLog). It does the
-work of a middleware without being one: an aiohttp middleware costs two more
-coroutine layers on every request (the middleware and aiohttp's own
-current-app fix-up), about a tenth of a worker's CPU at full load.
+`endpoint()`; the wrapper knows its route template, the query parameters
+the route defines, and holds the app's token table and metrics, so a
+request pays for no lookups to find them, and it writes the access line. It
+does the work of a middleware without being one: an aiohttp middleware
+costs two more coroutine layers on every request (the middleware and
+aiohttp's own current-app fix-up), about a tenth of a worker's CPU at full
+load.
 
 Requests no route matches reach `unmatched`, registered last under a
 catch-all path, so they are counted, logged and answered as problem+json too.
@@ -27,9 +28,11 @@ from multidict import istr
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
-from .keys import ACCESS_LOG, CONFIG, METRICS, TOKENS
+from .keys import CONFIG, METRICS, TOKENS
+from .validation import check_query
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("service.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,11 +58,20 @@ _ID_PREFIX = os.urandom(6).hex()
 _id_counter = itertools.count(1)
 
 
-def endpoint(app: web.Application, method: str, route: str, handler: Handler) -> Handler:
-    """`handler` inside the request context, for `method` (or "*") and `route` of `app`."""
+def endpoint(
+    app: web.Application,
+    method: str,
+    route: str,
+    handler: Handler,
+    query: frozenset[str] | None,
+) -> Handler:
+    """`handler` inside the request context, for `method` (or "*") and `route` of `app`.
+
+    `query` names the query parameters the route defines (None: not checked).
+    """
     metrics = app[METRICS]
     tokens = app[TOKENS]
-    access_log = app[ACCESS_LOG] if app[CONFIG].access_log else None
+    log_access = app[CONFIG].access_log
     public = route in PUBLIC_PATHS or not tokens.entries
     # The catch-all stands for every path: a public one with a method it does
     # not serve (TRACE /healthz) gets its 405 without a token.
@@ -81,6 +93,8 @@ def endpoint(app: web.Application, method: str, route: str, handler: Handler) ->
                 token = authenticate(tokens, request)
                 if not reads_only:
                     check_scope(token, request.method)
+            if query is not None and request.query_string:
+                check_query(request.query, query)
             response = await handler(request)
         except Exception as exc:
             response = _error_response(request, exc, rid)
@@ -90,16 +104,22 @@ def endpoint(app: web.Application, method: str, route: str, handler: Handler) ->
         seconds = perf_counter() - started
         status = response.status
         metrics.observe(method if method != "*" else request.method, route, status, seconds)
-        if access_log is not None:
-            access_log.write(
+        if log_access:
+            access_log.info(
+                "%s %s %s",
                 request.method,
                 request.path,
                 status,
-                rid,
-                route,
-                seconds,
-                token.name if token is not None else None,
-                request.remote,
+                extra={
+                    "request_id": rid,
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "token": token.name if token is not None else None,
+                    "remote": request.remote,
+                },
             )
         return response
 

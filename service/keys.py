@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from .config import Config
-from .logs import AccessLog
 from .metrics import Metrics
 from .pool import Pool
 from .tokens import TokenTable
@@ -15,4 +14,3 @@ POOL = web.AppKey("pool", Pool)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
-ACCESS_LOG = web.AppKey("access_log", AccessLog)

@@ -28,8 +28,8 @@ class JsonFormatter(logging.Formatter):
         if rid := getattr(record, "request_id", None):
             entry["request_id"] = rid
         for key in _EXTRA:
-            if (value := getattr(record, key, None)) is not None:
-                entry[key] = value
+            if hasattr(record, key):  # passed with extra=, None included
+                entry[key] = getattr(record, key)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -131,115 +131,3 @@ def setup(level: str) -> None:
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, QuietProtocolErrors) for f in server_log.filters):
         server_log.addFilter(QuietProtocolErrors())
-
-
-class AccessLog:
-    """One JSON line per request, written by the request context (endpoint.py).
-
-    The request context already holds everything the line needs, so it
-    writes the line itself rather than leaving it to aiohttp's access logger,
-    which would need the request's details handed over through the request.
-    The logger's level and handlers still decide whether and where it goes.
-    Requests aiohttp's HTTP parser refuses never reach a handler: they get
-    one warning line each (QuietProtocolErrors) instead.
-
-    The line is one f-string, field for field what JsonFormatter writes for a
-    record with these extras: about a fifth cheaper than a dict and a JSON
-    encoder (counted with callgrind), on a path every request takes. Only text a client chose (the path)
-    can need escaping, so only that is checked; the method is an HTTP token,
-    request ids are checked against a safe pattern (endpoint.py), the peer is
-    an IP address, routes are ours and token names are encoded once.
-    """
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-        self.token_names: dict[str | None, str] = {None: "null"}  # name -> its JSON
-
-    def write(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        request_id: str,
-        route: str,
-        seconds: float,
-        token: str | None,
-        remote: str | None,
-    ) -> None:
-        logger = self.logger
-        if not logger.isEnabledFor(logging.INFO):
-            return
-        path_json = path if _plain(path) else orjson.dumps(path).decode()[1:-1]
-        if (token_json := self.token_names.get(token)) is None:
-            # Only configured token names get here, so the dict stays small.
-            token_json = self.token_names[token] = orjson.dumps(token).decode()
-        # The peer is an IP address from the socket (or None): nothing to escape.
-        remote_json = "null" if remote is None else f'"{remote}"'
-        line = (
-            f'{{"time":"{_timestamp(time.time_ns())}","level":"INFO",'
-            f'"logger":"service.access","message":"{method} {path_json} {status}",'
-            f'"request_id":"{request_id}","method":"{method}","route":"{route}",'
-            f'"path":"{path_json}","status":{status},"duration_ms":{seconds * 1000:.3f},'
-            f'"token":{token_json},"remote":{remote_json}}}\n'
-        ).encode()
-        record = None
-        for handler in _handlers(logger):
-            if handler.level > logging.INFO:
-                continue
-            if isinstance(handler, LineHandler):
-                handler.write_line(line)
-                continue
-            # Someone configured logging differently: a record with the same fields.
-            if record is None:
-                record = logger.makeRecord(
-                    logger.name,
-                    logging.INFO,
-                    "",
-                    0,
-                    "%s %s %s",
-                    (method, path, status),
-                    None,
-                    extra={
-                        "request_id": request_id,
-                        "method": method,
-                        "route": route,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 3),
-                        "token": token,
-                        "remote": remote,
-                    },
-                )
-            handler.handle(record)
-
-
-def _plain(text: str) -> bool:
-    """Whether `text` goes into a JSON string as it is (cheaper than a regex)."""
-    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
-
-
-def _handlers(logger: logging.Logger) -> list[logging.Handler]:
-    found: list[logging.Handler] = []
-    current: logging.Logger | None = logger
-    while current is not None:
-        found += current.handlers
-        if not current.propagate:
-            break
-        current = current.parent
-    return found
-
-
-_second: tuple[int, str] = (0, "")
-_millisecond: tuple[int, str] = (0, "")
-
-
-def _timestamp(time_ns: int) -> str:
-    """UTC time with milliseconds; strftime runs once a second, the rest once a millisecond."""
-    global _second, _millisecond
-    ms = time_ns // 1_000_000
-    if _millisecond[0] != ms:
-        whole, fraction = divmod(ms, 1000)
-        if _second[0] != whole:
-            _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-        _millisecond = (ms, f"{_second[1]}.{fraction:03d}Z")
-    return _millisecond[1]

@@ -9,7 +9,6 @@ PROMETHEUS_MULTIPROC_DIR and /metrics adds them up, whichever worker answers.
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
 
 from prometheus_client import (
     CollectorRegistry,
@@ -68,57 +67,24 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
-        # Requests and outcomes are counted in plain Python objects and added
-        # to the prometheus_client metrics by flush(), every second
-        # (db.pool_metrics) and before every scrape. Each prometheus_client
-        # update takes a lock, and an observation walks the buckets: about
-        # 3 us per request, against under 1 us for the counting below.
-        self._pending: dict[tuple[str, str, int], list[float]] = {}
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self.outcomes = dict.fromkeys(ENROLLMENT_OUTCOMES, 0)
-        for outcome in ENROLLMENT_OUTCOMES:
-            self.enrollments.labels(outcome)
-        # Set into the gauge by the same sampler, like the pool gauges.
+        self.outcomes = {o: self.enrollments.labels(o) for o in ENROLLMENT_OUTCOMES}
+        # Sampled into the in-flight gauge every second (db.pool_metrics), like
+        # the pool gauges: a livesum gauge writes a shared file on every change.
         self.requests_in_flight = 0
+        # Label children by (method, route, status): labels() takes a lock
+        # and builds a key on every call; the children are what it returns.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        counts = self._pending.get((method, route, status))
-        if counts is None:
-            # [sum of seconds, then one count per bucket, +Inf last]
-            counts = self._pending[method, route, status] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        counts[0] += seconds
-        counts[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
-
-    def flush(self) -> None:
-        for key, counts in self._pending.items():
-            observed = int(sum(counts[1:]))
-            if not observed:
-                continue
-            counter, histogram = self._children_of(key)
-            counter.inc(observed)
-            # What Histogram.observe does for one value, for all of them at
-            # once: its per-bucket (not cumulative) counts and its sum.
-            # tests/test_metrics.py checks the exposed buckets and sum.
-            histogram._sum.inc(counts[0])
-            for bucket, n in zip(histogram._buckets, counts[1:], strict=True):
-                if n:
-                    bucket.inc(n)
-            counts[:] = [0.0] * len(counts)
-        outcomes = self.outcomes
-        for outcome, count in outcomes.items():
-            if count:
-                self.enrollments.labels(outcome).inc(count)
-                outcomes[outcome] = 0
-
-    def _children_of(self, key: tuple[str, str, int]) -> tuple[Counter, Histogram]:
-        pair = self._children.get(key)
+        pair = self._children.get((method, route, status))
         if pair is None:
-            labels = (key[0], key[1], str(key[2]))
-            pair = self._children[key] = self.requests.labels(*labels), self.latency.labels(*labels)
-        return pair
+            labels = (method, route, str(status))
+            pair = self.requests.labels(*labels), self.latency.labels(*labels)
+            self._children[method, route, status] = pair
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def render(self) -> bytes:
-        self.flush()
         if directory := multiprocess_dir():
             from prometheus_client import multiprocess
 

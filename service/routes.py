@@ -7,35 +7,42 @@ from aiohttp import web
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
 from .handlers import courses, enrollments, operations, students
 
-# (method, path template, handler). HEAD is not served: only what is listed.
-# The router tries the routes under one prefix (/students, /courses) in this
-# order, a regular expression each: the busiest come first.
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/students/{student_id}/courses", enrollments.list_courses),
-    ("POST", "/students/{student_id}/courses", enrollments.enroll),
-    ("GET", "/students/{student_id}/courses/{course_id}", enrollments.get),
-    ("DELETE", "/students/{student_id}/courses/{course_id}", enrollments.delete),
-    ("GET", "/courses/{course_id}/students", enrollments.list_students),
-    ("POST", "/students", students.create),
-    ("GET", "/students", students.list_),
-    ("GET", "/students/{student_id}", students.get),
-    ("PATCH", "/students/{student_id}", students.update),
-    ("DELETE", "/students/{student_id}", students.delete),
-    ("POST", "/courses", courses.create),
-    ("GET", "/courses", courses.list_),
-    ("GET", "/courses/{course_id}", courses.get),
-    ("PATCH", "/courses/{course_id}", courses.update),
-    ("DELETE", "/courses/{course_id}", courses.delete),
-    ("GET", "/healthz", operations.healthz),
-    ("GET", "/readyz", operations.readyz),
-    ("GET", "/openapi.json", operations.openapi),
-    ("GET", "/metrics", operations.metrics),
+# The query parameters a route defines; any other is 422 (endpoint.py).
+PAGE = frozenset({"limit", "cursor"})
+NONE: frozenset[str] = frozenset()
+
+# (method, path template, handler, query parameters). Every GET route also
+# answers HEAD. The router tries the routes under one prefix (/students,
+# /courses) in this order, a regular expression each: the busiest come first.
+ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
+    ("GET", "/students/{student_id}/courses", enrollments.list_courses, PAGE),
+    ("POST", "/students/{student_id}/courses", enrollments.enroll, NONE),
+    ("GET", "/students/{student_id}/courses/{course_id}", enrollments.get, NONE),
+    ("DELETE", "/students/{student_id}/courses/{course_id}", enrollments.delete, NONE),
+    ("GET", "/courses/{course_id}/students", enrollments.list_students, PAGE),
+    ("POST", "/students", students.create, NONE),
+    ("GET", "/students", students.list_, PAGE),
+    ("GET", "/students/{student_id}", students.get, NONE),
+    ("PATCH", "/students/{student_id}", students.update, NONE),
+    ("DELETE", "/students/{student_id}", students.delete, NONE),
+    ("POST", "/courses", courses.create, NONE),
+    ("GET", "/courses", courses.list_, PAGE),
+    ("GET", "/courses/{course_id}", courses.get, NONE),
+    ("PATCH", "/courses/{course_id}", courses.update, NONE),
+    ("DELETE", "/courses/{course_id}", courses.delete, NONE),
+    ("GET", "/healthz", operations.healthz, NONE),
+    ("GET", "/readyz", operations.readyz, NONE),
+    ("GET", "/openapi.json", operations.openapi, NONE),
+    ("GET", "/metrics", operations.metrics, NONE),
 ]
 
 
 def setup(app: web.Application) -> None:
     """Register every route inside the request context (service/endpoint.py)."""
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, endpoint(app, method, path, handler))
+    for method, path, handler, query in ROUTES:
+        app.router.add_route(method, path, endpoint(app, method, path, handler, query))
+        if method == "GET":
+            # RFC 9110 9.1: HEAD wherever GET; aiohttp sends the headers, no body.
+            app.router.add_route("HEAD", path, endpoint(app, "HEAD", path, handler, query))
     # Last: whatever matched nothing above, answered as problem+json.
-    app.router.add_route("*", CATCH_ALL, endpoint(app, "*", UNMATCHED, unmatched))
+    app.router.add_route("*", CATCH_ALL, endpoint(app, "*", UNMATCHED, unmatched, None))

@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
-from multidict import MultiDict
-from yarl import URL
 
-from service.validation import DEFAULT_LIMIT, PLAIN_PAGE_QUERIES, parse_page_query
 from tests.api import create_course, create_student, enroll, problem, walk
 
 ENROLLMENT_FIELDS = {"id", "code", "title", "capacity", "created_at", "enrolled_at"}
@@ -528,26 +524,6 @@ async def test_a_limit_spelled_another_way_gives_the_same_page_and_link(client, 
     assert spelled.status == 200
     assert await spelled.json() == await plain.json()
     assert spelled.headers["Link"] == plain.headers["Link"]
-
-
-async def test_next_link_keeps_the_other_query_parameters(client):
-    path = await course_with_students(client, 3)
-
-    first = await client.get(f"{path}?lang=en&limit=2")
-
-    cursor = (await first.json())["next_cursor"]
-    link = first.headers["Link"]
-    target = URL(link[1 : link.index(">")])
-    assert target.path == path
-    assert dict(target.query) == {"lang": "en", "limit": "2", "cursor": cursor}
-    rest = await client.get(str(target))
-    assert len((await rest.json())["items"]) == 1
-
-
-def test_every_plain_page_query_means_what_parsing_it_means():
-    assert PLAIN_PAGE_QUERIES[""] == (0, DEFAULT_LIMIT)
-    for raw, meaning in PLAIN_PAGE_QUERIES.items():
-        assert parse_page_query(MultiDict(parse_qsl(raw))) == meaning, raw
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,7 @@ async def test_unexpected_error_is_logged_with_request_id_and_traceback_only(
         raise RuntimeError("internal detail 5f3a: connection string and all")
 
     # The real app plus one route that fails: nothing outside can make it fail by design.
-    app.router.add_get("/test-failure", endpoint(app, "GET", "/test-failure", fail))
+    app.router.add_get("/test-failure", endpoint(app, "GET", "/test-failure", fail, None))
     client = await aiohttp_client(app)
     caplog.handler.setFormatter(JsonFormatter())  # formats while the request is running
 

@@ -25,9 +25,9 @@ async def enroll(request: web.Request) -> web.Response:
                 conn, student_id=student_id, course_id=course_id
             )
     except Problem as problem:
-        outcomes["full" if problem.status == 409 else "missing"] += 1
+        outcomes["full" if problem.status == 409 else "missing"].inc()
         raise
-    outcomes["created" if created else "existing"] += 1
+    outcomes["created" if created else "existing"].inc()
     if created:
         location = f"/students/{student_id}/courses/{course_id}"
         return render.json(enrollment, status=201, headers={"Location": location})
