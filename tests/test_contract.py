@@ -13,11 +13,15 @@ ignored_auth (a successful request is replayed without the token and with a
 wrong one, expecting 401), missing_required_header, unsupported_method and allow_header_conformance (undocumented methods get 405
 with an Allow header).
 
-The app runs with one write token, as in production: negative cases include a
-missing or wrong Authorization header, so the documented 401s are checked too. 404 (an id that names nothing) and 409 (a taken email, a full
-course) stay acceptable answers to schema-valid requests: schemathesis allows
-them by default and the contract says so. Two kinds of schema-valid input are
-rejected by the contract on purpose, and `rejected_by_contract` names them.
+Every operation is explored against two instances, each with the document it
+serves: one with a write token, as in production, where negative cases include
+a missing or wrong Authorization header, so the documented 401s are checked
+too; and one without tokens, as `make run` starts it, whose document declares
+no security requirement (ignored_auth then has nothing to replay). 404 (an id
+that names nothing) and 409 (a taken email, a full course) stay acceptable
+answers to schema-valid requests: schemathesis allows them by default and the
+contract says so. Two kinds of schema-valid input are rejected by the contract
+on purpose, and `rejected_by_contract` names them.
 
 `make fuzz` runs the same test with FUZZ_EXAMPLES (default 1000) fuzzed requests
 per operation instead of 25. The number of generated requests is printed at the
@@ -46,7 +50,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation.meta import TestPhase
 
-from service.app import OPENAPI_BODY, create_app
+from service.app import create_app, openapi_document
 from service.config import Config, Token
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -54,17 +58,23 @@ SEED_VALUE = int(os.environ.get("FUZZ_SEED", "20260131"))
 TOKEN = Token(name="contract", scope="write", secret="contract-test-write-token")
 REPORT = Path(__file__).resolve().parents[1] / ".data" / "contract-cases.json"
 
-# The document the app serves, byte for byte; schemathesis checks it is valid OpenAPI.
-schema = schemathesis.openapi.from_dict(
-    json.loads(OPENAPI_BODY),
-    config=schemathesis.Config.from_dict(
-        {
-            "seed": SEED_VALUE,
-            "auth": {"openapi": {"bearerAuth": {"bearer": TOKEN.secret}}},
-            "generation": {"mode": "all", "deterministic": True, "database": "none"},
-        }
-    ),
-)
+
+def load_schema(*, with_tokens: bool) -> schemathesis.BaseSchema:
+    """The document an instance with (or without) tokens serves; schemathesis checks it is valid."""
+    config: dict[str, Any] = {
+        "seed": SEED_VALUE,
+        "generation": {"mode": "all", "deterministic": True, "database": "none"},
+    }
+    if with_tokens:
+        config["auth"] = {"openapi": {"bearerAuth": {"bearer": TOKEN.secret}}}
+    return schemathesis.openapi.from_dict(
+        openapi_document(with_tokens=with_tokens),
+        config=schemathesis.Config.from_dict(config),
+    )
+
+
+SECURED = load_schema(with_tokens=True)
+OPEN = load_schema(with_tokens=False)
 
 
 @dataclasses.dataclass
@@ -77,7 +87,7 @@ class Seed:
 
 
 SEED = Seed()
-CASES: Counter[tuple[str, str, int]] = Counter()
+CASES: Counter[tuple[str, str, str, int]] = Counter()
 
 
 class LiveServer:
@@ -115,8 +125,17 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_url(config: Config) -> Iterator[str]:
+def secured_url(config: Config) -> Iterator[str]:
+    """An instance with one write token, as in production."""
     with LiveServer(create_app(dataclasses.replace(config, tokens=(TOKEN,)))) as server:
+        seed(server.url)
+        yield server.url
+
+
+@pytest.fixture
+def open_url(config: Config) -> Iterator[str]:
+    """An instance without tokens, as `make run` starts it."""
+    with LiveServer(create_app(config)) as server:
         seed(server.url)
         yield server.url
 
@@ -153,7 +172,6 @@ def _is_id(value: Any) -> bool:
     return type(value) is int and 1 <= value <= 2**63 - 1
 
 
-@schema.hook
 def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
     """Point about half of the fuzzed ids at seeded rows, and some cursors at a real one.
 
@@ -190,6 +208,10 @@ def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
     return st.fixed_dictionaries(draws).map(apply)
 
 
+for _schema in (SECURED, OPEN):
+    _schema.hook(flatmap_case)
+
+
 def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     """Fields of a schema-valid request that the contract still answers with 422.
 
@@ -211,8 +233,7 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     return fields
 
 
-@schema.parametrize()
-@settings(
+SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     derandomize=True,
     database=None,
@@ -225,18 +246,32 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
         HealthCheck.function_scoped_fixture,
     ],
 )
-def test_operation_honours_the_openapi_document(case: schemathesis.Case, live_url: str):
+
+
+def call_and_check(case: schemathesis.Case, base_url: str, instance: str) -> None:
     mode = case.meta.generation.mode if case.meta else None
     contract_rejects = rejected_by_contract(case) if mode and mode.is_positive else set()
     if contract_rejects:
         response = case.call_and_validate(
-            base_url=live_url, excluded_checks=[positive_data_acceptance]
+            base_url=base_url, excluded_checks=[positive_data_acceptance]
         )
         assert response.status_code == 422, response.text
         assert {e["field"] for e in response.json()["errors"]} == contract_rejects
     else:
-        response = case.call_and_validate(base_url=live_url)
-    CASES[(case.operation.label, str(mode), response.status_code)] += 1
+        response = case.call_and_validate(base_url=base_url)
+    CASES[(instance, case.operation.label, str(mode), response.status_code)] += 1
+
+
+@SECURED.parametrize()
+@SETTINGS
+def test_an_instance_with_tokens_honours_its_document(case: schemathesis.Case, secured_url: str):
+    call_and_check(case, secured_url, "with tokens")
+
+
+@OPEN.parametrize()
+@SETTINGS
+def test_an_instance_without_tokens_honours_its_document(case: schemathesis.Case, open_url: str):
+    call_and_check(case, open_url, "without tokens")
 
 
 # Strings the fuzzer rarely hits: the document's input patterns must accept exactly what
@@ -280,7 +315,7 @@ STRINGS = [
 
 def document_accepts(field: str, value: str) -> bool:
     """Whether `value` passes the document's input schema for `field`, e.g. NameInput."""
-    spec = json.loads(OPENAPI_BODY)["components"]["schemas"][f"{field.capitalize()}Input"]
+    spec = openapi_document(with_tokens=True)["components"]["schemas"][f"{field.capitalize()}Input"]
     return all(
         part.get("minLength", 0) <= len(value) <= part.get("maxLength", len(value))
         and re.search(part.get("pattern", ""), value) is not None
@@ -317,8 +352,8 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     total = sum(CASES.values())
     by_operation: dict[str, Counter[str]] = {}
-    for (operation, mode, status), n in sorted(CASES.items()):
-        by_operation.setdefault(operation, Counter())[f"{mode} {status}"] += n
+    for (instance, operation, mode, status), n in sorted(CASES.items()):
+        by_operation.setdefault(f"{operation} ({instance})", Counter())[f"{mode} {status}"] += n
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(
         json.dumps(

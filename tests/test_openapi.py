@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from service.app import create_app
-from service.config import Config
+from service.config import Config, Token
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -15,6 +18,8 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 # reads or writes the database may answer 503.
 BODY = {"400", "413", "415"}
 DB = {"503"}
+# Every operation refuses a query parameter it does not define with 422.
+QUERY = {"422"}
 CONTRACT = {
     ("POST", "/students"): {"201", "409", "422"} | BODY | DB,
     ("GET", "/students"): {"200", "422"} | DB,
@@ -37,6 +42,7 @@ CONTRACT = {
     # Not in the HTTP contract; added with the metrics work (Prometheus text).
     ("GET", "/metrics"): {"200"},
 }
+CONTRACT = {operation: statuses | QUERY for operation, statuses in CONTRACT.items()}
 
 
 @pytest.fixture
@@ -124,3 +130,36 @@ async def test_creates_document_the_location_header(document, method, path):
     created = documented_operations(document)[(method, path)]["responses"]["201"]
 
     assert "Location" in created.get("headers", {})
+
+
+def security_requirements(document: dict) -> list[str]:
+    """Where the document declares a security requirement or scheme, as JSON pointers."""
+    found = ["/security"] if document.get("security") else []
+    if document["components"].get("securitySchemes"):
+        found.append("/components/securitySchemes")
+    for (method, path), operation in documented_operations(document).items():
+        if operation.get("security") or {"401", "403"} & operation["responses"].keys():
+            found.append(f"/paths/{path}/{method.lower()}")
+    return found
+
+
+async def test_an_instance_without_tokens_declares_no_security(client):
+    document = await (await client.get("/openapi.json")).json()
+
+    assert security_requirements(document) == []
+    assert all(op["security"] == [] for op in documented_operations(document).values())
+    # Nothing left pointing at what was removed.
+    assert "#/components/responses/Unauthorized" not in json.dumps(document)
+
+
+async def test_an_instance_with_tokens_declares_the_bearer_scheme(config, aiohttp_client):
+    token = Token(name="registrar", scope="write", secret="a-secret-of-sixteen-plus")
+    client = await aiohttp_client(create_app(dataclasses.replace(config, tokens=(token,))))
+
+    document = await (await client.get("/openapi.json")).json()
+
+    assert document["security"] == [{"bearerAuth": []}]
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    operations = documented_operations(document)
+    assert "401" in operations[("GET", "/students")]["responses"]
+    assert operations[("GET", "/healthz")]["security"] == []  # public routes stay open
