@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import istr
 
 from .auth import READ_METHODS, authenticate, check_scope
@@ -51,6 +51,9 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Header names as istr, like aiohttp's own hdrs: a str key is case-folded
 # on every lookup.
 X_REQUEST_ID = istr("X-Request-ID")
+# On every response: no MIME sniffing of what we send, and a Server header
+# that names no versions (aiohttp's own names Python's and its own).
+SAFE_HEADERS = {hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff", hdrs.SERVER: "enrollment-service"}
 
 # Request ids: a random prefix per process and a counter. Unique across
 # workers and restarts, and far cheaper than a uuid4 per request.
@@ -100,7 +103,12 @@ def endpoint(
             response = _error_response(request, exc, rid)
         finally:
             metrics.requests_in_flight -= 1
-        response.headers[X_REQUEST_ID] = rid
+        headers = response.headers
+        headers[X_REQUEST_ID] = rid
+        headers.update(SAFE_HEADERS)
+        if token is not None:
+            # What a token may read is nobody else's: no cache keeps it.
+            headers[hdrs.CACHE_CONTROL] = "no-store"
         seconds = perf_counter() - started
         status = response.status
         metrics.observe(method if method != "*" else request.method, route, status, seconds)

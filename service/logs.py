@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 import time
 
@@ -106,20 +107,30 @@ class LineHandler(logging.Handler):
 
 
 class QuietProtocolErrors(logging.Filter):
-    """Malformed HTTP is the client's fault: one warning line, no traceback.
+    """Malformed HTTP is the client's fault: one warning line, no traceback, no raw bytes.
 
     aiohttp logs every request its parser rejects at ERROR with a traceback;
-    a scanner could fill the logs that way.
+    a scanner could fill the logs that way. The parser's message quotes the
+    bytes it refused, such as a header line carrying a bearer token, so only
+    its first words (before any colon or quote) are kept as the reason: the
+    line names the client address and what was wrong, never what was sent.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
-            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc.message}"
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {_reason(exc)}"
             record.args = ()
             record.exc_info = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+_FIRST_WORDS = re.compile(r"[A-Za-z0-9 ,.()-]{0,80}")
+
+
+def _reason(exc: HttpProcessingError) -> str:
+    return _FIRST_WORDS.match(exc.message or "").group().strip(" .,") or "malformed request"
 
 
 def setup(level: str) -> None:
