@@ -1,57 +1,93 @@
 # Two commands on a fresh machine with Python 3.11+ and make:
-#   make run    build .venv if needed, start the embedded PostgreSQL (unless
-#               DATABASE_URL is set), apply migrations, serve on 127.0.0.1:8080
-#   make test   build .venv if needed and run the tests on a real PostgreSQL
+#   make run    build .venv if needed (what serving needs only), start the
+#               embedded PostgreSQL (unless DATABASE_URL is set), apply
+#               migrations, serve on 127.0.0.1:8080
+#   make test   build .venv if needed (serving, testing and linting tools) and
+#               run the tests on a real PostgreSQL
 #   make bench  load-test the service next to a minimal reference server with
 #               wrk (apt-get install wrk) on a throw-away database; extra
 #               options in BENCH_ARGS, e.g. BENCH_ARGS="--students 1000000"
+#
+# Everything is installed from the lock files in requirements/, every file
+# checked against its hash: run.txt for make run, dev.txt for the rest,
+# serve.txt for the Docker image. `make lock` refreshes all three from
+# pyproject.toml; `make audit` checks them against published advisories.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+INSTALL := $(PY) -m pip install --quiet --require-hashes --no-deps
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# The OpenAPI linter, pinned; fetched by npx from the npm registry.
+REDOCLY := @redocly/cli@2.77.0
 
-.PHONY: venv run test migrate rollback lint format fuzz bench clean
+.PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 
-venv: $(STAMP)
+$(RUN_STAMP): requirements/run.txt | $(PY)
+	$(INSTALL) -r requirements/run.txt
+	@touch $@
 
-run: $(STAMP)
+$(DEV_STAMP): requirements/dev.txt | $(PY)
+	$(INSTALL) -r requirements/dev.txt
+	@touch $@ $(RUN_STAMP)
+
+venv: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) -m service dev
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-migrate: $(STAMP)
+migrate: $(RUN_STAMP)
 	$(PY) -m service migrate --embedded
 
-rollback: $(STAMP)
+rollback: $(RUN_STAMP)
 	$(PY) -m service rollback --embedded
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Redocly's recommended rules on the document of an instance with tokens (the
+# file) and of one without (what `make run` serves).
+lint-openapi: $(RUN_STAMP)
+	@mkdir -p .data/openapi
+	$(PY) -m service openapi --without-tokens > .data/openapi/without-tokens.json
+	npx --yes $(REDOCLY) lint service/openapi.json .data/openapi/without-tokens.json
+
+# Known vulnerabilities in the locked versions, from PyPI's advisory data
+# (needs it online; --strict fails when a package could not be checked).
+audit: $(DEV_STAMP)
+	$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r requirements/dev.txt
+
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --quiet --upgrade --universal \
+	--python-version 3.11 --generate-hashes
+lock: $(DEV_STAMP)
+	$(LOCK) --extra embedded --extra dev -o requirements/dev.txt
+	$(LOCK) --extra embedded -c requirements/dev.txt -o requirements/run.txt
+	$(LOCK) -c requirements/dev.txt -o requirements/serve.txt
+
 # make fuzz   the schemathesis contract test (tests/test_contract.py) with many more
-#             generated requests: FUZZ_EXAMPLES fuzzed cases per operation (default
-#             1000; `make test` uses 25) on top of the coverage-phase cases; pass
-#             another FUZZ_SEED to explore different inputs. The case count is
-#             printed at the end and written to .data/contract-cases.json.
+#             generated requests, against an instance with tokens and one without:
+#             FUZZ_EXAMPLES fuzzed cases per operation (default 1000; `make test`
+#             uses 25) on top of the coverage-phase cases; pass another FUZZ_SEED
+#             to explore different inputs. The case count is printed at the end
+#             and written to .data/contract-cases.json.
 FUZZ_EXAMPLES ?= 1000
 FUZZ_SEED ?= 20260131
-fuzz: $(STAMP)
+fuzz: $(DEV_STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest tests/test_contract.py $(PYTEST_ARGS)
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

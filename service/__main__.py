@@ -5,11 +5,14 @@ migrate   apply pending migrations to DATABASE_URL
 rollback  roll back the last N migrations (default 1)
 dev       like `make run`: without DATABASE_URL, start the embedded
           PostgreSQL under .data/, migrate, then serve
+openapi   print the OpenAPI document an instance serves (--without-tokens:
+          that of an instance without tokens)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -19,6 +22,7 @@ from dataclasses import replace
 import psycopg
 
 from . import logs, migrations
+from .app import openapi_document
 from .config import Config, ConfigError
 from .db import masked
 from .server import StartupError, exit_on_startup_error, serve
@@ -64,7 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         help="use the embedded PostgreSQL when DATABASE_URL is unset",
     )
     commands.add_parser("dev", help="embedded PostgreSQL, migrate, serve")
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi.add_argument(
+        "--without-tokens",
+        action="store_true",
+        help="the document of an instance without tokens (no security requirement)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "openapi":
+        document = openapi_document(with_tokens=not args.without_tokens)
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
 
     try:
         config = Config.from_env()
