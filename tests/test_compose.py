@@ -19,7 +19,7 @@ import subprocess
 import uuid
 import warnings
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
@@ -33,6 +33,7 @@ from service.app import create_app
 from service.config import Config, ConfigError
 
 from .api import create_course, create_student, enroll, problem
+from .cli import clean_env, run_cli
 from .conftest import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,20 @@ def database_url(name: str) -> SplitResult:
     value = environment(name)["DATABASE_URL"]
     # ${VAR:?message} holds "?", which would end the URL's authority.
     return urlsplit(REFERENCE.sub(lambda m: f"{{{m['name']}}}", value))
+
+
+def secrets_of(name: str) -> set[str]:
+    """The secrets a service mounts (short or long syntax)."""
+    return {s if isinstance(s, str) else s["source"] for s in service(name).get("secrets", [])}
+
+
+def secret_files(name: str) -> dict[str, str]:
+    """The service's *_FILE variables that point into /run/secrets, by secret name."""
+    return {
+        value.removeprefix("/run/secrets/"): key
+        for key, value in environment(name).items()
+        if key.endswith("_FILE") and value.startswith("/run/secrets/")
+    }
 
 
 def depends_on(name: str) -> dict[str, dict[str, Any]]:
@@ -161,7 +176,6 @@ def test_db_is_the_official_postgres_image_with_a_tcp_healthcheck():
     assert re.fullmatch(r"postgres:18(\.\d+)?(-[a-z0-9]+)?", db["image"]), db["image"]
     env = environment("db")
     assert env["POSTGRES_DB"] == "enrollment"
-    assert env["POSTGRES_USER"] == "enrollment_owner"
     check = healthcheck_command("db")
     assert check.startswith("pg_isready")
     assert "enrollment_owner" in check and "enrollment" in check
@@ -187,7 +201,10 @@ def test_db_init_scripts_and_roles_sql_are_mounted_read_only():
     script = INIT_SCRIPT.read_text(encoding="utf-8")
     path = re.search(r'ROLES_SQL:-(?P<path>[^}"]+)', script)["path"]
     assert volumes[path] == f"./deploy/roles.sql:{path}:ro"
-    assert "APP_DB_PASSWORD" in environment("db")
+    # The init script reads both role passwords from the db service's secrets.
+    for variable in ("OWNER_DB_PASSWORD_FILE", "APP_DB_PASSWORD_FILE"):
+        assert variable in script
+        assert variable in secret_files("db").values()
 
 
 def test_migrate_runs_the_migrations_as_the_owner_once_the_db_is_healthy():
@@ -203,7 +220,10 @@ def test_migrate_runs_the_migrations_as_the_owner_once_the_db_is_healthy():
         5432,
         "/enrollment",
     )
-    assert url.password == "{POSTGRES_PASSWORD}"
+    # The password comes from the owner's secret, the one the init script set.
+    assert url.password is None
+    assert environment("migrate")["DATABASE_PASSWORD_FILE"] == "/run/secrets/owner_db_password"
+    assert environment("db")["OWNER_DB_PASSWORD_FILE"] == "/run/secrets/owner_db_password"
     # A one-shot job: restarting it would hold back nothing and hide failures.
     assert migrate["restart"] == "no"
 
@@ -239,7 +259,9 @@ def test_api_connects_as_the_least_privilege_role():
         5432,
         "/enrollment",
     )
-    assert url.password == "{APP_DB_PASSWORD}"
+    assert url.password is None
+    assert environment("api")["DATABASE_PASSWORD_FILE"] == "/run/secrets/app_db_password"
+    assert environment("db")["APP_DB_PASSWORD_FILE"] == "/run/secrets/app_db_password"
 
 
 def test_api_requires_tokens_from_a_compose_secret():
@@ -260,33 +282,54 @@ def test_api_stop_grace_period_outlasts_the_shutdown_timeout():
     assert seconds(service("api")["stop_grace_period"]) > shutdown
 
 
+def test_the_superuser_only_initialises_the_cluster():
+    # POSTGRES_USER is the superuser the image creates; the migrations and the
+    # API connect as the two roles deploy/roles.sql makes, which are not.
+    superuser = environment("db")["POSTGRES_USER"]
+    users = {database_url(name).username for name in ("migrate", "api")}
+    assert users == {"enrollment_owner", "enrollment_app"}
+    assert superuser not in users
+    # roles.sql refuses to run as either role (tested against PostgreSQL below).
+    assert "POSTGRES_USER" in INIT_SCRIPT.read_text(encoding="utf-8")
+
+
+def test_every_password_comes_from_a_secret_file():
+    declared = compose()["secrets"]
+    for name in ("db", "migrate", "api"):
+        env = environment(name)
+        for key, value in env.items():
+            if "PASSWORD" in key or key.startswith("API_TOKENS"):
+                # A path to a mounted secret, never the value itself.
+                assert key.endswith("_FILE"), f"{name}.{key} holds a secret in the environment"
+                assert value.startswith("/run/secrets/"), f"{name}.{key}"
+            if "://" in value:
+                assert urlsplit(value).password is None, f"{name}.{key} has a password"
+                assert "password=" not in urlsplit(value).query, f"{name}.{key}"
+        # Each service mounts exactly the secrets its *_FILE variables read.
+        assert secrets_of(name) == set(secret_files(name)), name
+    assert environment("db")["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    # Every secret is a file under deploy/secrets/, kept out of git and images.
+    for secret, definition in declared.items():
+        assert definition == {"file": f"./deploy/secrets/{secret}"}, secret
+        assert git_ignored(f"deploy/secrets/{secret}"), secret
+        assert dockerignored(f"deploy/secrets/{secret}"), secret
+
+
 def test_compose_file_holds_no_literal_password():
     text = COMPOSE.read_text(encoding="utf-8")
-    for name in ("db", "migrate", "api"):
-        for key, value in environment(name).items():
-            if "PASSWORD" in key:
-                assert REFERENCE.fullmatch(value), f"{name}.{key} is not a ${{...}} reference"
-            if "://" in value:
-                # References read as {NAME}; anything else is a literal password.
-                password = urlsplit(REFERENCE.sub(lambda m: f"{{{m['name']}}}", value)).password
-                assert password is None or re.fullmatch(r"\{[A-Z_]+\}", password), f"{name}.{key}"
+    # No PASSWORD=value or PASSWORD: value, in any form, only *_PASSWORD_FILE.
+    assert not re.search(r"PASSWORD\s*[:=]", text)
+    # No password read from .env through ${...} either.
+    assert not [m["name"] for m in REFERENCE.finditer(text) if "PASSWORD" in m["name"]]
     # Every variable the file reads is documented in .env.example, and the
-    # example itself carries no value for any password.
+    # example holds no secret at all.
     example = dict(
         line.split("=", 1)
         for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
         if line and not line.startswith("#")
     )
     assert {m["name"] for m in REFERENCE.finditer(text)} <= set(example)
-    assert all(value == "" for key, value in example.items() if "PASSWORD" in key)
-
-
-def test_the_passwords_are_required_not_defaulted():
-    # ${VAR:?message} stops compose when .env leaves a password empty.
-    text = COMPOSE.read_text(encoding="utf-8")
-    for name in ("POSTGRES_PASSWORD", "APP_DB_PASSWORD"):
-        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
-        assert uses and all(use.startswith(":?") for use in uses), (name, uses)
+    assert not [key for key in example if re.search("PASSWORD|TOKEN|SECRET", key)]
 
 
 def test_the_example_tokens_file_holds_no_usable_token(tmp_path):
@@ -376,6 +419,9 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build(path):
     [
         (".env", True),  # real passwords
         ("deploy/secrets/api_tokens", True),  # real tokens
+        ("deploy/secrets/postgres_password", True),  # real passwords
+        ("deploy/secrets/owner_db_password", True),
+        ("deploy/secrets/app_db_password", True),
         (".env.example", False),  # the committed templates
         ("deploy/secrets/api_tokens.example", False),
     ],
@@ -424,6 +470,11 @@ def with_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# yoyo's own tables: the app role may not touch them.
+YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock")
+DML = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+
 @dataclass
 class RolesDatabase:
     server: Server
@@ -431,13 +482,18 @@ class RolesDatabase:
     owner: str
     app: str
     password: str
+    # Roles a test creates besides owner and app, dropped with them.
+    extra_roles: list[str] = field(default_factory=list)
 
     @property
     def admin_url(self) -> str:
         return self.server.url_for(self.name)
 
-    def url_as(self, user: str) -> str:
-        return with_user(self.admin_url, user, self.password)
+    def url_as(self, user: str, database: str | None = None) -> str:
+        url = with_user(self.admin_url, user, self.password)
+        if database is not None:
+            url = urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+        return url
 
     async def run_roles_sql(
         self, *, variables: dict[str, str], env: dict[str, str] | None = None
@@ -447,7 +503,9 @@ class RolesDatabase:
         for key, value in {"owner_role": self.owner, "app_role": self.app, **variables}.items():
             arguments.append(f"--set={key}={value}")
         arguments.append(f"--file={ROLES_SQL}")
-        base = {k: v for k, v in os.environ.items() if k != "APP_DB_PASSWORD"}
+        base = {
+            k: v for k, v in os.environ.items() if k not in ("APP_DB_PASSWORD", "OWNER_DB_PASSWORD")
+        }
         process = await asyncio.create_subprocess_exec(
             *arguments,
             env={**base, **(env or {})},
@@ -458,6 +516,12 @@ class RolesDatabase:
         assert process.returncode is not None
         return process.returncode, stderr.decode()
 
+    async def set_up(self) -> None:
+        """roles.sql, then the migrations as the owner, as docker-compose.yml does."""
+        status, stderr = await self.run_roles_sql(variables={"app_password": self.password})
+        assert status == 0, stderr
+        await asyncio.to_thread(migrations.apply, self.url_as(self.owner))
+
 
 @pytest.fixture
 async def roles_database(pg_server: Server) -> AsyncIterator[RolesDatabase]:
@@ -465,6 +529,9 @@ async def roles_database(pg_server: Server) -> AsyncIterator[RolesDatabase]:
 
     Roles are cluster-wide, so their names are unique to this test and the
     database goes first: once it is dropped nothing depends on them.
+    roles.sql takes PUBLIC's CONNECT on the cluster's other databases away;
+    it is given back afterwards, for the rest of the suite and for a server
+    named by TEST_DATABASE_URL.
     """
     suffix = uuid.uuid4().hex[:8]
     db = RolesDatabase(
@@ -475,6 +542,13 @@ async def roles_database(pg_server: Server) -> AsyncIterator[RolesDatabase]:
         password=secrets.token_hex(16),
     )
     admin = await asyncpg.connect(pg_server.admin_url)
+    public_connect = [
+        row["datname"]
+        for row in await admin.fetch(
+            "select datname from pg_database"
+            " where datallowconn and has_database_privilege('public', oid, 'connect')"
+        )
+    ]
     try:
         if not await admin.fetchval("select rolsuper from pg_roles where rolname = current_user"):
             pytest.skip("roles.sql needs a superuser; TEST_DATABASE_URL is not one")
@@ -488,40 +562,71 @@ async def roles_database(pg_server: Server) -> AsyncIterator[RolesDatabase]:
         yield db
     finally:
         await admin.execute(f'drop database if exists "{db.name}" with (force)')
-        await admin.execute(f'drop role if exists "{db.app}"')
-        await admin.execute(f'drop role if exists "{db.owner}"')
+        for role in (db.app, db.owner, *db.extra_roles):
+            await admin.execute(f'drop role if exists "{role}"')
+        existing = await admin.fetch(
+            "select datname from pg_database where datname = any($1::text[])", public_connect
+        )
+        for row in existing:
+            await admin.execute(f'grant connect on database "{row["datname"]}" to public')
         await admin.close()
 
 
-async def stored_password(db: RolesDatabase) -> str | None:
+async def stored_password(db: RolesDatabase, role: str | None = None) -> str | None:
     admin = await asyncpg.connect(db.admin_url)
     try:
-        return await admin.fetchval("select rolpassword from pg_authid where rolname = $1", db.app)
+        return await admin.fetchval(
+            "select rolpassword from pg_authid where rolname = $1", role or db.app
+        )
     finally:
         await admin.close()
 
 
+async def attributes(conn: asyncpg.Connection, role: str) -> dict[str, bool]:
+    row = await conn.fetchrow(
+        "select rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolinherit,"
+        " rolreplication, rolbypassrls from pg_roles where rolname = $1",
+        role,
+    )
+    return dict(row)
+
+
+LEAST = {
+    "rolsuper": False,
+    "rolcreatedb": False,
+    "rolcreaterole": False,
+    "rolcanlogin": True,
+    "rolinherit": False,
+    "rolreplication": False,
+    "rolbypassrls": False,
+}
+
+
+async def granted_to(conn: asyncpg.Connection, role: str) -> set[tuple[str, str]]:
+    """(relation, privilege) for every table, view or sequence grant to `role`."""
+    rows = await conn.fetch(
+        "select c.oid::regclass::text as relation, acl.privilege_type"
+        " from pg_class c cross join lateral aclexplode(c.relacl) acl"
+        " where acl.grantee = (select oid from pg_roles where rolname = $1)",
+        role,
+    )
+    return {(row["relation"], row["privilege_type"]) for row in rows}
+
+
+async def service_tables(conn: asyncpg.Connection) -> set[str]:
+    """The tables of schema public that are not yoyo's: the service's own."""
+    rows = await conn.fetch(
+        "select tablename from pg_tables where schemaname = 'public' and tablename !~ '^_?yoyo_'"
+    )
+    return {row["tablename"] for row in rows}
+
+
 async def test_app_role_reads_and_writes_rows_but_cannot_change_the_schema(roles_database):
     db = roles_database
-    status, stderr = await db.run_roles_sql(variables={"app_password": db.password})
-    assert status == 0, stderr
-    # The migrations run afterwards, as the owner, as in docker-compose.yml.
-    await asyncio.to_thread(migrations.apply, db.url_as(db.owner))
+    await db.set_up()
 
     app = await asyncpg.connect(db.url_as(db.app))
     try:
-        role = await app.fetchrow(
-            "select rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolinherit"
-            " from pg_roles where rolname = current_user"
-        )
-        assert dict(role) == {
-            "rolsuper": False,
-            "rolcreatedb": False,
-            "rolcreaterole": False,
-            "rolcanlogin": True,
-            "rolinherit": False,
-        }
-
         student_id = await app.fetchval(
             "insert into students (name, email) values ('Ada', 'ada@example.org') returning id"
         )
@@ -547,15 +652,40 @@ async def test_app_role_reads_and_writes_rows_but_cannot_change_the_schema(roles
             "create index on students (name)",  # owner only
             "truncate students",  # not granted: bypasses row-level DELETE
             "create table t (x int)",  # no CREATE on schema public
+            "create table public.t (x int)",  # the same, spelt out
             "create function f() returns int language sql as 'select 1'",  # same
             "create schema s",  # no CREATE on the database
+            "create temp table t (x int)",  # no TEMPORARY on the database
             "create role r",  # no CREATEROLE
+            "select nextval('students_id_seq')",  # identity inserts need no sequence privilege
+            # yoyo's tables: the migration history and the migration lock.
+            "update _yoyo_migration set migration_id = 'forged'",
+            "delete from _yoyo_migration",
+            "insert into _yoyo_migration (migration_hash, migration_id) values ('x', 'x')",
+            "select * from _yoyo_log",
+            "select * from _yoyo_version",
+            "insert into yoyo_lock (locked, ctime, pid) values (1, now(), 1)",
+            "select * from yoyo_lock",
+            "lock table yoyo_lock",
         ]
+        # Every statement is tried, so a failure lists all the role could run.
+        allowed = []
         for statement in forbidden:
-            with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await app.execute(statement)
+            try:
+                async with app.transaction():  # lock table needs one
+                    await app.execute(statement)
+            except asyncpg.InsufficientPrivilegeError:
+                continue
+            allowed.append(statement)
+        assert allowed == []
+        assert await attributes(app, db.app) == LEAST
+        assert await attributes(app, db.owner) == LEAST
     finally:
         await app.close()
+
+    # No other database lets it in, not even the one every cluster has.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="database"):
+        await asyncpg.connect(db.url_as(db.app, "postgres"))
 
     owner = await asyncpg.connect(db.url_as(db.owner))
     try:
@@ -565,17 +695,76 @@ async def test_app_role_reads_and_writes_rows_but_cannot_change_the_schema(roles
         )
         assert "x" not in {row["column_name"] for row in columns}
         assert await owner.fetchval("select to_regclass('t')") is None
+        # And the app role holds DML on the service's tables and not one privilege more.
+        tables = await service_tables(owner)
+        assert {"students", "courses", "student_courses"} <= tables
+        assert set(YOYO_TABLES) <= {
+            row["tablename"]
+            for row in await owner.fetch("select tablename from pg_tables where tablename ~ 'yoyo'")
+        }
+        assert await granted_to(owner, db.app) == {(t, p) for t in tables for p in DML}
+        database_rights = await owner.fetchrow(
+            "select has_database_privilege($1, current_database(), 'connect') as connect,"
+            " has_database_privilege($1, current_database(), 'temporary') as temporary,"
+            " has_database_privilege($1, current_database(), 'create') as create,"
+            " has_schema_privilege($1, 'public', 'create') as create_in_public",
+            db.app,
+        )
+        assert dict(database_rights) == {
+            "connect": True,
+            "temporary": False,
+            "create": False,
+            "create_in_public": False,
+        }
     finally:
         await owner.close()
+
+
+async def test_tables_of_a_later_migration_get_dml_for_the_app_and_yoyos_get_nothing(
+    roles_database,
+):
+    db = roles_database
+    await db.set_up()
+
+    # A later migration, as the owner: a new table, with an identity column.
+    owner = await asyncpg.connect(db.url_as(db.owner))
+    try:
+        await owner.execute(
+            "create table later (id bigint generated always as identity primary key, note text)"
+        )
+        # A table a later yoyo version might add.
+        await owner.execute("create table _yoyo_future (x int)")
+        await owner.execute("create table yoyo_future_lock (x int)")
+        assert await granted_to(owner, db.app) == {
+            (t, p) for t in await service_tables(owner) for p in DML
+        }
+    finally:
+        await owner.close()
+
+    app = await asyncpg.connect(db.url_as(db.app))
+    try:
+        row_id = await app.fetchval("insert into later (note) values ('a') returning id")
+        await app.execute("update later set note = 'b' where id = $1", row_id)
+        assert await app.fetchval("select note from later where id = $1", row_id) == "b"
+        await app.execute("delete from later where id = $1", row_id)
+        for statement in (
+            "truncate later",
+            "drop table later",
+            "alter table later add column x int",
+            "select * from _yoyo_future",
+            "insert into yoyo_future_lock values (1)",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await app.execute(statement)
+    finally:
+        await app.close()
 
 
 async def test_the_service_works_through_http_as_the_app_role(roles_database, aiohttp_client):
     # Every query the handlers send (including the capacity trigger, ON
     # CONFLICT and the cascade) runs under the app role's privileges.
     db = roles_database
-    status, stderr = await db.run_roles_sql(variables={"app_password": db.password})
-    assert status == 0, stderr
-    await asyncio.to_thread(migrations.apply, db.url_as(db.owner))
+    await db.set_up()
     config = Config(database_url=db.url_as(db.app), pool_min_size=1, pool_max_size=2, workers=1)
     client = await aiohttp_client(create_app(config))
 
@@ -600,21 +789,39 @@ async def test_the_service_works_through_http_as_the_app_role(roles_database, ai
         await owner.close()
 
 
-async def test_roles_sql_grants_tables_that_already_exist(roles_database):
-    # A non-Docker install may create the role after migrating.
+async def test_roles_sql_grants_tables_that_already_exist_but_not_yoyos(roles_database):
+    # A non-Docker install may create the role after migrating; an install set
+    # up by an older roles.sql runs it again and loses the extra grants.
     db = roles_database
     await asyncio.to_thread(migrations.apply, db.url_as(db.owner))
+    admin = await asyncpg.connect(db.admin_url)
+    try:
+        # What the older roles.sql left: DML on every table, yoyo's included,
+        # and USAGE, SELECT on every sequence.
+        await admin.execute(f'create role "{db.app}" login')
+        await admin.execute(
+            f'grant select, insert, update, delete on all tables in schema public to "{db.app}"'
+        )
+        await admin.execute(f'grant usage, select on all sequences in schema public to "{db.app}"')
+    finally:
+        await admin.close()
+
     status, stderr = await db.run_roles_sql(variables={"app_password": db.password})
     assert status == 0, stderr
+
     app = await asyncpg.connect(db.url_as(db.app))
     try:
         await app.execute("insert into courses (code, title) values ('P1', 'Physics')")
         assert await app.fetchval("select count(*) from courses") == 1
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app.execute("update _yoyo_migration set migration_id = 'forged'")
+        tables = await service_tables(app)
+        assert await granted_to(app, db.app) == {(t, p) for t in tables for p in DML}
     finally:
         await app.close()
 
 
-async def test_roles_sql_reads_the_password_from_the_environment_and_can_run_again(
+async def test_roles_sql_reads_the_passwords_from_the_environment_and_can_run_again(
     roles_database,
 ):
     db = roles_database
@@ -622,61 +829,156 @@ async def test_roles_sql_reads_the_password_from_the_environment_and_can_run_aga
     assert status == 0, stderr
     first = await stored_password(db)
     assert first is not None and first.startswith("SCRAM-SHA-256$")
+    owner_first = await stored_password(db, db.owner)
 
-    # Running it again rotates the password and keeps the grants.
-    status, stderr = await db.run_roles_sql(variables={}, env={"APP_DB_PASSWORD": "second-pw"})
+    # Running it again rotates the passwords and keeps the grants.
+    status, stderr = await db.run_roles_sql(
+        variables={}, env={"APP_DB_PASSWORD": "second-pw", "OWNER_DB_PASSWORD": "owner-pw"}
+    )
     assert status == 0, stderr
     second = await stored_password(db)
     assert second is not None and second.startswith("SCRAM-SHA-256$") and second != first
+    owner_second = await stored_password(db, db.owner)
+    assert owner_second is not None and owner_second != owner_first
 
 
-async def test_init_script_creates_the_app_role_as_the_image_runs_it(roles_database):
-    # The image runs 10-roles.sh with POSTGRES_USER (a superuser that owns the
-    # tables) and APP_DB_PASSWORD in the environment and psql on PATH. The
-    # script uses the default role name, so it must not exist on this server.
+async def test_roles_sql_creates_the_owner_role_given_its_password(roles_database):
     db = roles_database
-    app_role = "enrollment_app"
+    owner = f"{db.owner}_new"
+    db.extra_roles.append(owner)
+    variables = {"owner_role": owner, "app_password": db.password}
+
+    status, stderr = await db.run_roles_sql(variables=variables)
+    assert status != 0
+    assert "no password for the owner role" in stderr
+
+    status, stderr = await db.run_roles_sql(variables=variables, env={"OWNER_DB_PASSWORD": "pw"})
+    assert status == 0, stderr
     admin = await asyncpg.connect(db.admin_url)
     try:
-        if await admin.fetchval("select 1 from pg_roles where rolname = $1", app_role):
-            pytest.skip("a role enrollment_app already exists on this server")
-        await admin.execute(f'alter role "{db.owner}" superuser')
-        server = urlsplit(db.admin_url)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PG")},
-            "PATH": f"{Path(psql_binary()).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PGHOST": server.hostname or "127.0.0.1",
-            "PGPORT": str(server.port or 5432),
-            "PGPASSWORD": db.password,
-            "POSTGRES_USER": db.owner,
-            "POSTGRES_DB": db.name,
-            "APP_DB_PASSWORD": db.password,
-            "ROLES_SQL": str(ROLES_SQL),
-        }
-        process = await asyncio.create_subprocess_exec(
-            "bash",
-            str(INIT_SCRIPT),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-        assert process.returncode == 0, stderr.decode()
-
-        await asyncio.to_thread(migrations.apply, db.url_as(db.owner))
-        app = await asyncpg.connect(db.url_as(app_role))
-        try:
-            await app.execute("insert into courses (code, title) values ('H1', 'History')")
-            with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await app.execute("drop table courses")
-        finally:
-            await app.close()
+        assert await attributes(admin, owner) == LEAST
     finally:
-        # The role holds grants in this database: revoke them before dropping it.
-        if await admin.fetchval("select 1 from pg_roles where rolname = $1", app_role):
-            await admin.execute(f'drop owned by "{app_role}"')
-            await admin.execute(f'drop role "{app_role}"')
         await admin.close()
+    # It can run the migrations, though it does not own the database.
+    await asyncio.to_thread(migrations.apply, db.url_as(owner))
+
+
+@pytest.mark.parametrize(
+    ("variables", "reason"),
+    [
+        ({"owner_role": "{app}"}, "must differ"),  # one role for both
+        ({"owner_role": "{admin}"}, "must differ"),  # the superuser running it
+        ({"other_databases": "maybe"}, "revoke or keep"),
+    ],
+)
+async def test_roles_sql_refuses_unsafe_variables(roles_database, variables, reason):
+    db = roles_database
+    admin_user = urlsplit(db.admin_url).username or ""
+    values = {k: v.format(app=db.app, admin=admin_user) for k, v in variables.items()}
+    status, stderr = await db.run_roles_sql(variables={"app_password": db.password, **values})
+    assert status != 0
+    assert reason in stderr
+
+
+async def test_other_databases_keep_leaves_publics_connect_for_a_shared_cluster(roles_database):
+    db = roles_database
+    status, stderr = await db.run_roles_sql(
+        variables={"app_password": db.password, "other_databases": "keep"}
+    )
+    assert status == 0, stderr
+    app = await asyncpg.connect(db.url_as(db.app, "postgres"))
+    await app.close()
+
+
+async def test_init_script_creates_both_roles_as_the_image_runs_it(roles_database, tmp_path):
+    # The image runs 10-roles.sh with POSTGRES_USER (the cluster's superuser),
+    # the *_FILE variables of docker-compose.yml and psql on PATH; then the
+    # migrate job runs `python -m service migrate` as the owner with its
+    # password file. The script uses the default role names, so they must not
+    # exist on this server.
+    db = roles_database
+    roles = ("enrollment_owner", "enrollment_app")
+    admin = await asyncpg.connect(db.admin_url)
+    try:
+        if await admin.fetchval("select 1 from pg_roles where rolname = any($1::text[])", roles):
+            pytest.skip("a role enrollment_owner or enrollment_app already exists on this server")
+    finally:
+        await admin.close()
+    db.extra_roles.extend(roles)
+    owner_password, app_password = tmp_path / "owner_db_password", tmp_path / "app_db_password"
+    owner_password.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+    app_password.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+    server = urlsplit(db.admin_url)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PG")},
+        "PATH": f"{Path(psql_binary()).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PGHOST": server.hostname or "127.0.0.1",
+        "PGPORT": str(server.port or 5432),
+        "POSTGRES_USER": server.username or "postgres",
+        "POSTGRES_DB": db.name,
+        "OWNER_DB_PASSWORD_FILE": str(owner_password),
+        "APP_DB_PASSWORD_FILE": str(app_password),
+        "ROLES_SQL": str(ROLES_SQL),
+    }
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        str(INIT_SCRIPT),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+
+    host = f"{server.hostname}:{server.port}"
+    code, stderr_text = await run_cli(
+        clean_env(
+            DATABASE_URL=f"postgresql://enrollment_owner@{host}/{db.name}",
+            DATABASE_PASSWORD_FILE=str(owner_password),
+        ),
+        "migrate",
+    )
+    assert code == 0, stderr_text
+
+    app = await asyncpg.connect(db.url_as("enrollment_app"))
+    try:
+        assert await attributes(app, "enrollment_owner") == LEAST
+        assert await attributes(app, "enrollment_app") == LEAST
+        await app.execute("insert into courses (code, title) values ('H1', 'History')")
+        for statement in ("drop table courses", "select * from _yoyo_migration"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await app.execute(statement)
+    finally:
+        await app.close()
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "OWNER_DB_PASSWORD_FILE is not set"),
+        ({"OWNER_DB_PASSWORD_FILE": "absent"}, "cannot read"),
+        ({"OWNER_DB_PASSWORD_FILE": "empty"}, "is empty"),
+        ({"OWNER_DB_PASSWORD_FILE": "two_lines"}, "on one line"),
+        ({"OWNER_DB_PASSWORD_FILE": "good"}, "APP_DB_PASSWORD_FILE is not set"),
+    ],
+)
+def test_init_script_refuses_a_missing_or_unusable_password_file(tmp_path, files, message):
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    (tmp_path / "two_lines").write_text("s3cret-one\ns3cret-two\n", encoding="utf-8")
+    (tmp_path / "good").write_text("s3cret-good\n", encoding="utf-8")
+    roles_sql = tmp_path / "roles.sql"
+    roles_sql.write_text("", encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "ROLES_SQL": str(roles_sql),
+        **{key: str(tmp_path / name) for key, name in files.items()},
+    }
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr
 
 
 @pytest.mark.parametrize(
