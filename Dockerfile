@@ -7,7 +7,15 @@
 #   docker build -t enrollment-service .
 #   docker compose up -d --build        (see docker-compose.yml)
 
-FROM python:3.12-slim
+# Pinned by digest: a tag moves whenever the image is rebuilt, a digest
+# never, so every build starts from the same bytes; the tag stays to say
+# which line it follows. It is the digest of the multi-platform index, so
+# amd64 and arm64 hosts both resolve it. To bump it (the base image's
+# security fixes), read the digest the tag points to now, with either
+#   docker buildx imagetools inspect python:3.12-slim     (its "Digest:" line)
+#   docker pull python:3.12-slim && docker inspect --format '{{index .RepoDigests 0}}' python:3.12-slim
+# put it in place of the sha256 below, rebuild and run the tests.
+FROM python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
