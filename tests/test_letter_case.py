@@ -11,6 +11,8 @@ why it has to be so: its locale is C, where lower() folds A to Z only.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -295,83 +297,105 @@ async def test_the_indexes_compare_folded_values(db):
     assert all(definition.startswith("CREATE UNIQUE INDEX") for definition in indexes.values())
 
 
+@asynccontextmanager
+async def database_beside(url: str, suffix: str, options: str) -> AsyncIterator[str]:
+    """A new empty database on the server of `url`, made from template0 with `options`."""
+    name = f"{urlsplit(url).path.lstrip('/')}_{suffix}"
+    async with connected(url) as conn:
+        await conn.execute(f'create database "{name}" template template0 {options}')
+        try:
+            yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        finally:
+            await conn.execute(f'drop database "{name}" with (force)')
+
+
+def c_locale(url: str) -> AbstractAsyncContextManager[str]:
+    """A database like those of the embedded server: UTF8 in the C locale.
+
+    There 0001's lower() folds A to Z only, so rows that differ only in the
+    case of other letters got in; servers with another locale refused many
+    of them already.
+    """
+    return database_beside(url, "c", "encoding 'UTF8' locale 'C' locale_provider libc")
+
+
 async def test_the_migration_names_the_rows_that_would_collide_and_changes_nothing(
     empty_database,
 ):
-    dsn = empty_database
-    await apply(dsn, target=CAPACITY)
-    async with connected(dsn) as conn:
-        # Two rows each that lower() in the C locale keeps apart, and one that
-        # collides with nothing.
-        await add_student(conn, "ada@example.org")
-        elodie = await add_student(conn, "élodie@exämple.test")
-        capital = await add_student(conn, "ÉLODIE@EXÄMPLE.TEST")
-        umlauts = await add_course(conn, "äöü-1")
-        capitals = await add_course(conn, "ÄÖÜ-1")
-        before = await contents(conn)
+    async with c_locale(empty_database) as dsn:
+        await apply(dsn, target=CAPACITY)
+        async with connected(dsn) as conn:
+            # Two students and two courses that lower() in the C locale keeps
+            # apart, and a student who collides with nobody.
+            await add_student(conn, "ada@example.org")
+            elodie = await add_student(conn, "élodie@exämple.test")
+            capital = await add_student(conn, "ÉLODIE@EXÄMPLE.TEST")
+            umlauts = await add_course(conn, "äöü-1")
+            capitals = await add_course(conn, "ÄÖÜ-1")
+            before = await contents(conn)
 
-    with pytest.raises(psycopg.errors.UniqueViolation) as caught:
-        await apply(dsn)
+        with pytest.raises(psycopg.errors.UniqueViolation) as caught:
+            await apply(dsn, target=LETTER_CASE)
 
-    message = caught.value.diag.message_primary
-    assert (
-        f"students {elodie} and {capital} have emails that differ only in letter case:"
-        " 'élodie@exämple.test' and 'ÉLODIE@EXÄMPLE.TEST'"
-    ) in message
-    assert (
-        f"courses {umlauts} and {capitals} have codes that differ only in letter case:"
-        " 'äöü-1' and 'ÄÖÜ-1'"
-    ) in message
-    assert await applied(dsn) == UP_TO_CAPACITY
-    async with connected(dsn) as conn:
-        assert await contents(conn) == before
-        assert "(lower(email))" in before["indexes"]["students_email_key"]
-        assert before["fold_case"] is None
+        message = caught.value.diag.message_primary
+        assert (
+            f"students {elodie} and {capital} have emails that differ only in letter case:"
+            " 'élodie@exämple.test' and 'ÉLODIE@EXÄMPLE.TEST'"
+        ) in message
+        assert (
+            f"courses {umlauts} and {capitals} have codes that differ only in letter case:"
+            " 'äöü-1' and 'ÄÖÜ-1'"
+        ) in message
+        assert await applied(dsn) == UP_TO_CAPACITY
+        async with connected(dsn) as conn:
+            assert await contents(conn) == before
+            assert "(lower(email))" in before["indexes"]["students_email_key"]
+            assert before["fold_case"] is None
 
-        # With one of each pair gone, the migration goes through.
-        await conn.execute("delete from students where id = $1", capital)
-        await conn.execute("delete from courses where id = $1", capitals)
-    assert await apply(dsn) == [LETTER_CASE]
+            # With one of each pair gone, the migration goes through.
+            await conn.execute("delete from students where id = $1", capital)
+            await conn.execute("delete from courses where id = $1", capitals)
+        assert await apply(dsn, target=LETTER_CASE) == [LETTER_CASE]
 
 
 async def test_many_collisions_are_named_up_to_five_and_counted(empty_database):
-    dsn = empty_database
-    await apply(dsn, target=CAPACITY)
-    async with connected(dsn) as conn:
-        for n in range(8):
-            await add_student(conn, f"ä{n}@example.org")
-            await add_student(conn, f"Ä{n}@example.org")
-        await add_course(conn, "ж-1")
-        await add_course(conn, "Ж-1")
+    async with c_locale(empty_database) as dsn:
+        await apply(dsn, target=CAPACITY)
+        async with connected(dsn) as conn:
+            for n in range(8):
+                await add_student(conn, f"ä{n}@example.org")
+                await add_student(conn, f"Ä{n}@example.org")
+            await add_course(conn, "ж-1")
+            await add_course(conn, "Ж-1")
 
-    with pytest.raises(psycopg.errors.UniqueViolation) as caught:
-        await apply(dsn)
+        with pytest.raises(psycopg.errors.UniqueViolation) as caught:
+            await apply(dsn, target=LETTER_CASE)
 
-    named = caught.value.diag.message_primary.split("; ")
-    assert named[:5] == [
-        f"students {2 * n + 1} and {2 * n + 2} have emails that differ only in letter case:"
-        f" 'ä{n}@example.org' and 'Ä{n}@example.org'"
-        for n in range(5)
-    ]
-    # Students come first; three more pairs of students and the courses are only counted.
-    assert named[5:] == ["and 4 more"]
-    assert "then apply 0004_unicode_letter_case again" in caught.value.diag.message_hint
-    assert await applied(dsn) == UP_TO_CAPACITY
+        named = caught.value.diag.message_primary.split("; ")
+        assert named[:5] == [
+            f"students {2 * n + 1} and {2 * n + 2} have emails that differ only in letter case:"
+            f" 'ä{n}@example.org' and 'Ä{n}@example.org'"
+            for n in range(5)
+        ]
+        # Students come first; three more pairs of students and the courses are only counted.
+        assert named[5:] == ["and 4 more"]
+        assert "then apply 0004_unicode_letter_case again" in caught.value.diag.message_hint
+        assert await applied(dsn) == UP_TO_CAPACITY
 
 
 async def test_three_values_of_one_group_are_all_named(empty_database):
-    dsn = empty_database
-    await apply(dsn, target=CAPACITY)
-    async with connected(dsn) as conn:
-        ids = [await add_course(conn, code) for code in ("жж", "Жж", "ЖЖ")]
+    async with c_locale(empty_database) as dsn:
+        await apply(dsn, target=CAPACITY)
+        async with connected(dsn) as conn:
+            ids = [await add_course(conn, code) for code in ("жж", "Жж", "ЖЖ")]
 
-    with pytest.raises(psycopg.errors.UniqueViolation) as caught:
-        await apply(dsn)
+        with pytest.raises(psycopg.errors.UniqueViolation) as caught:
+            await apply(dsn, target=LETTER_CASE)
 
-    assert caught.value.diag.message_primary == (
-        f"courses {ids[0]}, {ids[1]} and {ids[2]} have codes that differ only in letter case:"
-        " 'жж', 'Жж' and 'ЖЖ'"
-    )
+        assert caught.value.diag.message_primary == (
+            f"courses {ids[0]}, {ids[1]} and {ids[2]} have codes that differ only in letter case:"
+            " 'жж', 'Жж' and 'ЖЖ'"
+        )
 
 
 async def test_the_migration_and_its_rollback_keep_every_row(empty_database):
@@ -384,7 +408,7 @@ async def test_the_migration_and_its_rollback_keep_every_row(empty_database):
             await add_course(conn, code)
         before = await contents(conn)
 
-    assert await apply(dsn) == [LETTER_CASE]
+    assert await apply(dsn, target=LETTER_CASE) == [LETTER_CASE]
     async with connected(dsn) as conn:
         after = await contents(conn)
         assert (after["students"], after["courses"]) == (before["students"], before["courses"])
@@ -403,22 +427,17 @@ async def test_the_migration_and_its_rollback_keep_every_row(empty_database):
 
 
 async def test_a_database_not_in_utf8_is_refused_with_the_reason(empty_database):
-    # A Latin-1 database: fold_case()'s table would fold the wrong bytes.
-    name = f"{urlsplit(empty_database).path.lstrip('/')}_latin1"
-    latin1 = urlunsplit(urlsplit(empty_database)._replace(path=f"/{name}"))
-    async with connected(empty_database) as conn:
-        await conn.execute(
-            f'create database "{name}" template template0'
-            " encoding 'LATIN1' locale 'C' locale_provider libc"
+    # In Latin-1, fold_case()'s table would fold the wrong bytes.
+    options = "encoding 'LATIN1' locale 'C' locale_provider libc"
+    async with database_beside(empty_database, "latin1", options) as dsn:
+        await apply(dsn, target=CAPACITY)
+
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as caught:
+            await apply(dsn, target=LETTER_CASE)
+
+        name = urlsplit(dsn).path.lstrip("/")
+        assert caught.value.diag.message_primary == (
+            f"database {name} has encoding LATIN1, but emails and course codes are"
+            " compared by Unicode letter case, which needs UTF8"
         )
-        try:
-            await apply(latin1, target=CAPACITY)
-            with pytest.raises(psycopg.errors.FeatureNotSupported) as caught:
-                await apply(latin1)
-            assert caught.value.diag.message_primary == (
-                f"database {name} has encoding LATIN1, but emails and course codes are"
-                " compared by Unicode letter case, which needs UTF8"
-            )
-            assert await applied(latin1) == UP_TO_CAPACITY
-        finally:
-            await conn.execute(f'drop database "{name}" with (force)')
+        assert await applied(dsn) == UP_TO_CAPACITY
