@@ -57,7 +57,7 @@ async def enroll(request: web.Request) -> web.Response:
     student_id = int(request.match_info["student_id"])
     course_id = orjson.loads(await request.read())["course_id"]
     async with request.app[POOL].acquire() as conn:
-        row = await conn.fetchrow(Q.enroll, student_id, course_id)
+        row = await conn.fetchrow(Q.enroll, student_id, course_id, False)
     return _json(dict(row), status=201 if row["created"] else 200)
 
 

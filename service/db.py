@@ -33,6 +33,7 @@ UNAVAILABLE = (
     asyncpg.exceptions.LockNotAvailableError,  # lock_timeout: the database is busy
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
+    asyncpg.exceptions.DeadlockDetectedError,  # still deadlocked after repositories' retries
 )
 
 

@@ -53,6 +53,16 @@ def unavailable(retry_after: int) -> Problem:
     )
 
 
+def busy() -> Problem:
+    """A change that lost every race with concurrent ones (rare): the client may retry."""
+    return Problem(
+        503,
+        "the course changed under too many concurrent requests; retry",
+        "busy",
+        headers={"Retry-After": "1"},
+    )
+
+
 def render(problem: Problem) -> web.Response:
     phrase = HTTPStatus(problem.status).phrase
     body: dict = {

@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-ENROLLMENT_OUTCOMES = ("created", "existing", "full", "missing")
+ENROLLMENT_OUTCOMES = ("created", "existing", "waitlisted", "waiting", "full", "missing")
 
 
 def multiprocess_dir() -> str | None:

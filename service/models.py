@@ -29,6 +29,9 @@ class Course:
     code: str
     title: str
     capacity: int | None
+    waitlist_capacity: int
+    enrolled: int
+    waitlisted: int
     created_at: datetime
 
 
@@ -40,8 +43,27 @@ class Enrollment:
     code: str
     title: str
     capacity: int | None
+    waitlist_capacity: int
+    enrolled: int
+    waitlisted: int
     created_at: datetime
     enrolled_at: datetime
+
+
+@dataclass
+class WaitlistEntry:
+    """A course as seen from a student waiting for it; position 1 is next."""
+
+    id: int
+    code: str
+    title: str
+    capacity: int | None
+    waitlist_capacity: int
+    enrolled: int
+    waitlisted: int
+    created_at: datetime
+    waitlisted_at: datetime
+    position: int
 
 
 @dataclass
@@ -53,6 +75,18 @@ class EnrolledStudent:
     email: str
     created_at: datetime
     enrolled_at: datetime
+
+
+@dataclass
+class WaitlistedStudent:
+    """A student as seen from the queue of a course they wait for."""
+
+    id: int
+    name: str
+    email: str
+    created_at: datetime
+    waitlisted_at: datetime
+    position: int
 
 
 @dataclass

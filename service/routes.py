@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
-from .handlers import courses, enrollments, operations, students
+from .handlers import courses, enrollments, operations, students, waitlist
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
@@ -20,6 +20,10 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/students/{student_id}/courses/{course_id}", enrollments.get, NONE),
     ("DELETE", "/students/{student_id}/courses/{course_id}", enrollments.delete, NONE),
     ("GET", "/courses/{course_id}/students", enrollments.list_students, PAGE),
+    ("GET", "/students/{student_id}/waitlist", waitlist.list_courses, PAGE),
+    ("GET", "/students/{student_id}/waitlist/{course_id}", waitlist.get, NONE),
+    ("DELETE", "/students/{student_id}/waitlist/{course_id}", waitlist.leave, NONE),
+    ("GET", "/courses/{course_id}/waitlist", waitlist.list_students, PAGE),
     ("POST", "/students", students.create, NONE),
     ("GET", "/students", students.list_, PAGE),
     ("GET", "/students/{student_id}", students.get, NONE),

@@ -175,6 +175,16 @@ def integer(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Bad("must be true or false")
+    return value
+
+
+def read_only(value: Any) -> Any:
+    raise _Bad("is read-only: the service keeps it")
+
+
 def nullable(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def wrapped(value: Any) -> Any:
         return None if value is None else check(value)
@@ -231,7 +241,8 @@ def _every_error(
             except _Bad as exc:
                 errors.append(FieldError(name, str(exc)))
     if at_least_one and not document:
-        errors.append(FieldError("body", f"give at least one of {', '.join(checks)}"))
+        writable = ", ".join(name for name, check in checks.items() if check is not read_only)
+        errors.append(FieldError("body", f"give at least one of {writable}"))
     return invalid(errors)
 
 

@@ -1,30 +1,64 @@
 -- Enrollments: the student_courses relation, seen from either side.
 
 -- name: enroll
--- Enroll student $1 in course $2 in one statement. The insert either creates
--- the row or, on conflict, leaves the existing one; the select returns the
--- course with the enrollment's time either way. A missing student or course
--- surfaces as a foreign key violation naming the column, a full course as a
--- check violation from the student_courses_capacity trigger.
--- enrolled_at is null only when the existing row was committed by a
--- concurrent request after this statement's snapshot: read it again then.
-with inserted as (
+-- Enroll student $1 in course $2 in one statement, or put them on its
+-- waitlist when it is full and $3 asks for it. The course row is locked
+-- first (FOR NO KEY UPDATE returns its latest version), so its counts are
+-- current and no other change to its seats or queue can commit before this
+-- one. Then at most one insert happens: a seat while one is free (ON CONFLICT
+-- leaves an existing enrollment), or a place at the end of the queue while
+-- the waitlist has room. The triggers of migration 0005 count the row and
+-- refuse what the counts or the other table forbid; the conditions here
+-- only spare them an error in the common cases.
+-- No row: the course does not exist. enrolled_at and waitlisted_at are null
+-- when an existing row was committed by a concurrent request after this
+-- statement's snapshot: read them again then.
+with course as (
+    select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
+           capacity is null or enrolled < capacity as has_seat
+    from courses
+    where id = $2
+    for no key update
+),
+seated as (
     insert into student_courses (student_id, course_id)
-    values ($1, $2)
+    select $1, id from course where has_seat
     on conflict (student_id, course_id) do nothing
     returning enrolled_at
+),
+queued as (
+    insert into course_waitlist (student_id, course_id)
+    select $1, id from course
+    where $3::boolean and not has_seat and waitlisted < waitlist_capacity
+      and not exists (select 1 from student_courses where student_id = $1 and course_id = $2)
+    on conflict (student_id, course_id) do nothing
+    returning waitlisted_at
 )
-select c.id, c.code, c.title, c.capacity, c.created_at,
-       coalesce(i.enrolled_at, sc.enrolled_at) as enrolled_at,
-       i.enrolled_at is not null as created
-from courses c
-left join inserted i on true
-left join student_courses sc on sc.student_id = $1 and sc.course_id = c.id
-where c.id = $2;
+select c.id, c.code, c.title, c.capacity, c.waitlist_capacity,
+       c.enrolled + (s.enrolled_at is not null)::integer as enrolled,
+       c.waitlisted + (q.waitlisted_at is not null)::integer as waitlisted,
+       c.created_at,
+       coalesce(s.enrolled_at, e.enrolled_at) as enrolled_at,
+       coalesce(q.waitlisted_at, w.waitlisted_at) as waitlisted_at,
+       case
+           when q.waitlisted_at is not null then c.waitlisted + 1
+           when w.seq is not null then (
+               select count(*) from course_waitlist a where a.course_id = c.id and a.seq <= w.seq
+           )
+       end as position,
+       s.enrolled_at is not null as created,
+       q.waitlisted_at is not null as queued,
+       exists (select 1 from students where id = $1) as student_exists
+from course c
+left join seated s on true
+left join queued q on true
+left join student_courses e on e.student_id = $1 and e.course_id = c.id
+left join course_waitlist w on w.student_id = $1 and w.course_id = c.id;
 
 -- name: get_enrollment
 -- One enrollment of student $1, with its course.
-select c.id, c.code, c.title, c.capacity, c.created_at, sc.enrolled_at
+select c.id, c.code, c.title, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
+       c.created_at, sc.enrolled_at
 from student_courses sc
 join courses c on c.id = sc.course_id
 where sc.student_id = $1 and sc.course_id = $2;
@@ -33,7 +67,8 @@ where sc.student_id = $1 and sc.course_id = $2;
 -- A page of the courses of student $1 after course id $2, in course id order,
 -- $3 rows at most. One row with a null id when the student has no courses
 -- (past the cursor); no row at all when the student does not exist.
-select c.id, c.code, c.title, c.capacity, c.created_at, e.enrolled_at
+select c.id, c.code, c.title, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
+       c.created_at, e.enrolled_at
 from students s
 left join lateral (
     select sc.course_id, sc.enrolled_at
@@ -63,7 +98,8 @@ where c.id = $1
 order by e.student_id;
 
 -- name: delete_enrollment
--- Unenroll student $1 from course $2.
+-- Unenroll student $1 from course $2; the freed seat goes to the head of the
+-- course's queue in the same transaction (student_courses_counted_delete).
 delete from student_courses
 where student_id = $1 and course_id = $2
 returning course_id;

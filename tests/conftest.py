@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -122,6 +122,12 @@ async def client(config: Config, aiohttp_client) -> TestClient:
     reverse, so the app and its pool close before the database is dropped.
     """
     return await aiohttp_client(create_app(config))
+
+
+@pytest.fixture
+async def wide(aiohttp_client, config: Config) -> TestClient:
+    """The real app with a pool wide enough (40) that a burst really overlaps inside PostgreSQL."""
+    return await aiohttp_client(create_app(replace(config, pool_min_size=40, pool_max_size=40)))
 
 
 @pytest.fixture

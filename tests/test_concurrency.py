@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-
-from service.app import create_app
-from service.config import Config
 
 from .api import create_course, create_student
 
@@ -31,12 +28,6 @@ class Answer:
     status: int
     content_type: str
     body: Any
-
-
-@pytest.fixture
-async def wide(aiohttp_client, config: Config) -> TestClient:
-    """The real app with a pool wide enough that a burst really overlaps inside PostgreSQL."""
-    return await aiohttp_client(create_app(replace(config, pool_min_size=POOL, pool_max_size=POOL)))
 
 
 async def call(client: TestClient, method: str, path: str, body: Any = None) -> Answer:

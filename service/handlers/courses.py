@@ -14,6 +14,9 @@ FIELDS = {
     "code": v.code,
     "title": v.text(1, 200),
     "capacity": v.nullable(v.integer(1, 100_000)),
+    "waitlist_capacity": v.integer(0, 100_000),
+    "enrolled": v.read_only,
+    "waitlisted": v.read_only,
 }
 
 
@@ -21,7 +24,11 @@ async def create(request: web.Request) -> web.Response:
     data = v.fields(await v.json_object(request), FIELDS, required=("code", "title"))
     async with connection(request) as conn:
         course = await courses.create(
-            conn, code=data["code"], title=data["title"], capacity=data.get("capacity")
+            conn,
+            code=data["code"],
+            title=data["title"],
+            capacity=data.get("capacity"),
+            waitlist_capacity=data.get("waitlist_capacity", 0),
         )
     return render.json(course, status=201, headers={"Location": f"/courses/{course.id}"})
 
@@ -52,6 +59,7 @@ async def update(request: web.Request) -> web.Response:
             code=data.get("code"),
             title=data.get("title"),
             capacity=data.get("capacity", courses.UNCHANGED),
+            waitlist_capacity=data.get("waitlist_capacity"),
         )
     if course is None:
         raise not_found(f"course {course_id} does not exist")

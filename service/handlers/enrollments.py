@@ -11,7 +11,13 @@ from ..keys import METRICS
 from ..repositories import enrollments
 from . import render
 
-ENROLL = {"course_id": v.integer(1, v.MAX_ID)}
+ENROLL = {"course_id": v.integer(1, v.MAX_ID), "waitlist": v.boolean}
+OUTCOME_STATUS = {
+    enrollments.Outcome.CREATED: 201,
+    enrollments.Outcome.EXISTING: 200,
+    enrollments.Outcome.WAITLISTED: 202,
+    enrollments.Outcome.WAITING: 202,
+}
 
 
 async def enroll(request: web.Request) -> web.Response:
@@ -21,17 +27,24 @@ async def enroll(request: web.Request) -> web.Response:
     outcomes = request.app[METRICS].outcomes
     try:
         async with connection(request) as conn:
-            enrollment, created = await enrollments.enroll(
-                conn, student_id=student_id, course_id=course_id
+            result, outcome = await enrollments.enroll(
+                conn,
+                student_id=student_id,
+                course_id=course_id,
+                waitlist=data.get("waitlist", False),
             )
     except Problem as problem:
         outcomes["full" if problem.status == 409 else "missing"].inc()
         raise
-    outcomes["created" if created else "existing"].inc()
-    if created:
+    outcomes[outcome.value].inc()
+    status = OUTCOME_STATUS[outcome]
+    if status == 201:
         location = f"/students/{student_id}/courses/{course_id}"
-        return render.json(enrollment, status=201, headers={"Location": location})
-    return render.json(enrollment)
+    elif status == 202:
+        location = f"/students/{student_id}/waitlist/{course_id}"
+    else:
+        return render.json(result)
+    return render.json(result, status=status, headers={"Location": location})
 
 
 async def list_courses(request: web.Request) -> web.Response:

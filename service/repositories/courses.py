@@ -7,6 +7,7 @@ import asyncpg
 from ..errors import Problem, conflict
 from ..models import Course, Page
 from ..sql import QUERIES
+from .retry import retried
 
 Q = QUERIES.courses
 
@@ -30,10 +31,15 @@ async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page
 
 
 async def create(
-    conn: asyncpg.Connection, *, code: str, title: str, capacity: int | None
+    conn: asyncpg.Connection,
+    *,
+    code: str,
+    title: str,
+    capacity: int | None,
+    waitlist_capacity: int = 0,
 ) -> Course:
     try:
-        row = await conn.fetchrow(Q.create_course, code, title, capacity)
+        row = await conn.fetchrow(Q.create_course, code, title, capacity, waitlist_capacity)
     except asyncpg.UniqueViolationError:
         raise _code_taken(code) from None
     return Course(*row)
@@ -46,28 +52,57 @@ async def update(
     code: str | None,
     title: str | None,
     capacity: int | object | None = UNCHANGED,
+    waitlist_capacity: int | None = None,
+) -> Course | None:
+    """Change the given fields; a raised capacity promotes from the waitlist at once."""
+    return await retried(_update, conn, course_id, code, title, capacity, waitlist_capacity)
+
+
+async def _update(
+    conn: asyncpg.Connection,
+    course_id: int,
+    code: str | None,
+    title: str | None,
+    capacity: int | object | None,
+    waitlist_capacity: int | None,
 ) -> Course | None:
     set_capacity = capacity is not UNCHANGED
     try:
-        row = await conn.fetchrow(
-            Q.update_course,
-            course_id,
-            code,
-            title,
-            set_capacity,
-            capacity if set_capacity else None,
-        )
+        # One transaction: the promotions a raised capacity makes happen in an
+        # AFTER trigger, which RETURNING does not see, so the course is read
+        # again before anything else can change it.
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                Q.update_course,
+                course_id,
+                code,
+                title,
+                set_capacity,
+                capacity if set_capacity else None,
+                waitlist_capacity,
+            )
+            if row is not None and set_capacity:
+                row = await conn.fetchrow(Q.get_course, course_id)
     except asyncpg.UniqueViolationError:
         raise _code_taken(code or "") from None
     except asyncpg.CheckViolationError as exc:
-        if exc.constraint_name != "courses_capacity_enrollments":
-            raise
-        raise conflict(
-            f"course {course_id} has more enrolled students than {capacity}",
-            "capacity-below-enrollments",
-        ) from None
+        if exc.constraint_name == "courses_enrolled_within_capacity":
+            raise conflict(
+                f"course {course_id} has more enrolled students than {capacity}",
+                "capacity-below-enrollments",
+            ) from None
+        if exc.constraint_name == "courses_waitlisted_within_capacity":
+            raise conflict(
+                f"course {course_id} has more students waiting than {waitlist_capacity}",
+                "waitlist-capacity-below-waiting",
+            ) from None
+        raise
     return Course(*row) if row else None
 
 
 async def delete(conn: asyncpg.Connection, *, course_id: int) -> bool:
+    return await retried(_delete, conn, course_id)
+
+
+async def _delete(conn: asyncpg.Connection, course_id: int) -> bool:
     return await conn.fetchval(Q.delete_course, course_id) is not None

@@ -1,42 +1,87 @@
-"""Enrollments: which students take which courses."""
+"""Enrollments: which students take which courses, and who waits for a seat."""
 
 from __future__ import annotations
 
+import enum
+
 import asyncpg
 
-from ..errors import conflict, not_found
-from ..models import EnrolledStudent, Enrollment, Page
+from ..errors import busy, conflict, not_found
+from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry
 from ..sql import QUERIES
+from . import waitlist
+from .retry import retried
 
 Q = QUERIES.enrollments
 
+# Refusals by the triggers of migration 0005 that only a concurrent change
+# between this statement's snapshot and its lock can cause: run it again.
+RACES = frozenset(
+    {
+        "course_waitlist_not_enrolled",
+        "course_waitlist_course_full",
+        "courses_enrolled_within_capacity",
+        "courses_waitlisted_within_capacity",
+        "student_courses_not_waiting",
+    }
+)
+
+
+class Outcome(enum.Enum):
+    CREATED = "created"  # newly enrolled
+    EXISTING = "existing"  # was enrolled already
+    WAITLISTED = "waitlisted"  # newly on the waitlist
+    WAITING = "waiting"  # was on the waitlist already
+
+
+class _Raced(Exception):
+    pass
+
 
 async def enroll(
-    conn: asyncpg.Connection, *, student_id: int, course_id: int
-) -> tuple[Enrollment, bool]:
-    """Enroll once; return the enrollment and whether this call created it."""
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, waitlist: bool
+) -> tuple[Enrollment | WaitlistEntry, Outcome]:
+    """Enroll once, or wait for a seat when the course is full and `waitlist` asks."""
     try:
-        row = await conn.fetchrow(Q.enroll, student_id, course_id)
+        return await retried(_enroll, conn, student_id, course_id, waitlist, races=(_Raced,))
+    except _Raced:
+        raise busy() from None
+
+
+async def _enroll(
+    conn: asyncpg.Connection, student_id: int, course_id: int, waitlist_: bool
+) -> tuple[Enrollment | WaitlistEntry, Outcome]:
+    try:
+        row = await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_)
     except asyncpg.ForeignKeyViolationError as exc:
-        if exc.constraint_name == "student_courses_student_id_fkey":
+        if exc.constraint_name and "student_id" in exc.constraint_name:
             raise not_found(f"student {student_id} does not exist") from None
         raise not_found(f"course {course_id} does not exist") from None
     except asyncpg.CheckViolationError as exc:
-        if exc.constraint_name != "student_courses_capacity":
+        if exc.constraint_name not in RACES:
             raise
-        raise conflict(f"course {course_id} is full", "course-full") from None
+        raise _Raced from None
     if row is None:
-        # The course was deleted between the insert and the select.
         raise not_found(f"course {course_id} does not exist")
-    created = row["created"]
-    if row["enrolled_at"] is None:
-        # A concurrent request enrolled first, after our snapshot was taken.
-        existing = await get(conn, student_id=student_id, course_id=course_id)
-        if existing is None:
-            raise not_found(f"course {course_id} does not exist")
-        return existing, False
-    # The first six columns are the enrollment; `created` follows them.
-    return Enrollment(*row[:6]), created
+    if not row["student_exists"]:
+        raise not_found(f"student {student_id} does not exist")
+    course = row[:8]
+    if row["enrolled_at"] is not None:
+        outcome = Outcome.CREATED if row["created"] else Outcome.EXISTING
+        return Enrollment(*course, row["enrolled_at"]), outcome
+    if row["waitlisted_at"] is not None:
+        outcome = Outcome.WAITLISTED if row["queued"] else Outcome.WAITING
+        return WaitlistEntry(*course, row["waitlisted_at"], row["position"]), outcome
+    # Neither a seat nor a place: full, unless a concurrent request enrolled
+    # or queued this student after our snapshot was taken.
+    if (existing := await get(conn, student_id=student_id, course_id=course_id)) is not None:
+        return existing, Outcome.EXISTING
+    entry = await waitlist.get(conn, student_id=student_id, course_id=course_id)
+    if entry is not None:
+        return entry, Outcome.WAITING
+    if waitlist_ and row["waitlist_capacity"] > 0:
+        raise conflict(f"course {course_id} is full and so is its waitlist", "waitlist-full")
+    raise conflict(f"course {course_id} is full", "course-full")
 
 
 async def get(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> Enrollment | None:
@@ -67,4 +112,9 @@ async def list_students_of_course(
 
 
 async def delete(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> bool:
+    """Unenroll; the freed seat goes to the head of the queue in the same statement."""
+    return await retried(_delete, conn, student_id, course_id)
+
+
+async def _delete(conn: asyncpg.Connection, student_id: int, course_id: int) -> bool:
     return await conn.fetchval(Q.delete_enrollment, student_id, course_id) is not None

@@ -7,6 +7,7 @@ import asyncpg
 from ..errors import Problem, conflict
 from ..models import Page, Student
 from ..sql import QUERIES
+from .retry import retried
 
 Q = QUERIES.students
 
@@ -45,4 +46,9 @@ async def update(
 
 
 async def delete(conn: asyncpg.Connection, *, student_id: int) -> bool:
+    """Delete; their seats go to the heads of the queues in the same statement."""
+    return await retried(_delete, conn, student_id)
+
+
+async def _delete(conn: asyncpg.Connection, student_id: int) -> bool:
     return await conn.fetchval(Q.delete_student, student_id) is not None

@@ -1,0 +1,55 @@
+"""/students/{student_id}/waitlist and /courses/{course_id}/waitlist"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import validation as v
+from ..db import connection
+from ..errors import not_found
+from ..repositories import waitlist
+from . import render
+
+
+async def list_courses(request: web.Request) -> web.Response:
+    student_id = v.path_id(request, "student_id", "student")
+    after, limit = v.page_params(request)
+    async with connection(request) as conn:
+        result = await waitlist.list_courses_of_student(
+            conn, student_id=student_id, after=after, limit=limit
+        )
+    if result is None:
+        raise not_found(f"student {student_id} does not exist")
+    return render.page(request, result, limit)
+
+
+async def get(request: web.Request) -> web.Response:
+    student_id = v.path_id(request, "student_id", "student")
+    course_id = v.path_id(request, "course_id", "waitlist of course")
+    async with connection(request) as conn:
+        entry = await waitlist.get(conn, student_id=student_id, course_id=course_id)
+    if entry is None:
+        raise not_found(f"student {student_id} is not waiting for course {course_id}")
+    return render.json(entry)
+
+
+async def leave(request: web.Request) -> web.Response:
+    student_id = v.path_id(request, "student_id", "student")
+    course_id = v.path_id(request, "course_id", "waitlist of course")
+    async with connection(request) as conn:
+        left = await waitlist.leave(conn, student_id=student_id, course_id=course_id)
+    if not left:
+        raise not_found(f"student {student_id} is not waiting for course {course_id}")
+    return web.Response(status=204)
+
+
+async def list_students(request: web.Request) -> web.Response:
+    course_id = v.path_id(request, "course_id", "course")
+    after, limit = v.page_params(request)
+    async with connection(request) as conn:
+        result = await waitlist.list_students_of_course(
+            conn, course_id=course_id, after=after, limit=limit
+        )
+    if result is None:
+        raise not_found(f"course {course_id} does not exist")
+    return render.page(request, result, limit)
