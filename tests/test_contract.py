@@ -18,9 +18,9 @@ serves: one with a write token, as in production, where negative cases include
 a missing or wrong Authorization header, so the documented 401s are checked
 too; and one without tokens, as `make run` starts it, whose document declares
 no security requirement (ignored_auth then has nothing to replay). 404 (an id
-that names nothing) and 409 (a taken email, a full course) stay acceptable
-answers to schema-valid requests: schemathesis allows them by default and the
-contract says so. Two kinds of schema-valid input are rejected by the contract
+that names nothing) and 409 (a taken email, a full course or waitlist) stay
+acceptable answers to schema-valid requests: schemathesis allows them by default
+and the contract says so. Two kinds of schema-valid input are rejected by the contract
 on purpose, and `rejected_by_contract` names them.
 
 `make fuzz` runs the same test with FUZZ_EXAMPLES (default 1000) fuzzed requests
@@ -141,27 +141,44 @@ def open_url(config: Config) -> Iterator[str]:
 
 
 def seed(base: str) -> None:
-    """Students 1-4 and courses 1-4, two of them full, created through the API."""
+    """Students 1-4 and courses 1-4, created through the API.
+
+    Courses 1 and 3 are full; course 1 has a waitlist of two, full too (students
+    2 and 3 wait, in that order), so every waitlist operation has real data.
+    """
     with requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {TOKEN.secret}"
 
-        def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        def post(path: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
             response = http.post(f"{base}{path}", json=body, timeout=10)
-            assert response.status_code == 201, response.text
+            assert response.status_code == status, response.text
             return response.json()
 
         students = [
             post("/students", {"name": f"Student {n}", "email": f"student{n}@example.org"})["id"]
             for n in range(1, 5)
         ]
-        capacities = [1, None, 2, 100]
+        # (capacity, waitlist_capacity)
+        limits = [(1, 2), (None, 0), (2, 0), (100, 5)]
         courses = [
-            post("/courses", {"code": f"C{n}", "title": f"Course {n}", "capacity": capacity})["id"]
-            for n, capacity in enumerate(capacities, start=1)
+            post(
+                "/courses",
+                {
+                    "code": f"C{n}",
+                    "title": f"Course {n}",
+                    "capacity": capacity,
+                    "waitlist_capacity": waitlist_capacity,
+                },
+            )["id"]
+            for n, (capacity, waitlist_capacity) in enumerate(limits, start=1)
         ]
         # Course 1 (capacity 1) and course 3 (capacity 2) end up full.
         for student, course in [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (2, 1)]:
             post(f"/students/{students[student]}/courses", {"course_id": courses[course]})
+        # Students 2 and 3 wait for course 1, which fills its waitlist.
+        for student in (1, 2):
+            body = {"course_id": courses[0], "waitlist": True}
+            post(f"/students/{students[student]}/courses", body, status=202)
         page = http.get(f"{base}/students", params={"limit": 1}, timeout=10)
         assert page.status_code == 200, page.text
     SEED.student_ids, SEED.course_ids = students, courses
@@ -222,7 +239,7 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     """
     fields = set()
     body = case.body if isinstance(case.body, dict) else {}
-    for name in ("course_id", "capacity"):
+    for name in ("course_id", "capacity", "waitlist_capacity"):
         if isinstance(body.get(name), float):
             fields.add(name)
     query = case.query or {}

@@ -26,7 +26,9 @@ CONTRACT = {
     ("GET", "/students/{student_id}"): {"200", "404"} | DB,
     ("PATCH", "/students/{student_id}"): {"200", "404", "409", "422"} | BODY | DB,
     ("DELETE", "/students/{student_id}"): {"204", "404"} | DB,
-    ("POST", "/students/{student_id}/courses"): {"200", "201", "404", "409", "422"} | BODY | DB,
+    ("POST", "/students/{student_id}/courses"): {"200", "201", "202", "404", "409", "422"}
+    | BODY
+    | DB,
     ("GET", "/students/{student_id}/courses"): {"200", "404", "422"} | DB,
     ("GET", "/students/{student_id}/courses/{course_id}"): {"200", "404"} | DB,
     ("DELETE", "/students/{student_id}/courses/{course_id}"): {"204", "404"} | DB,
@@ -36,6 +38,10 @@ CONTRACT = {
     ("PATCH", "/courses/{course_id}"): {"200", "404", "409", "422"} | BODY | DB,
     ("DELETE", "/courses/{course_id}"): {"204", "404"} | DB,
     ("GET", "/courses/{course_id}/students"): {"200", "404", "422"} | DB,
+    ("GET", "/students/{student_id}/waitlist"): {"200", "404", "422"} | DB,
+    ("GET", "/students/{student_id}/waitlist/{course_id}"): {"200", "404"} | DB,
+    ("DELETE", "/students/{student_id}/waitlist/{course_id}"): {"204", "404"} | DB,
+    ("GET", "/courses/{course_id}/waitlist"): {"200", "404", "422"} | DB,
     ("GET", "/healthz"): {"200"},
     ("GET", "/readyz"): {"200", "503"},
     ("GET", "/openapi.json"): {"200"},
@@ -130,6 +136,15 @@ async def test_creates_document_the_location_header(document, method, path):
     created = documented_operations(document)[(method, path)]["responses"]["201"]
 
     assert "Location" in created.get("headers", {})
+
+
+async def test_a_place_on_a_waitlist_documents_the_location_header(document):
+    # 202 from enroll: the student waits; Location is the waitlist entry, not an enrollment.
+    accepted = documented_operations(document)[("POST", "/students/{student_id}/courses")]
+
+    assert "Location" in accepted["responses"]["202"].get("headers", {})
+    schema = accepted["responses"]["202"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/WaitlistEntry"}
 
 
 def security_requirements(document: dict) -> list[str]:
