@@ -779,13 +779,25 @@ async def test_the_service_works_through_http_as_the_app_role(roles_database, ai
     assert (await problem(full))["type"] == "/problems/course-full"
     response = await client.patch(f"/students/{student['id']}", json={"name": "Renamed"})
     assert response.status == 200, await response.text()
+    # The waitlist (a table, its triggers and functions of a later migration):
+    # join a full course's queue, then a drop hands the seat on.
+    queued = await create_course(client, capacity=1, waitlist_capacity=1)
+    assert (await enroll(client, student["id"], queued["id"])).status == 201
+    body = {"course_id": queued["id"], "waitlist": True}
+    response = await client.post(f"/students/{other['id']}/courses", json=body)
+    assert response.status == 202, await response.text()
+    response = await client.delete(f"/students/{student['id']}/courses/{queued['id']}")
+    assert response.status == 204, await response.text()
+    assert (await client.get(f"/students/{other['id']}/courses/{queued['id']}")).status == 200
     response = await client.delete(f"/students/{student['id']}")
     assert response.status == 204, await response.text()
     assert (await client.get("/readyz")).status == 200
 
     owner = await asyncpg.connect(db.url_as(db.owner))
     try:
-        assert await owner.fetchval("select count(*) from student_courses") == 0
+        # Only the promoted student's seat is left; the deleted one's went with them.
+        assert await owner.fetchval("select count(*) from student_courses") == 1
+        assert await owner.fetchval("select count(*) from course_waitlist") == 0
         assert await owner.fetchval("select count(*) from students") == 1
     finally:
         await owner.close()
