@@ -10,7 +10,8 @@
 -- the waitlist has room. The triggers of migration 0005 count the row and
 -- refuse what the counts or the other table forbid; the conditions here
 -- only spare them an error in the common cases.
--- No row: the course does not exist. enrolled_at and waitlisted_at are null
+-- One row always: id is null when the course does not exist, student_exists
+-- is false when the student does not. enrolled_at and waitlisted_at are null
 -- when an existing row was committed by a concurrent request after this
 -- statement's snapshot: read them again then.
 with course as (
@@ -49,7 +50,8 @@ select c.id, c.code, c.title, c.capacity, c.waitlist_capacity,
        s.enrolled_at is not null as created,
        q.waitlisted_at is not null as queued,
        exists (select 1 from students where id = $1) as student_exists
-from course c
+from (values (true)) as one (row)
+left join course c on true
 left join seated s on true
 left join queued q on true
 left join student_courses e on e.student_id = $1 and e.course_id = c.id

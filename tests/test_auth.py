@@ -64,6 +64,11 @@ async def call(
     client: TestClient, method: str, template: str, headers: dict[str, str], **ids: int
 ) -> aiohttp.ClientResponse:
     body = BODIES.get((method, template))
+    # A student cannot wait for a course they are enrolled in: the waitlist
+    # routes name the full course the student waits for.
+    waiting_for = ids.pop("waiting_for", None)
+    if "/waitlist/" in template and waiting_for is not None:
+        ids["course_id"] = waiting_for
     if template == "/students/{student_id}/courses" and "course_id" in ids:
         body = {"course_id": ids["course_id"]}
     return await client.request(method, fill(template, **ids), json=body, headers=headers)
@@ -75,15 +80,34 @@ async def created(client: TestClient, path: str, body: dict, headers: dict[str, 
     return await response.json()
 
 
-async def setup_records(client: TestClient) -> tuple[dict, dict, dict]:
-    """A student enrolled in one course, and a second course, made with the write token."""
+async def setup_records(client: TestClient) -> tuple[dict, dict, dict, dict]:
+    """A student enrolled in one course and waiting for a full one, and a fourth course.
+
+    Made with the write token; returns the student, the course, the other
+    course and the full one.
+    """
     write = bearer(REGISTRAR.secret)
     student = await created(client, "/students", {"name": "Ada", "email": "a@x.org"}, write)
     course = await created(client, "/courses", {"code": "C1", "title": "One"}, write)
     other = await created(client, "/courses", {"code": "C2", "title": "Two"}, write)
     path = f"/students/{student['id']}/courses"
     await created(client, path, {"course_id": course["id"]}, write)
-    return student, course, other
+    full = await fill_up(client, write)
+    response = await client.post(
+        path, json={"course_id": full["id"], "waitlist": True}, headers=write
+    )
+    assert response.status == 202, await response.text()
+    return student, course, other, full
+
+
+async def fill_up(client: TestClient, headers: dict[str, str]) -> dict:
+    """A course with one seat, taken, and room for one to wait."""
+    body = {"code": "FULL", "title": "Full", "capacity": 1, "waitlist_capacity": 1}
+    full = await created(client, "/courses", body, headers)
+    seated = await created(client, "/students", {"name": "Bo", "email": "b@x.org"}, headers)
+    path = f"/students/{seated['id']}/courses"
+    await created(client, path, {"course_id": full["id"]}, headers)
+    return full
 
 
 async def snapshot(db) -> list:
@@ -95,6 +119,7 @@ async def snapshot(db) -> list:
             tuple(r)
             for r in await db.fetch("select * from student_courses order by student_id, course_id")
         ],
+        [tuple(r) for r in await db.fetch("select * from course_waitlist order by seq")],
     ]
 
 
@@ -129,9 +154,9 @@ UNAUTHORIZED = [
 
 async def test_every_protected_route_refuses_a_request_without_a_valid_token(secured, db):
     protected = [(m, t) for m, t in routes(secured) if t not in PUBLIC_PATHS]
-    # 15 resource operations and /metrics, and HEAD beside each of their 8 GETs:
+    # 19 resource operations and /metrics, and HEAD beside each of their 11 GETs:
     # nothing is left out of the check.
-    assert len(protected) == 24, protected
+    assert len(protected) == 31, protected
 
     for headers, error in UNAUTHORIZED:
         for method, template in protected:
@@ -149,7 +174,7 @@ async def test_every_protected_route_refuses_a_request_without_a_valid_token(sec
                 assert f'error="{error}"' in challenge, where
             assert "X-Request-ID" in response.headers, where
 
-    assert await snapshot(db) == [[], [], []]
+    assert await snapshot(db) == [[], [], [], []]
 
 
 async def test_public_paths_answer_without_a_token(secured):
@@ -166,11 +191,11 @@ async def test_public_paths_answer_without_a_token(secured):
 
 
 async def test_read_token_may_read_everything(secured):
-    student, course, _ = await setup_records(secured)
-    ids = {"student_id": student["id"], "course_id": course["id"]}
+    student, course, _, full = await setup_records(secured)
+    ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
 
     reads = [(m, t) for m, t in routes(secured) if m == "GET"]
-    assert len(reads) == 11, reads
+    assert len(reads) == 14, reads
     for method, template in reads:
         response = await call(secured, method, template, bearer(DASHBOARD.secret), **ids)
         assert response.status == 200, (template, await response.text())
@@ -181,11 +206,11 @@ async def test_read_token_may_read_everything(secured):
 
 
 async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
-    student, course, other = await setup_records(secured)
+    student, course, other, full = await setup_records(secured)
     before = await snapshot(db)
 
     writes = [(m, t) for m, t in routes(secured) if m in WRITE_METHODS]
-    assert len(writes) == 8, writes
+    assert len(writes) == 9, writes
     for method, template in writes:
         # Enrolling targets the other course, so an accepted request would add a row.
         course_id = other["id"] if method == "POST" else course["id"]
@@ -196,6 +221,7 @@ async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
             bearer(DASHBOARD.secret),
             student_id=student["id"],
             course_id=course_id,
+            waiting_for=full["id"],
         )
         where = f"{method} {template}"
         assert response.status == 403, where
@@ -221,17 +247,31 @@ async def test_write_token_may_do_everything(secured, db):
     course = await ok("POST", "/courses", 201)
     ids = {"student_id": student["id"], "course_id": course["id"]}
     await ok("POST", "/students/{student_id}/courses", 201, **ids)
+    full = await fill_up(secured, write)
+    waiting = await secured.post(
+        f"/students/{student['id']}/courses",
+        json={"course_id": full["id"], "waitlist": True},
+        headers=write,
+    )
+    assert waiting.status == 202
     for method, template in routes(secured):
         if method in ("GET", "HEAD"):
-            await ok(method, template, 200, **ids)
+            await ok(method, template, 200, **ids, waiting_for=full["id"])
     await ok("PATCH", "/students/{student_id}", 200, **ids)
     await ok("PATCH", "/courses/{course_id}", 200, **ids)
+    await ok(
+        "DELETE", "/students/{student_id}/waitlist/{course_id}", 204, **ids, waiting_for=full["id"]
+    )
     await ok("DELETE", "/students/{student_id}/courses/{course_id}", 204, **ids)
     await ok("DELETE", "/students/{student_id}", 204, **ids)
     await ok("DELETE", "/courses/{course_id}", 204, **ids)
+    # What fill_up made, through the API too.
+    seated = await (await secured.get(f"/courses/{full['id']}/students", headers=write)).json()
+    await ok("DELETE", "/students/{student_id}", 204, student_id=seated["items"][0]["id"])
+    await ok("DELETE", "/courses/{course_id}", 204, course_id=full["id"])
 
     assert done == set(routes(secured))  # every route, with its expected success
-    assert await snapshot(db) == [[], [], []]
+    assert await snapshot(db) == [[], [], [], []]
 
 
 # -- without tokens ----------------------------------------------------------------------
@@ -242,7 +282,12 @@ async def test_without_tokens_the_service_is_open(client, db):
     student = await create_student(client)
     course = await create_course(client)
     assert (await enroll(client, student["id"], course["id"])).status == 201
-    ids = {"student_id": student["id"], "course_id": course["id"]}
+    full = await fill_up(client, {})
+    waiting = await client.post(
+        f"/students/{student['id']}/courses", json={"course_id": full["id"], "waitlist": True}
+    )
+    assert waiting.status == 202
+    ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
 
     for method, template in routes(client):
         if method == "GET":
@@ -253,7 +298,7 @@ async def test_without_tokens_the_service_is_open(client, db):
     # A token sent to an open service is ignored, not judged.
     response = await client.get("/students", headers=bearer("whatever-this-is-0123456789"))
     assert response.status == 200
-    assert await db.fetchval("select count(*) from student_courses") == 1
+    assert await db.fetchval("select count(*) from student_courses") == 2
 
 
 # -- REQUIRE_TOKENS ----------------------------------------------------------------------

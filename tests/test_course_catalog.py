@@ -17,7 +17,16 @@ async def test_create_with_capacity(client, db):
     assert response.status == 201
     assert response.content_type == "application/json"
     body = await response.json()
-    assert set(body) == {"id", "code", "title", "capacity", "created_at"}
+    assert list(body) == [
+        "id",
+        "code",
+        "title",
+        "capacity",
+        "waitlist_capacity",
+        "enrolled",
+        "waitlisted",
+        "created_at",
+    ]
     assert body["code"] == "CS101"
     assert body["title"] == "Programming"
     assert body["capacity"] == 30

@@ -10,7 +10,17 @@ import pytest
 
 from tests.api import create_course, create_student, enroll, problem, walk
 
-ENROLLMENT_FIELDS = {"id", "code", "title", "capacity", "created_at", "enrolled_at"}
+ENROLLMENT_FIELDS = {
+    "id",
+    "code",
+    "title",
+    "capacity",
+    "waitlist_capacity",
+    "enrolled",
+    "waitlisted",
+    "created_at",
+    "enrolled_at",
+}
 ENROLLED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "enrolled_at"}
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
@@ -45,8 +55,9 @@ async def rows(db, student_id: int | None = None, course_id: int | None = None) 
     )
 
 
-def as_enrollment(course: dict[str, Any], enrolled_at: str) -> dict[str, Any]:
-    return {**course, "enrolled_at": enrolled_at}
+def as_enrollment(course: dict[str, Any], enrolled_at: str, enrolled: int = 1) -> dict[str, Any]:
+    """The course as its creation answered it, now with `enrolled` students."""
+    return {**course, "enrolled": enrolled, "enrolled_at": enrolled_at}
 
 
 # POST /students/{id}/courses

@@ -1,4 +1,7 @@
-"""Migrations 0002 and 0003 on 100,000 students and courses while the service keeps working.
+"""Migrations on 100,000 students and courses while the service keeps working.
+
+0002 and 0003 run under reads and writes of students and courses, 0005 (the
+waitlists and the kept seat counts) under enrollments and drops as well.
 
 test_database_migrations.py covers each migration on a few thousand rows and
 the lock timeout against one idle open transaction. Here the tables are at
@@ -32,6 +35,14 @@ from tests.migrating import applied, apply, connected, rollback
 FIRST = "0001_students_and_courses"
 ENROLLMENTS = "0002_student_courses"
 CAPACITY = "0003_course_capacity"
+LETTER_CASE = "0004_unicode_letter_case"
+WAITLISTS = "0005_waitlists"
+
+# The traffic's statements about courses, valid before and after every
+# migration here (the service's own SQL of the day needs the newest schema).
+CREATE_COURSE = "insert into courses (code, title) values ($1, $2) returning id, code"
+RETITLE_COURSE = "update courses set title = $2 where id = $1"
+LIST_COURSES = "select id, code, title from courses where id > $1 order by id limit $2"
 
 ROWS = 100_000  # students, and as many courses, before the migrations
 SIZES = dataset.Sizes(students=ROWS, courses=ROWS, per_student=0)
@@ -129,12 +140,7 @@ class Traffic:
                 rng.randint(1, ROWS),
             )
             await self.timed(
-                "read",
-                "list_courses",
-                conn.fetch,
-                QUERIES.courses.list_courses,
-                rng.randint(0, ROWS),
-                51,
+                "read", "list_courses", conn.fetch, LIST_COURSES, rng.randint(0, ROWS), 51
             )
             await asyncio.sleep(0.002)
 
@@ -168,26 +174,12 @@ class Traffic:
             )
             self.names[student] = f"Renamed {tag}"
             row = await self.timed(
-                "write",
-                "create_course",
-                conn.fetchrow,
-                QUERIES.courses.create_course,
-                f"L{tag}",
-                "Load",
-                None,
+                "write", "create_course", conn.fetchrow, CREATE_COURSE, f"L{tag}", "Load"
             )
             self.new_courses[row["id"]] = row["code"]
             course = rng.choice(mine)
             await self.timed(
-                "write",
-                "update_course",
-                conn.fetchrow,
-                QUERIES.courses.update_course,
-                course,
-                None,
-                f"Retitled {tag}",
-                False,
-                None,
+                "write", "update_course", conn.execute, RETITLE_COURSE, course, f"Retitled {tag}"
             )
             self.titles[course] = f"Retitled {tag}"
             await asyncio.sleep(0.002)
@@ -292,7 +284,7 @@ async def test_migrations_apply_under_traffic_and_leave_every_old_row_as_it_was(
     async with connected(dsn) as conn:
         assert await conn.fetchval("select to_regclass('student_courses')") is None
         assert await state(conn) == expected
-    assert await apply(dsn) == [ENROLLMENTS, CAPACITY]
+    assert await apply(dsn, target=CAPACITY) == [ENROLLMENTS, CAPACITY]
     async with connected(dsn) as conn:
         assert await state(conn) == expected
 
@@ -356,6 +348,156 @@ async def test_a_migration_behind_a_long_transaction_holds_up_writers_only_until
         assert await state(conn) == flow.expected(before)
 
     # With the long transaction gone, the same migration goes through.
-    assert await apply(dsn) == [ENROLLMENTS, CAPACITY]
+    assert await apply(dsn, target=CAPACITY) == [ENROLLMENTS, CAPACITY]
     async with connected(dsn) as conn:
         assert await state(conn) == flow.expected(before)
+
+
+# --- 0005: waitlists and kept seat counts, under enrollments ------------------
+
+PER_STUDENT = 2
+OLD_COURSES = 2_000  # the courses the loaded enrollments go to
+TRAFFIC_COURSES = range(OLD_COURSES + 1, OLD_COURSES + 101)  # the enrollers' own
+
+
+@dataclass
+class Enrollers:
+    """Enroll and drop in the traffic's own courses, and count seats, all the while."""
+
+    timings: list[tuple[str, float, float]] = field(default_factory=list)
+    pairs: set[tuple[int, int]] = field(default_factory=set)  # what the enrollers committed
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def timed(self, kind: str, call: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        result = await call(*args)
+        self.timings.append((kind, started, time.perf_counter()))
+        return result
+
+    async def enroller(self, conn: asyncpg.Connection, number: int) -> None:
+        rng = random.Random(2000 + number)
+        mine: list[
+            tuple[int, int]
+        ] = []  # students of this enroller only: ids = number + 1 mod WRITERS
+        while not self.stop.is_set():
+            pair = (rng.randrange(number + 1, ROWS, WRITERS), rng.choice(TRAFFIC_COURSES))
+            await self.timed(
+                "write",
+                conn.execute,
+                "insert into student_courses (student_id, course_id) values ($1, $2)"
+                " on conflict do nothing",
+                *pair,
+            )
+            if pair not in self.pairs:
+                self.pairs.add(pair)
+                mine.append(pair)
+            if mine and rng.random() < 0.3:
+                drop = mine.pop(rng.randrange(len(mine)))
+                await self.timed(
+                    "write",
+                    conn.execute,
+                    "delete from student_courses where student_id = $1 and course_id = $2",
+                    *drop,
+                )
+                self.pairs.discard(drop)
+            await asyncio.sleep(0.001)
+
+    async def reader(self, conn: asyncpg.Connection, number: int) -> None:
+        rng = random.Random(3000 + number)
+        while not self.stop.is_set():
+            await self.timed(
+                "read",
+                conn.fetchval,
+                "select count(*) from student_courses where course_id = $1",
+                rng.randint(1, OLD_COURSES),
+            )
+            await asyncio.sleep(0.002)
+
+    def during(self, kind: str, start: float, end: float) -> list[float]:
+        return [f - s for k, s, f in self.timings if k == kind and s < end and f > start]
+
+
+async def enrollment_state(conn: asyncpg.Connection) -> dict[str, Any]:
+    return dict(
+        await conn.fetchrow(
+            """
+            select
+                (select md5(string_agg((student_id, course_id, enrolled_at)::text, ','
+                                       order by student_id, course_id))
+                  from student_courses where course_id <= $1) as old_enrollments,
+                (select count(*) from student_courses where course_id <= $1) as old_count,
+                (select md5(string_agg((id, code, title, capacity, created_at)::text, ','
+                                       order by id))
+                  from courses) as courses,
+                (select md5(string_agg(s::text, ',' order by s.id)) from students s) as students
+            """,
+            OLD_COURSES,
+        )
+    )
+
+
+async def test_waitlists_apply_under_enrollments_and_count_every_seat(empty_database):
+    dsn = empty_database
+    assert await apply(dsn, target=LETTER_CASE) == [FIRST, ENROLLMENTS, CAPACITY, LETTER_CASE]
+    await load(dsn)
+    async with connected(dsn) as conn:
+        # Two courses for each student among the first 2,000, half of those
+        # courses with a limit above what they hold: 200,000 enrollments.
+        await conn.execute(
+            "update courses set capacity = 150 where id <= $1 and id % 2 = 0", OLD_COURSES
+        )
+        await conn.execute(
+            "set session_replication_role = replica"
+        )  # no per-row checks: consistent by construction
+        await conn.copy_records_to_table(
+            "student_courses",
+            records=(
+                (s, 1 + (s + k * OLD_COURSES // 2) % OLD_COURSES)
+                for s in range(1, ROWS + 1)
+                for k in range(PER_STUDENT)
+            ),
+            columns=["student_id", "course_id"],
+        )
+        await conn.execute("set session_replication_role = origin")
+        before = await enrollment_state(conn)
+    assert before["old_count"] == ROWS * PER_STUDENT
+
+    flow = Enrollers()
+    conns = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(READERS + WRITERS)))
+    tasks = [asyncio.create_task(flow.reader(c, n)) for n, c in enumerate(conns[:READERS])]
+    tasks += [asyncio.create_task(flow.enroller(c, n)) for n, c in enumerate(conns[READERS:])]
+    try:
+        await asyncio.sleep(0.3)
+        ids, started, finished = await timed_apply(dsn, WAITLISTS)
+        await asyncio.sleep(0.3)
+    finally:
+        flow.stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in conns))
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert ids == [WAITLISTS]
+    print(f"\n0005 took {finished - started:.2f} s; {len(flow.timings)} statements")
+
+    # The traffic overlapped the migration, and waited at most about its lock.
+    assert flow.during("write", started, finished), "no enrollment while 0005 ran"
+    assert flow.during("read", started, finished), "no read while 0005 ran"
+    assert max(f - s for _, s, f in flow.timings) < LOCK_TIMEOUT
+
+    async with connected(dsn) as conn:
+        # No existing row changed; what the traffic committed is all there.
+        assert await enrollment_state(conn) == before
+        committed = await conn.fetch(
+            "select student_id, course_id from student_courses where course_id > $1", OLD_COURSES
+        )
+        assert {tuple(r) for r in committed} == flow.pairs
+        # Every count equals its rows, the traffic's courses included.
+        off = await conn.fetch(
+            "select c.id from courses c"
+            " where c.enrolled <> (select count(*) from student_courses e where e.course_id = c.id)"
+            "    or c.waitlisted <> 0"
+        )
+        assert off == []
+        assert (
+            await conn.fetchval("select sum(enrolled) from courses")
+            == len(committed) + before["old_count"]
+        )

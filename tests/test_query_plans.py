@@ -30,7 +30,7 @@ from service.sql import QUERIES
 # student) the planner rightly joins list_student_courses' five rows to courses
 # by hashing the whole table, a few pages, instead of five index lookups.
 SIZES = dataset.Sizes(students=20_000, courses=5_000, per_student=5)
-WATCHED = {"students", "courses", "student_courses"}
+WATCHED = {"students", "courses", "student_courses", "course_waitlist"}
 PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
 
 # "<file>.<name>" of every named query in sql/, found by the loader: a new query is covered.
@@ -49,42 +49,56 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "students.delete_student": (4_242,),
     "courses.get_course": (42,),
     "courses.list_courses": (200, 51),
-    "courses.create_course": ("CS-101", "Algorithms", 30),
-    "courses.update_course": (42, None, "Advanced Algorithms", True, 400),
+    "courses.create_course": ("CS-101", "Algorithms", 30, 0),
+    "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None),
     "courses.delete_course": (42,),
-    "enrollments.enroll": (4_242, 42),
+    "enrollments.enroll": (4_242, 42, True),
     "enrollments.get_enrollment": (4_242, 42),
     "enrollments.list_student_courses": (4_242, 0, 51),
     "enrollments.list_course_students": (42, 9_000, 51),
     "enrollments.delete_enrollment": (4_242, 42),
+    "waitlist.get_entry": (4_242, 42),
+    "waitlist.list_student_waitlist": (4_242, 0, 51),
+    "waitlist.list_course_waitlist": (42, 9_000, 51),  # a page in the middle of the queue
+    "waitlist.leave": (4_242, 42),
     "health.ping": (),
     "health.missing_tables": (["students", "courses", "student_courses"],),
 }
 
 # What the database runs for us and EXPLAIN of the named query does not show:
-# the statements of the capacity triggers (0003) as PL/pgSQL prepares them, and
-# those of the foreign keys' triggers (0002), which check every new enrollment
-# and cascade every delete.
+# the statements of the seat and waitlist triggers (0005) as PL/pgSQL
+# prepares them, and those of the foreign keys' triggers (0002), which check
+# every new enrollment and cascade every delete.
 IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
-    # student_courses_check_capacity: lock the course row
-    "capacity trigger: lock the course": (
-        "select capacity from courses where id = $1 for no key update",
+    # student_courses_count_insert / _delete, course_waitlist_count_*: the counters
+    "seat trigger: count the seat": (
+        "update courses set enrolled = enrolled + 1 where id = $1",
         (42,),
     ),
-    # student_courses_check_capacity: a missing student is the foreign key's to report
-    "capacity trigger: the student exists": (
-        "select not exists (select 1 from students where id = $1)",
-        (4_242,),
+    # student_courses_count_insert: never enrolled and waiting at once
+    "seat trigger: the student is not waiting": (
+        "select exists (select 1 from course_waitlist where student_id = $1 and course_id = $2)",
+        (4_242, 42),
     ),
-    # student_courses_check_capacity: a repeated enrollment is not a new seat
-    "capacity trigger: already enrolled": (
+    # course_waitlist_check_insert and promote_waitlist: lock the course row
+    "waitlist trigger: lock the course": (
+        "select capacity, enrolled from courses where id = $1 for no key update",
+        (42,),
+    ),
+    # course_waitlist_check_insert: never waiting and enrolled at once
+    "waitlist trigger: the student is not enrolled": (
         "select exists (select 1 from student_courses where student_id = $1 and course_id = $2)",
         (4_242, 42),
     ),
-    # student_courses_check_capacity and courses_check_capacity: seats taken
-    "capacity trigger: count the enrollments": (
-        "select (select count(*) from student_courses where course_id = $1) >= $2",
-        (42, 400),
+    # promote_waitlist: the head of the queue whose student still exists
+    "promotion: the head of the queue": (
+        "select w.student_id from course_waitlist w join students s on s.id = w.student_id"
+        " where w.course_id = $1 order by w.seq limit 1",
+        (42,),
+    ),
+    "promotion: leave the queue": (
+        "delete from course_waitlist where student_id = $1 and course_id = $2",
+        (4_242, 42),
     ),
     # the foreign keys' check of a new enrollment, on each side
     "foreign key: the student exists": (
@@ -102,6 +116,14 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     ),
     "cascade: a course's enrollments": (
         "delete from only student_courses where course_id = $1",
+        (42,),
+    ),
+    "cascade: a student's waitlist entries": (
+        "delete from only course_waitlist where student_id = $1",
+        (4_242,),
+    ),
+    "cascade: a course's waitlist": (
+        "delete from only course_waitlist where course_id = $1",
         (42,),
     ),
 }
@@ -126,13 +148,21 @@ async def load(url: str) -> None:
                 records=dataset.enrollments(SIZES),
                 columns=["student_id", "course_id"],
             )
+            # Queues behind the first 100 courses, 200 students each, none of
+            # them enrolled there (the enrollments go to other courses).
+            await conn.execute(
+                "insert into course_waitlist (student_id, course_id)"
+                " select s, c from generate_series(1, 100) c, generate_series(1, 200) s"
+                " where not exists (select 1 from student_courses e"
+                "                   where e.student_id = s and e.course_id = c)"
+            )
             await conn.execute(
                 "select setval(pg_get_serial_sequence('students', 'id'), $1),"
                 " setval(pg_get_serial_sequence('courses', 'id'), $2)",
                 SIZES.students,
                 SIZES.courses,
             )
-        await conn.execute("analyze students, courses, student_courses")
+        await conn.execute("analyze students, courses, student_courses, course_waitlist")
     finally:
         await conn.close()
 

@@ -13,15 +13,20 @@ PER_RESPONSE = {"Date", "X-Request-ID"}
 
 
 async def seeded(client) -> dict[str, int]:
-    """A student enrolled in a course, so every template names something real."""
+    """A student enrolled in a course and waiting for a full one: every template names something."""
     student = await create_student(client)
     course = await create_course(client)
     assert (await enroll(client, student["id"], course["id"])).status == 201
-    await create_student(client)  # a second page exists at limit=1
-    return {"student_id": student["id"], "course_id": course["id"]}
+    full = await create_course(client, capacity=1, waitlist_capacity=1)
+    assert (await enroll(client, (await create_student(client))["id"], full["id"])).status == 201
+    body = {"course_id": full["id"], "waitlist": True}
+    assert (await client.post(f"/students/{student['id']}/courses", json=body)).status == 202
+    return {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
 
 
 def fill(template: str, ids: dict[str, int]) -> str:
+    if "/waitlist/" in template:  # the student waits for the full course, not theirs
+        ids = {**ids, "course_id": ids["waiting_for"]}
     return template.format(**ids)
 
 

@@ -61,10 +61,10 @@ async def _enroll(
         if exc.constraint_name not in RACES:
             raise
         raise _Raced from None
-    if row is None:
-        raise not_found(f"course {course_id} does not exist")
     if not row["student_exists"]:
         raise not_found(f"student {student_id} does not exist")
+    if row["id"] is None:
+        raise not_found(f"course {course_id} does not exist")
     course = row[:8]
     if row["enrolled_at"] is not None:
         outcome = Outcome.CREATED if row["created"] else Outcome.EXISTING
