@@ -30,9 +30,9 @@ from .server import StartupError, exit_on_startup_error, serve
 log = logging.getLogger("service")
 
 
-def _embedded_database(stack: ExitStack) -> str:
+def _embedded_database(stack: ExitStack, config: Config) -> str:
     """Start the development cluster unless DATABASE_URL names a server."""
-    if url := os.environ.get("DATABASE_URL"):
+    if url := config.database_url:  # with DATABASE_PASSWORD_FILE's password, if given
         return url
     from .embedded import EmbeddedPostgres, dev_cluster
 
@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "serve":
                 return serve(config)
             if args.command == "dev":
-                url = _embedded_database(stack)
+                url = _embedded_database(stack, config)
                 done = migrations.apply(url)
                 log.info("migrations applied: %s", ", ".join(done) or "none pending")
                 return serve(replace(config, database_url=url))
-            url = _embedded_database(stack) if args.embedded else config.database_url
+            url = _embedded_database(stack, config) if args.embedded else config.database_url
             if not url:
                 raise StartupError("DATABASE_URL is not set")
             try:

@@ -18,6 +18,7 @@ def clean_env(**settings: str) -> dict[str, str]:
     """The test's environment without any service setting, plus `settings`."""
     ours = {
         "DATABASE_URL",
+        "DATABASE_PASSWORD_FILE",
         "API_TOKENS",
         "API_TOKENS_FILE",
         "REQUIRE_TOKENS",

@@ -28,6 +28,7 @@ START_WITHIN = 30.0  # a cold interpreter, a preflight query and maybe spawned w
 # Settings the service reads; the server under test gets only the ones a test gives.
 SERVICE_VARIABLES = (
     "DATABASE_URL",
+    "DATABASE_PASSWORD_FILE",
     "HOST",
     "PORT",
     "WEB_CONCURRENCY",
