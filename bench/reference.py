@@ -61,6 +61,16 @@ async def enroll(request: web.Request) -> web.Response:
     return _json(dict(row), status=201 if row["created"] else 200)
 
 
+async def drop(request: web.Request) -> web.Response:
+    student_id = int(request.match_info["student_id"])
+    course_id = int(request.match_info["course_id"])
+    async with request.app[POOL].acquire() as conn:
+        deleted = await conn.fetchval(Q.delete_enrollment, student_id, course_id)
+    if deleted is None:
+        return web.Response(body=NOT_FOUND, status=404, content_type="application/json")
+    return web.Response(status=204)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -82,6 +92,7 @@ def create_app(dsn: str, pool_size: int) -> web.Application:
         [
             web.get("/students/{student_id}/courses", student_courses),
             web.post("/students/{student_id}/courses", enroll),
+            web.delete("/students/{student_id}/courses/{course_id}", drop),
             web.get("/courses/{course_id}/students", course_students),
             web.get("/healthz", healthz),
         ]
