@@ -10,6 +10,15 @@ with the same number of workers, drives each scenario with wrk against both
 service met issue 4's targets (also written to .data/bench/last.md, or under
 --out). --soak instead runs the service alone for 60 s and reports its
 workers' memory.
+
+Issue 16's scenarios never repeat a request, each run on courses of its own
+(bench/dataset.py builds them before every invocation, from the reserved
+students): hot-course-empty and hot-course-prefilled enroll distinct
+students into one course without a capacity, empty or holding
+--hot-enrolled students at the start; drop-promote drops seats of many full
+courses with long queues, so every drop promotes a student. They are judged
+against other scenarios of the same run (COMPARISONS) and run interleaved
+with them, round by round.
 """
 
 from __future__ import annotations
@@ -44,6 +53,15 @@ SOAK_TARGET_MIB = 100
 TARGET_SCENARIOS = ("student-courses", "enroll", "course-students")
 TARGET_RATE = 0.85
 TARGET_P99 = 1.5
+# Issue 16's targets, against another scenario of the same run rather than
+# the reference: (scenario, baseline, the service's req/s at least this
+# share of its own req/s in the baseline, or None: shown, no target).
+COMPARISONS = (
+    ("hot-course-prefilled", "hot-course-empty", 0.8),
+    ("drop-promote", "enroll", 0.7),
+    ("hot-course-empty", "enroll", None),
+    ("hot-course-prefilled", "enroll", None),
+)
 
 
 def _positive(text: str) -> int:
@@ -63,6 +81,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     data.add_argument("--students", type=_positive, default=100_000)
     data.add_argument("--courses", type=_positive, default=2_000)
     data.add_argument("--per-student", type=_positive, default=5, help="enrollments per student")
+    data.add_argument(
+        "--reserved-students",
+        type=_positive,
+        default=100_000,
+        help="students beyond --students, for hot-course-* and drop-promote only: a hot-course "
+        "run may enroll all of them but --hot-enrolled, a drop-promote run drop the seats of "
+        "half of them (the other half waits). The default lasts a 10 s run at 5,000 req/s: "
+        "raise it for faster machines or longer runs",
+    )
+    runs = parser.add_argument_group("the runs' own courses (built anew every time)")
+    runs.add_argument(
+        "--hot-enrolled",
+        type=_positive,
+        default=50_000,
+        help="students in hot-course-prefilled's course before the run",
+    )
     load = parser.add_argument_group("load")
     load.add_argument(
         "--workers",
@@ -108,6 +142,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--per-student cannot exceed --courses (the courses are distinct)")
     if args.threads > args.connections:
         parser.error("--threads cannot exceed --connections")
+    hot = set(args.scenarios) & set(dataset.HOT_SCENARIOS)
+    if hot and args.hot_enrolled >= args.reserved_students:
+        parser.error("--hot-enrolled must be below --reserved-students: the rest enroll")
+    if dataset.DROP_SCENARIO in args.scenarios and args.reserved_students < 2 * dataset.DROP_SEATS:
+        parser.error(f"drop-promote needs --reserved-students of at least {2 * dataset.DROP_SEATS}")
     return args
 
 
@@ -225,8 +264,17 @@ def markdown_table(cells: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def _errors(row: Row) -> int:
+    return row.non_2xx + sum(sum(r.socket_errors) for r in row.results)
+
+
 def verdicts(rows: list[Row]) -> list[str]:
-    """Each targeted scenario against issue 4's targets: met or NOT met."""
+    """Each targeted scenario against its targets: met or NOT met.
+
+    Issue 4's against the reference, then COMPARISONS: those with a target
+    as a verdict, the others as information, and a warning for any run that
+    ran past the data prepared for it.
+    """
     reference = {row.scenario: row for row in rows if row.server == "reference"}
     lines = []
     for row in rows:
@@ -235,14 +283,80 @@ def verdicts(rows: list[Row]) -> list[str]:
             continue
         rate = paired_ratio(row.values("requests_per_sec"), ref.values("requests_per_sec"))
         p99 = paired_ratio(row.values("p99"), ref.values("p99"))
-        errors = row.non_2xx + sum(sum(r.socket_errors) for r in row.results)
+        errors = _errors(row)
         met = rate >= TARGET_RATE and p99 <= TARGET_P99 and errors == 0
         lines.append(
             f"{row.scenario}: req/s {rate:.3f} of the reference (target >= {TARGET_RATE}), "
             f"p99 {p99:.3f}x (target <= {TARGET_P99}x), {errors} non-2xx and socket "
             f"errors (target 0): {'met' if met else 'NOT met'}"
         )
+    rates = {(row.scenario, row.server): row.values("requests_per_sec") for row in rows}
+    failed = {(row.scenario, row.server): _errors(row) for row in rows}
+    for scenario, baseline, target in COMPARISONS:
+        both = ("service", "reference")
+        if not all((s, server) in rates for s in (scenario, baseline) for server in both):
+            continue
+        ours, theirs = (
+            paired_ratio(rates[scenario, server], rates[baseline, server]) for server in both
+        )
+        line = f"{scenario}: req/s {ours:.3f} of {baseline}'s"
+        if target is None:
+            lines.append(f"{line} (the reference's {theirs:.3f}; no target)")
+            continue
+        errors = failed[scenario, "service"] + failed[baseline, "service"]
+        met = ours >= target and errors == 0
+        lines.append(
+            f"{line} (target >= {target}; the reference's {theirs:.3f}), {errors} non-2xx "
+            f"and socket errors in the two (target 0): {'met' if met else 'NOT met'}"
+        )
+    for row in rows:
+        if past_end := sum(r.past_end for r in row.results):
+            lines.append(
+                f"{row.scenario}, {row.server}: {past_end:,} requests found no data left for "
+                "them (answered 404, counted as non-2xx): raise --reserved-students"
+            )
     return lines
+
+
+def run_order(scenarios: list[str]) -> list[list[str]]:
+    """The scenarios in blocks, each block's scenarios measured round by round together.
+
+    Scenarios that COMPARISONS relate share a block, so that each round runs
+    both within a few minutes and their ratio is paired like the one with the
+    reference; any other scenario is a block of its own, in the order given.
+    """
+    blocks: list[list[str]] = []
+    for scenario in scenarios:
+        related = {b for s, b, _ in COMPARISONS if s == scenario}
+        related |= {s for s, b, _ in COMPARISONS if b == scenario}
+        joined = [block for block in blocks if related & set(block)]
+        for block in joined[1:]:
+            joined[0] += block
+            blocks.remove(block)
+        if joined:
+            joined[0].append(scenario)
+        else:
+            blocks.append([scenario])
+    return blocks
+
+
+def runs_facts(plan: dict[dataset.RunKey, dataset.HotCourse | dataset.DropCourses]) -> str:
+    """What each measured run of the scenarios with courses of their own works on."""
+    facts = {}
+    for (scenario, _, _, warmup), runs in plan.items():
+        if warmup or scenario in facts:
+            continue
+        if isinstance(runs, dataset.HotCourse):
+            facts[scenario] = (
+                f"{scenario}: {runs.enrolled:,} enrolled at the start, "
+                f"{runs.students:,} students to enroll"
+            )
+        else:
+            facts[scenario] = (
+                f"{scenario}: {runs.courses:,} full courses of {runs.seats} seats, "
+                f"{runs.seats} waiting for each, {runs.drops:,} seats to drop"
+            )
+    return "".join(f"; {fact} per run" for fact in facts.values())
 
 
 def memory_lines(sampler: RssSampler) -> list[str]:
@@ -326,13 +440,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
-    sizes = dataset.Sizes(args.students, args.courses, args.per_student)
+    sizes = dataset.Sizes(
+        args.students, args.courses, args.per_student, reserved=args.reserved_students
+    )
+    plan = (
+        {}
+        if args.soak
+        else dataset.plan_runs(
+            sizes,
+            args.scenarios,
+            ("reference", "service"),
+            args.rounds,
+            hot_enrolled=args.hot_enrolled,
+            warmup_share=args.warmup / args.duration,
+        )
+    )
     token = secrets.token_hex(16)
     seeds = iter(range(1, 1_000_000))
 
     with ExitStack() as stack:
         server_url = os.environ.get("BENCH_DATABASE_URL") or _embedded_server(stack)
         url = asyncio.run(dataset.prepare(server_url, sizes))
+        asyncio.run(dataset.prepare_runs(url, sizes, plan))
         max_connections, version = asyncio.run(_server_facts(url))
         needed = (1 if args.soak else 2) * math.ceil(args.connections / args.workers) * args.workers
         if needed + 5 > max_connections:
@@ -346,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         stack.callback(sampler.stop)
 
-        def measure(row: Row, server: Server, seconds: float) -> None:
+        def measure(row: Row, server: Server, seconds: float, round_: int = 0) -> None:
             options = dict(
                 students=sizes.students,
                 courses=sizes.courses,
@@ -354,15 +483,34 @@ def main(argv: list[str] | None = None) -> int:
                 connections=args.connections,
                 token=token,
             )
+
+            def data(warmup: bool) -> list[str]:
+                runs = plan.get((row.scenario, server.name, round_, warmup))
+                return runs.wrk_args() if runs else []
+
             if args.warmup > 0:
-                wrk.run(server.url, row.scenario, seed=next(seeds), seconds=args.warmup, **options)
+                wrk.run(
+                    server.url,
+                    row.scenario,
+                    seed=next(seeds),
+                    seconds=args.warmup,
+                    data=data(True),
+                    **options,
+                )
             cpu_before = server.cpu_seconds()
-            result = wrk.run(server.url, row.scenario, seed=next(seeds), seconds=seconds, **options)
+            result = wrk.run(
+                server.url,
+                row.scenario,
+                seed=next(seeds),
+                seconds=seconds,
+                data=data(False),
+                **options,
+            )
             cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
             row.results.append(result)
             row.cpu_us.append(cpu_us)
             print(
-                f"  {row.scenario:<16} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
+                f"  {row.scenario:<20} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
                 f"  p99 {_latency(result.p99)}  CPU {cpu_us:.0f} us/req",
                 flush=True,
             )
@@ -386,15 +534,18 @@ def main(argv: list[str] | None = None) -> int:
             assert reference is not None
             duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
-            rows = []
-            for scenario in args.scenarios:
-                pair = [Row(scenario, "reference", [], []), Row(scenario, "service", [], [])]
+            pairs = {
+                scenario: (Row(scenario, "reference", [], []), Row(scenario, "service", [], []))
+                for scenario in args.scenarios
+            }
+            for block in run_order(args.scenarios):
                 for round_ in range(args.rounds):
-                    # Reference first in even rounds, service first in odd ones.
-                    order = [(pair[0], reference), (pair[1], service)]
-                    for row, server in order if round_ % 2 == 0 else order[::-1]:
-                        measure(row, server, args.duration)
-                rows += pair
+                    for scenario in block:
+                        # Reference first in even rounds, service first in odd ones.
+                        order = [(pairs[scenario][0], reference), (pairs[scenario][1], service)]
+                        for row, server in order if round_ % 2 == 0 else order[::-1]:
+                            measure(row, server, args.duration, round_)
+            rows = [row for pair in pairs.values() for row in pair]
             sampler.sample()
             memory = memory_lines(sampler) + verdicts(rows)
             report = args.out / "last.md"
@@ -410,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         f"wrk -t{args.threads} -c{args.connections}; "
         f"{args.soak_seconds if args.soak else args.duration:g} s per run after "
         f"{args.warmup:g} s warm-up, {args.rounds} round(s), medians (ratios: of per-round ratios); "
-        f"PostgreSQL {version}; {sizes.describe()}"
+        f"PostgreSQL {version}; {sizes.describe()}{runs_facts(plan)}"
     )
     report.write_text(
         f"Benchmark of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}`\n\n"

@@ -3,15 +3,23 @@
 The rows are generated on the fly from a seeded RNG, so any size up to
 millions of students streams into PostgreSQL without being held in memory,
 and the same sizes always give the same data.
+
+Besides the students the GET and enroll scenarios draw from, the load sets
+`reserved` more aside, enrolled nowhere. The scenarios that must never repeat
+a request (hot-course-*, drop-promote) use them, in courses of their own:
+one set per run (server, round, warm-up or measured), built by
+`prepare_runs` before every invocation that needs them and removed by the
+next one, since a run uses its set up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -22,7 +30,8 @@ from service import migrations
 
 DATABASE = "enrollment_bench"
 # Bumped when the generated data changes shape, so an older load is not reused.
-FORMAT = 1
+# 2: reserved students; the seat counters of migration 0005 filled in.
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,8 @@ class Sizes:
     students: int
     courses: int
     per_student: int
+    # Ids students + 1 .. students + reserved: see the module docstring.
+    reserved: int = 100_000
     seed: int = 20261127
 
     @property
@@ -38,7 +49,7 @@ class Sizes:
 
     def describe(self) -> str:
         return (
-            f"{self.students:,} students, {self.courses:,} courses, "
+            f"{self.students:,} students (+{self.reserved:,} reserved), {self.courses:,} courses, "
             f"{self.enrollments:,} enrollments ({self.per_student} per student)"
         )
 
@@ -48,7 +59,7 @@ def url_for(server_url: str, database: str) -> str:
 
 
 def students(sizes: Sizes) -> Iterator[tuple[int, str, str]]:
-    for i in range(1, sizes.students + 1):
+    for i in range(1, sizes.students + sizes.reserved + 1):
         yield i, f"Student {i}", f"student{i}@bench.example"
 
 
@@ -71,18 +82,18 @@ async def _load(url: str, sizes: Sizes) -> datetime:
     """COPY every row in one transaction; return its timestamp (every loaded enrolled_at)."""
     conn = await asyncpg.connect(url)
     try:
-        try:
-            # The data is consistent by construction: skip the foreign key
-            # checks and the capacity trigger, which would run once per row.
-            await conn.execute("set session_replication_role = replica")
-        except asyncpg.InsufficientPrivilegeError:
-            print("  (not a superuser: loading with per-row triggers, slower)")
+        without_triggers = await _skip_triggers(conn)
         # Sorting once at the end beats keeping indexes current row by row.
         await conn.execute("set maintenance_work_mem = '256MB'")
         async with conn.transaction():
             rebuild = await _drop_indexes(conn, "student_courses")
             for table, columns, rows, count in (
-                ("students", ["id", "name", "email"], students(sizes), sizes.students),
+                (
+                    "students",
+                    ["id", "name", "email"],
+                    students(sizes),
+                    sizes.students + sizes.reserved,
+                ),
                 ("courses", ["id", "code", "title"], courses(sizes), sizes.courses),
                 (
                     "student_courses",
@@ -101,11 +112,13 @@ async def _load(url: str, sizes: Sizes) -> datetime:
             for statement in rebuild:
                 await conn.execute(statement)
             print(f"  student_courses indexes: {time.perf_counter() - started:.1f} s")
+            if without_triggers:
+                await _count_seats(conn, 1)
             # Later inserts through the API must not collide with loaded ids.
             await conn.execute(
                 "select setval(pg_get_serial_sequence('students', 'id'), $1),"
                 " setval(pg_get_serial_sequence('courses', 'id'), $2)",
-                sizes.students,
+                sizes.students + sizes.reserved,
                 sizes.courses,
             )
             loaded_at = await conn.fetchval("select now()")
@@ -115,6 +128,37 @@ async def _load(url: str, sizes: Sizes) -> datetime:
         return loaded_at
     finally:
         await conn.close()
+
+
+async def _skip_triggers(conn: asyncpg.Connection) -> bool:
+    """Turn triggers and foreign key checks off for this session if allowed; say whether.
+
+    For rows consistent by construction: the checks and the seat counting
+    would otherwise run once per row.
+    """
+    try:
+        await conn.execute("set session_replication_role = replica")
+    except asyncpg.InsufficientPrivilegeError:
+        print("  (not a superuser: loading with per-row triggers, slower)")
+        return False
+    return True
+
+
+async def _count_seats(conn: asyncpg.Connection, first_course: int) -> None:
+    """Set the counters of courses from id `first_course` on from their rows.
+
+    What migration 0005's triggers keep with every row, for rows loaded while
+    the triggers were off.
+    """
+    await conn.execute(
+        """
+        update courses c
+        set enrolled = (select count(*) from student_courses where course_id = c.id),
+            waitlisted = (select count(*) from course_waitlist where course_id = c.id)
+        where c.id >= $1
+        """,
+        first_course,
+    )
 
 
 async def _drop_indexes(conn: asyncpg.Connection, table: str) -> list[str]:
@@ -167,7 +211,7 @@ async def prepare(server_url: str, sizes: Sizes) -> str:
         wanted = {"format": FORMAT, **asdict(sizes)}
         if stored and {k: stored.get(k) for k in wanted} == wanted:
             print(f"reusing {DATABASE}: {sizes.describe()}")
-            await _forget_bench_writes(url, datetime.fromisoformat(stored["loaded_at"]))
+            await _forget_bench_writes(url, sizes, datetime.fromisoformat(stored["loaded_at"]))
             return url
         # The comment is written last, so a half-finished load is never reused.
         await admin.execute(f"drop database if exists {DATABASE} with (force)")
@@ -180,7 +224,7 @@ async def prepare(server_url: str, sizes: Sizes) -> str:
     started = time.perf_counter()
     loaded_at = await _load(url, sizes)
     took = time.perf_counter() - started
-    rows = sizes.students + sizes.courses + sizes.enrollments
+    rows = sizes.students + sizes.reserved + sizes.courses + sizes.enrollments
     print(f"loaded {rows:,} rows in {took:.1f} s ({rows / took:,.0f} rows/s, with analyze)")
 
     admin = await asyncpg.connect(server_url)
@@ -193,14 +237,206 @@ async def prepare(server_url: str, sizes: Sizes) -> str:
     return url
 
 
-async def _forget_bench_writes(url: str, loaded_at: datetime) -> None:
-    """Delete the enrollments earlier runs' POST scenario added: every run starts alike."""
+async def _forget_bench_writes(url: str, sizes: Sizes, loaded_at: datetime) -> None:
+    """Delete the enrollments earlier runs' enroll scenario added: every run starts alike.
+
+    In the loaded courses only; `prepare_runs` removes the courses of the
+    runs' own.
+    """
     conn = await asyncpg.connect(url)
     try:
-        status = await conn.execute("delete from student_courses where enrolled_at > $1", loaded_at)
+        status = await conn.execute(
+            "delete from student_courses where enrolled_at > $1 and course_id <= $2",
+            loaded_at,
+            sizes.courses,
+        )
         deleted = int(status.split()[-1])
         if deleted:
             await conn.execute("vacuum analyze student_courses")
             print(f"  removed {deleted:,} enrollments left by earlier runs")
+    finally:
+        await conn.close()
+
+
+# The scenarios that run on courses of their own, built for each run.
+HOT_SCENARIOS = ("hot-course-empty", "hot-course-prefilled")
+DROP_SCENARIO = "drop-promote"
+# Seats of each drop-promote course, and students waiting for each: as many
+# as the seats, so every drop of a seated student promotes one.
+DROP_SEATS = 50
+
+# (scenario, server, round, warm-up or not): one set of courses each.
+RunKey = tuple[str, str, int, bool]
+
+
+@dataclass(frozen=True)
+class HotCourse:
+    """One course without a capacity, and the students a run may enroll in it.
+
+    Reserved students first_student .. first_student + students - 1 are
+    free to enroll; the `enrolled` reserved students after them are in the
+    course before the run.
+    """
+
+    course: int
+    first_student: int
+    students: int
+    enrolled: int
+
+    def wrk_args(self) -> list[str]:
+        return [str(self.course), str(self.first_student), str(self.students)]
+
+
+@dataclass(frozen=True)
+class DropCourses:
+    """Full courses first_course .. first_course + courses - 1, each with a queue.
+
+    Course first_course + i seats `seats` reserved students and as many wait
+    for it, all distinct across the courses (see `seated` and `waiting`), so
+    a run can drop each of the courses * seats enrollments once, and every
+    drop promotes the head of a queue.
+    """
+
+    first_course: int
+    courses: int
+    first_student: int
+    seats: int = DROP_SEATS
+
+    @property
+    def drops(self) -> int:
+        return self.courses * self.seats
+
+    def seated(self, i: int, rank: int) -> int:
+        # bench/scenarios.lua computes the same ids.
+        return self.first_student + i * self.seats + rank
+
+    def waiting(self, i: int, place: int) -> int:
+        return self.first_student + (self.courses + i) * self.seats + place
+
+    def wrk_args(self) -> list[str]:
+        return [str(self.first_course), str(self.courses), str(self.seats), str(self.first_student)]
+
+
+def plan_runs(
+    sizes: Sizes,
+    scenarios: Iterable[str],
+    servers: Iterable[str],
+    rounds: int,
+    *,
+    hot_enrolled: int,
+    warmup_share: float,
+) -> dict[RunKey, HotCourse | DropCourses]:
+    """The courses of every run of the scenarios that need their own, ids after the loaded ones.
+
+    Each hot-course run may enroll every reserved student but the last
+    `hot_enrolled`, who are in hot-course-prefilled's course beforehand. A
+    measured drop-promote run may drop up to half the reserved students'
+    worth of enrollments (the other half waits), a warm-up run
+    `warmup_share` of that (its seconds over the measured ones); 0 means no
+    warm-up runs.
+    """
+    plan: dict[RunKey, HotCourse | DropCourses] = {}
+    first_student = sizes.students + 1
+    full_set = sizes.reserved // (2 * DROP_SEATS)
+    phases = (True, False) if warmup_share > 0 else (False,)
+    course = sizes.courses + 1
+    for scenario in scenarios:
+        if scenario not in (*HOT_SCENARIOS, DROP_SCENARIO):
+            continue
+        for round_ in range(rounds):
+            for server in servers:
+                for warmup in phases:
+                    key = (scenario, server, round_, warmup)
+                    if scenario == DROP_SCENARIO:
+                        share = min(warmup_share, 1) if warmup else 1
+                        courses = max(1, math.ceil(full_set * share))
+                        plan[key] = DropCourses(course, courses, first_student)
+                        course += courses
+                        continue
+                    prefilled = scenario == "hot-course-prefilled" and not warmup
+                    plan[key] = HotCourse(
+                        course,
+                        first_student,
+                        sizes.reserved - hot_enrolled,
+                        hot_enrolled if prefilled else 0,
+                    )
+                    course += 1
+    return plan
+
+
+def _run_courses(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple]:
+    """id, code, title, capacity, waitlist_capacity."""
+    for runs in plan.values():
+        if isinstance(runs, HotCourse):
+            yield runs.course, f"H{runs.course:06d}", f"Hot course {runs.course}", None, 0
+            continue
+        for course in range(runs.first_course, runs.first_course + runs.courses):
+            yield course, f"F{course:06d}", f"Full course {course}", runs.seats, runs.seats
+
+
+def _run_enrollments(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple[int, int]]:
+    for runs in plan.values():
+        if isinstance(runs, HotCourse):
+            first = runs.first_student + runs.students
+            for student in range(first, first + runs.enrolled):
+                yield student, runs.course
+            continue
+        for i in range(runs.courses):
+            for rank in range(runs.seats):
+                yield runs.seated(i, rank), runs.first_course + i
+
+
+def _run_waitlists(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple[int, int]]:
+    """Each queue in order: the first row of a course is its head."""
+    for runs in plan.values():
+        if isinstance(runs, DropCourses):
+            for i in range(runs.courses):
+                for place in range(runs.seats):
+                    yield runs.waiting(i, place), runs.first_course + i
+
+
+async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, HotCourse | DropCourses]) -> None:
+    """Remove the courses earlier invocations' runs used up; build `plan`'s."""
+    conn = await asyncpg.connect(url)
+    try:
+        without_triggers = await _skip_triggers(conn)
+        started = time.perf_counter()
+        async with conn.transaction():
+            # Queues first: with the triggers on, deleting a seat promotes.
+            for statement in (
+                "delete from course_waitlist where course_id > $1",
+                "delete from student_courses where course_id > $1",
+            ):
+                await conn.execute(statement, sizes.courses)
+            status = await conn.execute("delete from courses where id > $1", sizes.courses)
+            removed = int(status.split()[-1])
+            if removed:
+                print(f"  removed the {removed:,} courses of earlier runs")
+            copied = {}
+            for table, columns, rows in (
+                (
+                    "courses",
+                    ["id", "code", "title", "capacity", "waitlist_capacity"],
+                    _run_courses(plan),
+                ),
+                ("student_courses", ["student_id", "course_id"], _run_enrollments(plan)),
+                # After the seats: a student may only wait for a full course.
+                ("course_waitlist", ["student_id", "course_id"], _run_waitlists(plan)),
+            ):
+                status = await conn.copy_records_to_table(table, records=rows, columns=columns)
+                copied[table] = int(status.split()[-1])
+            if without_triggers:
+                await _count_seats(conn, sizes.courses + 1)
+            await conn.execute(
+                "select setval(pg_get_serial_sequence('courses', 'id'), max(id)) from courses"
+            )
+        if plan:
+            print(
+                f"  runs' courses: {copied['courses']:,} courses, "
+                f"{copied['student_courses']:,} enrollments, "
+                f"{copied['course_waitlist']:,} waiting, in {time.perf_counter() - started:.1f} s"
+            )
+        if removed or plan:
+            await conn.execute("vacuum analyze courses, student_courses, course_waitlist")
     finally:
         await conn.close()

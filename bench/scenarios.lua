@@ -1,17 +1,37 @@
--- wrk script for `python -m bench`: one scenario per run, random ids per request.
+-- wrk script for `python -m bench`: one scenario per run.
 --
---   wrk -s bench/scenarios.lua URL -- SCENARIO STUDENTS COURSES SEED
+--   wrk -s bench/scenarios.lua URL -- SCENARIO STUDENTS COURSES SEED THREADS [DATA...]
 --
--- SCENARIO is student-courses, enroll, course-students or healthz; ids are
--- drawn from 1..STUDENTS and 1..COURSES. Each thread seeds its own generator
--- from SEED and its number, so threads (and runs with another SEED) draw
--- different ids. The Authorization header comes from wrk's -H option.
+-- SCENARIO is student-courses, enroll, course-students or healthz, with
+-- random ids per request, drawn from 1..STUDENTS and 1..COURSES: each thread
+-- seeds its own generator from SEED and its number, so threads (and runs
+-- with another SEED) draw different ids.
+--
+-- The other scenarios never repeat a request, on data bench/dataset.py
+-- prepared for the run (DATA); with THREADS threads, thread k takes the
+-- items k - 1, k - 1 + THREADS, k - 1 + 2 * THREADS, ... of the run's list,
+-- so no two threads take the same one:
+--   hot-course-empty, hot-course-prefilled COURSE FIRST_STUDENT STUDENTS:
+--     POST /students/{id}/courses into COURSE, item i enrolling student
+--     FIRST_STUDENT + i, for i below STUDENTS;
+--   drop-promote FIRST_COURSE COURSES SEATS FIRST_STUDENT:
+--     DELETE /students/{id}/courses/{id}, item j dropping the student of
+--     rank r = floor(j / COURSES) from course i = j % COURSES (course
+--     FIRST_COURSE + i seats students FIRST_STUDENT + i * SEATS + r, r below
+--     SEATS): the courses take turns, so concurrent drops are on different
+--     courses.
+-- Past the end of the list, a thread asks for a path that answers 404 and
+-- done() prints how many times ("Past the prepared data: N"). wrk calls
+-- request() once before the run to check the script, in thread 1, and
+-- never sends what it returns: item 0 is skipped, never repeated.
+--
+-- The Authorization header comes from wrk's -H option.
 
-local threads = 0
+local threads = {}
 
 function setup(thread)
-  threads = threads + 1
-  thread:set("thread_number", threads)
+  table.insert(threads, thread)
+  thread:set("thread_number", #threads)
 end
 
 function init(args)
@@ -19,12 +39,41 @@ function init(args)
   students = tonumber(args[2])
   courses = tonumber(args[3])
   math.randomseed(tonumber(args[4]) + 7919 * thread_number)
-  if scenario == "enroll" then
-    wrk.headers["Content-Type"] = "application/json"
-  elseif scenario ~= "student-courses" and scenario ~= "course-students"
-      and scenario ~= "healthz" then
+  thread_count = tonumber(args[5])
+  next_item = thread_number - 1
+  past_end = 0
+  if scenario == "hot-course-empty" or scenario == "hot-course-prefilled" then
+    hot_course = tonumber(args[6])
+    first_student = tonumber(args[7])
+    items = tonumber(args[8])
+  elseif scenario == "drop-promote" then
+    first_course = tonumber(args[6])
+    drop_courses = tonumber(args[7])
+    seats = tonumber(args[8])
+    first_student = tonumber(args[9])
+    items = drop_courses * seats
+  elseif scenario ~= "student-courses" and scenario ~= "enroll"
+      and scenario ~= "course-students" and scenario ~= "healthz" then
     error("unknown scenario: " .. tostring(scenario))
   end
+  if scenario == "enroll" or hot_course then
+    wrk.headers["Content-Type"] = "application/json"
+  end
+end
+
+-- This thread's next item of the run's list, or nil past its end.
+local function take()
+  local item = next_item
+  next_item = next_item + thread_count
+  if item >= items then
+    past_end = past_end + 1
+    return nil
+  end
+  return item
+end
+
+local function past_the_end()
+  return wrk.format("GET", "/bench/past-the-prepared-data")
 end
 
 function request()
@@ -35,7 +84,33 @@ function request()
     return wrk.format("POST", "/students/" .. math.random(1, students) .. "/courses", nil, body)
   elseif scenario == "course-students" then
     return wrk.format("GET", "/courses/" .. math.random(1, courses) .. "/students?limit=50")
+  elseif hot_course then
+    local i = take()
+    if not i then
+      return past_the_end()
+    end
+    local body = '{"course_id": ' .. hot_course .. '}'
+    return wrk.format("POST", "/students/" .. (first_student + i) .. "/courses", nil, body)
+  elseif scenario == "drop-promote" then
+    local j = take()
+    if not j then
+      return past_the_end()
+    end
+    local i = j % drop_courses
+    local rank = math.floor(j / drop_courses)
+    local student = first_student + i * seats + rank
+    return wrk.format("DELETE", "/students/" .. student .. "/courses/" .. (first_course + i))
   else
     return wrk.format("GET", "/healthz")
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + (thread:get("past_end") or 0)
+  end
+  if total > 0 then
+    io.write("Past the prepared data: " .. total .. "\n")
   end
 end

@@ -1,4 +1,4 @@
-"""`make bench`: the harness runs end to end and judges a run by issue 4's targets.
+"""`make bench`: the harness runs end to end and judges a run by issues 4 and 16's targets.
 
 The run here is tiny (1,000 students, 1 s per run) and proves the harness
 works on a fresh clone, not the service's speed: speed is only ever judged
@@ -15,11 +15,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bench import __main__ as bench
 from bench import dataset, wrk
+from service.embedded import free_port
 from tests.cli import REPO_ROOT
 from tests.migrating import connected
+
+needs_wrk = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed: apt-get install wrk"
+)
 
 
 def _markdown_rows(report: str) -> dict[tuple[str, str], list[str]]:
@@ -31,7 +37,7 @@ def _markdown_rows(report: str) -> dict[tuple[str, str], list[str]]:
     return rows
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed: apt-get install wrk")
+@needs_wrk
 async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tmp_path: Path):
     command = [
         sys.executable,
@@ -44,6 +50,10 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         "--duration=1",
         "--warmup=0",
         "--rounds=2",
+        # 9,000 students to enroll into each hot course, 5,000 seats to drop
+        # per drop-promote run: more than a 1 s run gets through here.
+        "--reserved-students=10000",
+        "--hot-enrolled=1000",
         f"--out={tmp_path}",
     ]
     env = {**os.environ, "BENCH_DATABASE_URL": pg_server.admin_url}
@@ -62,10 +72,43 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
 
         # The dataset is what the arguments asked for, loaded into its own database.
         async with connected(pg_server.url_for(dataset.DATABASE)) as conn:
-            assert await conn.fetchval("select count(*) from students") == 1000
-            assert await conn.fetchval("select count(*) from courses") == 50
+            assert await conn.fetchval("select count(*) from students") == 1000 + 10_000
+            assert await conn.fetchval("select count(*) from courses where id <= 50") == 50
             # 5 per student, plus what the enroll runs added.
-            assert await conn.fetchval("select count(*) from student_courses") >= 5000
+            assert (
+                await conn.fetchval("select count(*) from student_courses where course_id <= 50")
+                >= 5000
+            )
+            # The seat counters equal the rows, in loaded courses and the runs' own.
+            assert (
+                await conn.fetchval(
+                    """
+                select count(*) from courses c
+                where enrolled <> (select count(*) from student_courses where course_id = c.id)
+                   or waitlisted <> (select count(*) from course_waitlist where course_id = c.id)
+                """
+                )
+                == 0
+            )
+            # Every hot-course request enrolled someone new: 2 rounds x 2
+            # servers, one course each per variant (no warm-up runs).
+            hot = await conn.fetch(
+                "select enrolled from courses where id > 50 and capacity is null order by id"
+            )
+            assert len(hot) == 8
+            assert all(r["enrolled"] > 0 for r in hot[:4]), hot
+            assert all(r["enrolled"] > 1000 for r in hot[4:]), hot
+            # Every drop promoted the head of the queue: the courses are
+            # still full, and as many left the queues as seats were dropped.
+            drops = await conn.fetchrow(
+                """
+                select count(*) filter (where enrolled < capacity) as free,
+                       sum(waitlist_capacity - waitlisted) as promoted
+                from courses where capacity = $1
+                """,
+                dataset.DROP_SEATS,
+            )
+            assert drops["free"] == 0 and drops["promoted"] > 0, drops
     finally:
         async with connected(pg_server.admin_url) as admin:
             await admin.execute(f"drop database if exists {dataset.DATABASE} with (force)")
@@ -85,7 +128,17 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         else:
             assert all(r > 0 for r in ratios), cells
     verdicts = [line for line in report.splitlines() if line.endswith("met")]
-    assert [line.split(":")[0].lstrip("- ") for line in verdicts] == list(bench.TARGET_SCENARIOS)
+    assert [line.split(":")[0].lstrip("- ") for line in verdicts] == [
+        *bench.TARGET_SCENARIOS,
+        "hot-course-prefilled",
+        "drop-promote",
+    ]
+    assert "hot-course-prefilled: req/s " in report and " of hot-course-empty's" in report
+    assert "drop-promote: req/s " in report and " of enroll's (target >= 0.7" in report
+    for hot in dataset.HOT_SCENARIOS:
+        assert f"- {hot}: req/s " in report and " of enroll's (the reference's " in report
+    assert "hot-course-prefilled: 1,000 enrolled at the start, 9,000 students to enroll" in report
+    assert "drop-promote: 100 full courses of 50 seats, 50 waiting for each" in report
     assert "max RSS per worker, service:" in report
     # Each server's output is kept next to the report.
     assert (tmp_path / "service.log").stat().st_size > 0
@@ -140,3 +193,159 @@ def test_the_constant_endpoint_is_a_ceiling_not_a_target():
         _row("healthz", "service", [500], [0.05]),
     ]
     assert bench.verdicts(rows) == []
+
+
+def test_hot_course_is_judged_against_the_empty_course_and_drops_against_enroll():
+    rows = [
+        _row("enroll", "reference", [1000, 1000], [0.01, 0.01]),
+        _row("enroll", "service", [1000, 1200], [0.01, 0.01]),
+        _row("hot-course-empty", "reference", [800, 800], [0.01, 0.01]),
+        _row("hot-course-empty", "service", [900, 1000], [0.01, 0.01]),
+        _row("hot-course-prefilled", "reference", [800, 400], [0.01, 0.01]),
+        # Round ratios 0.9 and 0.75 of the empty course: median 0.825, met.
+        _row("hot-course-prefilled", "service", [810, 750], [0.01, 0.01]),
+        # 0.72 and 0.6 of enroll: median 0.66, not met.
+        _row("drop-promote", "reference", [700, 700], [0.01, 0.01]),
+        _row("drop-promote", "service", [720, 720], [0.01, 0.01]),
+    ]
+    lines = bench.verdicts(rows)
+    assert lines[1:] == [
+        "hot-course-prefilled: req/s 0.825 of hot-course-empty's (target >= 0.8; the "
+        "reference's 0.750), 0 non-2xx and socket errors in the two (target 0): met",
+        "drop-promote: req/s 0.660 of enroll's (target >= 0.7; the reference's 0.700), "
+        "0 non-2xx and socket errors in the two (target 0): NOT met",
+        "hot-course-empty: req/s 0.867 of enroll's (the reference's 0.800; no target)",
+        "hot-course-prefilled: req/s 0.718 of enroll's (the reference's 0.600; no target)",
+    ]
+    # An error in either scenario of a comparison fails it: the ratio may not
+    # measure what it says.
+    rows[3] = _row("hot-course-empty", "service", [900, 1000], [0.01, 0.01], non_2xx=1)
+    assert bench.verdicts(rows)[1].endswith(
+        "2 non-2xx and socket errors in the two (target 0): NOT met"
+    )
+
+
+def test_a_run_past_its_data_is_reported():
+    rows = [
+        _row("drop-promote", "reference", [700], [0.01]),
+        bench.Row(
+            "drop-promote", "service", [wrk.Result(10, 700, 0.005, 0.01, 3, past_end=3)], [1.0]
+        ),
+    ]
+    assert bench.verdicts(rows) == [
+        "drop-promote, service: 3 requests found no data left for them (answered 404, "
+        "counted as non-2xx): raise --reserved-students"
+    ]
+
+
+def test_compared_scenarios_run_interleaved_and_the_others_alone():
+    assert bench.run_order(list(wrk.SCENARIOS)) == [
+        ["student-courses"],
+        ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote"],
+        ["course-students"],
+        ["healthz"],
+    ]
+    assert bench.run_order(["drop-promote", "hot-course-prefilled", "enroll"]) == [
+        ["drop-promote", "hot-course-prefilled", "enroll"]
+    ]
+    assert bench.run_order(["healthz", "drop-promote"]) == [["healthz"], ["drop-promote"]]
+
+
+def test_every_run_gets_courses_of_its_own_and_students_no_other_scenario_uses():
+    sizes = dataset.Sizes(students=1000, courses=50, per_student=5, reserved=1000)
+    plan = dataset.plan_runs(
+        sizes,
+        wrk.SCENARIOS,
+        ("reference", "service"),
+        2,
+        hot_enrolled=400,
+        warmup_share=0.3,
+    )
+    # 3 scenarios x 2 rounds x 2 servers x (warm-up, measured).
+    assert len(plan) == 24
+    courses = []
+    for (scenario, _, _, warmup), runs in plan.items():
+        if isinstance(runs, dataset.HotCourse):
+            courses.append(runs.course)
+            assert (runs.first_student, runs.students) == (1001, 600)
+            prefilled = scenario == "hot-course-prefilled" and not warmup
+            assert runs.enrolled == (400 if prefilled else 0)
+        else:
+            courses += range(runs.first_course, runs.first_course + runs.courses)
+            # 10 courses of 50 seats, 50 waiting each, in 1,000 students;
+            # a warm-up 30% of that.
+            assert runs.courses == (3 if warmup else 10)
+            students = [runs.seated(i, r) for i in range(runs.courses) for r in range(50)]
+            students += [runs.waiting(i, p) for i in range(runs.courses) for p in range(50)]
+            assert len(set(students)) == len(students)
+            assert min(students) == 1001 and max(students) <= 2000
+    assert len(set(courses)) == len(courses) and min(courses) == 51
+    # The prefilled students come after those the runs enroll.
+    enrolled = set(dataset._run_enrollments(plan))
+    for (scenario, _, _, warmup), runs in plan.items():
+        if scenario == "hot-course-prefilled" and not warmup:
+            assert {(1601, runs.course), (2000, runs.course)} <= enrolled
+            assert (1600, runs.course) not in enrolled
+
+
+async def _recording_server(seen: list[tuple[str, str]]) -> tuple[web.AppRunner, str]:
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        if request.path.startswith("/bench/"):
+            return web.Response(status=404)
+        return web.Response(status=204 if request.method == "DELETE" else 201)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@needs_wrk
+@pytest.mark.parametrize(
+    "scenario, runs, expected",
+    [
+        (
+            "hot-course-empty",
+            dataset.HotCourse(course=7, first_student=101, students=300, enrolled=0),
+            [("POST", f"/students/{101 + i}/courses") for i in range(300)],
+        ),
+        (
+            "drop-promote",
+            dataset.DropCourses(first_course=11, courses=7, first_student=1001, seats=30),
+            [
+                ("DELETE", f"/students/{1001 + i * 30 + r}/courses/{11 + i}")
+                for i in range(7)
+                for r in range(30)
+            ],
+        ),
+    ],
+)
+async def test_wrk_takes_each_item_once_then_says_it_ran_out(scenario, runs, expected):
+    seen: list[tuple[str, str]] = []
+    runner, url = await _recording_server(seen)
+    try:
+        result = await asyncio.to_thread(
+            wrk.run,
+            url,
+            scenario,
+            students=1,
+            courses=1,
+            seed=1,
+            threads=2,
+            connections=8,
+            seconds=1,
+            token="t",
+            data=runs.wrk_args(),
+        )
+    finally:
+        await runner.cleanup()
+    taken = [request for request in seen if request[1] != "/bench/past-the-prepared-data"]
+    # wrk asks thread 1 for a request once before the run, to check the
+    # script, and never sends it: the first item may be missing, no other.
+    assert len(set(taken)) == len(taken)
+    assert set(expected[1:]) <= set(taken) <= set(expected)
+    assert result.past_end > 0 and result.non_2xx > 0
