@@ -24,13 +24,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, read from pyproject.toml alone: this layer is rebuilt
-# when the dependency list changes, not on every change to the code. Every
-# dependency ships wheels for this platform, so no compiler is needed.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps))" \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, from the lock file alone: this layer is rebuilt when
+# the locked versions change, not on every change to the code. Every file is
+# checked against its hash (make lock writes requirements/serve.txt from
+# pyproject.toml); every dependency ships wheels for this platform, so no
+# compiler is needed.
+COPY requirements/serve.txt ./requirements.txt
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.txt \
+    && rm requirements.txt
 
 # A fixed numeric id, so orchestrators can check runAsNonRoot and a secret
 # file on the host can be given to it (chown 10001).

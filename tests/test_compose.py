@@ -391,7 +391,7 @@ def copied_sources() -> list[str]:
 def test_dockerfile_copies_paths_that_exist_and_reach_the_build_context():
     sources = copied_sources()
     # sql/ and migrations/ must sit beside service/: the code finds them there.
-    assert {"pyproject.toml", "service", "sql", "migrations"} <= set(sources)
+    assert {"requirements/serve.txt", "service", "sql", "migrations"} <= set(sources)
     for source in sources:
         assert (ROOT / source).exists(), source
         assert not dockerignored(source), f"{source} is excluded by .dockerignore"
