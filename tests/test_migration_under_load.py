@@ -45,7 +45,7 @@ RETITLE_COURSE = "update courses set title = $2 where id = $1"
 LIST_COURSES = "select id, code, title from courses where id > $1 order by id limit $2"
 
 ROWS = 100_000  # students, and as many courses, before the migrations
-SIZES = dataset.Sizes(students=ROWS, courses=ROWS, per_student=0)
+SIZES = dataset.Sizes(students=ROWS, courses=ROWS, per_student=0, reserved=0)
 # Every RESERVED-th old student and course is the writers' to rename; every
 # other old row must come out of the migrations byte for byte.
 RESERVED = 100

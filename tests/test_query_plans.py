@@ -29,7 +29,7 @@ from service.sql import QUERIES
 # page. A small catalog is not: up to about 1,000 courses (at 5 enrollments per
 # student) the planner rightly joins list_student_courses' five rows to courses
 # by hashing the whole table, a few pages, instead of five index lookups.
-SIZES = dataset.Sizes(students=20_000, courses=5_000, per_student=5)
+SIZES = dataset.Sizes(students=20_000, courses=5_000, per_student=5, reserved=0)
 WATCHED = {"students", "courses", "student_courses", "course_waitlist"}
 PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
 
