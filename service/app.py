@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import db, routes
+from . import db, feed, routes
 from .config import Config
 from .keys import CONFIG, METRICS, OPENAPI, TOKENS
 from .metrics import Metrics
@@ -62,5 +62,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(db.pool_context)
     app.cleanup_ctx.append(db.pool_metrics)
     app.cleanup_ctx.append(db.watchdog)
+    app.cleanup_ctx.append(feed.watcher)
+    app.cleanup_ctx.append(feed.retention)
     routes.setup(app)
     return app

@@ -6,6 +6,7 @@ from aiohttp import hdrs, web
 
 from .config import Token
 from .errors import Problem
+from .keys import ACTOR
 from .tokens import TokenTable
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -33,6 +34,11 @@ def authenticate(tokens: TokenTable, request: web.Request) -> Token:
         if token is None:
             raise _unauthorized("the token is not valid", "invalid_token")
     return token
+
+
+def actor(request: web.Request) -> str:
+    """Who the events of this request's changes name: its token, or "" without tokens."""
+    return request.get(ACTOR, "")
 
 
 def check_scope(token: Token, method: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 # Words that mark a secret copied from a template (deploy/secrets/api_tokens.example)
@@ -65,6 +66,7 @@ class Config:
     retry_after: int = 2
     tokens: tuple[Token, ...] = ()
     require_tokens: bool = False
+    events_retention_days: int | None = None  # None: keep every event
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -97,6 +99,7 @@ class Config:
             keepalive_timeout=reader.seconds("KEEPALIVE_TIMEOUT", cls.keepalive_timeout),
             tokens=tokens,
             require_tokens=reader.boolean("REQUIRE_TOKENS", cls.require_tokens),
+            events_retention_days=reader.integer("EVENTS_RETENTION_DAYS", None, 1, 36_500),
             log_level=reader.choice(
                 "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -115,7 +118,7 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: Any, low: int, high: int) -> Any:
         raw = self.env.get(name, "").strip()
         if not raw:
             return default

@@ -20,7 +20,7 @@ from .sql import QUERIES
 
 log = logging.getLogger(__name__)
 
-REQUIRED_TABLES = ("students", "courses", "student_courses")
+REQUIRED_TABLES = ("students", "courses", "student_courses", "course_waitlist", "events")
 WATCHDOG_PERIOD = 0.25  # seconds between checks for overdue loans
 IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is closed
 
@@ -133,7 +133,7 @@ def connection(request: web.Request) -> Loan:
 
 
 @contextlib.asynccontextmanager
-async def _running(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+async def running(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     """Run a background loop for the life of the block, then cancel it."""
     task = asyncio.create_task(loop)
     try:
@@ -177,7 +177,7 @@ async def watchdog(app: web.Application) -> AsyncIterator[None]:
                 if closed := pool.shrink():
                     log.info("closed %d database connection(s) idle for %ss", closed, IDLE_PERIOD)
 
-    async with _running(watch()):
+    async with running(watch()):
         yield
 
 
@@ -193,5 +193,5 @@ async def pool_metrics(app: web.Application) -> AsyncIterator[None]:
                 metrics.pool_in_use.set(len(pool.loans))
             await asyncio.sleep(1)
 
-    async with _running(sample()):
+    async with running(sample()):
         yield

@@ -28,7 +28,7 @@ from multidict import istr
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
-from .keys import CONFIG, METRICS, TOKENS
+from .keys import ACTOR, CONFIG, METRICS, TOKENS
 from .validation import check_query
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def endpoint(
                 token = authenticate(tokens, request)
                 if not reads_only:
                     check_scope(token, request.method)
+                request[ACTOR] = token.name
             if query is not None and request.query_string:
                 check_query(request.query, query)
             response = await handler(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from .config import Config
@@ -9,8 +11,15 @@ from .metrics import Metrics
 from .pool import Pool
 from .tokens import TokenTable
 
+if TYPE_CHECKING:  # feed.py uses these keys itself
+    from .feed import FeedWatcher
+
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", Pool)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
+FEED: web.AppKey[FeedWatcher] = web.AppKey("feed")
+# Per request: the name of the token it was made with ("" without tokens),
+# which the events of its changes record as their actor.
+ACTOR = web.RequestKey("actor", str)

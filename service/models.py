@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 
 
@@ -87,6 +89,19 @@ class WaitlistedStudent:
     created_at: datetime
     waitlisted_at: datetime
     position: int
+
+
+@dataclass
+class Event:
+    """One recorded change; `data` is its JSON object as PostgreSQL wrote it."""
+
+    id: int
+    type: str
+    at: datetime
+    actor: str | None
+    student_id: int | None
+    course_id: int | None
+    data: orjson.Fragment
 
 
 @dataclass

@@ -284,9 +284,30 @@ def _decode_cursor(raw: str) -> int:
     return int(digits)
 
 
-def page_params(request: web.Request) -> tuple[int, int]:
+def page_params(
+    request: web.Request, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT
+) -> tuple[int, int]:
     """(after_id, limit) from ?cursor= and ?limit=."""
-    return parse_page_query(request.query)
+    return parse_page_query(request.query, default=default, maximum=maximum)
+
+
+def query_id(query: Mapping[str, str], name: str) -> int | None:
+    """An optional id from the query string; 422 naming it when it is not one."""
+    if name not in query:
+        return None
+    raw = query[name]
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID:
+        return int(raw)
+    raise invalid([FieldError(name, f"must be an id from 1 to {MAX_ID}")])
+
+
+def query_integer(query: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    if name not in query:
+        return None
+    raw = query[name]
+    if _DIGITS.fullmatch(raw) and low <= int(raw) <= high:
+        return int(raw)
+    raise invalid([FieldError(name, f"must be an integer from {low} to {high}")])
 
 
 def check_query(query: MultiMapping[str], allowed: frozenset[str]) -> None:
@@ -308,16 +329,18 @@ def check_query(query: MultiMapping[str], allowed: frozenset[str]) -> None:
         raise invalid(errors)
 
 
-def parse_page_query(query: Mapping[str, str]) -> tuple[int, int]:
+def parse_page_query(
+    query: Mapping[str, str], *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT
+) -> tuple[int, int]:
     """(after_id, limit) from a parsed query; 422 naming limit or cursor."""
     errors = []
-    limit, after = DEFAULT_LIMIT, 0
+    limit, after = default, 0
     if "limit" in query:
         raw = query["limit"]
-        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= MAX_LIMIT:
+        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= maximum:
             limit = int(raw)
         else:
-            errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
+            errors.append(FieldError("limit", f"must be an integer from 1 to {maximum}"))
     if "cursor" in query:
         try:
             after = _decode_cursor(query["cursor"])

@@ -16,9 +16,11 @@ limit $2;
 
 -- name: create_course
 -- A new course; a taken code raises a unique violation on courses_code_key.
+-- $5 is the actor its event records (see the header of sql/events.sql).
 insert into courses (code, title, capacity, waitlist_capacity)
-values ($1, $2, $3, $4)
-returning id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
+select $1, $2, $3, $4
+from (select set_config('enrollment.actor', $5, true)) as actor
+returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
 
 -- name: update_course
 -- Change the given fields. Capacity may be set to null (no limit), so $4 says
@@ -27,17 +29,20 @@ returning id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, cr
 -- waiting, violates courses_enrolled_within_capacity or
 -- courses_waitlisted_within_capacity. Raising capacity promotes from the
 -- waitlist in an AFTER trigger, which RETURNING does not see: read the
--- course again (get_course) in the same transaction.
+-- course again (get_course) in the same transaction. $7: the actor.
 update courses
 set code = coalesce($2, code),
     title = coalesce($3, title),
     capacity = case when $4::boolean then $5::integer else capacity end,
     waitlist_capacity = coalesce($6, waitlist_capacity)
+from (select set_config('enrollment.actor', $7, true)) as actor
 where id = $1
-returning id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
+returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
 
 -- name: delete_course
 -- Delete a course; its enrollments and waitlist go with it (ON DELETE CASCADE).
+-- $2: the actor.
 delete from courses
+using (select set_config('enrollment.actor', $2, true)) as actor
 where id = $1
 returning id;

@@ -13,10 +13,12 @@
 -- One row always: id is null when the course does not exist, student_exists
 -- is false when the student does not. enrolled_at and waitlisted_at are null
 -- when an existing row was committed by a concurrent request after this
--- statement's snapshot: read them again then.
+-- statement's snapshot: read them again then. $4 is the actor the events
+-- record (see the header of sql/events.sql).
 with course as (
     select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-           capacity is null or enrolled < capacity as has_seat
+           capacity is null or enrolled < capacity as has_seat,
+           set_config('enrollment.actor', $4, true) as actor
     from courses
     where id = $2
     for no key update
@@ -102,6 +104,8 @@ order by e.student_id;
 -- name: delete_enrollment
 -- Unenroll student $1 from course $2; the freed seat goes to the head of the
 -- course's queue in the same transaction (student_courses_counted_delete).
+-- $3: the actor.
 delete from student_courses
+using (select set_config('enrollment.actor', $3, true)) as actor
 where student_id = $1 and course_id = $2
 returning course_id;

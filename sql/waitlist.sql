@@ -54,7 +54,8 @@ where c.id = $1
 order by q.seq;
 
 -- name: leave
--- Student $1 leaves the queue of course $2; everyone behind moves up.
+-- Student $1 leaves the queue of course $2; everyone behind moves up. $3: the actor.
 delete from course_waitlist
+using (select set_config('enrollment.actor', $3, true)) as actor
 where student_id = $1 and course_id = $2
 returning course_id;

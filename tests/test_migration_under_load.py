@@ -160,6 +160,7 @@ class Traffic:
                 QUERIES.students.create_student,
                 f"Load {tag}",
                 f"load-{tag}@example.org",
+                "load",  # the actor its event records, once there are events
             )
             self.new_students[row["id"]] = row["email"]
             student = rng.choice(mine)
@@ -171,6 +172,7 @@ class Traffic:
                 student,
                 f"Renamed {tag}",
                 None,
+                "load",
             )
             self.names[student] = f"Renamed {tag}"
             row = await self.timed(

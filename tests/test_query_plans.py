@@ -30,7 +30,7 @@ from service.sql import QUERIES
 # student) the planner rightly joins list_student_courses' five rows to courses
 # by hashing the whole table, a few pages, instead of five index lookups.
 SIZES = dataset.Sizes(students=20_000, courses=5_000, per_student=5, reserved=0)
-WATCHED = {"students", "courses", "student_courses", "course_waitlist"}
+WATCHED = {"students", "courses", "student_courses", "course_waitlist", "events"}
 PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
 
 # "<file>.<name>" of every named query in sql/, found by the loader: a new query is covered.
@@ -44,23 +44,28 @@ NAMED = sorted(
 EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "students.get_student": (4_242,),
     "students.list_students": (9_000, 51),  # a page in the middle; the handler asks limit + 1
-    "students.create_student": ("Ada Lovelace", "ada@example.org"),
-    "students.update_student": (4_242, "Ada King", None),
-    "students.delete_student": (4_242,),
+    "students.create_student": ("Ada Lovelace", "ada@example.org", "registrar"),
+    "students.update_student": (4_242, "Ada King", None, "registrar"),
+    "students.delete_student": (4_242, "registrar"),
     "courses.get_course": (42,),
     "courses.list_courses": (200, 51),
-    "courses.create_course": ("CS-101", "Algorithms", 30, 0),
-    "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None),
-    "courses.delete_course": (42,),
-    "enrollments.enroll": (4_242, 42, True),
+    "courses.create_course": ("CS-101", "Algorithms", 30, 0, "registrar"),
+    "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None, "registrar"),
+    "courses.delete_course": (42, "registrar"),
+    "enrollments.enroll": (4_242, 42, True, "registrar"),
     "enrollments.get_enrollment": (4_242, 42),
     "enrollments.list_student_courses": (4_242, 0, 51),
     "enrollments.list_course_students": (42, 9_000, 51),
-    "enrollments.delete_enrollment": (4_242, 42),
+    "enrollments.delete_enrollment": (4_242, 42, "registrar"),
     "waitlist.get_entry": (4_242, 42),
     "waitlist.list_student_waitlist": (4_242, 0, 51),
     "waitlist.list_course_waitlist": (42, 9_000, 51),  # a page in the middle of the queue
-    "waitlist.leave": (4_242, 42),
+    "waitlist.leave": (4_242, 42, "registrar"),
+    "events.list_events": (0, None, 101),
+    "events.list_student_events": (0, None, 101, 4_242, None),
+    "events.list_course_events": (0, ["enrollment.created"], 101, 42),
+    "events.newest_served": (),
+    "events.purge_events": ("2020-01-01T00:00:00+00:00",),
     "health.ping": (),
     "health.missing_tables": (["students", "courses", "student_courses"],),
 }
@@ -156,13 +161,24 @@ async def load(url: str) -> None:
                 " where not exists (select 1 from student_courses e"
                 "                   where e.student_id = s and e.course_id = c)"
             )
+            # The history those rows would have left: an event per enrollment
+            # and one per student and course, in transactions of ten.
+            await conn.execute(
+                "insert into events (id, type, at, student_id, course_id)"
+                " select ((1000 + n / 10)::bigint << 20) | (n % 10 + 1), 'enrollment.created',"
+                "        now() - (n || ' seconds')::interval, 1 + n % $1, 1 + n % $2"
+                " from generate_series(0, $3 - 1) n",
+                SIZES.students,
+                SIZES.courses,
+                SIZES.enrollments,
+            )
             await conn.execute(
                 "select setval(pg_get_serial_sequence('students', 'id'), $1),"
                 " setval(pg_get_serial_sequence('courses', 'id'), $2)",
                 SIZES.students,
                 SIZES.courses,
             )
-        await conn.execute("analyze students, courses, student_courses, course_waitlist")
+        await conn.execute("analyze students, courses, student_courses, course_waitlist, events")
     finally:
         await conn.close()
 

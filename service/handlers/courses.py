@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import validation as v
+from ..auth import actor
 from ..db import connection
 from ..errors import not_found
 from ..repositories import courses
@@ -29,6 +30,7 @@ async def create(request: web.Request) -> web.Response:
             title=data["title"],
             capacity=data.get("capacity"),
             waitlist_capacity=data.get("waitlist_capacity", 0),
+            actor=actor(request),
         )
     return render.json(course, status=201, headers={"Location": f"/courses/{course.id}"})
 
@@ -60,6 +62,7 @@ async def update(request: web.Request) -> web.Response:
             title=data.get("title"),
             capacity=data.get("capacity", courses.UNCHANGED),
             waitlist_capacity=data.get("waitlist_capacity"),
+            actor=actor(request),
         )
     if course is None:
         raise not_found(f"course {course_id} does not exist")
@@ -69,7 +72,7 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
     async with connection(request) as conn:
-        deleted = await courses.delete(conn, course_id=course_id)
+        deleted = await courses.delete(conn, course_id=course_id, actor=actor(request))
     if not deleted:
         raise not_found(f"course {course_id} does not exist")
     return web.Response(status=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import validation as v
+from ..auth import actor
 from ..db import connection
 from ..errors import Problem, not_found
 from ..keys import METRICS
@@ -32,6 +33,7 @@ async def enroll(request: web.Request) -> web.Response:
                 student_id=student_id,
                 course_id=course_id,
                 waitlist=data.get("waitlist", False),
+                actor=actor(request),
             )
     except Problem as problem:
         outcomes["full" if problem.status == 409 else "missing"].inc()
@@ -73,7 +75,9 @@ async def delete(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     course_id = v.path_id(request, "course_id", "enrollment in course")
     async with connection(request) as conn:
-        deleted = await enrollments.delete(conn, student_id=student_id, course_id=course_id)
+        deleted = await enrollments.delete(
+            conn, student_id=student_id, course_id=course_id, actor=actor(request)
+        )
     if not deleted:
         raise not_found(f"student {student_id} is not enrolled in course {course_id}")
     return web.Response(status=204)

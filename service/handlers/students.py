@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import validation as v
+from ..auth import actor
 from ..db import connection
 from ..errors import not_found
 from ..repositories import students
@@ -16,7 +17,7 @@ CREATE = {"name": v.text(1, 200), "email": v.email}
 async def create(request: web.Request) -> web.Response:
     data = v.fields(await v.json_object(request), CREATE, required=("name", "email"))
     async with connection(request) as conn:
-        student = await students.create(conn, **data)
+        student = await students.create(conn, **data, actor=actor(request))
     return render.json(student, status=201, headers={"Location": f"/students/{student.id}"})
 
 
@@ -41,7 +42,11 @@ async def update(request: web.Request) -> web.Response:
     data = v.fields(await v.json_object(request), CREATE, at_least_one=True)
     async with connection(request) as conn:
         student = await students.update(
-            conn, student_id=student_id, name=data.get("name"), email=data.get("email")
+            conn,
+            student_id=student_id,
+            name=data.get("name"),
+            email=data.get("email"),
+            actor=actor(request),
         )
     if student is None:
         raise not_found(f"student {student_id} does not exist")
@@ -51,7 +56,7 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     async with connection(request) as conn:
-        deleted = await students.delete(conn, student_id=student_id)
+        deleted = await students.delete(conn, student_id=student_id, actor=actor(request))
     if not deleted:
         raise not_found(f"student {student_id} does not exist")
     return web.Response(status=204)

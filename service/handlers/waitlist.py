@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import validation as v
+from ..auth import actor
 from ..db import connection
 from ..errors import not_found
 from ..repositories import waitlist
@@ -37,7 +38,9 @@ async def leave(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     course_id = v.path_id(request, "course_id", "waitlist of course")
     async with connection(request) as conn:
-        left = await waitlist.leave(conn, student_id=student_id, course_id=course_id)
+        left = await waitlist.leave(
+            conn, student_id=student_id, course_id=course_id, actor=actor(request)
+        )
     if not left:
         raise not_found(f"student {student_id} is not waiting for course {course_id}")
     return web.Response(status=204)

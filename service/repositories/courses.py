@@ -37,9 +37,10 @@ async def create(
     title: str,
     capacity: int | None,
     waitlist_capacity: int = 0,
+    actor: str,
 ) -> Course:
     try:
-        row = await conn.fetchrow(Q.create_course, code, title, capacity, waitlist_capacity)
+        row = await conn.fetchrow(Q.create_course, code, title, capacity, waitlist_capacity, actor)
     except asyncpg.UniqueViolationError:
         raise _code_taken(code) from None
     return Course(*row)
@@ -53,9 +54,10 @@ async def update(
     title: str | None,
     capacity: int | object | None = UNCHANGED,
     waitlist_capacity: int | None = None,
+    actor: str,
 ) -> Course | None:
     """Change the given fields; a raised capacity promotes from the waitlist at once."""
-    return await retried(_update, conn, course_id, code, title, capacity, waitlist_capacity)
+    return await retried(_update, conn, course_id, code, title, capacity, waitlist_capacity, actor)
 
 
 async def _update(
@@ -65,6 +67,7 @@ async def _update(
     title: str | None,
     capacity: int | object | None,
     waitlist_capacity: int | None,
+    actor: str,
 ) -> Course | None:
     set_capacity = capacity is not UNCHANGED
     try:
@@ -80,6 +83,7 @@ async def _update(
                 set_capacity,
                 capacity if set_capacity else None,
                 waitlist_capacity,
+                actor,
             )
             if row is not None and set_capacity:
                 row = await conn.fetchrow(Q.get_course, course_id)
@@ -100,9 +104,9 @@ async def _update(
     return Course(*row) if row else None
 
 
-async def delete(conn: asyncpg.Connection, *, course_id: int) -> bool:
-    return await retried(_delete, conn, course_id)
+async def delete(conn: asyncpg.Connection, *, course_id: int, actor: str) -> bool:
+    return await retried(_delete, conn, course_id, actor)
 
 
-async def _delete(conn: asyncpg.Connection, course_id: int) -> bool:
-    return await conn.fetchval(Q.delete_course, course_id) is not None
+async def _delete(conn: asyncpg.Connection, course_id: int, actor: str) -> bool:
+    return await conn.fetchval(Q.delete_course, course_id, actor) is not None

@@ -39,20 +39,20 @@ class _Raced(Exception):
 
 
 async def enroll(
-    conn: asyncpg.Connection, *, student_id: int, course_id: int, waitlist: bool
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, waitlist: bool, actor: str
 ) -> tuple[Enrollment | WaitlistEntry, Outcome]:
     """Enroll once, or wait for a seat when the course is full and `waitlist` asks."""
     try:
-        return await retried(_enroll, conn, student_id, course_id, waitlist, races=(_Raced,))
+        return await retried(_enroll, conn, student_id, course_id, waitlist, actor, races=(_Raced,))
     except _Raced:
         raise busy() from None
 
 
 async def _enroll(
-    conn: asyncpg.Connection, student_id: int, course_id: int, waitlist_: bool
+    conn: asyncpg.Connection, student_id: int, course_id: int, waitlist_: bool, actor: str
 ) -> tuple[Enrollment | WaitlistEntry, Outcome]:
     try:
-        row = await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_)
+        row = await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_, actor)
     except asyncpg.ForeignKeyViolationError as exc:
         if exc.constraint_name and "student_id" in exc.constraint_name:
             raise not_found(f"student {student_id} does not exist") from None
@@ -111,10 +111,10 @@ async def list_students_of_course(
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
-async def delete(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> bool:
+async def delete(conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str) -> bool:
     """Unenroll; the freed seat goes to the head of the queue in the same statement."""
-    return await retried(_delete, conn, student_id, course_id)
+    return await retried(_delete, conn, student_id, course_id, actor)
 
 
-async def _delete(conn: asyncpg.Connection, student_id: int, course_id: int) -> bool:
-    return await conn.fetchval(Q.delete_enrollment, student_id, course_id) is not None
+async def _delete(conn: asyncpg.Connection, student_id: int, course_id: int, actor: str) -> bool:
+    return await conn.fetchval(Q.delete_enrollment, student_id, course_id, actor) is not None

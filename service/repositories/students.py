@@ -27,28 +27,33 @@ async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
-async def create(conn: asyncpg.Connection, *, name: str, email: str) -> Student:
+async def create(conn: asyncpg.Connection, *, name: str, email: str, actor: str) -> Student:
     try:
-        row = await conn.fetchrow(Q.create_student, name, email)
+        row = await conn.fetchrow(Q.create_student, name, email, actor)
     except asyncpg.UniqueViolationError:
         raise _email_taken(email) from None
     return Student(*row)
 
 
 async def update(
-    conn: asyncpg.Connection, *, student_id: int, name: str | None, email: str | None
+    conn: asyncpg.Connection,
+    *,
+    student_id: int,
+    name: str | None,
+    email: str | None,
+    actor: str,
 ) -> Student | None:
     try:
-        row = await conn.fetchrow(Q.update_student, student_id, name, email)
+        row = await conn.fetchrow(Q.update_student, student_id, name, email, actor)
     except asyncpg.UniqueViolationError:
         raise _email_taken(email or "") from None
     return Student(*row) if row else None
 
 
-async def delete(conn: asyncpg.Connection, *, student_id: int) -> bool:
+async def delete(conn: asyncpg.Connection, *, student_id: int, actor: str) -> bool:
     """Delete; their seats go to the heads of the queues in the same statement."""
-    return await retried(_delete, conn, student_id)
+    return await retried(_delete, conn, student_id, actor)
 
 
-async def _delete(conn: asyncpg.Connection, student_id: int) -> bool:
-    return await conn.fetchval(Q.delete_student, student_id) is not None
+async def _delete(conn: asyncpg.Connection, student_id: int, actor: str) -> bool:
+    return await conn.fetchval(Q.delete_student, student_id, actor) is not None

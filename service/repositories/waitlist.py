@@ -42,9 +42,9 @@ async def list_students_of_course(
     return Page(items, shown[-1]["seq"] if len(rows) > limit else None)
 
 
-async def leave(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> bool:
-    return await retried(_leave, conn, student_id, course_id)
+async def leave(conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str) -> bool:
+    return await retried(_leave, conn, student_id, course_id, actor)
 
 
-async def _leave(conn: asyncpg.Connection, student_id: int, course_id: int) -> bool:
-    return await conn.fetchval(Q.leave, student_id, course_id) is not None
+async def _leave(conn: asyncpg.Connection, student_id: int, course_id: int, actor: str) -> bool:
+    return await conn.fetchval(Q.leave, student_id, course_id, actor) is not None

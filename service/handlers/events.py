@@ -1,0 +1,76 @@
+"""/events: the history of every change, as a feed to follow."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .. import validation as v
+from ..db import connection
+from ..errors import FieldError, Problem, invalid
+from ..keys import FEED
+from ..repositories import events
+from . import render
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_WAIT = 30
+TYPES = frozenset(
+    {
+        "student.created",
+        "student.updated",
+        "student.deleted",
+        "course.created",
+        "course.updated",
+        "course.deleted",
+        "enrollment.created",
+        "enrollment.deleted",
+        "waitlist.joined",
+        "waitlist.left",
+    }
+)
+QUERY = frozenset({"cursor", "limit", "student_id", "course_id", "type", "wait"})
+
+
+def _types(query) -> list[str] | None:
+    if "type" not in query:
+        return None
+    asked = [t.strip() for t in query["type"].split(",")]
+    unknown = [t for t in asked if t not in TYPES]
+    if unknown or not asked:
+        raise invalid([FieldError("type", f"must be a comma list of {', '.join(sorted(TYPES))}")])
+    return sorted(set(asked))
+
+
+async def list_(request: web.Request) -> web.Response:
+    query = request.query
+    after, limit = v.page_params(request, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    filters = {
+        "types": _types(query),
+        "student_id": v.query_id(query, "student_id"),
+        "course_id": v.query_id(query, "course_id"),
+    }
+    wait = v.query_integer(query, "wait", 0, MAX_WAIT) or 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        async with connection(request) as conn:
+            page = await events.page(conn, after=after, limit=limit, **filters)
+        if "cursor" in query and after < page.purged_through:
+            raise Problem(
+                410,
+                "the cursor points before the history kept (EVENTS_RETENTION_DAYS): "
+                "start again without a cursor",
+                "cursor-expired",
+            )
+        remaining = deadline - loop.time()
+        if page.items or remaining <= 0:
+            break
+        # Nothing yet: wait, holding no connection, for the feed to move past
+        # where this page ends, then read again.
+        after = page.next_after
+        await request.app[FEED].wait(after, remaining)
+    # Never null: on the last page, where to poll from next (the horizon is
+    # far above 0, so next_after always makes a valid cursor).
+    return render.json({"items": page.items, "next_cursor": v.encode_cursor(page.next_after)})

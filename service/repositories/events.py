@@ -1,0 +1,73 @@
+"""Events: the recorded history of every change, read as a feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from ..models import Event
+from ..sql import QUERIES
+
+Q = QUERIES.events
+
+
+@dataclass
+class FeedPage:
+    items: list[Event]
+    # Where the next page starts: the last event's id, or, when the page
+    # holds fewer than were asked for, the feed's horizon (everything below
+    # it has been read).
+    next_after: int
+    # Retention has deleted events up to this id: a cursor below it is expired.
+    purged_through: int
+
+
+async def page(
+    conn: asyncpg.Connection,
+    *,
+    after: int,
+    limit: int,
+    types: list[str] | None = None,
+    student_id: int | None = None,
+    course_id: int | None = None,
+) -> FeedPage:
+    if student_id is not None:
+        rows = await conn.fetch(Q.list_student_events, after, types, limit, student_id, course_id)
+    elif course_id is not None:
+        rows = await conn.fetch(Q.list_course_events, after, types, limit, course_id)
+    else:
+        rows = await conn.fetch(Q.list_events, after, types, limit)
+    items = [
+        Event(
+            r["id"],
+            r["type"],
+            r["at"],
+            r["actor"],
+            r["student_id"],
+            r["course_id"],
+            orjson.Fragment(r["data"]),
+        )
+        for r in rows
+        if r["id"] is not None
+    ]
+    below, purged_through = rows[0]["below"], rows[0]["purged_through"]
+    if len(items) == limit:
+        next_after = items[-1].id
+    else:
+        next_after = max(after, below - 1, items[-1].id if items else 0)
+    return FeedPage(items, next_after, purged_through)
+
+
+async def newest_served(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(Q.newest_served)
+
+
+# The events one purge_events statement looks at (its limit).
+PURGE_BATCH = 1000
+
+
+async def purge(conn: asyncpg.Connection, *, before: object) -> int:
+    """Delete what is from before `before` among the PURGE_BATCH oldest events; how many went."""
+    return await conn.fetchval(Q.purge_events, before)
