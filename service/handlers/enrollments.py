@@ -36,7 +36,8 @@ async def enroll(request: web.Request) -> web.Response:
                 actor=actor(request),
             )
     except Problem as problem:
-        outcomes["full" if problem.status == 409 else "missing"].inc()
+        if (refused := {409: "full", 404: "missing"}.get(problem.status)) is not None:
+            outcomes[refused].inc()
         raise
     outcomes[outcome.value].inc()
     status = OUTCOME_STATUS[outcome]
