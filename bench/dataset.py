@@ -15,6 +15,7 @@ next one, since a run uses its set up.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import random
@@ -52,6 +53,15 @@ class Sizes:
             f"{self.students:,} students (+{self.reserved:,} reserved), {self.courses:,} courses, "
             f"{self.enrollments:,} enrollments ({self.per_student} per student)"
         )
+
+
+def schema() -> str:
+    """A digest of the migrations the load ran on: a load on another schema is not reused."""
+    digest = hashlib.sha256()
+    for path in sorted(migrations.MIGRATIONS_DIR.glob("*.sql")):
+        if not path.name.endswith(".rollback.sql"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def url_for(server_url: str, database: str) -> str:
@@ -208,7 +218,7 @@ async def prepare(server_url: str, sizes: Sizes) -> str:
     admin = await asyncpg.connect(server_url)
     try:
         stored = await _stored(admin)
-        wanted = {"format": FORMAT, **asdict(sizes)}
+        wanted = {"format": FORMAT, "schema": schema(), **asdict(sizes)}
         if stored and {k: stored.get(k) for k in wanted} == wanted:
             print(f"reusing {DATABASE}: {sizes.describe()}")
             await _forget_bench_writes(url, sizes, datetime.fromisoformat(stored["loaded_at"]))

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bench import __main__ as bench
 from bench import dataset, wrk
+from service import migrations
 from service.embedded import free_port
 from tests.cli import REPO_ROOT
 from tests.migrating import connected
@@ -143,6 +144,19 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
     # Each server's output is kept next to the report.
     assert (tmp_path / "service.log").stat().st_size > 0
     assert (tmp_path / "reference.log").exists()
+
+
+def test_a_load_on_other_migrations_is_not_reused(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", tmp_path)
+    (tmp_path / "0001_a.sql").write_text("create table a ();")
+    loaded_on = dataset.schema()
+    (tmp_path / "0001_a.rollback.sql").write_text("drop table a;")
+    assert dataset.schema() == loaded_on
+    (tmp_path / "0002_b.sql").write_text("create table b ();")
+    assert dataset.schema() != loaded_on
+    (tmp_path / "0002_b.sql").unlink()
+    (tmp_path / "0001_a.sql").write_text("create table a (id int);")
+    assert dataset.schema() != loaded_on
 
 
 def test_without_wrk_it_says_how_to_install_it(monkeypatch, tmp_path: Path, capsys):
