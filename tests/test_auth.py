@@ -154,9 +154,9 @@ UNAUTHORIZED = [
 
 async def test_every_protected_route_refuses_a_request_without_a_valid_token(secured, db):
     protected = [(m, t) for m, t in routes(secured) if t not in PUBLIC_PATHS]
-    # 19 resource operations and /metrics, and HEAD beside each of their 11 GETs:
-    # nothing is left out of the check.
-    assert len(protected) == 31, protected
+    # 20 resource operations (the feed among them) and /metrics, and HEAD beside
+    # each of their 12 GETs: nothing is left out of the check.
+    assert len(protected) == 33, protected
 
     for headers, error in UNAUTHORIZED:
         for method, template in protected:
@@ -195,7 +195,7 @@ async def test_read_token_may_read_everything(secured):
     ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
 
     reads = [(m, t) for m, t in routes(secured) if m == "GET"]
-    assert len(reads) == 14, reads
+    assert len(reads) == 15, reads
     for method, template in reads:
         response = await call(secured, method, template, bearer(DASHBOARD.secret), **ids)
         assert response.status == 200, (template, await response.text())
