@@ -42,6 +42,8 @@ CONTRACT = {
     ("GET", "/students/{student_id}/waitlist/{course_id}"): {"200", "404"} | DB,
     ("DELETE", "/students/{student_id}/waitlist/{course_id}"): {"204", "404"} | DB,
     ("GET", "/courses/{course_id}/waitlist"): {"200", "404", "422"} | DB,
+    # The change feed: 410 for a cursor from before the history kept (retention).
+    ("GET", "/events"): {"200", "410", "422"} | DB,
     ("GET", "/healthz"): {"200"},
     ("GET", "/readyz"): {"200", "503"},
     ("GET", "/openapi.json"): {"200"},
