@@ -23,6 +23,11 @@ acceptable answers to schema-valid requests: schemathesis allows them by default
 and the contract says so. Two kinds of schema-valid input are rejected by the contract
 on purpose, and `rejected_by_contract` names them.
 
+GET /events is explored like the lists, on the events the seeding recorded. Its
+long poll (`wait`, up to 30 seconds) would make every case with an empty page wait
+out its full `wait`: `short_wait` turns every valid `wait` into 0 or 1 second before
+the request is sent, in every phase, and leaves invalid ones as they are.
+
 `make fuzz` runs the same test with FUZZ_EXAMPLES (default 1000) fuzzed requests
 per operation instead of 25. The number of generated requests is printed at the
 end of the run and written to .data/contract-cases.json.
@@ -84,6 +89,8 @@ class Seed:
     student_ids: list[int] = dataclasses.field(default_factory=list)
     course_ids: list[int] = dataclasses.field(default_factory=list)
     cursor: str = ""
+    # A next_cursor of GET /events, three events into the seeded history.
+    event_cursor: str = ""
 
 
 SEED = Seed()
@@ -144,15 +151,20 @@ def seed(base: str) -> None:
     """Students 1-4 and courses 1-4, created through the API.
 
     Courses 1 and 3 are full; course 1 has a waitlist of two, full too (students
-    2 and 3 wait, in that order), so every waitlist operation has real data.
+    2 and 3 wait, in that order), so every waitlist operation has real data. Then
+    a student, a course and their history come and go, so that GET /events has
+    every type of event to answer with.
     """
     with requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {TOKEN.secret}"
 
-        def post(path: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
-            response = http.post(f"{base}{path}", json=body, timeout=10)
+        def call(method: str, path: str, body: Any = None, status: int = 204) -> Any:
+            response = http.request(method, f"{base}{path}", json=body, timeout=10)
             assert response.status_code == status, response.text
-            return response.json()
+            return response.json() if response.content else None
+
+        def post(path: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+            return call("POST", path, body, status)
 
         students = [
             post("/students", {"name": f"Student {n}", "email": f"student{n}@example.org"})["id"]
@@ -179,14 +191,50 @@ def seed(base: str) -> None:
         for student in (1, 2):
             body = {"course_id": courses[0], "waitlist": True}
             post(f"/students/{students[student]}/courses", body, status=202)
+        record_every_kind_of_event(call, courses[1])
         page = http.get(f"{base}/students", params={"limit": 1}, timeout=10)
         assert page.status_code == 200, page.text
+        events = http.get(f"{base}/events", params={"limit": 3}, timeout=10)
+        assert events.status_code == 200, events.text
+        assert len(events.json()["items"]) == 3, events.text
     SEED.student_ids, SEED.course_ids = students, courses
     SEED.cursor = page.json()["next_cursor"]
+    SEED.event_cursor = events.json()["next_cursor"]
+
+
+def record_every_kind_of_event(call, open_course: int) -> None:
+    """Every type of event, with every `via` and `reason`, about rows that are gone after.
+
+    Leaves the students and courses the seeding made as they were (the student
+    enrolled in `open_course`, which has no capacity, is deleted again).
+    """
+    x = call("POST", "/students", {"name": "X", "email": "x@example.org"}, 201)["id"]
+    y = call("POST", "/students", {"name": "Y", "email": "y@example.org"}, 201)["id"]
+    z = call("POST", "/courses", {"code": "Z", "title": "Z", "capacity": 1}, 201)["id"]
+    call("PATCH", f"/students/{x}", {"email": "x2@example.org"}, 200)  # fields [email]
+    call("PATCH", f"/courses/{z}", {"title": "Zed", "waitlist_capacity": 2}, 200)
+    wait = {"course_id": z, "waitlist": True}
+    call("POST", f"/students/{x}/courses", wait, 201)
+    call("POST", f"/students/{y}/courses", wait, 202)  # waitlist.joined
+    call("DELETE", f"/students/{x}/courses/{z}")  # dropped; y: promoted, via waitlist
+    call("POST", f"/students/{x}/courses", wait, 202)
+    call("DELETE", f"/students/{x}/waitlist/{z}")  # waitlist.left: left
+    call("POST", f"/students/{x}/courses", wait, 202)
+    call("DELETE", f"/students/{x}")  # waitlist.left: student_deleted
+    call("POST", f"/students/{y}/courses", {"course_id": open_course}, 201)
+    call("DELETE", f"/courses/{z}")  # y's enrollment: course_deleted
+    call("DELETE", f"/students/{y}")  # y's other enrollment: student_deleted
+    recorded = {e["type"] for e in call("GET", "/events?limit=1000", status=200)["items"]}
+    assert recorded == set(SECURED.raw_schema["components"]["schemas"]["EventType"]["enum"])
 
 
 def _is_id(value: Any) -> bool:
     return type(value) is int and 1 <= value <= 2**63 - 1
+
+
+def _issued_cursor(case: schemathesis.Case) -> str:
+    """The cursor the seeding got from this operation's own kind of page."""
+    return SEED.event_cursor if case.operation.path == "/events" else SEED.cursor
 
 
 def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
@@ -194,7 +242,8 @@ def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
 
     Only values that are already valid are swapped for other valid values, so a
     negative case stays negative and a positive one positive. Without this, random
-    64-bit ids would almost never name an existing student or course.
+    64-bit ids would almost never name an existing student or course (in a path,
+    a body, or the feed's student_id and course_id filters).
     """
     if case.meta is None or case.meta.phase.name != TestPhase.FUZZING:
         return st.just(case)
@@ -206,8 +255,13 @@ def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
     body = case.body if isinstance(case.body, dict) else {}
     if _is_id(body.get("course_id")):
         draws["body:course_id"] = st.sampled_from([body["course_id"], *SEED.course_ids])
-    if isinstance((case.query or {}).get("cursor"), str):
-        draws["query:cursor"] = st.sampled_from([case.query["cursor"], SEED.cursor])
+    query = case.query or {}
+    if isinstance(query.get("cursor"), str):
+        draws["query:cursor"] = st.sampled_from([query["cursor"], _issued_cursor(case)])
+    for name in ("student_id", "course_id"):
+        if _is_id(query.get(name)):
+            pool = SEED.student_ids if name == "student_id" else SEED.course_ids
+            draws[f"query:{name}"] = st.sampled_from([query[name], *pool])
     if not draws:
         return st.just(case)
 
@@ -234,6 +288,7 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
 
     - An integral float such as 7.0 for an integer field: JSON Schema counts it
       as an integer, the contract (and the document's descriptions) say it is not.
+      The same in the query: `limit`, the feed's `wait`, `student_id`, `course_id`.
     - A cursor the server never issued: the document can only say "string", the
       contract says a malformed cursor is 422.
     """
@@ -243,11 +298,28 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
         if isinstance(body.get(name), float):
             fields.add(name)
     query = case.query or {}
-    if isinstance(query.get("limit"), float):
-        fields.add("limit")
-    if "cursor" in query and query["cursor"] != SEED.cursor:
+    for name in ("limit", "wait", "student_id", "course_id"):
+        if isinstance(query.get(name), float):
+            fields.add(name)
+    if "cursor" in query and query["cursor"] != _issued_cursor(case):
         fields.add("cursor")
     return fields
+
+
+def short_wait(case: schemathesis.Case) -> None:
+    """Make a valid `wait` of GET /events 0 or 1 second: even values 0, odd ones 1.
+
+    A case whose page is empty (a filter that matches nothing, say) waits out its
+    `wait`; at up to 30 seconds a case, the run would take hours. An invalid value
+    (negative, above 30, a fraction, not a number) is left as it is, so a negative
+    case stays negative, and a valid one stays valid.
+    """
+    query = case.query or {}
+    value = query.get("wait")
+    if type(value) is int and 0 <= value <= 30:
+        query["wait"] = value % 2
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= 30:
+        query["wait"] = str(int(value) % 2)
 
 
 SETTINGS = settings(
@@ -266,6 +338,7 @@ SETTINGS = settings(
 
 
 def call_and_check(case: schemathesis.Case, base_url: str, instance: str) -> None:
+    short_wait(case)
     mode = case.meta.generation.mode if case.meta else None
     contract_rejects = rejected_by_contract(case) if mode and mode.is_positive else set()
     if contract_rejects:
