@@ -64,5 +64,6 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(db.watchdog)
     app.cleanup_ctx.append(feed.watcher)
     app.cleanup_ctx.append(feed.retention)
+    app.on_shutdown.append(feed.answer_long_polls)
     routes.setup(app)
     return app

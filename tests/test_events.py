@@ -361,3 +361,20 @@ async def test_retention_deletes_old_events_and_a_cursor_before_them_is_410(
     fresh = await client.get("/events", params={"cursor": kept_cursor})
     assert [e["student_id"] for e in (await fresh.json())["items"]] == [recent["id"]]
     assert len(old) == 3
+
+
+async def test_a_server_shutting_down_answers_its_long_polls_at_once(database_url, tmp_path):
+    from .test_logs import session, stop
+    from .test_shutdown import serving
+
+    async with serving(database_url, tmp_path) as server:
+        async with session(server) as http:
+            cursor = (await (await http.get("/events")).json())["next_cursor"]
+            poll = asyncio.create_task(http.get("/events", params={"cursor": cursor, "wait": 30}))
+            await asyncio.sleep(0.5)  # the poll is waiting
+            started = time.monotonic()
+            await stop(server)
+            response = await poll
+            assert response.status == 200
+            assert (await response.json())["items"] == []
+            assert time.monotonic() - started < 5

@@ -65,7 +65,7 @@ async def list_(request: web.Request) -> web.Response:
                 "cursor-expired",
             )
         remaining = deadline - loop.time()
-        if page.items or remaining <= 0:
+        if page.items or remaining <= 0 or request.app[FEED].stopping:
             break
         # Nothing yet: wait, holding no connection, for the feed to move past
         # where this page ends, then read again.
