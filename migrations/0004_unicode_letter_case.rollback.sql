@@ -1,8 +1,8 @@
 -- Back to 0001's uniqueness by lower(email) and lower(code), without fold_case().
 --
 -- Stops and changes nothing if two rows differ under fold_case() but not
--- under this database's lower(): with en_US.UTF-8, say, İx and ix (lower('İ')
--- is i there, while İ has no simple case folding).
+-- under this database's lower(): with the locale C.UTF-8, say, İx and ix
+-- (lower('İ') is i there, while İ has no simple case folding).
 
 set local lock_timeout = '5s';
 

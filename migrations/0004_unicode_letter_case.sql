@@ -13,11 +13,11 @@
 -- Simple folding maps one character to one: É and é, Ж and ж, ẞ and ß, Σ and
 -- ς fold alike; ß and ss do not, nor i and ı, nor i and İ.
 --
--- The table in fold_case() was printed by tests/fold_case_table.py with
--- Python 3.11's unicodedata (Unicode 14.0): a character's simple folding is
--- its casefold() when that is one character, else its lower() when that is
--- one character, else itself. The tests compare the function with Python for
--- every code point.
+-- The statement creating fold_case() was printed by tests/fold_case_table.py
+-- (.venv/bin/python -m tests.fold_case_table) from Python 3.11's unicodedata,
+-- Unicode 14.0: a character's simple folding is its casefold() when that is
+-- one character, else its lower() when that is one character, else itself.
+-- The tests compare the function with Python for every code point.
 --
 -- Existing rows that differ only in letter case under the new rule would
 -- break the new indexes: then the migration stops with an error naming them
@@ -265,7 +265,7 @@ begin
             clash.source, ids, clash.what, vals);
     end loop;
     if total > 5 then
-        named := named || format('and %s more', total - 5);
+        named := named || format('and %s more groups like these', total - 5);
     end if;
     if total > 0 then
         raise exception '%', array_to_string(named, '; ')

@@ -378,7 +378,7 @@ async def test_many_collisions_are_named_up_to_five_and_counted(empty_database):
             for n in range(5)
         ]
         # Students come first; three more pairs of students and the courses are only counted.
-        assert named[5:] == ["and 4 more"]
+        assert named[5:] == ["and 4 more groups like these"]
         assert "then apply 0004_unicode_letter_case again" in caught.value.diag.message_hint
         assert await applied(dsn) == UP_TO_CAPACITY
 
