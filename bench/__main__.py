@@ -19,6 +19,13 @@ students into one course without a capacity, empty or holding
 courses with long queues, so every drop promotes a student. They are judged
 against other scenarios of the same run (COMPARISONS) and run interleaved
 with them, round by round.
+
+The feed scenario (issue 17) runs the enroll load against the service alone
+(the reference has no /events) while a follower in this process reads
+GET /events, and reports how long after its commit each enrollment's event
+reached the follower (bench/feed.py): a row of the main table for the load,
+a table of its own for the lag, a verdict against FEED_TARGET_LAG. It runs
+interleaved with enroll, round by round, whose req/s it is shown against.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import shutil
 import statistics
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,7 +48,7 @@ import asyncpg
 
 from service.embedded import EmbeddedPostgres, free_port
 
-from . import dataset, servers, wrk
+from . import dataset, feed, servers, wrk
 from .servers import ROOT, RssSampler, Server
 
 OUT = ROOT / ".data" / "bench"
@@ -62,6 +69,14 @@ COMPARISONS = (
     ("hot-course-empty", "enroll", None),
     ("hot-course-prefilled", "enroll", None),
 )
+# The feed scenario's target: the follower gets an enrollment's event within
+# this many seconds of its commit at the 99th percentile, under the enroll
+# load. Its load's req/s is shown against FEED_BASELINE's, with no target.
+FEED_TARGET_LAG = 1.0
+FEED_BASELINE = "enroll"
+SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
+# Scenarios shown against one another, run in the same block (see run_order).
+RELATED = (*((s, b) for s, b, _ in COMPARISONS), (feed.SCENARIO, FEED_BASELINE))
 
 
 def _positive(text: str) -> int:
@@ -119,8 +134,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     load.add_argument(
         "--scenarios",
-        default=",".join(wrk.SCENARIOS),
-        help=f"comma-separated, from {', '.join(wrk.SCENARIOS)}",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {', '.join(SCENARIOS)}",
     )
     load.add_argument(
         "--soak",
@@ -136,7 +151,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if unknown := set(args.scenarios) - set(wrk.SCENARIOS):
+    if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if args.per_student > args.courses:
         parser.error("--per-student cannot exceed --courses (the courses are distinct)")
@@ -158,8 +173,11 @@ class Row:
     # Server CPU time per request, in microseconds: the serving processes'
     # user+system time over a run divided by the requests answered. Steadier
     # than req/s on a shared machine, since it does not depend on who else
-    # got the cores.
+    # got the cores. In the feed scenario, the follower's page reads are
+    # part of that time, divided by the enroll requests alone.
     cpu_us: list[float]
+    # The feed scenario's follower, one per round.
+    followed: list[feed.Followed] = field(default_factory=list)
 
     def values(self, attribute: str) -> list[float]:
         """One value per round: cpu_us, or a wrk.Result attribute."""
@@ -244,9 +262,66 @@ def table(rows: list[Row]) -> list[tuple[str, ...]]:
     return cells
 
 
-def text_table(cells: list[tuple[str, ...]]) -> str:
-    rows = [HEADER, *cells]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+FEED_HEADER = (
+    "scenario",
+    "server",
+    "events followed",
+    "lag p50",
+    "lag p99",
+    "lag max",
+    "page reads/s",
+    "enroll req/s",
+    f"req/s vs {FEED_BASELINE}",
+)
+
+
+def _lags(row: Row) -> list[float]:
+    """Every round's lags together: the percentiles are over all the events followed."""
+    return [lag for followed in row.followed for lag in followed.lags]
+
+
+def feed_table(rows: list[Row]) -> list[tuple[str, ...]]:
+    """The feed scenario's row of FEED_HEADER, if it ran."""
+    baseline = {row.server: row for row in rows if row.scenario == FEED_BASELINE}
+    cells = []
+    for row in rows:
+        if row.scenario != feed.SCENARIO:
+            continue
+        lags = _lags(row)
+        pages = sum(f.pages for f in row.followed)
+        seconds = sum(f.seconds for f in row.followed)
+        cells.append(
+            (
+                row.scenario,
+                row.server,
+                f"{len(lags):,}",
+                *(
+                    _latency(feed.percentile(lags, share)) if lags else "-"
+                    for share in (0.5, 0.99, 1)
+                ),
+                f"{pages / seconds:,.0f}" if seconds else "-",
+                f"{row.median('requests_per_sec'):,.0f}",
+                _vs_ref(row, baseline.get(row.server), "requests_per_sec"),
+            )
+        )
+    return cells
+
+
+def feed_caption(rows: list[Row]) -> str:
+    offsets = [f.clock_offset for row in rows for f in row.followed]
+    return (
+        f"{feed.SCENARIO}: the {feed.LOAD} load on the service while a follower reads "
+        f"GET /events (limit {feed.LIMIT}, wait {feed.WAIT}); an event's lag is from its `at` "
+        "(its transaction's start: the lag is over by the transaction's duration) to the "
+        "receipt of its page, percentiles over every round's events; page reads/s: pages "
+        "asked for per second of load; the database's clock minus the bench's: up to "
+        f"{max(map(abs, offsets), default=0) * 1e3:.3f} ms, taken out"
+    )
+
+
+def text_table(cells: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:
+    rows = [header, *cells]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
         # Names to the left, numbers to the right.
@@ -255,11 +330,11 @@ def text_table(cells: list[tuple[str, ...]]) -> str:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         )
 
-    return "\n".join([line(HEADER), "  ".join("-" * w for w in widths), *map(line, cells)])
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, cells)])
 
 
-def markdown_table(cells: list[tuple[str, ...]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * 2 + " ---: |" * 9]
+def markdown_table(cells: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * 2 + " ---: |" * (len(header) - 2)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
@@ -272,8 +347,8 @@ def verdicts(rows: list[Row]) -> list[str]:
     """Each targeted scenario against its targets: met or NOT met.
 
     Issue 4's against the reference, then COMPARISONS: those with a target
-    as a verdict, the others as information, and a warning for any run that
-    ran past the data prepared for it.
+    as a verdict, the others as information; the feed's lag (issue 17); and
+    a warning for any run that ran past the data prepared for it.
     """
     reference = {row.scenario: row for row in rows if row.server == "reference"}
     lines = []
@@ -309,6 +384,10 @@ def verdicts(rows: list[Row]) -> list[str]:
             f"{line} (target >= {target}; the reference's {theirs:.3f}), {errors} non-2xx "
             f"and socket errors in the two (target 0): {'met' if met else 'NOT met'}"
         )
+    by_key = {(row.scenario, row.server): row for row in rows}
+    for row in rows:
+        if row.scenario == feed.SCENARIO:
+            lines.append(feed_verdict(row, by_key.get((FEED_BASELINE, row.server))))
     for row in rows:
         if past_end := sum(r.past_end for r in row.results):
             lines.append(
@@ -318,17 +397,45 @@ def verdicts(rows: list[Row]) -> list[str]:
     return lines
 
 
+def feed_verdict(row: Row, baseline: Row | None) -> str:
+    """The feed scenario against FEED_TARGET_LAG, and every recorded event followed once."""
+    lags = _lags(row)
+    p99 = feed.percentile(lags, 0.99) if lags else math.inf
+    recorded = sum(f.recorded for f in row.followed)
+    out_of_order = sum(f.out_of_order for f in row.followed)
+    behind = sum(not f.caught_up for f in row.followed)
+    errors = _errors(row) + sum(f.failed_reads for f in row.followed)
+    complete = len(lags) == recorded and out_of_order == 0 and behind == 0
+    met = p99 < FEED_TARGET_LAG and complete and errors == 0
+    line = (
+        f"{row.scenario}: lag p99 {p99 * 1e3:.1f} ms (target < {FEED_TARGET_LAG * 1e3:.0f} ms); "
+        f"{len(lags):,} {feed.EVENT} events followed of the {recorded:,} recorded, "
+        f"{out_of_order} out of order"
+    )
+    if behind:
+        line += f", {behind} run(s) not caught up {feed.DRAIN_WITHIN:g} s after the load"
+    line += (
+        " (target: all, in order); "
+        f"{errors} non-2xx, socket errors and failed page reads (target 0)"
+    )
+    if baseline is not None:
+        rate = paired_ratio(row.values("requests_per_sec"), baseline.values("requests_per_sec"))
+        line += f"; {feed.LOAD} req/s {rate:.3f} of {baseline.scenario}'s (no target)"
+    return f"{line}: {'met' if met else 'NOT met'}"
+
+
 def run_order(scenarios: list[str]) -> list[list[str]]:
     """The scenarios in blocks, each block's scenarios measured round by round together.
 
-    Scenarios that COMPARISONS relate share a block, so that each round runs
-    both within a few minutes and their ratio is paired like the one with the
-    reference; any other scenario is a block of its own, in the order given.
+    Scenarios that RELATED relates (COMPARISONS, the feed and its baseline)
+    share a block, so that each round runs both within a few minutes and
+    their ratio is paired like the one with the reference; any other
+    scenario is a block of its own, in the order given.
     """
     blocks: list[list[str]] = []
     for scenario in scenarios:
-        related = {b for s, b, _ in COMPARISONS if s == scenario}
-        related |= {s for s, b, _ in COMPARISONS if b == scenario}
+        related = {b for s, b in RELATED if s == scenario}
+        related |= {s for s, b in RELATED if b == scenario}
         joined = [block for block in blocks if related & set(block)]
         for block in joined[1:]:
             joined[0] += block
@@ -488,32 +595,50 @@ def main(argv: list[str] | None = None) -> int:
                 runs = plan.get((row.scenario, server.name, round_, warmup))
                 return runs.wrk_args() if runs else []
 
+            # The feed scenario is the enroll load with a follower of the feed.
+            load = feed.LOAD if row.scenario == feed.SCENARIO else row.scenario
+
+            def run() -> wrk.Result:
+                return wrk.run(
+                    server.url,
+                    load,
+                    seed=next(seeds),
+                    seconds=seconds,
+                    data=data(False),
+                    **options,
+                )
+
             if args.warmup > 0:
                 wrk.run(
                     server.url,
-                    row.scenario,
+                    load,
                     seed=next(seeds),
                     seconds=args.warmup,
                     data=data(True),
                     **options,
                 )
             cpu_before = server.cpu_seconds()
-            result = wrk.run(
-                server.url,
-                row.scenario,
-                seed=next(seeds),
-                seconds=seconds,
-                data=data(False),
-                **options,
-            )
+            followed = None
+            if row.scenario == feed.SCENARIO:
+                result, followed = feed.measure(server.url, token, url, run)
+                row.followed.append(followed)
+            else:
+                result = run()
             cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
             row.results.append(result)
             row.cpu_us.append(cpu_us)
-            print(
+            line = (
                 f"  {row.scenario:<20} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
-                f"  p99 {_latency(result.p99)}  CPU {cpu_us:.0f} us/req",
-                flush=True,
+                f"  p99 {_latency(result.p99)}  CPU {cpu_us:.0f} us/req"
             )
+            if followed is not None:
+                lags = followed.lags
+                line += (
+                    f"  followed {len(lags):,} of {followed.recorded:,} events, lag p99 "
+                    f"{_latency(feed.percentile(lags, 0.99)) if lags else '-'}, "
+                    f"{followed.pages_per_sec:,.0f} page reads/s"
+                )
+            print(line, flush=True)
 
         if args.soak:
             print(f"soak: student-courses against the service for {args.soak_seconds:g} s")
@@ -534,25 +659,34 @@ def main(argv: list[str] | None = None) -> int:
             assert reference is not None
             duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
-            pairs = {
-                scenario: (Row(scenario, "reference", [], []), Row(scenario, "service", [], []))
+            # The reference has no feed: the feed scenario runs on the service alone.
+            servers_of = {
+                scenario: [service] if scenario == feed.SCENARIO else [reference, service]
                 for scenario in args.scenarios
+            }
+            by_key = {
+                (scenario, server.name): Row(scenario, server.name, [], [])
+                for scenario, measured in servers_of.items()
+                for server in measured
             }
             for block in run_order(args.scenarios):
                 for round_ in range(args.rounds):
                     for scenario in block:
                         # Reference first in even rounds, service first in odd ones.
-                        order = [(pairs[scenario][0], reference), (pairs[scenario][1], service)]
+                        order = [(by_key[scenario, s.name], s) for s in servers_of[scenario]]
                         for row, server in order if round_ % 2 == 0 else order[::-1]:
                             measure(row, server, args.duration, round_)
-            rows = [row for pair in pairs.values() for row in pair]
+            rows = list(by_key.values())
             sampler.sample()
             memory = memory_lines(sampler) + verdicts(rows)
             report = args.out / "last.md"
 
     cells = table(rows)
+    feed_cells = feed_table(rows)
     print()
     print(text_table(cells))
+    if feed_cells:
+        print(f"\n{feed_caption(rows)}\n{text_table(feed_cells, FEED_HEADER)}")
     print()
     print("\n".join(memory))
     facts = (
@@ -563,9 +697,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.warmup:g} s warm-up, {args.rounds} round(s), medians (ratios: of per-round ratios); "
         f"PostgreSQL {version}; {sizes.describe()}{runs_facts(plan)}"
     )
+    tables = markdown_table(cells)
+    if feed_cells:
+        tables += f"\n\n{feed_caption(rows)}\n\n{markdown_table(feed_cells, FEED_HEADER)}"
     report.write_text(
         f"Benchmark of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}`\n\n"
-        f"{facts}\n\n{markdown_table(cells)}\n\n" + "".join(f"- {m}\n" for m in memory),
+        f"{facts}\n\n{tables}\n\n" + "".join(f"- {m}\n" for m in memory),
         encoding="utf-8",
     )
     shown = report.relative_to(ROOT) if report.is_relative_to(ROOT) else report

@@ -1,4 +1,4 @@
-"""`make bench`: the harness runs end to end and judges a run by issues 4 and 16's targets.
+"""`make bench`: the harness runs end to end and judges a run by issues 4, 16 and 17's targets.
 
 The run here is tiny (1,000 students, 1 s per run) and proves the harness
 works on a fresh clone, not the service's speed: speed is only ever judged
@@ -12,15 +12,19 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from bench import __main__ as bench
-from bench import dataset, wrk
+from bench import dataset, feed, wrk
 from service import migrations
 from service.embedded import free_port
+from service.validation import encode_cursor
 from tests.cli import REPO_ROOT
 from tests.migrating import connected
 
@@ -29,17 +33,25 @@ needs_wrk = pytest.mark.skipif(
 )
 
 
-def _markdown_rows(report: str) -> dict[tuple[str, str], list[str]]:
-    rows = {}
+def _markdown_rows(report: str, header: tuple[str, ...]) -> dict[tuple[str, str], list[str]]:
+    """The rows of the report's table with this header, by scenario and server."""
+    rows: dict[tuple[str, str], list[str]] | None = None
     for line in report.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and cells[1] in ("reference", "service"):
+        if not line.startswith("| "):
+            if rows is not None:
+                return rows
+        elif tuple(cells) == header:
+            rows = {}
+        elif rows is not None and cells[1] in ("reference", "service"):
             rows[cells[0], cells[1]] = cells
+    assert rows is not None, f"no table headed {header} in:\n{report}"
     return rows
 
 
 @needs_wrk
 async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tmp_path: Path):
+    """Both servers in every scenario, but the feed: the service alone, with its follower."""
     command = [
         sys.executable,
         "-m",
@@ -116,24 +128,52 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
 
     report = (tmp_path / "last.md").read_text(encoding="utf-8")
     assert "1 worker(s) per server" in report and "2 round(s)" in report
-    rows = _markdown_rows(report)
-    assert set(rows) == {(s, server) for s in wrk.SCENARIOS for server in ("reference", "service")}
-    for (_, server), cells in rows.items():
+    rows = _markdown_rows(report, bench.HEADER)
+    assert set(rows) == {
+        *((s, server) for s in wrk.SCENARIOS for server in ("reference", "service")),
+        ("feed", "service"),
+    }
+    for (scenario, server), cells in rows.items():
         requests_per_sec, non_2xx, socket_errors = cells[2], cells[5], cells[6]
         assert float(requests_per_sec.replace(",", "")) > 0, cells
         # The harness sends valid tokens, ids and bodies: every answer is 2xx.
         assert (non_2xx, socket_errors) == ("0", "0/0/0/0"), cells
+        if scenario == "feed":
+            # No reference to compare with.
+            assert (cells[7], cells[8], cells[10]) == ("-", "-", "-"), cells
+            continue
         ratios = [float(c) for c in (cells[7], cells[8], cells[10])]
         if server == "reference":
             assert ratios == [1.0, 1.0, 1.0]
         else:
             assert all(r > 0 for r in ratios), cells
+    # The follower saw the enrollments, each some time after its transaction began.
+    ((_, _, followed, *lags, pages_per_sec, requests_per_sec, vs_enroll),) = _markdown_rows(
+        report, bench.FEED_HEADER
+    ).values()
+    assert int(followed.replace(",", "")) > 0
+    assert all(_seconds(lag) > 0 for lag in lags), lags
+    assert _seconds(lags[0]) <= _seconds(lags[1]) <= _seconds(lags[2]), lags
+    assert float(pages_per_sec.replace(",", "")) > 0
+    assert requests_per_sec == rows["feed", "service"][2] and float(vs_enroll) > 0
     verdicts = [line for line in report.splitlines() if line.endswith("met")]
     assert [line.split(":")[0].lstrip("- ") for line in verdicts] == [
         *bench.TARGET_SCENARIOS,
         "hot-course-prefilled",
         "drop-promote",
+        "feed",
     ]
+    # Speed is not judged here, but whether the follower got every event
+    # exactly once, in order, and every page it asked for, is.
+    (feed_verdict,) = (line for line in verdicts if line.startswith("- feed: lag p99 "))
+    assert " ms (target < 1000 ms); " in feed_verdict
+    assert f"{followed} enrollment.created events followed of the {followed} recorded, " in (
+        feed_verdict
+    )
+    assert "0 out of order (target: all, in order); 0 non-2xx, socket errors and failed " in (
+        feed_verdict
+    )
+    assert "; enroll req/s " in feed_verdict and " of enroll's (no target): " in feed_verdict
     assert "hot-course-prefilled: req/s " in report and " of hot-course-empty's" in report
     assert "drop-promote: req/s " in report and " of enroll's (target >= 0.7" in report
     for hot in dataset.HOT_SCENARIOS:
@@ -144,6 +184,14 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
     # Each server's output is kept next to the report.
     assert (tmp_path / "service.log").stat().st_size > 0
     assert (tmp_path / "reference.log").exists()
+
+
+def _seconds(latency: str) -> float:
+    """A latency as the report shows it (12us, 3.45ms, 1.20s), in seconds."""
+    for unit, scale in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0)):
+        if latency.endswith(unit):
+            return float(latency.removesuffix(unit)) * scale
+    raise AssertionError(f"not a latency: {latency!r}")
 
 
 def test_a_load_on_other_migrations_is_not_reused(monkeypatch, tmp_path: Path):
@@ -253,16 +301,119 @@ def test_a_run_past_its_data_is_reported():
 
 
 def test_compared_scenarios_run_interleaved_and_the_others_alone():
-    assert bench.run_order(list(wrk.SCENARIOS)) == [
+    assert bench.run_order(list(bench.SCENARIOS)) == [
         ["student-courses"],
-        ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote"],
+        ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "feed"],
         ["course-students"],
         ["healthz"],
     ]
+    assert bench.run_order(["feed", "healthz", "enroll"]) == [["feed", "enroll"], ["healthz"]]
     assert bench.run_order(["drop-promote", "hot-course-prefilled", "enroll"]) == [
         ["drop-promote", "hot-course-prefilled", "enroll"]
     ]
     assert bench.run_order(["healthz", "drop-promote"]) == [["healthz"], ["drop-promote"]]
+
+
+def _feed_row(lags: list[list[float]], rates: list[float], **followed) -> bench.Row:
+    row = _row("feed", "service", rates, [0.01] * len(rates))
+    row.followed = [
+        feed.Followed(
+            lags=round_lags, pages=100, seconds=10.0, recorded=len(round_lags), **followed
+        )
+        for round_lags in lags
+    ]
+    return row
+
+
+def test_the_feed_is_judged_by_the_p99_of_every_event_and_shown_against_enroll():
+    enroll = _row("enroll", "service", [1000, 2000], [0.01, 0.01])
+    # 200 events over two rounds: the 198th of them in order is p99.
+    lags = [[0.001 * i for i in range(1, 101)], [0.5 + 0.001 * i for i in range(1, 101)]]
+    row = _feed_row(lags, [900, 1600])
+    (line,) = bench.verdicts([row, enroll])
+    assert line == (
+        "feed: lag p99 598.0 ms (target < 1000 ms); 200 enrollment.created events followed of "
+        "the 200 recorded, 0 out of order (target: all, in order); 0 non-2xx, socket errors and "
+        "failed page reads (target 0); enroll req/s 0.850 of enroll's (no target): met"
+    )
+    ((*_, followed, p50, p99, lag_max, pages, rate, vs_enroll),) = bench.feed_table([enroll, row])
+    assert (followed, p50, p99, lag_max) == ("200", "100.00ms", "598.00ms", "600.00ms")
+    assert (pages, rate, vs_enroll) == ("10", "1,250", "0.85")
+    row = _feed_row([[0.5] * 98 + [1.0, 1.2]], [900])
+    assert bench.feed_verdict(row, None).startswith("feed: lag p99 1000.0 ms (target < 1000 ms)")
+    assert bench.feed_verdict(row, None).endswith("(target 0): NOT met")
+
+
+def test_the_feed_fails_on_a_missed_event_a_failed_read_or_no_events_at_all():
+    missed = _feed_row([[0.01] * 10], [1000])
+    missed.followed[0].recorded = 11
+    assert "10 enrollment.created events followed of the 11 recorded" in bench.feed_verdict(
+        missed, None
+    )
+    assert bench.feed_verdict(missed, None).endswith("NOT met")
+    for trouble in ({"out_of_order": 1}, {"failed_reads": 1}, {"caught_up": False}):
+        assert bench.feed_verdict(_feed_row([[0.01] * 10], [1000], **trouble), None).endswith(
+            "NOT met"
+        ), trouble
+    behind = bench.feed_verdict(_feed_row([[0.01]], [1000], caught_up=False), None)
+    assert ", 1 run(s) not caught up 30 s after the load (target: all, in order)" in behind
+    nothing = _feed_row([[]], [1000])
+    assert bench.feed_verdict(nothing, None).startswith("feed: lag p99 inf ms")
+    assert bench.feed_verdict(nothing, None).endswith("NOT met")
+    assert bench.feed_table([nothing])[0][2:6] == ("0", "-", "-", "-")
+
+
+async def test_the_follower_times_each_enrollment_and_reads_on_until_the_load_is_over():
+    """The follower against a scripted /events: retries, next_cursor, the drain's empty page."""
+    load_over = asyncio.Event()
+    asked: list[dict[str, str]] = []
+    # The database's clock 10 s ahead of ours: taken out of every lag.
+    followed = feed.Followed(clock_offset=10.0)
+
+    def event(id_: int, type_: str, age: float) -> dict:
+        at = datetime.fromtimestamp(time.time() + 10.0 - age, UTC).isoformat()
+        return {"id": id_, "type": type_, "at": at, "student_id": 1, "course_id": 2}
+
+    async def events(request: web.Request) -> web.Response:
+        asked.append(dict(request.query))
+        match len(asked):
+            case 1:
+                return web.Response(status=503)
+            case 2:
+                page = [event(11, "enrollment.created", 0.25), event(12, "waitlist.joined", 0)]
+                return web.json_response({"items": page, "next_cursor": "c1"})
+            case 3:
+                load_over.set()
+                page = [event(12, "enrollment.created", 0.5), event(13, "enrollment.created", 0)]
+                return web.json_response({"items": page, "next_cursor": "c2"})
+            case _:
+                return web.json_response({"items": [], "next_cursor": "c3"})
+
+    app = web.Application()
+    app.router.add_get("/events", events)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            await feed._follow(session, f"http://127.0.0.1:{port}", 10, followed, load_over)
+    finally:
+        await runner.cleanup()
+
+    start = encode_cursor(10)
+    assert [(q["cursor"], q["wait"], q["limit"]) for q in asked] == [
+        (start, "5", "1000"),
+        (start, "5", "1000"),  # the failed read again
+        ("c1", "5", "1000"),
+        ("c2", "1", "1000"),  # the load is over: the first empty page ends it
+    ]
+    assert (followed.failed_reads, followed.pages, followed.out_of_order) == (1, 2, 1)
+    assert followed.caught_up
+    # The enrollments only, each from its `at` to its page's receipt.
+    assert len(followed.lags) == 3
+    for lag, age in zip(followed.lags, (0.25, 0.5, 0), strict=True):
+        assert age <= lag < age + 0.2, followed.lags
 
 
 def test_every_run_gets_courses_of_its_own_and_students_no_other_scenario_uses():
