@@ -29,10 +29,11 @@ from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, TOKENS
+from .logs import AccessLog
 from .validation import check_query
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("service.access")
+ACCESS_LOGGER = logging.getLogger("service.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -74,7 +75,7 @@ def endpoint(
     """
     metrics = app[METRICS]
     tokens = app[TOKENS]
-    log_access = app[CONFIG].access_log
+    access_log = AccessLog(ACCESS_LOGGER) if app[CONFIG].access_log else None
     public = route in PUBLIC_PATHS or not tokens.entries
     # The catch-all stands for every path: a public one with a method it does
     # not serve (TRACE /healthz) gets its 405 without a token.
@@ -113,13 +114,9 @@ def endpoint(
         seconds = perf_counter() - started
         status = response.status
         metrics.observe(method if method != "*" else request.method, route, status, seconds)
-        if log_access:
-            access_log.info(
-                "%s %s %s",
-                request.method,
-                request.path,
-                status,
-                extra={
+        if access_log is not None:
+            access_log.write(
+                {
                     "request_id": rid,
                     "method": request.method,
                     "route": route,
@@ -128,7 +125,7 @@ def endpoint(
                     "duration_ms": round(seconds * 1000, 3),
                     "token": token.name if token is not None else None,
                     "remote": request.remote,
-                },
+                }
             )
         return response
 
