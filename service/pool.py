@@ -6,7 +6,9 @@ an inactivity timer per loan, and on release a task for `asyncio.shield`, a
 timeout context and two reset coroutines. The service needs none of that:
 it never changes session state, so a connection goes back as it is unless
 something went wrong. This pool keeps its free connections in a list, and
-lending one is a `pop()`.
+lending one is a `pop()`. Kept by make bench before and after it (28 Nov,
+same data, 4-8 rounds a run): GET a student's courses from 0.81-0.86 to
+1.01-1.02 of the reference, enroll from 0.85-0.96 to 1.00-1.04.
 
 - Free connections are a stack: the most recently used goes out first, and
   those no request needed sink to the bottom, where `shrink()` closes them.
