@@ -9,6 +9,18 @@ from aiohttp.test_utils import TestClient
 
 _serial = itertools.count(1)
 
+# A course's fields, in the order the service writes them.
+COURSE_FIELDS = [
+    "id",
+    "code",
+    "title",
+    "capacity",
+    "waitlist_capacity",
+    "enrolled",
+    "waitlisted",
+    "created_at",
+]
+
 
 async def create_student(client: TestClient, **fields: Any) -> dict[str, Any]:
     n = next(_serial)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from .api import create_course, create_student, enroll, problem, walk
+from .api import COURSE_FIELDS, create_course, create_student, enroll, problem, walk
 
 
 async def test_create_with_capacity(client, db):
@@ -17,16 +17,7 @@ async def test_create_with_capacity(client, db):
     assert response.status == 201
     assert response.content_type == "application/json"
     body = await response.json()
-    assert list(body) == [
-        "id",
-        "code",
-        "title",
-        "capacity",
-        "waitlist_capacity",
-        "enrolled",
-        "waitlisted",
-        "created_at",
-    ]
+    assert list(body) == COURSE_FIELDS
     assert body["code"] == "CS101"
     assert body["title"] == "Programming"
     assert body["capacity"] == 30

@@ -8,19 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.api import create_course, create_student, enroll, problem, walk
+from tests.api import COURSE_FIELDS, create_course, create_student, enroll, problem, walk
 
-ENROLLMENT_FIELDS = {
-    "id",
-    "code",
-    "title",
-    "capacity",
-    "waitlist_capacity",
-    "enrolled",
-    "waitlisted",
-    "created_at",
-    "enrolled_at",
-}
+ENROLLMENT_FIELDS = {*COURSE_FIELDS, "enrolled_at"}
 ENROLLED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "enrolled_at"}
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
