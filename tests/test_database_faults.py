@@ -340,3 +340,35 @@ async def test_exhausted_pool_answers_503_after_the_acquire_timeout(
     for listed in both:
         assert listed.status == 200, listed.body
         assert [item["id"] for item in listed.body["items"]] == [course["id"]]
+
+
+async def test_a_long_poll_outlives_a_database_restart(start_service, cluster, database_url):
+    """The feed's watcher borrows from the pool each tick: a restart costs it ticks, no more."""
+    client = await start_service()
+    cursor = (await (await client.get("/events")).json())["next_cursor"]
+    # A poll waiting through the outage, and one started after it.
+    during = asyncio.create_task(client.get("/events", params={"cursor": cursor, "wait": 20}))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(cluster.stop, "immediate")
+    try:
+        await asyncio.sleep(1.0)  # the watcher ticks against a dead server
+    finally:
+        await asyncio.to_thread(cluster.start)
+
+    created = None
+    for _ in range(40):  # the pool reconnects on the first requests after the restart
+        answer = await call(client, "POST", "/students", {"name": "Back", "email": "back@x.org"})
+        if answer.status == 201:
+            created = answer.body
+            break
+        await asyncio.sleep(0.25)
+    assert created is not None, "the service did not come back"
+    response = await asyncio.wait_for(during, 20)
+    after = await client.get("/events", params={"cursor": cursor, "wait": 5})
+
+    # The poll that waited through the outage held no connection, and woke on
+    # the first event after it; the feed read again has it too.
+    assert response.status == 200
+    for page in (await response.json(), await after.json()):
+        created_ids = [e["student_id"] for e in page["items"] if e["type"] == "student.created"]
+        assert created_ids == [created["id"]]
