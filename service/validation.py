@@ -252,14 +252,21 @@ def _printable(name: str) -> str:
     return name if len(name) <= 64 else name[:61] + "..."
 
 
-def path_id(request: web.Request, name: str, what: str) -> int:
-    """An id from the path; anything that is not a valid id names no resource."""
-    raw = request.match_info[name]
+def _as_id(raw: str) -> int | None:
+    """`raw` as an id 1..MAX_ID in plain ASCII digits, or None."""
     # What _DIGITS matches, without a regex call: ASCII 0-9 only, 1 to 19 of them.
     if raw.isascii() and raw.isdigit() and len(raw) <= 19:
         value = int(raw)
         if 1 <= value <= MAX_ID:
             return value
+    return None
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """An id from the path; anything that is not a valid id names no resource."""
+    raw = request.match_info[name]
+    if (value := _as_id(raw)) is not None:
+        return value
     raise not_found(f"{what} {_printable(raw)} does not exist")
 
 
@@ -295,9 +302,8 @@ def query_id(query: Mapping[str, str], name: str) -> int | None:
     """An optional id from the query string; 422 naming it when it is not one."""
     if name not in query:
         return None
-    raw = query[name]
-    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID:
-        return int(raw)
+    if (value := _as_id(query[name])) is not None:
+        return value
     raise invalid([FieldError(name, f"must be an id from 1 to {MAX_ID}")])
 
 
