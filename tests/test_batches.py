@@ -8,6 +8,7 @@ final state, events included.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -547,3 +548,78 @@ async def test_a_drop_answers_204_with_no_body_and_promotes(client, db):
         ("waitlist.left", '{"reason": "promoted"}'),
         ("enrollment.created", '{"via": "waitlist"}'),
     ]
+
+
+# -- locks and retries ---------------------------------------------------------------------
+
+
+async def waiting_for_a_lock(db, text: str) -> None:
+    """Until a statement containing `text` waits for a row lock."""
+    for _ in range(500):
+        waiting = await db.fetchval(
+            "select count(*) from pg_stat_activity"
+            " where wait_event_type = 'Lock' and strpos(query, $1) > 0",
+            text,
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nothing like {text!r} waited for a lock")
+
+
+async def test_a_student_deleted_under_a_batch_is_not_found_rather_than_a_foreign_key_error(
+    client, db, database_url
+):
+    # The batch locks the student (FOR KEY SHARE) before it enrolls them: a delete
+    # committed meanwhile makes them not found. Without the lock, the enrollment's
+    # foreign key check would meet the delete and fail the whole batch (500).
+    await setup_catalog(client)
+    deleter = await asyncpg.connect(database_url)
+    try:
+        deleting = deleter.transaction()
+        await deleting.start()
+        await deleter.execute("delete from students where id = 1")
+        items = [{"student_id": 2, "course_id": 3}, {"student_id": 1, "course_id": 3}]
+        posted = asyncio.create_task(client.post("/enrollments/batch", json={"items": items}))
+        await waiting_for_a_lock(db, "batch_enroll")
+        await deleting.commit()
+        response = await posted
+    finally:
+        await deleter.close()
+
+    assert response.status == 200, await response.text()
+    first, second = (await response.json())["results"]
+    assert (first["status"], first["outcome"]) == (201, "enrolled")
+    assert (second["status"], second["outcome"]) == (404, "student-not-found")
+    assert second["body"]["detail"] == "student 1 does not exist"
+
+
+async def test_a_deadlocked_batch_runs_again_and_applies_once(client, db, database_url):
+    # The batch locks course 3, then waits for course 2, which another transaction
+    # holds while it waits for course 3: PostgreSQL aborts the batch (its
+    # deadlock_timeout ends first), which runs again, whole, once the other commits.
+    await setup_catalog(client)
+    other = await asyncpg.connect(database_url)
+    try:
+        try:
+            await other.execute("set deadlock_timeout = '30s'")
+        except asyncpg.InsufficientPrivilegeError:
+            pytest.skip("setting deadlock_timeout needs a superuser")
+        holding = other.transaction()
+        await holding.start()
+        await other.execute("select 1 from courses where id = 2 for no key update")
+        items = [{"student_id": 1, "course_id": 3}, {"student_id": 1, "course_id": 2}]
+        posted = asyncio.create_task(client.post("/enrollments/batch", json={"items": items}))
+        await waiting_for_a_lock(db, "batch_enroll")
+        await other.execute("select 1 from courses where id = 3 for no key update")
+        await holding.commit()
+        response = await posted
+    finally:
+        await other.close()
+
+    assert response.status == 200, await response.text()
+    assert [r["outcome"] for r in (await response.json())["results"]] == ["enrolled", "enrolled"]
+    created = await db.fetch(
+        "select course_id from events where type = 'enrollment.created' order by id"
+    )
+    assert [r["course_id"] for r in created] == [3, 2]
