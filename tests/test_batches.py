@@ -623,3 +623,16 @@ async def test_a_deadlocked_batch_runs_again_and_applies_once(client, db, databa
         "select course_id from events where type = 'enrollment.created' order by id"
     )
     assert [r["course_id"] for r in created] == [3, 2]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE", "PUT"])
+async def test_other_methods_on_a_batch_path_are_405_not_the_student_or_course_routes(
+    client, path, method
+):
+    # /students/{student_id} matches /students/batch too: PATCH must not reach it.
+    response = await client.request(method, path, json={"items": [{}]})
+
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    await problem(response)
