@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from . import cors
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
 from .handlers import courses, enrollments, events, operations, students, waitlist
+from .keys import CONFIG
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
@@ -49,5 +51,6 @@ def setup(app: web.Application) -> None:
         if method == "GET":
             # RFC 9110 9.1: HEAD wherever GET; aiohttp sends the headers, no body.
             app.router.add_route("HEAD", path, endpoint(app, "HEAD", path, handler, query))
+    cors.setup(app, app[CONFIG].cors_origins)
     # Last: whatever matched nothing above, answered as problem+json.
     app.router.add_route("*", CATCH_ALL, endpoint(app, "*", UNMATCHED, unmatched, None))
