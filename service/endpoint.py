@@ -40,7 +40,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The route label of requests no route matched (and of those aiohttp's HTTP
 # parser refused, which never reach a handler).
 UNMATCHED = "unmatched"
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}"})
+# The paths /docs/{asset} stands for, as the catch-all sees them.
+PUBLIC_PREFIX = "/docs/"
 
 _HTTP_DETAILS = {
     404: "no resource at this path",
@@ -98,7 +100,7 @@ def endpoint(
         metrics.requests_in_flight += 1
         started = perf_counter()
         try:
-            if not public and not (public_paths and request.path in public_paths):
+            if not public and not (public_paths and _is_public(request.path)):
                 token = authenticate(tokens, request)
                 if not reads_only:
                     check_scope(token, request.method)
@@ -154,6 +156,10 @@ async def unmatched(request: web.Request) -> web.StreamResponse:
 
 # Any path at all, newlines included; registered after every real route.
 CATCH_ALL = r"/{path:[\s\S]*}"
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
 
 
 def _error_response(request: web.Request, exc: Exception, rid: str) -> web.StreamResponse:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from . import cors
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
-from .handlers import courses, enrollments, events, operations, students, waitlist
+from .handlers import courses, docs, enrollments, events, operations, students, waitlist
 from .keys import CONFIG
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
@@ -40,6 +40,8 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/healthz", operations.healthz, NONE),
     ("GET", "/readyz", operations.readyz, NONE),
     ("GET", "/openapi.json", operations.openapi, NONE),
+    ("GET", "/docs", docs.page, NONE),
+    ("GET", "/docs/{asset}", docs.asset, NONE),
     ("GET", "/metrics", operations.metrics, NONE),
 ]
 
