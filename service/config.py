@@ -20,6 +20,7 @@ ConfigError naming the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ class Config:
     events_retention_days: int | None = None  # None: keep every event
     log_level: str = "INFO"
     access_log: bool = True
+    # Origins (scheme://host[:port]) whose pages may call the API (service/cors.py).
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -104,6 +107,7 @@ class Config:
                 "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
             access_log=reader.boolean("ACCESS_LOG", cls.access_log),
+            cors_origins=_parse_origins(env.get("CORS_ORIGINS", "")),
         )
         if config.require_tokens and not config.tokens:
             raise ConfigError(
@@ -200,6 +204,55 @@ def _database_url(env: Mapping[str, str]) -> str | None:
         )
     netloc = f"{user}:{quote(password, safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+# Browsers send the default port of a scheme as no port at all.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _parse_origins(text: str) -> tuple[str, ...]:
+    """CORS_ORIGINS: a comma list of origins, each as a browser sends it in `Origin`.
+
+    The `Origin` header is compared as a string, so each entry is checked and
+    written the way browsers write it: lower-case scheme and host, no default
+    port, no path. An entry that could never match is refused rather than
+    silently ignored.
+    """
+    origins: list[str] = []
+    for entry in text.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        problem = f"CORS_ORIGINS: {entry!r} is not an origin (scheme://host[:port], no path)"
+        try:
+            parts = urlsplit(entry)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(problem) from None
+        scheme = parts.scheme.lower()
+        if (
+            scheme not in _DEFAULT_PORTS
+            or not parts.hostname
+            # As browsers send it: an IDN in punycode, an IPv6 literal in brackets.
+            or not re.fullmatch(r"[a-z0-9_.-]+|[0-9a-f:.]+", parts.hostname)
+            or parts.username is not None
+            or parts.password is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or "#" in entry
+            or "?" in entry
+        ):
+            raise ConfigError(problem)
+        host = parts.hostname  # lower case already
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 literal keeps its brackets
+        origin = f"{scheme}://{host}"
+        if port is not None and port != _DEFAULT_PORTS[scheme]:
+            origin += f":{port}"
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
 
 
 def _parse_tokens(text: str, source: str) -> tuple[Token, ...]:

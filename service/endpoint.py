@@ -40,7 +40,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The route label of requests no route matched (and of those aiohttp's HTTP
 # parser refused, which never reach a handler).
 UNMATCHED = "unmatched"
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}"})
+# The paths /docs/{asset} stands for, as the catch-all sees them.
+PUBLIC_PREFIX = "/docs/"
 
 _HTTP_DETAILS = {
     404: "no resource at this path",
@@ -76,10 +78,15 @@ def endpoint(
     metrics = app[METRICS]
     tokens = app[TOKENS]
     access_log = AccessLog(ACCESS_LOGGER) if app[CONFIG].access_log else None
-    public = route in PUBLIC_PATHS or not tokens.entries
+    # OPTIONS routes are CORS preflights (cors.py): a browser sends them without
+    # the page's Authorization header, so they need no token.
+    public = route in PUBLIC_PATHS or method == "OPTIONS" or not tokens.entries
     # The catch-all stands for every path: a public one with a method it does
     # not serve (TRACE /healthz) gets its 405 without a token.
     public_paths = PUBLIC_PATHS if route == UNMATCHED else frozenset()
+    # With CORS_ORIGINS, what a route answers depends on Origin (cors.py): no
+    # shared cache may hand one origin's answer to another.
+    vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
     perf_counter = time.perf_counter
 
@@ -93,7 +100,7 @@ def endpoint(
         metrics.requests_in_flight += 1
         started = perf_counter()
         try:
-            if not public and not (public_paths and request.path in public_paths):
+            if not public and not (public_paths and _is_public(request.path)):
                 token = authenticate(tokens, request)
                 if not reads_only:
                     check_scope(token, request.method)
@@ -108,6 +115,8 @@ def endpoint(
         headers = response.headers
         headers[X_REQUEST_ID] = rid
         headers.update(SAFE_HEADERS)
+        if vary_origin:
+            headers.add(hdrs.VARY, "Origin")
         if token is not None:
             # What a token may read is nobody else's: no cache keeps it.
             headers[hdrs.CACHE_CONTROL] = "no-store"
@@ -149,6 +158,10 @@ async def unmatched(request: web.Request) -> web.StreamResponse:
 CATCH_ALL = r"/{path:[\s\S]*}"
 
 
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
+
+
 def _error_response(request: web.Request, exc: Exception, rid: str) -> web.StreamResponse:
     """Every error leaves as problem+json; nothing internal leaks."""
     if isinstance(exc, Problem):
@@ -158,7 +171,11 @@ def _error_response(request: web.Request, exc: Exception, rid: str) -> web.Strea
             raise exc
         # aiohttp's own errors, such as a body over client_max_size.
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
-        detail = _HTTP_DETAILS.get(exc.status, exc.reason)
+        # A 403 here is a refused CORS preflight: aiohttp-cors's text says why.
+        if exc.status == 403 and exc.text:
+            detail = exc.text
+        else:
+            detail = _HTTP_DETAILS.get(exc.status, exc.reason)
         return render(Problem(exc.status, detail, headers=headers))
     extra = {"request_id": rid}
     if isinstance(exc, UNAVAILABLE):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from . import cors
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
 from .errors import Problem
-from .handlers import batches, courses, enrollments, events, operations, students, waitlist
+from .handlers import batches, courses, docs, enrollments, events, operations, students, waitlist
+from .keys import CONFIG
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
@@ -42,6 +44,8 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/healthz", operations.healthz, NONE),
     ("GET", "/readyz", operations.readyz, NONE),
     ("GET", "/openapi.json", operations.openapi, NONE),
+    ("GET", "/docs", docs.page, NONE),
+    ("GET", "/docs/{asset}", docs.asset, NONE),
     ("GET", "/metrics", operations.metrics, NONE),
 ]
 
@@ -59,6 +63,7 @@ def setup(app: web.Application) -> None:
         if method == "GET":
             # RFC 9110 9.1: HEAD wherever GET; aiohttp sends the headers, no body.
             app.router.add_route("HEAD", path, endpoint(app, "HEAD", path, handler, query))
+    cors.setup(app, app[CONFIG].cors_origins)
     for path, allow in SHADOWING.items():
         app.router.add_route("*", path, endpoint(app, "*", path, _not_allowed(allow), None))
     # Last: whatever matched nothing above, answered as problem+json.

@@ -27,7 +27,8 @@ DASHBOARD = Token("dashboard", "read", "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d")
 WRONG_LIKE_REGISTRAR = REGISTRAR.secret[:-1] + "d"
 WRONG_LIKE_DASHBOARD = "0" + DASHBOARD.secret[1:]
 
-PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json"}
+# /docs and its files: the interactive reference of /openapi.json.
+PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}"}
 WRITE_METHODS = {"POST", "PATCH", "DELETE"}
 # A body each write route would accept, so that a refusal is the token's doing.
 BODIES = {
@@ -62,6 +63,7 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
 def fill(template: str, student_id: int = 1, course_id: int = 1) -> str:
     path = template.replace("{student_id}", str(student_id))
     path = path.replace("{course_id}", str(course_id))
+    path = path.replace("{asset}", "init.js")
     assert not re.search(r"[{}]", path), f"unfilled parameter in {template}"
     return path
 
@@ -184,7 +186,7 @@ async def test_every_protected_route_refuses_a_request_without_a_valid_token(sec
 
 
 async def test_public_paths_answer_without_a_token(secured):
-    for path in sorted(PUBLIC_PATHS):
+    for path in sorted(fill(path) for path in PUBLIC_PATHS):
         response = await secured.get(path)
         assert response.status == 200, (path, await response.text())
         assert "WWW-Authenticate" not in response.headers
@@ -201,7 +203,8 @@ async def test_read_token_may_read_everything(secured):
     ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
 
     reads = [(m, t) for m, t in routes(secured) if m == "GET"]
-    assert len(reads) == 15, reads
+    # 12 behind a token, 5 public (/docs and its files among them).
+    assert len(reads) == 17, reads
     for method, template in reads:
         response = await call(secured, method, template, bearer(DASHBOARD.secret), **ids)
         assert response.status == 200, (template, await response.text())

@@ -51,6 +51,9 @@ CONTRACT = {
     ("GET", "/healthz"): {"200"},
     ("GET", "/readyz"): {"200", "503"},
     ("GET", "/openapi.json"): {"200"},
+    # The interactive reference of the document (Swagger UI) and its files.
+    ("GET", "/docs"): {"200"},
+    ("GET", "/docs/{asset}"): {"200", "404"},
     # Not in the HTTP contract; added with the metrics work (Prometheus text).
     ("GET", "/metrics"): {"200"},
 }
