@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from multidict import istr
 
+from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
@@ -81,6 +82,8 @@ def endpoint(
     # not serve (TRACE /healthz) gets its 405 without a token.
     public_paths = PUBLIC_PATHS if route == UNMATCHED else frozenset()
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
+    keyed = method == "POST"  # honours Idempotency-Key (service/idempotency.py)
+    idempotency_key = idempotency.IDEMPOTENCY_KEY
     perf_counter = time.perf_counter
 
     async def context(request: web.Request) -> web.StreamResponse:
@@ -100,7 +103,10 @@ def endpoint(
                 request[ACTOR] = token.name
             if query is not None and request.query_string:
                 check_query(request.query, query)
-            response = await handler(request)
+            if keyed and idempotency_key in request.headers:
+                response = await idempotency.answer(handler, request)
+            else:
+                response = await handler(request)
         except Exception as exc:
             response = _error_response(request, exc, rid)
         finally:
