@@ -34,22 +34,24 @@ returning 1;
 -- name: expire_keys
 -- Delete keys older than $1 (an interval), the 5000 oldest at most (a
 -- constant, so that even a generic plan reads them from the index on
--- created_at); how many went. One worker at a time (the advisory lock); a
--- batch keeps the delete's locks and its WAL short.
+-- created_at, then deletes them by their row addresses); how many went. The
+-- age is checked again on the row deleted: a key a request renewed (an
+-- expired key used again) since the batch was read is kept. One worker at a
+-- time (the advisory lock); a batch keeps the delete's locks and WAL short.
 with turn as (
     select pg_try_advisory_xact_lock(hashtext('enrollment.expire_idempotency_keys')) as mine
 ),
-expired as (
-    select scope, key
-    from idempotency_keys
-    where created_at < now() - $1::interval
-    order by created_at
-    limit 5000
-),
 gone as (
-    delete from idempotency_keys k
-    using expired e
-    where (select mine from turn) and k.scope = e.scope and k.key = e.key
+    delete from idempotency_keys
+    where (select mine from turn)
+      and ctid = any (array(
+          select ctid
+          from idempotency_keys
+          where created_at < now() - $1::interval
+          order by created_at
+          limit 5000
+      ))
+      and created_at < now() - $1::interval
     returning 1
 )
 select count(*) from gone;
