@@ -1,5 +1,8 @@
 """What every request goes through: request id, token, query check, metrics, problem+json.
 
+A POST that carries an Idempotency-Key goes through service/idempotency.py
+on its way to the handler; one without it pays for one header lookup.
+
 Each route's handler is wrapped once, when the routes are set up, by
 `endpoint()`; the wrapper knows its route template, the query parameters
 the route defines, and holds the app's token table and metrics, so a
