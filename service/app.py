@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import db, feed, routes
+from . import db, feed, idempotency, routes
 from .config import Config
 from .keys import CONFIG, METRICS, OPENAPI, TOKENS
 from .metrics import Metrics
@@ -64,6 +64,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(db.watchdog)
     app.cleanup_ctx.append(feed.watcher)
     app.cleanup_ctx.append(feed.retention)
+    app.cleanup_ctx.append(idempotency.expiry)
     app.on_shutdown.append(feed.answer_long_polls)
     routes.setup(app)
     return app

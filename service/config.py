@@ -29,6 +29,8 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 # Words that mark a secret copied from a template (deploy/secrets/api_tokens.example)
 # instead of generated: a random secret never contains them.
 PLACEHOLDERS = ("replace-me", "change-me", "changeme", "placeholder")
+# IDEMPOTENCY_TTL at most (30 days): a client retries within minutes or hours.
+MAX_IDEMPOTENCY_TTL = 30 * 86_400
 
 
 class ConfigError(ValueError):
@@ -68,6 +70,8 @@ class Config:
     tokens: tuple[Token, ...] = ()
     require_tokens: bool = False
     events_retention_days: int | None = None  # None: keep every event
+    # How long the answer to a POST with an Idempotency-Key is kept (24 h).
+    idempotency_ttl: float = 86_400.0
     log_level: str = "INFO"
     access_log: bool = True
     # Origins (scheme://host[:port]) whose pages may call the API (service/cors.py).
@@ -103,6 +107,9 @@ class Config:
             tokens=tokens,
             require_tokens=reader.boolean("REQUIRE_TOKENS", cls.require_tokens),
             events_retention_days=reader.integer("EVENTS_RETENTION_DAYS", None, 1, 36_500),
+            idempotency_ttl=reader.seconds(
+                "IDEMPOTENCY_TTL", cls.idempotency_ttl, high=MAX_IDEMPOTENCY_TTL
+            ),
             log_level=reader.choice(
                 "LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -134,7 +141,7 @@ class _Reader:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
         return value
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, high: float = 3600) -> float:
         raw = self.env.get(name, "").strip()
         if not raw:
             return default
@@ -142,8 +149,8 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-        if not 0 < value <= 3600:
-            raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {raw}")
+        if not 0 < value <= high:
+            raise ConfigError(f"{name} must be between 0 and {high:g} seconds, got {raw}")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:

@@ -14,13 +14,20 @@ import asyncpg
 from aiohttp import web
 
 from .config import Config
-from .keys import CONFIG, METRICS, POOL
+from .keys import CONFIG, CONNECTION, METRICS, POOL
 from .pool import Loan, Pool
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
 
-REQUIRED_TABLES = ("students", "courses", "student_courses", "course_waitlist", "events")
+REQUIRED_TABLES = (
+    "students",
+    "courses",
+    "student_courses",
+    "course_waitlist",
+    "events",
+    "idempotency_keys",
+)
 WATCHDOG_PERIOD = 0.25  # seconds between checks for overdue loans
 IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is closed
 
@@ -127,9 +134,43 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
             pool.terminate()
 
 
-def connection(request: web.Request) -> Loan:
-    """A pooled connection for one request: `async with connection(request) as conn`."""
+def connection(request: web.Request) -> Loan | Savepoint:
+    """A pooled connection for one request: `async with connection(request) as conn`.
+
+    Inside a POST with an Idempotency-Key, the connection of its transaction
+    instead, each block in a savepoint (service/idempotency.py).
+    """
+    if (conn := request.get(CONNECTION)) is not None:
+        return Savepoint(conn)
     return Loan(request.app[POOL])
+
+
+class Savepoint:
+    """A block of statements on a connection already inside a transaction.
+
+    Outside a transaction a statement that fails leaves nothing behind and
+    the next one runs as usual; handlers and repositories count on it when
+    they turn a unique violation into a 409. In a transaction a failed
+    statement would abort everything after it, the stored answer included,
+    so each block runs in a savepoint, rolled back when the block raises.
+    """
+
+    __slots__ = ("conn", "transaction")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self.transaction = self.conn.transaction()  # nested: a savepoint
+        await self.transaction.start()
+        return self.conn
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is None:
+            await self.transaction.commit()
+        elif issubclass(exc_type, Exception) and not self.conn.is_closed():
+            await self.transaction.rollback()
+        # Cancelled: the outer transaction's owner retires the connection.
 
 
 @contextlib.asynccontextmanager

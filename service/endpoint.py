@@ -1,5 +1,8 @@
 """What every request goes through: request id, token, query check, metrics, problem+json.
 
+A POST that carries an Idempotency-Key goes through service/idempotency.py
+on its way to the handler; one without it pays for one header lookup.
+
 Each route's handler is wrapped once, when the routes are set up, by
 `endpoint()`; the wrapper knows its route template, the query parameters
 the route defines, and holds the app's token table and metrics, so a
@@ -25,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 from multidict import istr
 
+from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import UNAVAILABLE
 from .errors import Problem, render, unavailable
@@ -88,6 +92,8 @@ def endpoint(
     # shared cache may hand one origin's answer to another.
     vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
+    keyed = method == "POST"  # honours Idempotency-Key (service/idempotency.py)
+    idempotency_key = idempotency.IDEMPOTENCY_KEY
     perf_counter = time.perf_counter
 
     async def context(request: web.Request) -> web.StreamResponse:
@@ -107,7 +113,10 @@ def endpoint(
                 request[ACTOR] = token.name
             if query is not None and request.query_string:
                 check_query(request.query, query)
-            response = await handler(request)
+            if keyed and idempotency_key in request.headers:
+                response = await idempotency.answer(handler, request)
+            else:
+                response = await handler(request)
         except Exception as exc:
             response = _error_response(request, exc, rid)
         finally:

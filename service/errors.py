@@ -53,9 +53,14 @@ def unavailable(retry_after: int) -> Problem:
     )
 
 
-def busy() -> Problem:
+@dataclass
+class Busy(Problem):
+    """A 503 that running the same change again may well avoid (see busy())."""
+
+
+def busy() -> Busy:
     """A change that lost every race with concurrent ones (rare): the client may retry."""
-    return Problem(
+    return Busy(
         503,
         "the course changed under too many concurrent requests; retry",
         "busy",

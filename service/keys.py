@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import asyncpg
 from aiohttp import web
 
 from .config import Config
@@ -23,3 +24,6 @@ FEED: web.AppKey[FeedWatcher] = web.AppKey("feed")
 # Per request: the name of the token it was made with ("" without tokens),
 # which the events of its changes record as their actor.
 ACTOR = web.RequestKey("actor", str)
+# Per request, while a POST with an Idempotency-Key runs: the connection of
+# its transaction, which db.connection() lends to the handler (see idempotency.py).
+CONNECTION = web.RequestKey("connection", asyncpg.Connection)

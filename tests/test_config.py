@@ -32,6 +32,7 @@ def test_defaults():
     assert config.tokens == ()
     assert config.log_level == "INFO"
     assert config.access_log is True
+    assert config.idempotency_ttl == 86_400.0  # 24 hours
 
 
 def test_empty_values_mean_the_default():
@@ -52,6 +53,7 @@ def test_values_are_read():
             "DB_CONNECT_TIMEOUT": "2.5",
             "LOG_LEVEL": "debug",
             "ACCESS_LOG": "off",
+            "IDEMPOTENCY_TTL": "3600.5",
         }
     )
 
@@ -63,6 +65,7 @@ def test_values_are_read():
     assert config.connect_timeout == 2.5
     assert config.log_level == "DEBUG"
     assert config.access_log is False
+    assert config.idempotency_ttl == 3600.5
 
 
 def test_config_is_frozen():
@@ -90,6 +93,9 @@ def test_config_is_frozen():
         ({"DB_ACQUIRE_TIMEOUT": "inf"}, "DB_ACQUIRE_TIMEOUT"),  # unbounded
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),  # not a level
         ({"ACCESS_LOG": "maybe"}, "ACCESS_LOG"),  # not a boolean
+        ({"IDEMPOTENCY_TTL": "0"}, "IDEMPOTENCY_TTL"),  # a key that is never kept
+        ({"IDEMPOTENCY_TTL": "24h"}, "IDEMPOTENCY_TTL"),  # seconds, like every duration
+        ({"IDEMPOTENCY_TTL": "2592001"}, "IDEMPOTENCY_TTL"),  # over 30 days
     ],
 )
 def test_bad_value_raises_config_error_naming_the_variable(env, variable):

@@ -57,6 +57,8 @@ from schemathesis.generation.meta import TestPhase
 
 from service.app import create_app, openapi_document
 from service.config import Config, Token
+from service.errors import Problem
+from service.idempotency import parse_key
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 SEED_VALUE = int(os.environ.get("FUZZ_SEED", "20260131"))
@@ -95,6 +97,8 @@ class Seed:
 
 SEED = Seed()
 CASES: Counter[tuple[str, str, str, int]] = Counter()
+# The Idempotency-Keys sent to each instance (by its URL) so far.
+KEYS_SENT: dict[str, set[str]] = {}
 
 
 class LiveServer:
@@ -337,10 +341,39 @@ SETTINGS = settings(
 )
 
 
+def fresh_key(case: schemathesis.Case, base_url: str, positive: bool) -> None:
+    """Give a schema-valid request a key no earlier case sent to this instance.
+
+    Generated keys repeat (the shortest strings come up again and again),
+    mostly with other bodies, which the contract answers 422
+    `idempotency-key-reused`: left so, most schema-valid requests would test
+    nothing but that. A repeated key of a positive case becomes the same key
+    with a counter after it, still valid; negative cases keep theirs (a
+    reused key is 422, which they expect anyway). Replays and reuse are
+    checked exactly in tests/test_idempotency.py.
+    """
+    value = (case.headers or {}).get("Idempotency-Key")
+    if not isinstance(value, str):
+        return
+    try:
+        key = parse_key([value])
+    except Problem:
+        return  # malformed: 400, nothing is stored
+    sent = KEYS_SENT.setdefault(base_url, set())
+    if positive and key in sent:
+        n = len(sent)
+        while key in sent:
+            n += 1
+            key = f"{key[:240]}~{n}"
+        case.headers["Idempotency-Key"] = key
+    sent.add(key)
+
+
 def call_and_check(case: schemathesis.Case, base_url: str, instance: str) -> None:
     short_wait(case)
     mode = case.meta.generation.mode if case.meta else None
     contract_rejects = rejected_by_contract(case) if mode and mode.is_positive else set()
+    fresh_key(case, base_url, bool(mode and mode.is_positive))
     if contract_rejects:
         response = case.call_and_validate(
             base_url=base_url, excluded_checks=[positive_data_acceptance]

@@ -187,3 +187,25 @@ async def test_an_instance_with_tokens_declares_the_bearer_scheme(config, aiohtt
     operations = documented_operations(document)
     assert "401" in operations[("GET", "/students")]["responses"]
     assert operations[("GET", "/healthz")]["security"] == []  # public routes stay open
+
+
+def resolved(document: dict, item: dict) -> dict:
+    """`item`, or what its $ref points at (one level, as the document uses them)."""
+    if "$ref" not in item:
+        return item
+    section, name = item["$ref"].split("/")[-2:]
+    return document["components"][section][name]
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(key for key in CONTRACT if key[0] == "POST"))
+async def test_every_post_takes_an_idempotency_key(document, method, path):
+    # service/idempotency.py keys every POST route, those added later included.
+    operation = documented_operations(document)[(method, path)]
+    responses = operation["responses"]
+
+    assert {"$ref": "#/components/parameters/IdempotencyKey"} in operation["parameters"]
+    assert {"400", "409", "422"} <= responses.keys()  # malformed, in use, reused
+    replayable = [s for s in responses if s.startswith("2") or s in ("404", "409")]
+    for status in replayable:
+        headers = resolved(document, responses[status]).get("headers", {})
+        assert "Idempotent-Replayed" in headers, status

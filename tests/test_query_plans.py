@@ -30,7 +30,14 @@ from service.sql import QUERIES
 # student) the planner rightly joins list_student_courses' five rows to courses
 # by hashing the whole table, a few pages, instead of five index lookups.
 SIZES = dataset.Sizes(students=20_000, courses=5_000, per_student=5, reserved=0)
-WATCHED = {"students", "courses", "student_courses", "course_waitlist", "events"}
+WATCHED = {
+    "students",
+    "courses",
+    "student_courses",
+    "course_waitlist",
+    "events",
+    "idempotency_keys",
+}
 PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
 
 # "<file>.<name>" of every named query in sql/, found by the loader: a new query is covered.
@@ -71,6 +78,19 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "events.list_course_events": (0, ["enrollment.created"], 101, 42),
     "events.newest_served": (),
     "events.purge_events": ("2020-01-01T00:00:00+00:00",),
+    "idempotency.lock_key": (-4_242_424_242,),
+    "idempotency.get_answer": ("registrar", "key-4242", "24 hours"),
+    "idempotency.store_answer": (
+        "key-new",
+        "\\x00",
+        201,
+        "application/json",
+        "/students/1",
+        "{}",
+        "24 hours",
+        "registrar",
+    ),
+    "idempotency.expire_keys": ("24 hours",),  # of 100,000 keys, a tenth expired
     "health.ping": (),
     "health.missing_tables": (["students", "courses", "student_courses"],),
 }
@@ -201,13 +221,23 @@ async def load(url: str) -> None:
                 SIZES.courses,
                 SIZES.enrollments,
             )
+            # A day of keys, 100,000, of two tokens; the oldest tenth expired.
+            await conn.execute(
+                "insert into idempotency_keys"
+                " (scope, key, fingerprint, status, body, created_at)"
+                " select case when n % 2 = 0 then 'registrar' else 'importer' end, 'key-' || n,"
+                "        '\\x00', 201, '{}', now() - interval '26 hours' * (1 - n / 100000.0)"
+                " from generate_series(1, 100000) n"
+            )
             await conn.execute(
                 "select setval(pg_get_serial_sequence('students', 'id'), $1),"
                 " setval(pg_get_serial_sequence('courses', 'id'), $2)",
                 SIZES.students,
                 SIZES.courses,
             )
-        await conn.execute("analyze students, courses, student_courses, course_waitlist, events")
+        await conn.execute(
+            "analyze students, courses, student_courses, course_waitlist, events, idempotency_keys"
+        )
     finally:
         await conn.close()
 

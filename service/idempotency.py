@@ -1,0 +1,286 @@
+"""Idempotency-Key on every POST: a retry gets the first answer again and changes nothing.
+
+After the IETF httpapi draft "The Idempotency-Key HTTP Header Field" and
+Stripe's practice. The request context (endpoint.py) sends a POST that
+carries the header here instead of straight to its handler:
+
+1. The key is checked (1 to 255 visible ASCII characters, surrounding
+   double quotes dropped; else 400) and the body read, so the request can
+   be told apart from another one with the same key: its fingerprint is a
+   digest of the method, the path and the body as a JSON value.
+2. One transaction, on one connection: the key's advisory lock
+   (pg_try_advisory_xact_lock on a hash of scope and key; taken by another
+   request: 409 at once, never a wait), then the stored answer, read after
+   the lock so that it sees whatever the previous holder committed. An
+   answer to the same request is sent again, byte for byte, with
+   Idempotent-Replayed: true; one to another request is 422.
+3. Otherwise the handler runs, its `connection(request)` lending it this
+   transaction's connection (a savepoint per block, see db.Savepoint), and
+   its answer is stored before the commit: the effect and the record of it
+   commit together or not at all.
+
+Answers that changed nothing because the request was at fault (400, 408,
+413, 415, 422) or the server was (5xx) are not kept: the transaction rolls
+back, and the client may fix the request and send it with the same key.
+Requests without the header take none of this path: no transaction, no
+statement more.
+
+The whole transaction runs again on a deadlock or a lost race (a Busy
+problem), up to retry.ATTEMPTS times: inside a transaction a repository
+cannot retry one statement alone (retry.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import asyncpg
+from aiohttp import hdrs, web
+from multidict import istr
+
+from .auth import actor
+from .db import UNAVAILABLE
+from .errors import Busy, FieldError, Problem, busy, render
+from .keys import CONFIG, CONNECTION, POOL
+from .repositories import idempotency
+from .repositories.idempotency import Answer
+from .repositories.retry import ATTEMPTS
+from .validation import read_body
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+IDEMPOTENCY_KEY = istr("Idempotency-Key")
+IDEMPOTENT_REPLAYED = istr("Idempotent-Replayed")
+# The request was at fault and nothing changed: fixed, it may use the key again.
+NOT_KEPT = frozenset({400, 408, 413, 415, 422})
+EXPIRE_PERIOD = 60.0  # seconds between expiry passes
+STOP_WITHIN = 5.0  # seconds the expiry may take to stop at shutdown
+
+_KEY = re.compile(r"[!-~]{1,255}")
+
+
+def parse_key(values: list[str]) -> str:
+    """The key an Idempotency-Key header gives; 400 naming the header when malformed."""
+    if len(values) > 1:
+        raise _malformed("send the Idempotency-Key header once")
+    value = values[0]
+    # The draft's structured-field form, a quoted string: the quotes are not the key.
+    if len(value) >= 2 and value[0] == '"' == value[-1]:
+        value = value[1:-1]
+    if not _KEY.fullmatch(value):
+        raise _malformed("the Idempotency-Key header must be 1 to 255 visible ASCII characters")
+    return value
+
+
+def _malformed(detail: str) -> Problem:
+    return Problem(400, detail, "invalid-idempotency-key")
+
+
+def fingerprint(method: str, path: str, query: str, body: bytes) -> bytes:
+    """A digest of the request: its method, path and query, and its body as a JSON value.
+
+    Key order and white space in the body do not matter; a body that is not
+    JSON counts byte for byte (such a request is refused, and not kept).
+    """
+    digest = hashlib.sha256(f"{method} {path}?{query}\n".encode("utf-8", "surrogatepass"))
+    try:
+        value = json.loads(body, parse_constant=_not_json)
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        digest.update(b"raw:")
+        digest.update(body)
+    else:
+        digest.update(b"json:")
+        digest.update(canonical.encode("ascii"))
+    return digest.digest()
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def lock_id(scope: str, key: str) -> int:
+    """The 64-bit advisory lock of `key` in `scope` (a key holds no newline: unambiguous)."""
+    text = f"{key}\n{scope}".encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(text, digest_size=8, person=b"idempotency").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _in_use() -> Problem:
+    return Problem(
+        409,
+        "a request with this Idempotency-Key is still being processed; retry when it is done",
+        "idempotency-key-in-use",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _reused() -> Problem:
+    return Problem(
+        422,
+        "this Idempotency-Key was used for a different request (method, path or body);"
+        " a new request needs a new key",
+        "idempotency-key-reused",
+        [FieldError("Idempotency-Key", "was used for a different request")],
+    )
+
+
+def kept(status: int) -> bool:
+    return status < 500 and status not in NOT_KEPT
+
+
+async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """`handler`'s answer to `request`, which carries an Idempotency-Key, or the stored one."""
+    key = parse_key(request.headers.getall(IDEMPOTENCY_KEY))
+    body = await read_body(request)  # 408 and 413 here, before any transaction
+    digest = fingerprint(request.method, request.path, request.query_string, body)
+    scope = actor(request)
+    ttl = timedelta(seconds=request.app[CONFIG].idempotency_ttl)
+    async with request.app[POOL].lend() as conn:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await _once(handler, request, conn, key, scope, digest, ttl)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Busy) as exc:
+                # Everything rolled back: running it all again is safe.
+                if attempt < ATTEMPTS:
+                    continue
+                if isinstance(exc, asyncpg.SerializationError):
+                    raise busy() from None
+                raise  # a deadlock: 503 as outside a transaction
+    raise AssertionError("unreachable")
+
+
+async def _once(
+    handler: Handler,
+    request: web.Request,
+    conn: asyncpg.Connection,
+    key: str,
+    scope: str,
+    digest: bytes,
+    ttl: timedelta,
+) -> web.StreamResponse:
+    # Why a transaction: the answer is stored with the effect, atomically, and
+    # the key's lock is held until both are committed.
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        response, keep = await _in_transaction(handler, request, conn, key, scope, digest, ttl)
+    except Exception:
+        if not conn.is_closed():  # closed: the server has rolled it back
+            await transaction.rollback()
+        raise
+    # Cancelled (BaseException): the pool retires a connection left in a transaction.
+    if keep:
+        await transaction.commit()
+    else:
+        await transaction.rollback()
+    return response
+
+
+async def _in_transaction(
+    handler: Handler,
+    request: web.Request,
+    conn: asyncpg.Connection,
+    key: str,
+    scope: str,
+    digest: bytes,
+    ttl: timedelta,
+) -> tuple[web.StreamResponse, bool]:
+    """The answer, and whether to commit what the handler did and the record of it."""
+    if not await idempotency.lock(conn, lock_id=lock_id(scope, key)):
+        raise _in_use()
+    stored = await idempotency.get(conn, scope=scope, key=key, ttl=ttl)
+    if stored is not None:
+        if stored.fingerprint != digest:
+            raise _reused()
+        return _replay(stored), False
+    request[CONNECTION] = conn
+    try:
+        response = await _handle(handler, request)
+    finally:
+        del request[CONNECTION]
+    if not kept(response.status):
+        return response, False
+    answer = _record(response, digest)
+    await idempotency.store(conn, key=key, answer=answer, ttl=ttl, actor=scope)
+    return response, True
+
+
+async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        if not kept(problem.status):
+            raise  # rolls back; the request context renders it
+        return render(problem)  # a 404 or 409 of the effect: kept like a success
+
+
+def _record(response: web.StreamResponse, digest: bytes) -> Answer:
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes):
+        raise TypeError(f"an answer to a POST must have a body of bytes, not {type(body)}")
+    headers = response.headers
+    return Answer(
+        digest, response.status, headers.get(hdrs.CONTENT_TYPE), headers.get(hdrs.LOCATION), body
+    )
+
+
+def _replay(stored: Answer) -> web.Response:
+    headers = {IDEMPOTENT_REPLAYED: "true"}
+    if stored.content_type is not None:
+        headers[hdrs.CONTENT_TYPE] = stored.content_type
+    if stored.location is not None:
+        headers[hdrs.LOCATION] = stored.location
+    return web.Response(status=stored.status, body=stored.body, headers=headers)
+
+
+async def expire_all(
+    app: web.Application, ttl: timedelta, stopping: asyncio.Event | None = None
+) -> int:
+    """Delete every key older than `ttl`, a batch per statement; how many went."""
+    total = 0
+    while stopping is None or not stopping.is_set():
+        async with app[POOL].lend() as conn:
+            deleted = await idempotency.expire(conn, ttl=ttl)
+        total += deleted
+        if deleted < idempotency.EXPIRE_BATCH:
+            return total
+        await asyncio.sleep(0.05)  # let requests through between batches
+    return total
+
+
+async def expiry(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: delete expired keys at start and every EXPIRE_PERIOD seconds."""
+    ttl = timedelta(seconds=app[CONFIG].idempotency_ttl)
+    stopping = asyncio.Event()
+
+    async def run() -> None:
+        while not stopping.is_set():
+            try:
+                if deleted := await expire_all(app, ttl, stopping):
+                    log.info("idempotency: deleted %d keys older than %s", deleted, ttl)
+            except UNAVAILABLE as exc:
+                log.warning("idempotency expiry: database unavailable: %s", exc)
+            except Exception:
+                log.exception("idempotency expiry: could not delete expired keys")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), EXPIRE_PERIOD)
+
+    task = asyncio.create_task(run())
+    try:
+        yield
+    finally:
+        stopping.set()
+        try:
+            await asyncio.wait_for(task, timeout=STOP_WITHIN)
+        except TimeoutError:
+            log.warning("the idempotency expiry did not stop in %ss and was cancelled", STOP_WITHIN)

@@ -1,0 +1,588 @@
+"""Idempotency-Key on POST: a retry gets the first answer again, byte for byte, and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from service import idempotency
+from service.app import OPENAPI_DOCUMENT, create_app
+from service.config import Token
+from service.errors import Problem
+from service.keys import POOL
+from service.repositories import idempotency as keys
+
+from .api import create_course, create_student, problem
+
+REGISTRAR = Token(name="registrar", scope="write", secret="registrar-secret-0123456789")
+IMPORTER = Token(name="importer", scope="write", secret="importer-secret-0123456789")
+
+
+def keyed(key: str, token: Token | None = None, **headers: str) -> dict[str, str]:
+    headers = {"Idempotency-Key": key, **headers}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token.secret}"
+    return headers
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes  # exactly as received
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def post(client: TestClient, path: str, body: bytes | dict, **headers: str) -> Reply:
+    """POST `body` (raw bytes as given, or a dict as JSON)."""
+    if isinstance(body, dict):
+        response = await client.post(path, json=body, headers=headers)
+    else:
+        headers.setdefault("Content-Type", "application/json")
+        # A large body as a stream: aiohttp warns about large bytes.
+        response = await client.post(path, data=io.BytesIO(body), headers=headers)
+    return Reply(response.status, response.headers, await response.read())
+
+
+def problem_of(reply: Reply) -> dict[str, Any]:
+    assert reply.content_type == "application/problem+json", reply.content_type
+    body = reply.json()
+    assert body["status"] == reply.status
+    return body
+
+
+async def counts(db: asyncpg.Connection) -> dict[str, int]:
+    row = await db.fetchrow(
+        "select (select count(*) from students) as students,"
+        " (select count(*) from courses) as courses,"
+        " (select count(*) from student_courses) as enrollments,"
+        " (select count(*) from course_waitlist) as waiting,"
+        " (select count(*) from events) as events,"
+        " (select count(*) from idempotency_keys) as keys"
+    )
+    return dict(row)
+
+
+def assert_same_answer(first, again) -> None:
+    assert again.status == first.status
+    assert again.body == first.body
+    assert again.headers.get("Content-Type") == first.headers.get("Content-Type")
+    assert again.headers.get("Location") == first.headers.get("Location")
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+# --- replays ---------------------------------------------------------------------
+
+
+async def test_a_retry_gets_the_first_answer_again_and_changes_nothing(client, db):
+    body = {"name": "Ada Lovelace", "email": "ada@example.org"}
+    first = await post(client, "/students", body, **keyed("create-ada"))
+    assert first.status == 201, first.body
+    before = await counts(db)
+
+    again = await post(client, "/students", body, **keyed("create-ada"))
+
+    assert_same_answer(first, again)
+    assert first.headers["Location"] == f"/students/{first.json()['id']}"
+    assert await counts(db) == before
+    assert before["students"] == 1 and before["keys"] == 1
+
+
+async def test_an_enrollment_retried_is_the_201_again_not_a_200(client, db):
+    # Without a key a retry answers 200 (already enrolled); with one it is the first answer.
+    student, course = await create_student(client), await create_course(client, capacity=5)
+    path = f"/students/{student['id']}/courses"
+    first = await post(client, path, {"course_id": course["id"]}, **keyed("enroll-1"))
+    assert first.status == 201
+    before = await counts(db)
+
+    again = await post(client, path, {"course_id": course["id"]}, **keyed("enroll-1"))
+
+    assert_same_answer(first, again)
+    assert first.headers["Location"] == f"/students/{student['id']}/courses/{course['id']}"
+    assert await counts(db) == before
+
+
+async def test_a_refusal_of_the_effect_is_kept_too(client, db):
+    # 409 course-full is what the request did: a retry gets it again even once a seat is free.
+    course = await create_course(client, capacity=1)
+    first_student, second = await create_student(client), await create_student(client)
+    assert (
+        await post(client, f"/students/{first_student['id']}/courses", {"course_id": course["id"]})
+    ).status == 201
+    path = f"/students/{second['id']}/courses"
+    full = await post(client, path, {"course_id": course["id"]}, **keyed("late"))
+    assert full.status == 409
+    assert problem_of(full)["type"] == "/problems/course-full"
+    await client.delete(f"/students/{first_student['id']}/courses/{course['id']}")
+
+    again = await post(client, path, {"course_id": course["id"]}, **keyed("late"))
+
+    assert_same_answer(full, again)
+    assert await db.fetchval("select count(*) from student_courses") == 0
+
+
+async def test_a_failed_statement_leaves_the_transaction_usable(client, db):
+    # email-taken is a unique violation inside the request's transaction: the handler's
+    # block runs in a savepoint, so the 409 can still be stored with its key.
+    await create_student(client, email="ada@example.org")
+    body = {"name": "Ada again", "email": "ADA@example.org"}
+    taken = await post(client, "/students", body, **keyed("dup"))
+    assert taken.status == 409
+    assert problem_of(taken)["type"] == "/problems/email-taken"
+
+    again = await post(client, "/students", body, **keyed("dup"))
+
+    assert_same_answer(taken, again)
+    assert await db.fetchval("select count(*) from students") == 1
+
+
+async def test_key_order_and_white_space_are_the_same_request(client, db):
+    first = await post(
+        client, "/courses", b'{"code":"CS101","title":"Engines","capacity":3}', **keyed("k")
+    )
+    assert first.status == 201
+
+    again = await post(
+        client,
+        "/courses",
+        b'{\n  "capacity": 3,\n  "title" : "Engines",\t"code": "CS101"\n}',
+        **keyed("k"),
+    )
+
+    assert_same_answer(first, again)
+    assert await db.fetchval("select count(*) from courses") == 1
+
+
+async def test_quotes_around_the_key_are_not_part_of_it(client):
+    body = {"name": "Ada", "email": "ada@example.org"}
+    first = await post(client, "/students", body, **keyed('"8e03978e-40d5"'))
+
+    again = await post(client, "/students", body, **keyed("8e03978e-40d5"))
+
+    assert_same_answer(first, again)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # another body on the same path
+        ("/students", {"name": "Ada", "email": "ada@other.example.org"}),
+        # one field more (refused by the handler, but the key check comes first)
+        ("/students", {"name": "Ada", "email": "ada@example.org", "extra": 1}),
+        # the same body on another path
+        ("/courses", {"name": "Ada", "email": "ada@example.org"}),
+    ],
+)
+async def test_the_key_of_another_request_is_422(client, db, path, body):
+    first = await post(
+        client, "/students", {"name": "Ada", "email": "ada@example.org"}, **keyed("k1")
+    )
+    assert first.status == 201
+    before = await counts(db)
+
+    reused = await post(client, path, body, **keyed("k1"))
+
+    assert reused.status == 422
+    found = problem_of(reused)
+    assert found["type"] == "/problems/idempotency-key-reused"
+    assert found["errors"] == [
+        {"field": "Idempotency-Key", "message": "was used for a different request"}
+    ]
+    assert "Idempotent-Replayed" not in reused.headers
+    assert await counts(db) == before
+
+
+async def test_numbers_compare_as_json_values(client):
+    # 3 and 3.0 are different values (the service refuses 3.0 as an integer).
+    course = await create_course(client)
+    student = await create_student(client)
+    path = f"/students/{student['id']}/courses"
+    first = await post(client, path, f'{{"course_id": {course["id"]}}}'.encode(), **keyed("n"))
+    assert first.status == 201
+
+    floated = await post(client, path, f'{{"course_id": {course["id"]}.0}}'.encode(), **keyed("n"))
+
+    assert floated.status == 422
+    assert problem_of(floated)["type"] == "/problems/idempotency-key-reused"
+
+
+# --- scope -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_tokens(aiohttp_client, config) -> TestClient:
+    return await aiohttp_client(create_app(replace(config, tokens=(REGISTRAR, IMPORTER))))
+
+
+async def test_keys_of_two_tokens_are_independent(two_tokens, db):
+    client = two_tokens
+    auth = {"Authorization": f"Bearer {REGISTRAR.secret}"}
+    student = await (
+        await client.post("/students", json={"name": "A", "email": "a@example.org"}, headers=auth)
+    ).json()
+    course = await (
+        await client.post("/courses", json={"code": "C1", "title": "C"}, headers=auth)
+    ).json()
+    path = f"/students/{student['id']}/courses"
+    first = await post(client, path, {"course_id": course["id"]}, **keyed("shared", REGISTRAR))
+    assert first.status == 201
+
+    # The same key from another token, for another request: that token's own key,
+    # so the request is processed (with one scope for both it would be 422 reused).
+    created = await post(
+        client, "/courses", {"code": "C2", "title": "D"}, **keyed("shared", IMPORTER)
+    )
+    assert created.status == 201
+    assert "Idempotent-Replayed" not in created.headers
+
+    # Each token gets its own answer again.
+    assert_same_answer(
+        created,
+        await post(client, "/courses", {"code": "C2", "title": "D"}, **keyed("shared", IMPORTER)),
+    )
+    again = await post(client, path, {"course_id": course["id"]}, **keyed("shared", REGISTRAR))
+    assert_same_answer(first, again)
+    rows = await db.fetch("select scope, status, location from idempotency_keys order by scope")
+    assert [tuple(row) for row in rows] == [
+        ("importer", 201, created.headers["Location"]),
+        ("registrar", 201, first.headers["Location"]),
+    ]
+
+
+async def test_without_tokens_the_scope_is_the_instance(client, db):
+    await post(client, "/students", {"name": "A", "email": "a@example.org"}, **keyed("one"))
+
+    assert await db.fetchval("select scope from idempotency_keys where key = 'one'") == ""
+
+
+# --- what is not kept -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b'{"name": "Ada"}', "application/json", 422),  # a missing field
+        (b'{"name": "Ada", "email": ', "application/json", 400),  # not JSON
+        (b'{"name": "Ada", "email": "ada@example.org"}', "text/plain", 415),  # not sent as JSON
+        (b'{"name": "' + b"a" * (1024 * 1024) + b'"}', "application/json", 413),  # too large
+    ],
+)
+async def test_a_malformed_request_is_not_kept_and_its_key_serves_the_fixed_one(
+    client, db, body, content_type, status
+):
+    refused = await post(
+        client, "/students", body, **keyed("fix-me", **{"Content-Type": content_type})
+    )
+    assert refused.status == status
+    assert await db.fetchval("select count(*) from idempotency_keys") == 0
+
+    fixed = await post(
+        client, "/students", {"name": "Ada", "email": "ada@example.org"}, **keyed("fix-me")
+    )
+
+    assert fixed.status == 201
+    assert "Idempotent-Replayed" not in fixed.headers
+    assert await db.fetchval("select count(*) from students") == 1
+    again = await post(
+        client, "/students", {"name": "Ada", "email": "ada@example.org"}, **keyed("fix-me")
+    )
+    assert_same_answer(fixed, again)
+
+
+@asynccontextmanager
+async def course_locked(database_url: str, course_id: int) -> AsyncIterator[asyncpg.Connection]:
+    """Hold course `course_id`'s row lock from another session, so an enroll in it waits."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("select 1 from courses where id = $1 for update", course_id)
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()
+
+
+async def wait_for_lock_waiter(db: asyncpg.Connection) -> None:
+    """Until one of the service's sessions waits for a lock in this test's database."""
+    deadline = time.perf_counter() + 5
+    while not await db.fetchval(
+        "select count(*) from pg_stat_activity where datname = current_database()"
+        " and application_name = 'enrollment-service' and wait_event_type = 'Lock'"
+    ):
+        assert time.perf_counter() < deadline, "no request waits on the lock"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_503_is_not_kept(aiohttp_client, config, database_url, db):
+    # The database is away for this request (here: busy past lock_timeout, 503).
+    client = await aiohttp_client(create_app(replace(config, statement_timeout=0.5)))
+    student, course = await create_student(client), await create_course(client)
+    path = f"/students/{student['id']}/courses"
+    async with course_locked(database_url, course["id"]):
+        unavailable = await post(client, path, {"course_id": course["id"]}, **keyed("retry-me"))
+        assert unavailable.status == 503
+        assert "Retry-After" in unavailable.headers
+    assert await db.fetchval("select count(*) from idempotency_keys") == 0
+
+    later = await post(client, path, {"course_id": course["id"]}, **keyed("retry-me"))
+
+    assert later.status == 201
+    assert "Idempotent-Replayed" not in later.headers
+
+
+# --- concurrency and atomicity ----------------------------------------------------
+
+
+async def test_a_key_in_use_is_409_at_once(client, database_url, db):
+    student, course = await create_student(client), await create_course(client)
+    path = f"/students/{student['id']}/courses"
+    body = {"course_id": course["id"]}
+    async with course_locked(database_url, course["id"]):
+        first = asyncio.create_task(post(client, path, body, **keyed("busy-key")))
+        await wait_for_lock_waiter(db)  # the first request is inside the database, key held
+
+        started = time.perf_counter()
+        async with asyncio.timeout(3):  # it must not wait for the first one
+            second = await post(client, path, body, **keyed("busy-key"))
+        assert time.perf_counter() - started < 1
+
+        assert second.status == 409
+        assert problem_of(second)["type"] == "/problems/idempotency-key-in-use"
+        assert second.headers["Retry-After"] == "1"
+        assert not first.done()
+    first_answer = await first
+
+    assert first_answer.status == 201
+    assert "Idempotent-Replayed" not in first_answer.headers
+    again = await post(client, path, body, **keyed("busy-key"))
+    assert_same_answer(first_answer, again)
+    assert await db.fetchval("select count(*) from student_courses") == 1
+
+
+async def test_the_record_and_the_effect_commit_together(client, db):
+    # The server dies between the effect and the record (a trigger ends the session on
+    # the record's insert): the effect must be gone with it.
+    await db.execute(
+        "create function die() returns trigger language plpgsql as"
+        " $$ begin perform pg_terminate_backend(pg_backend_pid()); return new; end $$;"
+        " create trigger die before insert on idempotency_keys"
+        " for each row execute function die()"
+    )
+    student, course = await create_student(client), await create_course(client)
+    path = f"/students/{student['id']}/courses"
+    before = await counts(db)
+
+    crashed = await post(client, path, {"course_id": course["id"]}, **keyed("atomic"))
+
+    assert crashed.status == 503
+    assert await counts(db) == before  # no enrollment, no event, no key
+    await db.execute("drop trigger die on idempotency_keys")
+    retried = await post(client, path, {"course_id": course["id"]}, **keyed("atomic"))
+    assert retried.status == 201  # processed now, once
+    assert await db.fetchval("select count(*) from student_courses") == 1
+
+
+async def test_a_deadlock_runs_the_whole_transaction_again(client, database_url, db):
+    # The keyed enroll locks the course, then waits for the student (held by `other`),
+    # which then waits for the course: a deadlock. The enroll is made its victim (the
+    # other session looks for deadlocks only after 10 s); inside its transaction no
+    # statement alone can be retried, so the whole transaction runs again.
+    student, course = await create_student(client), await create_course(client)
+    path = f"/students/{student['id']}/courses"
+    other = await asyncpg.connect(database_url)
+    try:
+        await other.execute("set deadlock_timeout = '10s'")
+        async with other.transaction():
+            await other.execute("select 1 from students where id = $1 for update", student["id"])
+            enroll = asyncio.create_task(
+                post(client, path, {"course_id": course["id"]}, **keyed("dl"))
+            )
+            await wait_for_lock_waiter(db)
+            await other.execute("select 1 from courses where id = $1 for update", course["id"])
+        answer = await enroll
+    finally:
+        await other.close()
+
+    assert answer.status == 201, answer.body
+    assert await db.fetchval("select count(*) from student_courses") == 1
+    assert await db.fetchval("select status from idempotency_keys where key = 'dl'") == 201
+
+
+# --- malformed keys ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",  # empty
+        '""',  # empty between the quotes
+        "a" * 256,  # too long
+        '"' + "a" * 256 + '"',  # too long between the quotes
+        "a b",  # a space is not visible
+        "a\tb",  # nor a tab
+        "caf\u00e9",  # not ASCII
+    ],
+    ids=["empty", "empty-quoted", "256", "256-quoted", "space", "tab", "non-ascii"],
+)
+async def test_a_malformed_key_is_400_naming_the_header(client, db, value):
+    response = await client.post(
+        "/students",
+        json={"name": "Ada", "email": "ada@example.org"},
+        headers={"Idempotency-Key": value},
+    )
+
+    assert response.status == 400
+    found = await problem(response)
+    assert found["type"] == "/problems/invalid-idempotency-key"
+    assert "Idempotency-Key" in found["detail"]
+    assert await db.fetchval("select count(*) from students") == 0
+
+
+async def test_a_key_sent_twice_is_400(client, db):
+    headers = CIMultiDict([("Idempotency-Key", "a"), ("Idempotency-Key", "a")])
+
+    response = await client.post(
+        "/students", json={"name": "Ada", "email": "ada@example.org"}, headers=headers
+    )
+
+    assert response.status == 400
+    assert "once" in (await problem(response))["detail"]
+    assert await db.fetchval("select count(*) from students") == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a" * 255, '"' + "~" * 255 + '"', "!", '"', '"a', "a,b", '"a"b"'],
+    ids=["255", "255-quoted", "one-char", "one-quote", "leading-quote", "comma", "inner-quote"],
+)
+async def test_the_longest_and_oddest_keys_are_accepted(client, value):
+    body = {"name": "Ada", "email": "ada@example.org"}
+    first = await post(client, "/students", body, **keyed(value))
+    assert first.status == 201
+
+    assert_same_answer(first, await post(client, "/students", body, **keyed(value)))
+
+
+def test_the_documented_pattern_accepts_exactly_the_keys_the_server_accepts():
+    pattern = OPENAPI_DOCUMENT["components"]["parameters"]["IdempotencyKey"]["schema"]["pattern"]
+    samples = [
+        "",
+        '"',
+        '""',
+        '"""',
+        "a",
+        '"a"',
+        "a" * 255,
+        "a" * 256,
+        '"' + "a" * 255 + '"',
+        '"' + "a" * 256 + '"',
+        '"' + "a" * 254,
+        "a b",
+        "a\n",
+        "\u00e9",
+        "a\x7f",
+        "~!",
+    ]
+    for value in samples:
+        try:
+            idempotency.parse_key([value])
+            accepted = True
+        except Problem:
+            accepted = False
+        assert (re.search(pattern, value) is not None) is accepted, repr(value)
+
+
+async def test_get_and_other_methods_ignore_the_header(client):
+    # Only POST is keyed; a GET with a malformed key is answered as usual.
+    response = await client.get("/students", headers={"Idempotency-Key": ""})
+
+    assert response.status == 200
+    assert "Idempotent-Replayed" not in response.headers
+
+
+# --- expiry -----------------------------------------------------------------------
+
+
+async def insert_keys(db: asyncpg.Connection, count: int, age: timedelta, prefix: str) -> None:
+    await db.execute(
+        "insert into idempotency_keys (scope, key, fingerprint, status, body, created_at)"
+        " select '', $1 || n, '\\x00', 201, '{}', now() - $2::interval"
+        " from generate_series(1, $3) n",
+        prefix,
+        age,
+        count,
+    )
+
+
+async def test_expiry_deletes_expired_keys_in_batches_and_only_them(client, db):
+    day = timedelta(hours=24)
+    await insert_keys(db, 12_000, day + timedelta(minutes=1), "old-")
+    await insert_keys(db, 10, day - timedelta(minutes=1), "live-")
+
+    # One statement deletes one batch at most.
+    assert await keys.expire(db, ttl=day) == keys.EXPIRE_BATCH
+    # The pass goes on while there is more.
+    assert await idempotency.expire_all(client.app, day) == 12_000 - keys.EXPIRE_BATCH
+    assert await db.fetchval("select count(*) from idempotency_keys where key like 'old-%'") == 0
+    assert await db.fetchval("select count(*) from idempotency_keys where key like 'live-%'") == 10
+
+
+async def test_the_service_expires_keys_in_the_background(aiohttp_client, config, db):
+    await insert_keys(db, 30, timedelta(seconds=120), "old-")
+    await insert_keys(db, 3, timedelta(seconds=10), "live-")
+
+    await aiohttp_client(create_app(replace(config, idempotency_ttl=60)))
+
+    deadline = time.perf_counter() + 5
+    while await db.fetchval("select count(*) from idempotency_keys where key like 'old-%'"):
+        assert time.perf_counter() < deadline, "the expired keys were not deleted"
+        await asyncio.sleep(0.05)
+    assert await db.fetchval("select count(*) from idempotency_keys") == 3
+
+
+async def test_an_expired_key_serves_a_new_request(aiohttp_client, config, db):
+    client = await aiohttp_client(create_app(replace(config, idempotency_ttl=60)))
+    first = await post(client, "/students", {"name": "A", "email": "a@example.org"}, **keyed("old"))
+    assert first.status == 201
+    # Older than the TTL, not yet deleted: as if it never was.
+    await db.execute("update idempotency_keys set created_at = now() - interval '61 seconds'")
+
+    other = await post(client, "/students", {"name": "B", "email": "b@example.org"}, **keyed("old"))
+
+    assert other.status == 201
+    assert "Idempotent-Replayed" not in other.headers
+    assert await db.fetchval("select count(*) from idempotency_keys") == 1
+    again = await post(client, "/students", {"name": "B", "email": "b@example.org"}, **keyed("old"))
+    assert_same_answer(other, again)
+
+
+async def test_pool_connection_is_returned_after_a_keyed_request(client):
+    await post(client, "/students", {"name": "A", "email": "a@example.org"}, **keyed("p"))
+
+    pool = client.app[POOL]
+    assert not pool.loans
+    assert all(not conn.is_in_transaction() for conn in pool.free)
