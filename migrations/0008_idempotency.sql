@@ -1,6 +1,6 @@
 -- Idempotency keys: the stored answer of every POST sent with an
 -- Idempotency-Key header, kept IDEMPOTENCY_TTL so that a retry gets it again.
--- depends: 0006_events
+-- depends: 0007_batches
 --
 -- A key belongs to a scope: the name of the token that sent it ('' on an
 -- instance without tokens), so two clients never see each other's answers.
