@@ -16,36 +16,46 @@ from .api import create_course, create_student, enroll, problem
 
 @dataclass(frozen=True)
 class Kind:
-    """A resource with conditional requests, and two different changes to make to it."""
+    """A resource with conditional requests, two different changes to it, and its SQL."""
 
     path: str
-    table: str
     create: Any
     change: dict[str, Any]
     other_change: dict[str, Any]
     updated_event: str
+    row: str  # the stored row, by id
+    lock: str  # the row locked, by id
+    events: str  # how many events name the id
 
     def __str__(self) -> str:
-        return self.table
+        return self.path.strip("/")
 
 
 STUDENTS = Kind(
     "/students",
-    "students",
     create_student,
     {"name": "Ada King"},
     {"name": "Ada Byron"},
     "student.updated",
+    row="select * from students where id = $1",
+    lock="select 1 from students where id = $1 for update",
+    events="select count(*) from events where student_id = $1",
 )
 COURSES = Kind(
     "/courses",
-    "courses",
     create_course,
     {"title": "Engines II"},
     {"title": "Engines III"},
     "course.updated",
+    row="select * from courses where id = $1",
+    lock="select 1 from courses where id = $1 for update",
+    events="select count(*) from events where course_id = $1",
 )
 KINDS = pytest.mark.parametrize("kind", [STUDENTS, COURSES], ids=str)
+
+
+def id_in(path: str) -> int:
+    return id_in(path)
 
 
 async def made(client: TestClient, kind: Kind) -> tuple[str, str]:
@@ -62,17 +72,11 @@ async def etag_of(client: TestClient, path: str) -> str:
 
 
 async def stored(db: asyncpg.Connection, kind: Kind, path: str) -> asyncpg.Record | None:
-    # The table name is one of two constants, never input.
-    return await db.fetchrow(
-        f"select * from {kind.table} where id = $1", int(path.rsplit("/", 1)[1])
-    )
+    return await db.fetchrow(kind.row, id_in(path))
 
 
 async def events_about(db: asyncpg.Connection, kind: Kind, path: str) -> int:
-    column = "student_id" if kind is STUDENTS else "course_id"
-    return await db.fetchval(
-        f"select count(*) from events where {column} = $1", int(path.rsplit("/", 1)[1])
-    )
+    return await db.fetchval(kind.events, id_in(path))
 
 
 # -- ETag -------------------------------------------------------------------------------
@@ -149,7 +153,7 @@ async def test_a_student_etag_does_not_change_when_they_enroll(client):
     path, before = await made(client, STUDENTS)
     course = await create_course(client)
 
-    assert (await enroll(client, int(path.rsplit("/", 1)[1]), course["id"])).status == 201
+    assert (await enroll(client, id_in(path), course["id"])).status == 201
 
     assert await etag_of(client, path) == before
 
@@ -209,7 +213,7 @@ async def test_if_none_match_that_does_not_match_is_a_full_200(client, kind, hea
 
     assert response.status == 200
     assert response.headers["ETag"] == tag
-    assert (await response.json())["id"] == int(path.rsplit("/", 1)[1])
+    assert (await response.json())["id"] == id_in(path)
 
 
 @KINDS
@@ -410,12 +414,11 @@ async def test_of_two_concurrent_patches_with_the_same_if_match_exactly_one_wins
     # the write lets both through (two 200s); one in the write's WHERE clause
     # is re-checked on the version the first one committed.
     path, tag = await made(client, kind)
-    row_id = int(path.rsplit("/", 1)[1])
     holder = await asyncpg.connect(database_url)
     try:
         transaction = holder.transaction()
         await transaction.start()
-        await holder.execute(f"select 1 from {kind.table} where id = $1 for update", row_id)
+        await holder.execute(kind.lock, id_in(path))
         requests = [
             asyncio.ensure_future(client.patch(path, json=change, headers={"If-Match": tag}))
             for change in (kind.change, kind.other_change)

@@ -17,7 +17,9 @@ def _email_taken(email: str) -> Problem:
 
 
 def _changed(student_id: int) -> Problem:
-    return precondition_failed(f"student {student_id} has changed: If-Match names no current version")
+    return precondition_failed(
+        f"student {student_id} has changed: If-Match names no current version"
+    )
 
 
 def _versioned(row: asyncpg.Record) -> Versioned[Student]:
