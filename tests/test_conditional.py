@@ -55,7 +55,7 @@ KINDS = pytest.mark.parametrize("kind", [STUDENTS, COURSES], ids=str)
 
 
 def id_in(path: str) -> int:
-    return id_in(path)
+    return int(path.rsplit("/", 1)[1])
 
 
 async def made(client: TestClient, kind: Kind) -> tuple[str, str]:
