@@ -22,13 +22,21 @@ the newest version of the row (READ COMMITTED), which then no longer matches.
 from __future__ import annotations
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 ANY = "*"
+# As RFC 9110 spells it (aiohttp's hdrs.ETAG is "Etag"); istr, like hdrs.
+ETAG = istr("ETag")
 
 
 def etag(version: str) -> str:
     """The strong entity tag of a row version."""
     return f'"{version}"'
+
+
+def tagged(version: str) -> dict[str, str]:
+    """The headers of a 200 that carries this version."""
+    return {ETAG: etag(version)}
 
 
 def if_match(request: web.Request) -> tuple[str, ...] | None:
@@ -56,4 +64,4 @@ def not_modified(request: web.Request, version: str) -> bool:
 
 def not_modified_response(version: str) -> web.Response:
     """304: no body; the ETag, as a 200 would have sent it (RFC 9110 15.4.5)."""
-    return web.Response(status=304, headers={hdrs.ETAG: etag(version)})
+    return web.Response(status=304, headers=tagged(version))

@@ -87,6 +87,8 @@ async def test_a_read_sends_a_strong_etag_that_stays_while_nothing_changes(clien
     path, first = await made(client, kind)
 
     assert first.startswith('"') and first.endswith('"') and len(first) > 2  # strong: no W/
+    # Spelled on the wire as RFC 9110 spells it.
+    assert (b"ETag", first.encode()) in (await client.get(path)).raw_headers
     assert await etag_of(client, path) == first
     assert await etag_of(client, path) == first
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from .. import conditional
 from .. import validation as v
@@ -37,7 +37,7 @@ async def get(request: web.Request) -> web.Response:
         raise not_found(f"student {student_id} does not exist")
     if conditional.not_modified(request, found.version):
         return conditional.not_modified_response(found.version)
-    return render.json(found.item, headers={hdrs.ETAG: conditional.etag(found.version)})
+    return render.json(found.item, headers=conditional.tagged(found.version))
 
 
 async def update(request: web.Request) -> web.Response:
@@ -54,7 +54,7 @@ async def update(request: web.Request) -> web.Response:
         )
     if updated is None:
         raise not_found(f"student {student_id} does not exist")
-    return render.json(updated.item, headers={hdrs.ETAG: conditional.etag(updated.version)})
+    return render.json(updated.item, headers=conditional.tagged(updated.version))
 
 
 async def delete(request: web.Request) -> web.Response:
