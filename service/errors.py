@@ -39,6 +39,11 @@ def conflict(detail: str, slug: str = "conflict") -> Problem:
     return Problem(409, detail, slug)
 
 
+def precondition_failed(detail: str) -> Problem:
+    """If-Match named no current version of the resource (service/conditional.py)."""
+    return Problem(412, detail, "precondition-failed")
+
+
 def invalid(errors: list[FieldError]) -> Problem:
     fields = ", ".join(dict.fromkeys(e.field for e in errors))
     return Problem(422, f"invalid fields: {fields}", "validation-error", errors)

@@ -110,3 +110,14 @@ class Page(Generic[T]):
 
     items: list[T]
     last_key: int | None
+
+
+@dataclass
+class Versioned(Generic[T]):
+    """A resource and the version of the row it was read from: the value of its ETag.
+
+    Kept beside the resource rather than in it, so the JSON body stays as it is.
+    """
+
+    item: T
+    version: str

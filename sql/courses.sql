@@ -1,8 +1,10 @@
 -- Courses. enrolled and waitlisted are kept by triggers (migration 0005).
 
 -- name: get_course
--- One course by id.
-select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
+-- One course by id, and the version of its row: xmin, the value of its ETag.
+-- The seat triggers write enrolled and waitlisted into the row, so every
+-- enrollment, drop and promotion makes a new version (service/conditional.py).
+select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at, xmin::text
 from courses
 where id = $1;
 
@@ -29,20 +31,26 @@ returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitli
 -- waiting, violates courses_enrolled_within_capacity or
 -- courses_waitlisted_within_capacity. Raising capacity promotes from the
 -- waitlist in an AFTER trigger, which RETURNING does not see: read the
--- course again (get_course) in the same transaction. $7: the actor.
+-- course again (get_course) in the same transaction. $7: the versions
+-- If-Match accepts (null: any); the row changes only if its xmin is one of
+-- them, re-checked on the newest version when a concurrent change (an
+-- enrollment too) commits first, so the compare and the write are one step.
+-- Returns the new version. $8: the actor.
 update courses
 set code = coalesce($2, code),
     title = coalesce($3, title),
     capacity = case when $4::boolean then $5::integer else capacity end,
     waitlist_capacity = coalesce($6, waitlist_capacity)
-from (select set_config('enrollment.actor', $7, true)) as actor
-where id = $1
-returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
+from (select set_config('enrollment.actor', $8, true)) as actor
+where id = $1 and ($7::text[] is null or courses.xmin::text = any($7::text[]))
+returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
+    courses.xmin::text;
 
 -- name: delete_course
 -- Delete a course; its enrollments and waitlist go with it (ON DELETE CASCADE).
--- $2: the actor.
+-- $2: the versions If-Match accepts (null: any), compared as in update_course.
+-- $3: the actor.
 delete from courses
-using (select set_config('enrollment.actor', $2, true)) as actor
-where id = $1
+using (select set_config('enrollment.actor', $3, true)) as actor
+where id = $1 and ($2::text[] is null or courses.xmin::text = any($2::text[]))
 returning id;

@@ -1,8 +1,9 @@
 -- Students. Every statement is prepared once per connection by asyncpg.
 
 -- name: get_student
--- One student by id.
-select id, name, email, created_at
+-- One student by id, and the version of its row: xmin, the value of its ETag
+-- (why xmin: service/conditional.py).
+select id, name, email, created_at, xmin::text
 from students
 where id = $1;
 
@@ -23,18 +24,23 @@ from (select set_config('enrollment.actor', $3, true)) as actor
 returning id, name, email, created_at;
 
 -- name: update_student
--- Change the given fields; a null parameter keeps the stored value. $4: the actor.
+-- Change the given fields; a null parameter keeps the stored value. $4: the
+-- versions If-Match accepts (null: any); the row changes only if its xmin is
+-- one of them, re-checked on the newest version when a concurrent change
+-- commits first, so the compare and the write are one step. Returns the new
+-- version. $5: the actor.
 update students
 set name = coalesce($2, name),
     email = coalesce($3, email)
-from (select set_config('enrollment.actor', $4, true)) as actor
-where id = $1
-returning id, name, email, created_at;
+from (select set_config('enrollment.actor', $5, true)) as actor
+where id = $1 and ($4::text[] is null or students.xmin::text = any($4::text[]))
+returning id, name, email, created_at, students.xmin::text;
 
 -- name: delete_student
 -- Delete a student; their enrollments and waitlist entries go with them (ON
--- DELETE CASCADE), their seats to the heads of the queues. $2: the actor.
+-- DELETE CASCADE), their seats to the heads of the queues. $2: the versions
+-- If-Match accepts (null: any), compared as in update_student. $3: the actor.
 delete from students
-using (select set_config('enrollment.actor', $2, true)) as actor
-where id = $1
+using (select set_config('enrollment.actor', $3, true)) as actor
+where id = $1 and ($2::text[] is null or students.xmin::text = any($2::text[]))
 returning id;

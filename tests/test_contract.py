@@ -20,8 +20,10 @@ too; and one without tokens, as `make run` starts it, whose document declares
 no security requirement (ignored_auth then has nothing to replay). 404 (an id
 that names nothing) and 409 (a taken email, a full course or waitlist) stay
 acceptable answers to schema-valid requests: schemathesis allows them by default
-and the contract says so. Two kinds of schema-valid input are rejected by the contract
-on purpose, and `rejected_by_contract` names them.
+and the contract says so. So is 412: an If-Match the fuzzer makes up names no
+version of the row (two in three are swapped for `*`, which passes).
+Two kinds of schema-valid input are rejected by the contract on purpose, and
+`rejected_by_contract` names them.
 
 GET /events is explored like the lists, on the events the seeding recorded. Its
 long poll (`wait`, up to 30 seconds) would make every case with an empty page wait
@@ -71,6 +73,13 @@ def load_schema(*, with_tokens: bool) -> schemathesis.BaseSchema:
     config: dict[str, Any] = {
         "seed": SEED_VALUE,
         "generation": {"mode": "all", "deterministic": True, "database": "none"},
+        # A schema-valid If-Match that names no current version is 412 (the
+        # fuzzer cannot know the ETag): an answer the contract gives valid data.
+        "checks": {
+            "positive_data_acceptance": {
+                "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+            }
+        },
     }
     if with_tokens:
         config["auth"] = {"openapi": {"bearerAuth": {"bearer": TOKEN.secret}}}
@@ -242,15 +251,51 @@ def _issued_cursor(case: schemathesis.Case) -> str:
 
 
 def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
-    """Point about half of the fuzzed ids at seeded rows, and some cursors at a real one.
+    """Point about half of the fuzzed ids at seeded rows, some cursors at a real one, If-Match at `*`.
 
     Only values that are already valid are swapped for other valid values, so a
     negative case stays negative and a positive one positive. Without this, random
     64-bit ids would almost never name an existing student or course (in a path,
     a body, or the feed's student_id and course_id filters).
     """
-    if case.meta is None or case.meta.phase.name != TestPhase.FUZZING:
+    if case.meta is None:
         return st.just(case)
+    draws = _if_match_draws(case)
+    if case.meta.phase.name == TestPhase.FUZZING:
+        draws |= _id_draws(case)
+    if not draws:
+        return st.just(case)
+
+    def apply(values: dict[str, Any]) -> schemathesis.Case:
+        for key, value in values.items():
+            where, name = key.split(":")
+            if where == "path":
+                case.path_parameters[name] = value
+            elif where == "body":
+                case.body[name] = value
+            elif where == "header":
+                case.headers[name] = value
+            else:
+                case.query[name] = value
+        return case
+
+    return st.fixed_dictionaries(draws).map(apply)
+
+
+def _if_match_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
+    """A generated If-Match (the document's example too) names no version of the row: 412.
+
+    In every phase, two in three become `*`, so the PATCH and DELETE behind the
+    precondition are explored as well. Only in positive cases: schemathesis
+    classifies a case again when its headers change, and would take a negative
+    one (an empty Authorization) for a positive one.
+    """
+    if case.meta.generation.mode.is_positive and "If-Match" in (case.headers or {}):
+        return {"header:If-Match": st.sampled_from([case.headers["If-Match"], "*", "*"])}
+    return {}
+
+
+def _id_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
     draws: dict[str, st.SearchStrategy] = {}
     for name, value in (case.path_parameters or {}).items():
         if _is_id(value):
@@ -266,21 +311,7 @@ def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
         if _is_id(query.get(name)):
             pool = SEED.student_ids if name == "student_id" else SEED.course_ids
             draws[f"query:{name}"] = st.sampled_from([query[name], *pool])
-    if not draws:
-        return st.just(case)
-
-    def apply(values: dict[str, Any]) -> schemathesis.Case:
-        for key, value in values.items():
-            where, name = key.split(":")
-            if where == "path":
-                case.path_parameters[name] = value
-            elif where == "body":
-                case.body[name] = value
-            else:
-                case.query[name] = value
-        return case
-
-    return st.fixed_dictionaries(draws).map(apply)
+    return draws
 
 
 for _schema in (SECURED, OPEN):

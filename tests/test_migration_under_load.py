@@ -172,6 +172,7 @@ class Traffic:
                 student,
                 f"Renamed {tag}",
                 None,
+                None,  # no If-Match: whatever the version
                 "load",
             )
             self.names[student] = f"Renamed {tag}"

@@ -23,9 +23,10 @@ QUERY = {"422"}
 CONTRACT = {
     ("POST", "/students"): {"201", "409", "422"} | BODY | DB,
     ("GET", "/students"): {"200", "422"} | DB,
-    ("GET", "/students/{student_id}"): {"200", "404"} | DB,
-    ("PATCH", "/students/{student_id}"): {"200", "404", "409", "422"} | BODY | DB,
-    ("DELETE", "/students/{student_id}"): {"204", "404"} | DB,
+    # Conditional requests: 304 on If-None-Match, 412 on If-Match.
+    ("GET", "/students/{student_id}"): {"200", "304", "404"} | DB,
+    ("PATCH", "/students/{student_id}"): {"200", "404", "409", "412", "422"} | BODY | DB,
+    ("DELETE", "/students/{student_id}"): {"204", "404", "412"} | DB,
     ("POST", "/students/{student_id}/courses"): {"200", "201", "202", "404", "409", "422"}
     | BODY
     | DB,
@@ -34,9 +35,9 @@ CONTRACT = {
     ("DELETE", "/students/{student_id}/courses/{course_id}"): {"204", "404"} | DB,
     ("POST", "/courses"): {"201", "409", "422"} | BODY | DB,
     ("GET", "/courses"): {"200", "422"} | DB,
-    ("GET", "/courses/{course_id}"): {"200", "404"} | DB,
-    ("PATCH", "/courses/{course_id}"): {"200", "404", "409", "422"} | BODY | DB,
-    ("DELETE", "/courses/{course_id}"): {"204", "404"} | DB,
+    ("GET", "/courses/{course_id}"): {"200", "304", "404"} | DB,
+    ("PATCH", "/courses/{course_id}"): {"200", "404", "409", "412", "422"} | BODY | DB,
+    ("DELETE", "/courses/{course_id}"): {"204", "404", "412"} | DB,
     ("GET", "/courses/{course_id}/students"): {"200", "404", "422"} | DB,
     ("GET", "/students/{student_id}/waitlist"): {"200", "404", "422"} | DB,
     ("GET", "/students/{student_id}/waitlist/{course_id}"): {"200", "404"} | DB,
@@ -145,6 +146,30 @@ async def test_creates_document_the_location_header(document, method, path):
     created = documented_operations(document)[(method, path)]["responses"]["201"]
 
     assert "Location" in created.get("headers", {})
+
+
+CONDITIONAL = {
+    ("GET", "/students/{student_id}"): ("200", "IfNoneMatch"),
+    ("PATCH", "/students/{student_id}"): ("200", "IfMatch"),
+    ("DELETE", "/students/{student_id}"): (None, "IfMatch"),
+    ("GET", "/courses/{course_id}"): ("200", "IfNoneMatch"),
+    ("PATCH", "/courses/{course_id}"): ("200", "IfMatch"),
+    ("DELETE", "/courses/{course_id}"): (None, "IfMatch"),
+}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(CONDITIONAL))
+async def test_conditional_operations_document_etag_and_their_precondition_header(
+    document, method, path
+):
+    operation = documented_operations(document)[(method, path)]
+    answered, parameter = CONDITIONAL[(method, path)]
+
+    assert {"$ref": f"#/components/parameters/{parameter}"} in operation["parameters"]
+    if answered is not None:
+        assert "ETag" in operation["responses"][answered]["headers"]
+    if method == "GET":
+        assert "ETag" in document["components"]["responses"]["NotModified"]["headers"]
 
 
 async def test_a_place_on_a_waitlist_documents_the_location_header(document):

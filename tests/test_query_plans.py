@@ -52,13 +52,13 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "students.get_student": (4_242,),
     "students.list_students": (9_000, 51),  # a page in the middle; the handler asks limit + 1
     "students.create_student": ("Ada Lovelace", "ada@example.org", "registrar"),
-    "students.update_student": (4_242, "Ada King", None, "registrar"),
-    "students.delete_student": (4_242, "registrar"),
+    "students.update_student": (4_242, "Ada King", None, ["1234"], "registrar"),  # If-Match
+    "students.delete_student": (4_242, None, "registrar"),
     "courses.get_course": (42,),
     "courses.list_courses": (200, 51),
     "courses.create_course": ("CS-101", "Algorithms", 30, 0, "registrar"),
-    "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None, "registrar"),
-    "courses.delete_course": (42, "registrar"),
+    "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None, None, "registrar"),
+    "courses.delete_course": (42, ["1234", "5678"], "registrar"),  # If-Match with two tags
     "enrollments.enroll": (4_242, 42, True, "registrar"),
     "enrollments.get_enrollment": (4_242, 42),
     "enrollments.list_student_courses": (4_242, 0, 51),

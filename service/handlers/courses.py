@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import conditional
 from .. import validation as v
 from ..auth import actor
 from ..db import connection
@@ -45,34 +46,42 @@ async def list_(request: web.Request) -> web.Response:
 async def get(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
     async with connection(request) as conn:
-        course = await courses.get(conn, course_id=course_id)
-    if course is None:
+        found = await courses.get(conn, course_id=course_id)
+    if found is None:
         raise not_found(f"course {course_id} does not exist")
-    return render.json(course)
+    if conditional.not_modified(request, found.version):
+        return conditional.not_modified_response(found.version)
+    return render.json(found.item, headers=conditional.tagged(found.version))
 
 
 async def update(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
     data = v.fields(await v.json_object(request), FIELDS, at_least_one=True)
     async with connection(request) as conn:
-        course = await courses.update(
+        updated = await courses.update(
             conn,
             course_id=course_id,
             code=data.get("code"),
             title=data.get("title"),
             capacity=data.get("capacity", courses.UNCHANGED),
             waitlist_capacity=data.get("waitlist_capacity"),
+            if_match=conditional.if_match(request),
             actor=actor(request),
         )
-    if course is None:
+    if updated is None:
         raise not_found(f"course {course_id} does not exist")
-    return render.json(course)
+    return render.json(updated.item, headers=conditional.tagged(updated.version))
 
 
 async def delete(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
     async with connection(request) as conn:
-        deleted = await courses.delete(conn, course_id=course_id, actor=actor(request))
+        deleted = await courses.delete(
+            conn,
+            course_id=course_id,
+            if_match=conditional.if_match(request),
+            actor=actor(request),
+        )
     if not deleted:
         raise not_found(f"course {course_id} does not exist")
     return web.Response(status=204)

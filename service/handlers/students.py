@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import conditional
 from .. import validation as v
 from ..auth import actor
 from ..db import connection
@@ -31,32 +32,40 @@ async def list_(request: web.Request) -> web.Response:
 async def get(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     async with connection(request) as conn:
-        student = await students.get(conn, student_id=student_id)
-    if student is None:
+        found = await students.get(conn, student_id=student_id)
+    if found is None:
         raise not_found(f"student {student_id} does not exist")
-    return render.json(student)
+    if conditional.not_modified(request, found.version):
+        return conditional.not_modified_response(found.version)
+    return render.json(found.item, headers=conditional.tagged(found.version))
 
 
 async def update(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     data = v.fields(await v.json_object(request), CREATE, at_least_one=True)
     async with connection(request) as conn:
-        student = await students.update(
+        updated = await students.update(
             conn,
             student_id=student_id,
             name=data.get("name"),
             email=data.get("email"),
+            if_match=conditional.if_match(request),
             actor=actor(request),
         )
-    if student is None:
+    if updated is None:
         raise not_found(f"student {student_id} does not exist")
-    return render.json(student)
+    return render.json(updated.item, headers=conditional.tagged(updated.version))
 
 
 async def delete(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     async with connection(request) as conn:
-        deleted = await students.delete(conn, student_id=student_id, actor=actor(request))
+        deleted = await students.delete(
+            conn,
+            student_id=student_id,
+            if_match=conditional.if_match(request),
+            actor=actor(request),
+        )
     if not deleted:
         raise not_found(f"student {student_id} does not exist")
     return web.Response(status=204)

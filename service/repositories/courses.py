@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..errors import Problem, conflict
-from ..models import Course, Page
+from ..errors import Problem, conflict, precondition_failed
+from ..models import Course, Page, Versioned
 from ..sql import QUERIES
 from .retry import retried
 
@@ -19,9 +19,18 @@ def _code_taken(code: str) -> Problem:
     return conflict(f"a course with code {code} already exists", "code-taken")
 
 
-async def get(conn: asyncpg.Connection, *, course_id: int) -> Course | None:
+def _changed(course_id: int) -> Problem:
+    return precondition_failed(f"course {course_id} has changed: If-Match names no current version")
+
+
+def _versioned(row: asyncpg.Record) -> Versioned[Course]:
+    *fields, version = row
+    return Versioned(Course(*fields), version)
+
+
+async def get(conn: asyncpg.Connection, *, course_id: int) -> Versioned[Course] | None:
     row = await conn.fetchrow(Q.get_course, course_id)
-    return Course(*row) if row else None
+    return _versioned(row) if row else None
 
 
 async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Course]:
@@ -54,10 +63,20 @@ async def update(
     title: str | None,
     capacity: int | object | None = UNCHANGED,
     waitlist_capacity: int | None = None,
+    if_match: tuple[str, ...] | None = None,
     actor: str,
-) -> Course | None:
-    """Change the given fields; a raised capacity promotes from the waitlist at once."""
-    return await retried(_update, conn, course_id, code, title, capacity, waitlist_capacity, actor)
+) -> Versioned[Course] | None:
+    """Change the given fields; a raised capacity promotes from the waitlist at once.
+
+    Only if the row's version is one `if_match` names (None: any). None when
+    the course does not exist; 412 when it does, at another version.
+    """
+    updated = await retried(
+        _update, conn, course_id, code, title, capacity, waitlist_capacity, if_match, actor
+    )
+    if updated is None and if_match is not None and await conn.fetchrow(Q.get_course, course_id):
+        raise _changed(course_id)
+    return updated
 
 
 async def _update(
@@ -67,8 +86,9 @@ async def _update(
     title: str | None,
     capacity: int | object | None,
     waitlist_capacity: int | None,
+    if_match: tuple[str, ...] | None,
     actor: str,
-) -> Course | None:
+) -> Versioned[Course] | None:
     set_capacity = capacity is not UNCHANGED
     try:
         # One transaction: the promotions a raised capacity makes happen in an
@@ -83,6 +103,7 @@ async def _update(
                 set_capacity,
                 capacity if set_capacity else None,
                 waitlist_capacity,
+                if_match,
                 actor,
             )
             if row is not None and set_capacity:
@@ -101,12 +122,24 @@ async def _update(
                 "waitlist-capacity-below-waiting",
             ) from None
         raise
-    return Course(*row) if row else None
+    return _versioned(row) if row else None
 
 
-async def delete(conn: asyncpg.Connection, *, course_id: int, actor: str) -> bool:
-    return await retried(_delete, conn, course_id, actor)
+async def delete(
+    conn: asyncpg.Connection,
+    *,
+    course_id: int,
+    if_match: tuple[str, ...] | None = None,
+    actor: str,
+) -> bool:
+    """False when the course does not exist; 412 when it does, at a version `if_match` does not name."""
+    deleted = await retried(_delete, conn, course_id, if_match, actor)
+    if not deleted and if_match is not None and await conn.fetchrow(Q.get_course, course_id):
+        raise _changed(course_id)
+    return deleted
 
 
-async def _delete(conn: asyncpg.Connection, course_id: int, actor: str) -> bool:
-    return await conn.fetchval(Q.delete_course, course_id, actor) is not None
+async def _delete(
+    conn: asyncpg.Connection, course_id: int, if_match: tuple[str, ...] | None, actor: str
+) -> bool:
+    return await conn.fetchval(Q.delete_course, course_id, if_match, actor) is not None

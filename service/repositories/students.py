@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..errors import Problem, conflict
-from ..models import Page, Student
+from ..errors import Problem, conflict, precondition_failed
+from ..models import Page, Student, Versioned
 from ..sql import QUERIES
 from .retry import retried
 
@@ -16,9 +16,20 @@ def _email_taken(email: str) -> Problem:
     return conflict(f"a student with email {email} already exists", "email-taken")
 
 
-async def get(conn: asyncpg.Connection, *, student_id: int) -> Student | None:
+def _changed(student_id: int) -> Problem:
+    return precondition_failed(
+        f"student {student_id} has changed: If-Match names no current version"
+    )
+
+
+def _versioned(row: asyncpg.Record) -> Versioned[Student]:
+    *fields, version = row
+    return Versioned(Student(*fields), version)
+
+
+async def get(conn: asyncpg.Connection, *, student_id: int) -> Versioned[Student] | None:
     row = await conn.fetchrow(Q.get_student, student_id)
-    return Student(*row) if row else None
+    return _versioned(row) if row else None
 
 
 async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Student]:
@@ -41,19 +52,41 @@ async def update(
     student_id: int,
     name: str | None,
     email: str | None,
+    if_match: tuple[str, ...] | None = None,
     actor: str,
-) -> Student | None:
+) -> Versioned[Student] | None:
+    """Change the given fields if the row's version is one `if_match` names (None: any).
+
+    None when the student does not exist; 412 when it does, at another version.
+    """
     try:
-        row = await conn.fetchrow(Q.update_student, student_id, name, email, actor)
+        row = await conn.fetchrow(Q.update_student, student_id, name, email, if_match, actor)
     except asyncpg.UniqueViolationError:
         raise _email_taken(email or "") from None
-    return Student(*row) if row else None
+    if row is None and if_match is not None and await conn.fetchrow(Q.get_student, student_id):
+        raise _changed(student_id)
+    return _versioned(row) if row else None
 
 
-async def delete(conn: asyncpg.Connection, *, student_id: int, actor: str) -> bool:
-    """Delete; their seats go to the heads of the queues in the same statement."""
-    return await retried(_delete, conn, student_id, actor)
+async def delete(
+    conn: asyncpg.Connection,
+    *,
+    student_id: int,
+    if_match: tuple[str, ...] | None = None,
+    actor: str,
+) -> bool:
+    """Delete; their seats go to the heads of the queues in the same statement.
+
+    False when the student does not exist; 412 when it does, at a version
+    `if_match` does not name.
+    """
+    deleted = await retried(_delete, conn, student_id, if_match, actor)
+    if not deleted and if_match is not None and await conn.fetchrow(Q.get_student, student_id):
+        raise _changed(student_id)
+    return deleted
 
 
-async def _delete(conn: asyncpg.Connection, student_id: int, actor: str) -> bool:
-    return await conn.fetchval(Q.delete_student, student_id, actor) is not None
+async def _delete(
+    conn: asyncpg.Connection, student_id: int, if_match: tuple[str, ...] | None, actor: str
+) -> bool:
+    return await conn.fetchval(Q.delete_student, student_id, if_match, actor) is not None
