@@ -123,6 +123,21 @@ async def test_an_enrollment_retried_is_the_201_again_not_a_200(client, db):
     assert await counts(db) == before
 
 
+async def test_a_batch_retried_is_its_first_answer_and_applies_nothing_twice(client, db):
+    # Without a key a retried batch answers "unchanged"; with one it is the first answer.
+    items = {"items": [{"name": "Ada", "email": "ada@example.org"}, {"name": "Alan", "email": "a"}]}
+    first = await post(client, "/students/batch", items, **keyed("nightly-1"))
+    assert first.status == 200
+    assert [r["outcome"] for r in first.json()["results"]] == ["created", "invalid"]
+    before = await counts(db)
+
+    again = await post(client, "/students/batch", items, **keyed("nightly-1"))
+
+    assert_same_answer(first, again)
+    assert await counts(db) == before
+    assert before["students"] == 1
+
+
 async def test_a_refusal_of_the_effect_is_kept_too(client, db):
     # 409 course-full is what the request did: a retry gets it again even once a seat is free.
     course = await create_course(client, capacity=1)
