@@ -14,6 +14,34 @@ where id > $1
 order by id
 limit $2;
 
+-- name: list_courses_by_code
+-- ?code=: the course with that code in any letter case (the unique index
+-- courses_code_key of migration 0004), if after the cursor id ($1); $3 is the
+-- page size. With ?q= too, only if its code or title also contains $4, a LIKE
+-- pattern (null: no ?q=).
+select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
+from courses
+where fold_case(code) = fold_case($2) and id > $1
+  and ($4::text is null or fold_case(code) like fold_case($4) or fold_case(title) like fold_case($4))
+order by id
+limit $3;
+
+-- name: search_courses
+-- ?q=: a page of the courses whose code or title contains the text, after the
+-- cursor id ($1), in id order; $3 is the page size. $2 is a LIKE pattern (see
+-- search_students in sql/students.sql), served by the trigram indexes of
+-- migration 0009. Run with custom plans only (plan_with_values).
+select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
+from courses
+where (fold_case(code) like fold_case($2) or fold_case(title) like fold_case($2)) and id > $1
+order by id
+limit $3;
+
+-- name: plan_with_values
+-- For the rest of the transaction, plan every statement with its parameters'
+-- values, never with a generic plan (see service/repositories/search.py).
+select set_config('plan_cache_mode', 'force_custom_plan', true);
+
 -- name: create_course
 -- A new course; a taken code raises a unique violation on courses_code_key.
 -- $5 is the actor its event records (see the header of sql/events.sql).

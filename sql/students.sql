@@ -14,6 +14,36 @@ where id > $1
 order by id
 limit $2;
 
+-- name: list_students_by_email
+-- ?email=: the student with that email in any letter case (the unique index
+-- students_email_key of migration 0004), if after the cursor id ($1); $3 is
+-- the page size. With ?q= too, only if its name or email also contains $4, a
+-- LIKE pattern (null: no ?q=).
+select id, name, email, created_at
+from students
+where fold_case(email) = fold_case($2) and id > $1
+  and ($4::text is null or fold_case(name) like fold_case($4) or fold_case(email) like fold_case($4))
+order by id
+limit $3;
+
+-- name: search_students
+-- ?q=: a page of the students whose name or email contains the text, after
+-- the cursor id ($1), in id order; $3 is the page size. $2 is a LIKE pattern,
+-- '%' || the text with \, % and _ escaped || '%' (service/repositories/search.py),
+-- folded here like the columns. Each column has its trigram index (migration
+-- 0009), OR-ed by the planner, so no match spans the two. Run with custom
+-- plans only (plan_with_values): see search.py.
+select id, name, email, created_at
+from students
+where (fold_case(name) like fold_case($2) or fold_case(email) like fold_case($2)) and id > $1
+order by id
+limit $3;
+
+-- name: plan_with_values
+-- For the rest of the transaction, plan every statement with its parameters'
+-- values, never with a generic plan (see service/repositories/search.py).
+select set_config('plan_cache_mode', 'force_custom_plan', true);
+
 -- name: create_student
 -- A new student; a taken email raises a unique violation on students_email_key.
 -- $3 is the actor its event records (see the header of sql/events.sql).

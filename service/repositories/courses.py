@@ -8,6 +8,7 @@ from ..errors import Problem, conflict
 from ..models import Course, Page
 from ..sql import QUERIES
 from .retry import retried
+from .search import contains, fetch_with_values
 
 Q = QUERIES.courses
 
@@ -24,8 +25,24 @@ async def get(conn: asyncpg.Connection, *, course_id: int) -> Course | None:
     return Course(*row) if row else None
 
 
-async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Course]:
-    rows = await conn.fetch(Q.list_courses, after, limit + 1)
+async def list_page(
+    conn: asyncpg.Connection,
+    *,
+    after: int,
+    limit: int,
+    code: str | None = None,
+    q: str | None = None,
+) -> Page[Course]:
+    """A page after id `after`; with `code` (any letter case) and `q` (contained), of those only."""
+    if code is not None:
+        pattern = contains(q) if q is not None else None
+        rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, pattern)
+    elif q is not None:
+        rows = await fetch_with_values(
+            conn, Q.plan_with_values, Q.search_courses, after, contains(q), limit + 1
+        )
+    else:
+        rows = await conn.fetch(Q.list_courses, after, limit + 1)
     items = [Course(*row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 

@@ -8,6 +8,7 @@ from ..errors import Problem, conflict
 from ..models import Page, Student
 from ..sql import QUERIES
 from .retry import retried
+from .search import contains, fetch_with_values
 
 Q = QUERIES.students
 
@@ -21,8 +22,24 @@ async def get(conn: asyncpg.Connection, *, student_id: int) -> Student | None:
     return Student(*row) if row else None
 
 
-async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Student]:
-    rows = await conn.fetch(Q.list_students, after, limit + 1)
+async def list_page(
+    conn: asyncpg.Connection,
+    *,
+    after: int,
+    limit: int,
+    email: str | None = None,
+    q: str | None = None,
+) -> Page[Student]:
+    """A page after id `after`; with `email` (any letter case) and `q` (contained), of those only."""
+    if email is not None:
+        pattern = contains(q) if q is not None else None
+        rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, pattern)
+    elif q is not None:
+        rows = await fetch_with_values(
+            conn, Q.plan_with_values, Q.search_students, after, contains(q), limit + 1
+        )
+    else:
+        rows = await conn.fetch(Q.list_students, after, limit + 1)
     items = [Student(*row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
