@@ -74,9 +74,21 @@ COMPARISONS = (
 # load. Its load's req/s is shown against FEED_BASELINE's, with no target.
 FEED_TARGET_LAG = 1.0
 FEED_BASELINE = "enroll"
+# The lookup scenario (GET /students?q= of text matching few of the
+# students) against a plain page of GET /students in the same rounds: the
+# service's p50 at most this multiple of the plain page's. The reference
+# has neither: both run on the service alone.
+LOOKUP = "lookup"
+LOOKUP_BASELINE = "students-page"
+LOOKUP_TARGET_P50 = 3.0
+SERVICE_ONLY = (feed.SCENARIO, LOOKUP, LOOKUP_BASELINE)
 SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
 # Scenarios shown against one another, run in the same block (see run_order).
-RELATED = (*((s, b) for s, b, _ in COMPARISONS), (feed.SCENARIO, FEED_BASELINE))
+RELATED = (
+    *((s, b) for s, b, _ in COMPARISONS),
+    (feed.SCENARIO, FEED_BASELINE),
+    (LOOKUP, LOOKUP_BASELINE),
+)
 
 
 def _positive(text: str) -> int:
@@ -388,6 +400,9 @@ def verdicts(rows: list[Row]) -> list[str]:
     for row in rows:
         if row.scenario == feed.SCENARIO:
             lines.append(feed_verdict(row, by_key.get((FEED_BASELINE, row.server))))
+    lookup, plain = by_key.get((LOOKUP, "service")), by_key.get((LOOKUP_BASELINE, "service"))
+    if lookup is not None and plain is not None:
+        lines.append(lookup_verdict(lookup, plain))
     for row in rows:
         if past_end := sum(r.past_end for r in row.results):
             lines.append(
@@ -422,6 +437,19 @@ def feed_verdict(row: Row, baseline: Row | None) -> str:
         rate = paired_ratio(row.values("requests_per_sec"), baseline.values("requests_per_sec"))
         line += f"; {feed.LOAD} req/s {rate:.3f} of {baseline.scenario}'s (no target)"
     return f"{line}: {'met' if met else 'NOT met'}"
+
+
+def lookup_verdict(lookup: Row, plain: Row) -> str:
+    """GET /students?q= against the plain page, p50 against p50, paired by round."""
+    ratio = paired_ratio(lookup.values("p50"), plain.values("p50"))
+    errors = _errors(lookup) + _errors(plain)
+    met = ratio <= LOOKUP_TARGET_P50 and errors == 0
+    return (
+        f"{LOOKUP}: q p50 {_latency(lookup.median('p50'))}, {ratio:.2f}x the plain page's "
+        f"{_latency(plain.median('p50'))} (target: q p50 <= {LOOKUP_TARGET_P50:g}x the plain "
+        f"page's), {errors} non-2xx and socket errors in the two (target 0): "
+        f"{'met' if met else 'NOT met'}"
+    )
 
 
 def run_order(scenarios: list[str]) -> list[list[str]]:
@@ -659,9 +687,9 @@ def main(argv: list[str] | None = None) -> int:
             assert reference is not None
             duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
-            # The reference has no feed: the feed scenario runs on the service alone.
+            # The reference has no feed and no GET /students: those run on the service alone.
             servers_of = {
-                scenario: [service] if scenario == feed.SCENARIO else [reference, service]
+                scenario: [service] if scenario in SERVICE_ONLY else [reference, service]
                 for scenario in args.scenarios
             }
             by_key = {

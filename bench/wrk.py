@@ -16,6 +16,8 @@ SCENARIOS = (
     "hot-course-empty",
     "hot-course-prefilled",
     "drop-promote",
+    "lookup",
+    "students-page",
     "healthz",
 )
 

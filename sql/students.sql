@@ -26,23 +26,34 @@ where fold_case(email) = fold_case($2) and id > $1
 order by id
 limit $3;
 
--- name: search_students
--- ?q=: a page of the students whose name or email contains the text, after
--- the cursor id ($1), in id order; $3 is the page size. $2 is a LIKE pattern,
--- '%' || the text with \, % and _ escaped || '%' (service/repositories/search.py),
--- folded here like the columns. Each column has its trigram index (migration
--- 0009), OR-ed by the planner, so no match spans the two. Run with custom
--- plans only (plan_with_values): see search.py.
+-- name: search
+-- ?q=, step 1 (service/repositories/search.py): up to 2001 students whose name
+-- or email contains the text, after the cursor id ($1), in no order. $2 is a
+-- LIKE pattern, '%' || the text with \, % and _ escaped || '%', folded here
+-- like the columns. Each column has its trigram index (migration 0009),
+-- OR-ed by the planner (so no match spans the two); run with a generic plan
+-- (generic_plans), which takes them whatever the text.
+select id, name, email, created_at
+from students
+where (fold_case(name) like fold_case($2) or fold_case(email) like fold_case($2)) and id > $1
+-- A constant: with $3, a generic plan would guess a tenth of the rows it
+-- expects to match and, on a small table, walk the primary key to find them.
+-- 2001 is BOUND + 1 of service/repositories/search.py.
+limit 2001;
+
+-- name: search_in_order
+-- ?q=, step 2, for text that many students contain: the same, $3 at most, in
+-- id order (a walk of the primary key).
 select id, name, email, created_at
 from students
 where (fold_case(name) like fold_case($2) or fold_case(email) like fold_case($2)) and id > $1
 order by id
 limit $3;
 
--- name: plan_with_values
--- For the rest of the transaction, plan every statement with its parameters'
--- values, never with a generic plan (see service/repositories/search.py).
-select set_config('plan_cache_mode', 'force_custom_plan', true);
+-- name: generic_plans
+-- For the rest of the transaction, plan statements without their parameters'
+-- values (see service/repositories/search.py).
+select set_config('plan_cache_mode', 'force_generic_plan', true);
 
 -- name: create_student
 -- A new student; a taken email raises a unique violation on students_email_key.

@@ -7,8 +7,9 @@ import asyncpg
 from ..errors import Problem, conflict
 from ..models import Page, Student
 from ..sql import QUERIES
+from . import search
 from .retry import retried
-from .search import contains, fetch_with_values
+from .search import contains
 
 Q = QUERIES.students
 
@@ -29,15 +30,14 @@ async def list_page(
     limit: int,
     email: str | None = None,
     q: str | None = None,
+    bound: int = search.BOUND,
 ) -> Page[Student]:
     """A page after id `after`; with `email` (any letter case) and `q` (contained), of those only."""
     if email is not None:
         pattern = contains(q) if q is not None else None
         rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, pattern)
     elif q is not None:
-        rows = await fetch_with_values(
-            conn, Q.plan_with_values, Q.search_students, after, contains(q), limit + 1
-        )
+        rows = await search.page(conn, Q, after=after, text=q, limit=limit + 1, bound=bound)
     else:
         rows = await conn.fetch(Q.list_students, after, limit + 1)
     items = [Student(*row) for row in rows[:limit]]
