@@ -20,7 +20,7 @@
 -- it beforehand): left as it is.
 --
 -- Locks: CREATE INDEX holds SHARE on students and courses while it builds
--- (reads go on, writes wait): about N s at 1,000,000 students. On a big
+-- (reads go on, writes wait): 23 s for 1,100,000 students here. On a big
 -- table, build them first with CREATE INDEX CONCURRENTLY under the same
 -- names (docs/operations.md); this migration then finds them and skips.
 
