@@ -86,14 +86,22 @@ FEED_BASELINE = "enroll"
 # BULK_BASELINE (one enrollment per request) in the same rounds.
 BULK_BASELINE = "enroll"
 BULK_TARGET = 10
+# The lookup scenario (GET /students?q= of text matching few of the
+# students) against a plain page of GET /students in the same rounds: the
+# service's p50 at most this multiple of the plain page's. The reference
+# has neither: both run on the service alone.
+LOOKUP = "lookup"
+LOOKUP_BASELINE = "students-page"
+LOOKUP_TARGET_P50 = 3.0
 SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
 # The scenarios the reference cannot serve: run on the service alone.
-SERVICE_ONLY = (feed.SCENARIO, dataset.BULK_SCENARIO)
+SERVICE_ONLY = (feed.SCENARIO, dataset.BULK_SCENARIO, LOOKUP, LOOKUP_BASELINE)
 # Scenarios shown against one another, run in the same block (see run_order).
 RELATED = (
     *((s, b) for s, b, _ in COMPARISONS),
     (feed.SCENARIO, FEED_BASELINE),
     (dataset.BULK_SCENARIO, BULK_BASELINE),
+    (LOOKUP, LOOKUP_BASELINE),
 )
 
 
@@ -410,6 +418,9 @@ def verdicts(rows: list[Row]) -> list[str]:
             lines.append(feed_verdict(row, by_key.get((FEED_BASELINE, row.server))))
         if row.scenario == dataset.BULK_SCENARIO:
             lines.append(bulk_verdict(row, by_key.get((BULK_BASELINE, row.server))))
+    lookup, plain = by_key.get((LOOKUP, "service")), by_key.get((LOOKUP_BASELINE, "service"))
+    if lookup is not None and plain is not None:
+        lines.append(lookup_verdict(lookup, plain))
     for row in rows:
         if past_end := sum(r.past_end for r in row.results):
             lines.append(
@@ -469,6 +480,19 @@ def bulk_verdict(row: Row, baseline: Row | None) -> str:
         f"(target: bulk enrollments/s >= {BULK_TARGET}x {BULK_BASELINE}'s); "
         f"{stored:,} enrollments stored for {answered:,} answered (target: all); "
         f"{errors} non-2xx and socket errors (target 0): {'met' if met else 'NOT met'}"
+    )
+
+
+def lookup_verdict(lookup: Row, plain: Row) -> str:
+    """GET /students?q= against the plain page, p50 against p50, paired by round."""
+    ratio = paired_ratio(lookup.values("p50"), plain.values("p50"))
+    errors = _errors(lookup) + _errors(plain)
+    met = ratio <= LOOKUP_TARGET_P50 and errors == 0
+    return (
+        f"{LOOKUP}: q p50 {_latency(lookup.median('p50'))}, {ratio:.2f}x the plain page's "
+        f"{_latency(plain.median('p50'))} (target: q p50 <= {LOOKUP_TARGET_P50:g}x the plain "
+        f"page's), {errors} non-2xx and socket errors in the two (target 0): "
+        f"{'met' if met else 'NOT met'}"
     )
 
 
@@ -716,7 +740,8 @@ def main(argv: list[str] | None = None) -> int:
             assert reference is not None
             duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
-            # The reference has no feed and no batches.
+            # The reference has no feed, no batches and no GET /students: those run on
+            # the service alone.
             servers_of = {
                 scenario: [service] if scenario in SERVICE_ONLY else [reference, service]
                 for scenario in args.scenarios

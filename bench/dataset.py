@@ -32,7 +32,16 @@ from service import migrations
 DATABASE = "enrollment_bench"
 # Bumped when the generated data changes shape, so an older load is not reused.
 # 2: reserved students; the seat counters of migration 0005 filled in.
-FORMAT = 2
+# 3: a tag in every student's name, for the lookup scenario.
+FORMAT = 3
+# Each student's name ends in a tag of TAG_LENGTH letters drawn from
+# TAG_LETTERS, which "Student", the digits and "@bench.example" do not
+# contain: a ?q= of QUERY_LENGTH of those letters (bench/scenarios.lua draws
+# them) matches about (students * (TAG_LENGTH - QUERY_LENGTH + 1) /
+# len(TAG_LETTERS) ** QUERY_LENGTH) students, 18 of 1,100,000, and no email.
+TAG_LETTERS = "fgijkoqrvwyz"
+TAG_LENGTH = 8
+QUERY_LENGTH = 5
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,10 @@ def url_for(server_url: str, database: str) -> str:
 
 
 def students(sizes: Sizes) -> Iterator[tuple[int, str, str]]:
+    rng = random.Random(sizes.seed)
     for i in range(1, sizes.students + sizes.reserved + 1):
-        yield i, f"Student {i}", f"student{i}@bench.example"
+        tag = "".join(rng.choices(TAG_LETTERS, k=TAG_LENGTH))
+        yield i, f"Student {i} {tag}", f"student{i}@bench.example"
 
 
 def courses(sizes: Sizes) -> Iterator[tuple[int, str, str]]:

@@ -43,7 +43,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from service.validation import encode_cursor
+from service.validation import cursor_scope, encode_cursor
 
 from . import wrk
 
@@ -101,7 +101,8 @@ async def _follow(
 ) -> None:
     params = {"limit": str(LIMIT)}
     if start:
-        params["cursor"] = encode_cursor(start)
+        # The feed's own cursor for that event, as if a page had ended there.
+        params["cursor"] = encode_cursor(start, cursor_scope("/events", ()))
     last_id = start
     drain_until = math.inf
     while time.monotonic() < drain_until:

@@ -5,7 +5,11 @@
 -- SCENARIO is student-courses, enroll, course-students or healthz, with
 -- random ids per request, drawn from 1..STUDENTS and 1..COURSES: each thread
 -- seeds its own generator from SEED and its number, so threads (and runs
--- with another SEED) draw different ids.
+-- with another SEED) draw different ids. lookup asks GET /students?q= for
+-- QUERY_LENGTH random letters of TAG_LETTERS in random letter case (see
+-- bench/dataset.py: each matches about 18 of 1,100,000 students), a new
+-- text every request; students-page asks GET /students?limit=50, the plain
+-- page it is measured against.
 --
 -- The other scenarios never repeat a request, on data bench/dataset.py
 -- prepared for the run (DATA); with THREADS threads, thread k takes the
@@ -32,6 +36,10 @@
 -- The Authorization header comes from wrk's -H option.
 
 local threads = {}
+
+-- bench/dataset.py's TAG_LETTERS and QUERY_LENGTH.
+local TAG_LETTERS = "fgijkoqrvwyz"
+local QUERY_LENGTH = 5
 
 function setup(thread)
   table.insert(threads, thread)
@@ -63,7 +71,8 @@ function init(args)
     bulk_students = tonumber(args[9])
     bulk_items = tonumber(args[10])
   elseif scenario ~= "student-courses" and scenario ~= "enroll"
-      and scenario ~= "course-students" and scenario ~= "healthz" then
+      and scenario ~= "course-students" and scenario ~= "healthz"
+      and scenario ~= "lookup" and scenario ~= "students-page" then
     error("unknown scenario: " .. tostring(scenario))
   end
   if scenario == "enroll" or hot_course or scenario == "bulk" then
@@ -82,6 +91,20 @@ local function take()
   return item
 end
 
+-- Text that matches few students' names and no email, in random letter case.
+local function rare_text()
+  local letters = {}
+  for i = 1, QUERY_LENGTH do
+    local k = math.random(1, #TAG_LETTERS)
+    local letter = TAG_LETTERS:sub(k, k)
+    if math.random(0, 1) == 1 then
+      letter = letter:upper()
+    end
+    letters[i] = letter
+  end
+  return table.concat(letters)
+end
+
 local function past_the_end()
   return wrk.format("GET", "/bench/past-the-prepared-data")
 end
@@ -94,6 +117,10 @@ function request()
     return wrk.format("POST", "/students/" .. math.random(1, students) .. "/courses", nil, body)
   elseif scenario == "course-students" then
     return wrk.format("GET", "/courses/" .. math.random(1, courses) .. "/students?limit=50")
+  elseif scenario == "lookup" then
+    return wrk.format("GET", "/students?q=" .. rare_text() .. "&limit=50")
+  elseif scenario == "students-page" then
+    return wrk.format("GET", "/students?limit=50")
   elseif hot_course then
     local i = take()
     if not i then

@@ -17,6 +17,8 @@ SCENARIOS = (
     "hot-course-prefilled",
     "drop-promote",
     "bulk",
+    "lookup",
+    "students-page",
     "healthz",
 )
 

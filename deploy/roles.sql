@@ -1,7 +1,7 @@
 -- The service's two roles, and exactly what each may do.
 --
 -- The owner role (enrollment_owner) runs the migrations and owns every table
--- they create. The app role (enrollment_app) is what the API connects as: it
+-- they create; it may create in the database (the extensions they install). The app role (enrollment_app) is what the API connects as: it
 -- may SELECT, INSERT, UPDATE and DELETE rows of the service's tables, those
 -- of today and those later migrations add, and nothing else:
 --
@@ -137,6 +137,9 @@ create role :"app_role" with login nosuperuser nocreatedb nocreaterole noinherit
 -- the database.
 revoke all on database :"database_name" from public, :"app_role";
 grant connect on database :"database_name" to :"owner_role", :"app_role";
+-- The owner role creates the trusted extensions the migrations need
+-- (pg_trgm, migration 0009), which takes CREATE on the database.
+grant create on database :"database_name" to :"owner_role";
 
 -- Every other database the app role could reach through PUBLIC.
 \if :revoke_other_databases

@@ -13,6 +13,8 @@ from .keys import CONFIG
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
+STUDENTS = PAGE | {"email", "q"}
+COURSES = PAGE | {"code", "q"}
 
 # (method, path template, handler, query parameters). Every GET route also
 # answers HEAD. The router tries the routes under one prefix (/students,
@@ -28,12 +30,12 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("DELETE", "/students/{student_id}/waitlist/{course_id}", waitlist.leave, NONE),
     ("GET", "/courses/{course_id}/waitlist", waitlist.list_students, PAGE),
     ("POST", "/students", students.create, NONE),
-    ("GET", "/students", students.list_, PAGE),
+    ("GET", "/students", students.list_, STUDENTS),
     ("GET", "/students/{student_id}", students.get, NONE),
     ("PATCH", "/students/{student_id}", students.update, NONE),
     ("DELETE", "/students/{student_id}", students.delete, NONE),
     ("POST", "/courses", courses.create, NONE),
-    ("GET", "/courses", courses.list_, PAGE),
+    ("GET", "/courses", courses.list_, COURSES),
     ("GET", "/courses/{course_id}", courses.get, NONE),
     ("PATCH", "/courses/{course_id}", courses.update, NONE),
     ("DELETE", "/courses/{course_id}", courses.delete, NONE),

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -316,32 +318,116 @@ def path_id(request: web.Request, name: str, what: str) -> int:
     raise not_found(f"{what} {_printable(raw)} does not exist")
 
 
-# Pagination: the cursor is the last id of the previous page, base64url-coded
-# with a version prefix so clients treat it as opaque and we may change it.
-_CURSOR_PREFIX = "v1:"
+# Pagination. A cursor is the last id of the previous page, bound to the
+# list it came from: its path and the values of its filters, as a digest
+# (PageQuery.scope), so a cursor of /students?q=ada given to /students?q=bob,
+# to /students or to /courses is refused rather than silently starting that
+# walk in the middle. base64url-coded with a version prefix, so clients treat
+# it as opaque and we may change it. v1 cursors (the last id alone, issued
+# before cursors were bound) stay valid where they could have come from: a
+# list without filters, and the feed (whose followers keep theirs for long).
+_CURSOR_V1 = "v1:"
+_CURSOR_V2 = "v2:"
+_SCOPE = re.compile(r"[0-9a-f]{12}")
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+def encode_cursor(last_id: int, scope: str) -> str:
+    raw = f"{_CURSOR_V2}{last_id}:{scope}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(raw: str) -> int:
+def _decode_cursor(raw: str) -> tuple[int, str | None]:
+    """(last id, scope); the scope is None for a v1 cursor."""
     try:
         padded = raw + "=" * (-len(raw) % 4)
         text_ = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):
         raise _Bad("is not a cursor from this API") from None
-    digits = text_.removeprefix(_CURSOR_PREFIX)
-    if digits == text_ or not _DIGITS.fullmatch(digits) or not 0 < int(digits) <= MAX_ID:
+    scope = None
+    if text_.startswith(_CURSOR_V2):
+        digits, _, scope = text_.removeprefix(_CURSOR_V2).partition(":")
+        if not _SCOPE.fullmatch(scope):
+            raise _Bad("is not a cursor from this API")
+    elif text_.startswith(_CURSOR_V1):
+        digits = text_.removeprefix(_CURSOR_V1)
+    else:
         raise _Bad("is not a cursor from this API")
-    return int(digits)
+    if not _DIGITS.fullmatch(digits) or not 0 < int(digits) <= MAX_ID:
+        raise _Bad("is not a cursor from this API")
+    return int(digits), scope
 
 
-def page_params(
-    request: web.Request, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT
-) -> tuple[int, int]:
-    """(after_id, limit) from ?cursor= and ?limit=."""
-    return parse_page_query(request.query, default=default, maximum=maximum)
+def cursor_scope(path: str, given: tuple[tuple[str, str], ...]) -> str:
+    """A digest of a list's path and of the filter values the client gave."""
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=6)
+    for name, value in given:
+        digest.update(b"\0" + name.encode() + b"=" + value.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A list request's page and filters, checked: what its handler answers."""
+
+    after: int
+    limit: int
+    # The checked value of each filter the list defines; None when not given.
+    filters: dict[str, Any]
+    path: str
+    # The filters as the client sent them: the cursor is bound to these.
+    given: tuple[tuple[str, str], ...]
+
+    def cursor(self, last_id: int) -> str:
+        return encode_cursor(last_id, cursor_scope(self.path, self.given))
+
+
+def page_query(
+    request: web.Request,
+    filters: Mapping[str, Callable[[Any], Any]] | None = None,
+    *,
+    default: int = DEFAULT_LIMIT,
+    maximum: int = MAX_LIMIT,
+    v1_cursors_with_filters: bool = False,
+) -> PageQuery:
+    """?limit=, ?cursor= and the list's filters, each checked by its function.
+
+    One 422 names every bad parameter. A cursor must have been issued for
+    this path and these filter values; a v1 cursor is taken when no filter
+    is given, or always with `v1_cursors_with_filters` (the feed's).
+    """
+    query = request.query
+    errors = []
+    clean: dict[str, Any] = {}
+    given = []
+    for name, check in (filters or {}).items():
+        if name not in query:
+            clean[name] = None
+            continue
+        given.append((name, query[name]))
+        try:
+            clean[name] = check(query[name])
+        except _Bad as exc:
+            errors.append(FieldError(name, str(exc)))
+    limit, after = default, 0
+    if "limit" in query:
+        raw = query["limit"]
+        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= maximum:
+            limit = int(raw)
+        else:
+            errors.append(FieldError("limit", f"must be an integer from 1 to {maximum}"))
+    if "cursor" in query:
+        try:
+            after, scope = _decode_cursor(query["cursor"])
+        except _Bad as exc:
+            errors.append(FieldError("cursor", str(exc)))
+        else:
+            if scope is None and given and not v1_cursors_with_filters:
+                errors.append(FieldError("cursor", "is from before this list had filters"))
+            elif scope is not None and scope != cursor_scope(request.path, tuple(given)):
+                errors.append(FieldError("cursor", "was issued for another list or other filters"))
+    if errors:
+        raise invalid(errors)
+    return PageQuery(after, limit, clean, request.path, tuple(given))
 
 
 def query_id(query: Mapping[str, str], name: str) -> int | None:
@@ -379,25 +465,3 @@ def check_query(query: MultiMapping[str], allowed: frozenset[str]) -> None:
     ]
     if errors:
         raise invalid(errors)
-
-
-def parse_page_query(
-    query: Mapping[str, str], *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT
-) -> tuple[int, int]:
-    """(after_id, limit) from a parsed query; 422 naming limit or cursor."""
-    errors = []
-    limit, after = default, 0
-    if "limit" in query:
-        raw = query["limit"]
-        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= maximum:
-            limit = int(raw)
-        else:
-            errors.append(FieldError("limit", f"must be an integer from 1 to {maximum}"))
-    if "cursor" in query:
-        try:
-            after = _decode_cursor(query["cursor"])
-        except _Bad as exc:
-            errors.append(FieldError("cursor", str(exc)))
-    if errors:
-        raise invalid(errors)
-    return after, limit

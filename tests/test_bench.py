@@ -24,7 +24,7 @@ from bench import __main__ as bench
 from bench import dataset, feed, wrk
 from service import migrations
 from service.embedded import free_port
-from service.validation import encode_cursor
+from service.validation import cursor_scope, encode_cursor
 from tests.cli import REPO_ROOT
 from tests.migrating import connected
 
@@ -51,7 +51,8 @@ def _markdown_rows(report: str, header: tuple[str, ...]) -> dict[tuple[str, str]
 
 @needs_wrk
 async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tmp_path: Path):
-    """Both servers in every scenario, but the feed: the service alone, with its follower."""
+    """Both servers in every scenario, but the feed (the service alone, with its follower)
+    and the lookups (the service alone: the reference has no GET /students)."""
     command = [
         sys.executable,
         "-m",
@@ -134,17 +135,16 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
             (s, server)
             for s in wrk.SCENARIOS
             for server in ("reference", "service")
-            if s != dataset.BULK_SCENARIO
+            if s not in bench.SERVICE_ONLY
         ),
-        ("bulk", "service"),
-        ("feed", "service"),
+        *((s, "service") for s in bench.SERVICE_ONLY),
     }
     for (scenario, server), cells in rows.items():
         requests_per_sec, non_2xx, socket_errors = cells[2], cells[5], cells[6]
         assert float(requests_per_sec.replace(",", "")) > 0, cells
         # The harness sends valid tokens, ids and bodies: every answer is 2xx.
         assert (non_2xx, socket_errors) == ("0", "0/0/0/0"), cells
-        if scenario in ("feed", "bulk"):
+        if scenario in bench.SERVICE_ONLY:
             # No reference to compare with.
             assert (cells[7], cells[8], cells[10]) == ("-", "-", "-"), cells
             continue
@@ -169,6 +169,7 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         "drop-promote",
         "bulk",
         "feed",
+        "lookup",
     ]
     # Every batch enrolled its 500 (the report checks the database against the answers).
     (bulk_verdict,) = (line for line in verdicts if line.startswith("- bulk: "))
@@ -317,6 +318,7 @@ def test_compared_scenarios_run_interleaved_and_the_others_alone():
         ["student-courses"],
         ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "bulk", "feed"],
         ["course-students"],
+        ["lookup", "students-page"],
         ["healthz"],
     ]
     assert bench.run_order(["feed", "healthz", "enroll"]) == [["feed", "enroll"], ["healthz"]]
@@ -413,7 +415,7 @@ async def test_the_follower_times_each_enrollment_and_reads_on_until_the_load_is
     finally:
         await runner.cleanup()
 
-    start = encode_cursor(10)
+    start = encode_cursor(10, cursor_scope("/events", ()))
     assert [(q["cursor"], q["wait"], q["limit"]) for q in asked] == [
         (start, "5", "1000"),
         (start, "5", "1000"),  # the failed read again

@@ -99,9 +99,10 @@ class Seed:
 
     student_ids: list[int] = dataclasses.field(default_factory=list)
     course_ids: list[int] = dataclasses.field(default_factory=list)
-    cursor: str = ""
-    # A next_cursor of GET /events, three events into the seeded history.
-    event_cursor: str = ""
+    # A next_cursor of each list without filters, by path: /students,
+    # /courses, and /events (three events into the seeded history). A cursor
+    # is bound to its list and filters, so it is valid there alone.
+    cursors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 SEED = Seed()
@@ -205,14 +206,13 @@ def seed(base: str) -> None:
             body = {"course_id": courses[0], "waitlist": True}
             post(f"/students/{students[student]}/courses", body, status=202)
         record_every_kind_of_event(call, courses[1])
-        page = http.get(f"{base}/students", params={"limit": 1}, timeout=10)
-        assert page.status_code == 200, page.text
-        events = http.get(f"{base}/events", params={"limit": 3}, timeout=10)
-        assert events.status_code == 200, events.text
-        assert len(events.json()["items"]) == 3, events.text
-    SEED.student_ids, SEED.course_ids = students, courses
-    SEED.cursor = page.json()["next_cursor"]
-    SEED.event_cursor = events.json()["next_cursor"]
+        cursors = {}
+        for path, limit in (("/students", 1), ("/courses", 1), ("/events", 3)):
+            page = http.get(f"{base}{path}", params={"limit": limit}, timeout=10)
+            assert page.status_code == 200, page.text
+            assert len(page.json()["items"]) == limit, page.text
+            cursors[path] = page.json()["next_cursor"]
+    SEED.student_ids, SEED.course_ids, SEED.cursors = students, courses, cursors
 
 
 def record_every_kind_of_event(call, open_course: int) -> None:
@@ -245,9 +245,13 @@ def _is_id(value: Any) -> bool:
     return type(value) is int and 1 <= value <= 2**63 - 1
 
 
-def _issued_cursor(case: schemathesis.Case) -> str:
-    """The cursor the seeding got from this operation's own kind of page."""
-    return SEED.event_cursor if case.operation.path == "/events" else SEED.cursor
+# The parameters a cursor is bound to, besides the path (limit and wait are not).
+_FILTERS = {"email", "q", "code", "student_id", "course_id", "type"}
+
+
+def _issued_cursor(case: schemathesis.Case) -> str | None:
+    """The cursor the seeding got from this operation's own list, if it got one."""
+    return SEED.cursors.get(case.operation.path)
 
 
 def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
@@ -305,7 +309,7 @@ def _id_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
     if _is_id(body.get("course_id")):
         draws["body:course_id"] = st.sampled_from([body["course_id"], *SEED.course_ids])
     query = case.query or {}
-    if isinstance(query.get("cursor"), str):
+    if isinstance(query.get("cursor"), str) and _issued_cursor(case):
         draws["query:cursor"] = st.sampled_from([query["cursor"], _issued_cursor(case)])
     for name in ("student_id", "course_id"):
         if _is_id(query.get(name)):
@@ -324,8 +328,9 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     - An integral float such as 7.0 for an integer field: JSON Schema counts it
       as an integer, the contract (and the document's descriptions) say it is not.
       The same in the query: `limit`, the feed's `wait`, `student_id`, `course_id`.
-    - A cursor the server never issued: the document can only say "string", the
-      contract says a malformed cursor is 422.
+    - A cursor the server never issued for this list without filters (the one
+      the seeding got): the document can only say "string", the contract says
+      a malformed cursor, or one issued for another list or other filters, is 422.
     """
     fields = set()
     body = case.body if isinstance(case.body, dict) else {}
@@ -336,7 +341,7 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     for name in ("limit", "wait", "student_id", "course_id"):
         if isinstance(query.get(name), float):
             fields.add(name)
-    if "cursor" in query and query["cursor"] != _issued_cursor(case):
+    if "cursor" in query and (query["cursor"] != _issued_cursor(case) or _FILTERS & set(query)):
         fields.add("cursor")
     return fields
 

@@ -20,6 +20,9 @@ FIELDS = {
     "enrolled": v.read_only,
     "waitlisted": v.read_only,
 }
+# ?code= is a code as the field takes it; ?q= is 3..100 characters after
+# trimming (see Lookups in docs/api.md).
+FILTERS = {"code": v.code, "q": v.text(3, 100)}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -37,10 +40,10 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_(request: web.Request) -> web.Response:
-    after, limit = v.page_params(request)
+    page = v.page_query(request, FILTERS)
     async with connection(request) as conn:
-        result = await courses.list_page(conn, after=after, limit=limit)
-    return render.page(request, result, limit)
+        result = await courses.list_page(conn, after=page.after, limit=page.limit, **page.filters)
+    return render.page(request, result, page)
 
 
 async def get(request: web.Request) -> web.Response:

@@ -31,6 +31,10 @@ TYPES = frozenset(
     }
 )
 QUERY = frozenset({"cursor", "limit", "student_id", "course_id", "type", "wait"})
+# The filters a cursor is bound to, checked below (a follower that changed
+# them would skip the events of the new filters it has not read). ?wait=
+# may change from one read to the next.
+FILTERS = {"student_id": str, "course_id": str, "type": str}
 
 
 def _types(query) -> list[str] | None:
@@ -45,7 +49,12 @@ def _types(query) -> list[str] | None:
 
 async def list_(request: web.Request) -> web.Response:
     query = request.query
-    after, limit = v.page_params(request, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+    # Cursors from before they were bound (v1) are taken with any filters:
+    # followers keep theirs across upgrades.
+    paging = v.page_query(
+        request, FILTERS, default=DEFAULT_LIMIT, maximum=MAX_LIMIT, v1_cursors_with_filters=True
+    )
+    after, limit = paging.after, paging.limit
     filters = {
         "types": _types(query),
         "student_id": v.query_id(query, "student_id"),
@@ -73,4 +82,4 @@ async def list_(request: web.Request) -> web.Response:
         await request.app[FEED].wait(after, remaining)
     # Never null: on the last page, where to poll from next (the horizon is
     # far above 0, so next_after always makes a valid cursor).
-    return render.json({"items": page.items, "next_cursor": v.encode_cursor(page.next_after)})
+    return render.json({"items": page.items, "next_cursor": paging.cursor(page.next_after)})

@@ -9,7 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..models import Page
-from ..validation import encode_cursor
+from ..validation import PageQuery
 
 
 def json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -18,15 +18,19 @@ def json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None)
     )
 
 
-def page(request: web.Request, result: Page[Any], limit: int) -> web.Response:
+def page(request: web.Request, result: Page[Any], query: PageQuery) -> web.Response:
     if result.last_key is None:
         return json({"items": result.items, "next_cursor": None})
-    cursor = encode_cursor(result.last_key)
+    cursor = query.cursor(result.last_key)
     # A relative reference: the client resolves it against the URL it called,
-    # so no Host header is trusted to build it.
-    query = {k: v for k, v in request.query.items() if k not in ("cursor", "limit")}
-    query.update(limit=str(limit), cursor=cursor)
-    link = str(URL.build(path=request.path, query=query))
+    # so no Host header is trusted to build it. The filters as they were sent,
+    # which the cursor is bound to.
+    link = str(
+        URL.build(
+            path=request.path,
+            query={**dict(query.given), "limit": str(query.limit), "cursor": cursor},
+        )
+    )
     return json(
         {"items": result.items, "next_cursor": cursor},
         headers={"Link": f'<{link}>; rel="next"'},

@@ -13,6 +13,9 @@ from ..repositories import students
 from . import render
 
 CREATE = {"name": v.text(1, 200), "email": v.email}
+# ?email= is an email as the field takes it; ?q= is 3..100 characters after
+# trimming, like a name (see Lookups in docs/api.md).
+FILTERS = {"email": v.email, "q": v.text(3, 100)}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -23,10 +26,10 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_(request: web.Request) -> web.Response:
-    after, limit = v.page_params(request)
+    page = v.page_query(request, FILTERS)
     async with connection(request) as conn:
-        result = await students.list_page(conn, after=after, limit=limit)
-    return render.page(request, result, limit)
+        result = await students.list_page(conn, after=page.after, limit=page.limit, **page.filters)
+    return render.page(request, result, page)
 
 
 async def get(request: web.Request) -> web.Response:

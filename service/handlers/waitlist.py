@@ -14,14 +14,14 @@ from . import render
 
 async def list_courses(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
-    after, limit = v.page_params(request)
+    page = v.page_query(request)
     async with connection(request) as conn:
         result = await waitlist.list_courses_of_student(
-            conn, student_id=student_id, after=after, limit=limit
+            conn, student_id=student_id, after=page.after, limit=page.limit
         )
     if result is None:
         raise not_found(f"student {student_id} does not exist")
-    return render.page(request, result, limit)
+    return render.page(request, result, page)
 
 
 async def get(request: web.Request) -> web.Response:
@@ -48,11 +48,11 @@ async def leave(request: web.Request) -> web.Response:
 
 async def list_students(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
-    after, limit = v.page_params(request)
+    page = v.page_query(request)
     async with connection(request) as conn:
         result = await waitlist.list_students_of_course(
-            conn, course_id=course_id, after=after, limit=limit
+            conn, course_id=course_id, after=page.after, limit=page.limit
         )
     if result is None:
         raise not_found(f"course {course_id} does not exist")
-    return render.page(request, result, limit)
+    return render.page(request, result, page)

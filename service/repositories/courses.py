@@ -7,7 +7,9 @@ import asyncpg
 from ..errors import Problem, conflict, precondition_failed
 from ..models import Course, Page, Versioned
 from ..sql import QUERIES
+from . import search
 from .retry import retried
+from .search import contains
 
 Q = QUERIES.courses
 
@@ -33,8 +35,23 @@ async def get(conn: asyncpg.Connection, *, course_id: int) -> Versioned[Course] 
     return _versioned(row) if row else None
 
 
-async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Course]:
-    rows = await conn.fetch(Q.list_courses, after, limit + 1)
+async def list_page(
+    conn: asyncpg.Connection,
+    *,
+    after: int,
+    limit: int,
+    code: str | None = None,
+    q: str | None = None,
+    bound: int = search.BOUND,
+) -> Page[Course]:
+    """A page after id `after`; with `code` (any letter case) and `q` (contained), of those only."""
+    if code is not None:
+        pattern = contains(q) if q is not None else None
+        rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, pattern)
+    elif q is not None:
+        rows = await search.page(conn, Q, after=after, text=q, limit=limit + 1, bound=bound)
+    else:
+        rows = await conn.fetch(Q.list_courses, after, limit + 1)
     items = [Course(*row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 

@@ -7,7 +7,9 @@ import asyncpg
 from ..errors import Problem, conflict, precondition_failed
 from ..models import Page, Student, Versioned
 from ..sql import QUERIES
+from . import search
 from .retry import retried
+from .search import contains
 
 Q = QUERIES.students
 
@@ -32,8 +34,23 @@ async def get(conn: asyncpg.Connection, *, student_id: int) -> Versioned[Student
     return _versioned(row) if row else None
 
 
-async def list_page(conn: asyncpg.Connection, *, after: int, limit: int) -> Page[Student]:
-    rows = await conn.fetch(Q.list_students, after, limit + 1)
+async def list_page(
+    conn: asyncpg.Connection,
+    *,
+    after: int,
+    limit: int,
+    email: str | None = None,
+    q: str | None = None,
+    bound: int = search.BOUND,
+) -> Page[Student]:
+    """A page after id `after`; with `email` (any letter case) and `q` (contained), of those only."""
+    if email is not None:
+        pattern = contains(q) if q is not None else None
+        rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, pattern)
+    elif q is not None:
+        rows = await search.page(conn, Q, after=after, text=q, limit=limit + 1, bound=bound)
+    else:
+        rows = await conn.fetch(Q.list_students, after, limit + 1)
     items = [Student(*row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
