@@ -670,6 +670,7 @@ async def run(options: Options, out: TextIO, err: TextIO) -> int:
         label = f"{options.kind.name} ({'stdin' if path is None else path.name})"
         progress = Progress(label, total, options.progress_interval, err)
         tally = Tally(options.kind)
+        source_name = "standard input" if path is None else options.file
         try:
             await _import(source, options, tally, rejects, progress)
         except Unusable as exc:
@@ -681,12 +682,12 @@ async def run(options: Options, out: TextIO, err: TextIO) -> int:
             )
             print(f"import stopped: {exc}; {where}; run it again to finish", file=err)
             if tally.rows:
-                print(tally.summary(options.file, progress.elapsed(), rejects, False), file=out)
+                print(tally.summary(source_name, progress.elapsed(), rejects, False), file=out)
             return EXIT_UNUSABLE
         finally:
             progress.close()
             rejects.close()
-    print(tally.summary(options.file, progress.elapsed(), rejects, True), file=out)
+    print(tally.summary(source_name, progress.elapsed(), rejects, True), file=out)
     return EXIT_REJECTED if tally.rejected else EXIT_APPLIED
 
 
