@@ -63,19 +63,23 @@ def busy() -> Problem:
     )
 
 
-def render(problem: Problem) -> web.Response:
-    phrase = HTTPStatus(problem.status).phrase
+def problem_body(problem: Problem) -> dict:
+    """The problem+json object: a response's body, or a batch item's (service/handlers/batches.py)."""
     body: dict = {
         "type": f"/problems/{problem.slug}" if problem.slug else "about:blank",
-        "title": phrase,
+        "title": HTTPStatus(problem.status).phrase,
         "status": problem.status,
         "detail": problem.detail,
     }
     if problem.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in problem.errors]
+    return body
+
+
+def render(problem: Problem) -> web.Response:
     return web.Response(
         status=problem.status,
-        body=orjson.dumps(body),
+        body=orjson.dumps(problem_body(problem)),
         content_type=PROBLEM_CONTENT_TYPE,
         headers=problem.headers,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
-from .handlers import courses, enrollments, events, operations, students, waitlist
+from .handlers import batches, courses, enrollments, events, operations, students, waitlist
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
@@ -34,6 +34,9 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/courses/{course_id}", courses.get, NONE),
     ("PATCH", "/courses/{course_id}", courses.update, NONE),
     ("DELETE", "/courses/{course_id}", courses.delete, NONE),
+    ("POST", "/enrollments/batch", batches.enroll, NONE),
+    ("POST", "/students/batch", batches.create_students, NONE),
+    ("POST", "/courses/batch", batches.create_courses, NONE),
     ("GET", "/events", events.list_, events.QUERY),
     ("GET", "/healthz", operations.healthz, NONE),
     ("GET", "/readyz", operations.readyz, NONE),

@@ -181,6 +181,15 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def one_of(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise _Bad(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
 def read_only(value: Any) -> Any:
     raise _Bad("is read-only: the service keeps it")
 
@@ -212,6 +221,39 @@ def fields(
         if _complete(clean, required, at_least_one):
             return clean
     raise _every_error(document, checks, required, at_least_one)
+
+
+def exactly_one(document: dict[str, Any], first: str, second: str) -> list[FieldError]:
+    """The errors when `document` has neither or both of two fields that name one thing."""
+    if first in document:
+        if second not in document:
+            return []
+        message = f"give only one of {first} and {second}"
+        return [FieldError(first, message), FieldError(second, message)]
+    if second in document:
+        return []
+    return [FieldError(first, f"is required, or {second}")]
+
+
+def batch_items(document: dict[str, Any], maximum: int) -> list[dict[str, Any]]:
+    """The items of a batch body, `{"items": [1..maximum objects]}`; else the whole body's 422."""
+    errors = [
+        FieldError(_printable(name), "is not a known field") for name in document if name != "items"
+    ]
+    items = document.get("items")
+    if "items" not in document:
+        errors.append(FieldError("items", "is required"))
+    elif not isinstance(items, list) or not 1 <= len(items) <= maximum:
+        errors.append(FieldError("items", f"must be a list of 1 to {maximum} objects"))
+    else:
+        errors += [
+            FieldError(f"items[{i}]", "must be an object")
+            for i, item in enumerate(items)
+            if not isinstance(item, dict)
+        ]
+    if errors:
+        raise invalid(errors)
+    return items
 
 
 def _complete(clean: dict[str, Any], required: tuple[str, ...], at_least_one: bool) -> bool:

@@ -1,0 +1,169 @@
+"""/enrollments/batch, /students/batch and /courses/batch
+
+Each item is checked here with the field table of its single request
+(enrollments.ENROLL, students.CREATE, courses.FIELDS), so an invalid item's
+422 is the single request's; the valid ones go to the database in one
+statement, which applies them in order (repositories/batches.py). Every
+result is `{"status", "outcome", "body"}`: the single request's status and
+body, and a slug saying what happened.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from .. import validation as v
+from ..auth import actor
+from ..db import connection
+from ..errors import FieldError, Problem, invalid, problem_body
+from ..keys import METRICS
+from ..repositories import batches
+from . import courses, enrollments, render, students
+
+MAX_ITEMS = 1000
+INVALID = "invalid"
+
+ENROLL_ITEM = {
+    "action": v.one_of("enroll", "drop"),
+    "student_id": v.integer(1, v.MAX_ID),
+    "student_email": v.email,
+    "course_id": enrollments.ENROLL["course_id"],
+    "course_code": v.code,
+    "waitlist": enrollments.ENROLL["waitlist"],
+}
+
+# The status of each outcome with a body that is not a problem (those carry their own).
+STATUS = {
+    "enrolled": 201,
+    "already-enrolled": 200,
+    "waitlisted": 202,
+    "already-waiting": 202,
+    "dropped": 204,
+    "created": 201,
+    "updated": 200,
+    "unchanged": 200,
+}
+# The enrollment outcomes counted by service_enrollments_total, as for single enrollments.
+COUNTED = {
+    "enrolled": "created",
+    "already-enrolled": "existing",
+    "waitlisted": "waitlisted",
+    "already-waiting": "waiting",
+    "course-full": "full",
+    "waitlist-full": "full",
+    "student-not-found": "missing",
+    "course-not-found": "missing",
+}
+
+
+def _result(applied: batches.Applied) -> dict[str, Any]:
+    value = applied.value
+    if isinstance(value, Problem):
+        return {"status": value.status, "outcome": applied.outcome, "body": problem_body(value)}
+    return {"status": STATUS[applied.outcome], "outcome": applied.outcome, "body": value}
+
+
+def _invalid(problem: Problem) -> dict[str, Any]:
+    return {"status": 422, "outcome": INVALID, "body": problem_body(problem)}
+
+
+def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
+    errors = v.exactly_one(raw, "student_id", "student_email")
+    errors += v.exactly_one(raw, "course_id", "course_code")
+    try:
+        data = v.fields(raw, ENROLL_ITEM)
+    except Problem as problem:
+        raise invalid(problem.errors + errors) from None
+    drop = data.get("action") == "drop"
+    if drop and "waitlist" in data:
+        errors.append(FieldError("waitlist", "applies to the action enroll only"))
+    if errors:
+        raise invalid(errors)
+    return batches.EnrollItem(
+        drop,
+        data.get("student_id"),
+        data.get("student_email"),
+        data.get("course_id"),
+        data.get("course_code"),
+        data.get("waitlist", False),
+    )
+
+
+def _student_item(raw: dict[str, Any]) -> tuple[str, str]:
+    data = v.fields(raw, students.CREATE, required=("name", "email"))
+    return data["name"], data["email"]
+
+
+def _course_item(raw: dict[str, Any]) -> batches.CourseItem:
+    data = v.fields(raw, courses.FIELDS, required=("code", "title"))
+    return batches.CourseItem(
+        data["code"],
+        data["title"],
+        "capacity" in data,
+        data.get("capacity"),
+        data.get("waitlist_capacity"),
+    )
+
+
+def _checked(request_items: list[dict[str, Any]], check) -> tuple[list, list[int], list]:
+    """(results with the invalid items' 422s, the positions of the valid ones, their values)."""
+    results: list[Any] = [None] * len(request_items)
+    positions: list[int] = []
+    values: list[Any] = []
+    for i, raw in enumerate(request_items):
+        try:
+            values.append(check(raw))
+        except Problem as problem:
+            results[i] = _invalid(problem)
+        else:
+            positions.append(i)
+    return results, positions, values
+
+
+def _respond(results: list, positions: list[int], applied: list[batches.Applied]) -> web.Response:
+    for i, one in zip(positions, applied, strict=True):
+        results[i] = _result(one)
+    return render.json({"results": results})
+
+
+async def enroll(request: web.Request) -> web.Response:
+    items = v.batch_items(await v.json_object(request), MAX_ITEMS)
+    results, positions, valid = _checked(items, _enroll_item)
+    applied: list[batches.Applied] = []
+    if valid:
+        async with connection(request) as conn:
+            applied = await batches.enroll(conn, items=valid, actor=actor(request))
+        outcomes = request.app[METRICS].outcomes
+        counted = Counter(COUNTED.get(a.outcome) for a in applied)
+        for label, n in counted.items():
+            if label is not None:
+                outcomes[label].inc(n)
+    return _respond(results, positions, applied)
+
+
+async def create_students(request: web.Request) -> web.Response:
+    items = v.batch_items(await v.json_object(request), MAX_ITEMS)
+    results, positions, valid = _checked(items, _student_item)
+    applied: list[batches.Applied] = []
+    if valid:
+        async with connection(request) as conn:
+            applied = await batches.students(
+                conn,
+                names=[name for name, _ in valid],
+                emails=[email for _, email in valid],
+                actor=actor(request),
+            )
+    return _respond(results, positions, applied)
+
+
+async def create_courses(request: web.Request) -> web.Response:
+    items = v.batch_items(await v.json_object(request), MAX_ITEMS)
+    results, positions, valid = _checked(items, _course_item)
+    applied: list[batches.Applied] = []
+    if valid:
+        async with connection(request) as conn:
+            applied = await batches.courses(conn, items=valid, actor=actor(request))
+    return _respond(results, positions, applied)

@@ -1,0 +1,26 @@
+-- Batches: many changes in one statement, by the functions of migration 0007.
+-- Each statement applies its items in order and returns one row per item,
+-- in item order. The actor (last) is set by the function for the events.
+
+-- name: enroll
+-- Enroll or drop: $1 drop?, $2 student id or $3 email, $4 course id or $5
+-- code, $6 waitlist, one element per item; $7 the actor.
+select item, outcome, student_id, course_id, code, title, capacity, waitlist_capacity,
+       enrolled, waitlisted, created_at, enrolled_at, waitlisted_at, queue_position
+from batch_enroll($1::boolean[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+                  $6::boolean[], $7)
+order by item;
+
+-- name: students
+-- Create or rename by email: $1 names, $2 emails; $3 the actor.
+select item, outcome, id, name, email, created_at
+from batch_students($1::text[], $2::text[], $3)
+order by item;
+
+-- name: courses
+-- Create or update by code: $1 codes, $2 titles, $3 whether $4's capacity
+-- applies, $5 waitlist capacities (null: keep); $6 the actor.
+select item, outcome, id, code, title, capacity, waitlist_capacity, enrolled, waitlisted,
+       created_at
+from batch_courses($1::text[], $2::text[], $3::boolean[], $4::integer[], $5::integer[], $6)
+order by item;
