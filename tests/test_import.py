@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import os
 import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -536,6 +539,8 @@ async def test_a_progress_bar_on_a_terminal(service, folder):
         "name,email\n" + "".join(f"S {i},s{i}@example.org\n" for i in range(20)),
     )
     leader, follower = pty.openpty()
+    # A new pseudo-terminal is 0x0; a registrar's is not.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -709,4 +714,42 @@ async def test_a_service_away_longer_than_retry_for_exits_2_and_the_rerun_comple
     assert rerun.status == 0, rerun
     assert rerun.count("created") + rerun.count("unchanged") == STUDENTS
     assert rerun.count("unchanged") >= int(match.group(2))
+    await assert_each_student_once(database_url)
+
+
+async def test_a_database_away_mid_import_is_503_and_the_importer_waits_retry_after(
+    database_url, tmp_path, folder
+):
+    file = many_students(folder)
+    async with serving(database_url, tmp_path, DB_STATEMENT_TIMEOUT="1") as server:
+        importer = asyncio.create_task(
+            run_import(
+                "students", file, server.url, "--batch-size", "20", "--retry-for", "60", cwd=folder
+            )
+        )
+
+        async def some_done() -> bool:
+            return await students_stored(database_url) >= 300
+
+        await eventually(some_done, 30, "the import has begun")
+        # Every write to students waits on this lock until its statement times
+        # out: the service answers 503 with Retry-After, as when the database is away.
+        locker = await asyncpg.connect(database_url)
+        try:
+            async with locker.transaction():
+                await locker.execute("lock table students in access exclusive mode")
+                await asyncio.sleep(4)
+        finally:
+            await locker.close()
+        run = await importer
+
+    assert run.status == 0, run
+    retries = re.findall(
+        r"the service answered 503 \((.*)\); retrying batch \d+ in ([\d.]+) s", run.stderr
+    )
+    assert retries, run.stderr
+    assert "the database cannot be reached" in retries[0][0]
+    # Retry-After: 2, give or take the jitter that keeps importers from retrying in step.
+    assert all(1.6 <= float(delay) <= 2.4 for _, delay in retries), retries
+    assert run.count("created") + run.count("unchanged") == STUDENTS
     await assert_each_student_once(database_url)
