@@ -4,7 +4,7 @@
         [--courses 2000] [--batch-size 500]
 
 Writes students.csv, courses.csv (no capacity limits) and enrollments.csv
-(each student in enrollments/students distinct courses) to a temporary
+(each student's enrollments/students distinct courses on consecutive rows) to a temporary
 folder, starts a throw-away embedded PostgreSQL (fsync off, as make bench) and
 `python -m service serve` on a migrated database, and times each
 `python -m service import` end to end as a registrar runs it (interpreter
@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from service import migrations
 from service.embedded import EmbeddedPostgres, free_port
 
-from .servers import ROOT, child_env, python_module, start, stop, wait_ready
+from .servers import MIB, ROOT, child_env, python_module, start, stop, wait_ready
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ def course_code(i: int) -> str:
 
 
 def enrollment_pairs(students: int, enrollments: int, courses: int) -> list[tuple[int, int]]:
-    """(student, course) indexes: round robin over students, distinct courses per student."""
+    """(student, course) indexes: each student's courses in a row, distinct, spread over courses."""
+    per_student = -(-enrollments // students)
     pairs = []
     for n in range(enrollments):
-        student, k = n % students, n // students
-        # 401 is prime to courses in the sizes used, so a student's courses differ.
+        student, k = divmod(n, per_student)
+        # 401 is prime to the course counts used, so a student's courses differ.
         pairs.append((student, (student * 7 + k * 401) % courses))
     return pairs
 
@@ -102,15 +104,22 @@ def run_import(kind: str, file: Path, url: str, batch_size: int, rows: int) -> T
     process = subprocess.Popen(
         command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-    # wait4 gives this child's own peak memory (ru_maxrss, KiB on Linux).
-    _, status, usage = os.wait4(process.pid, 0)
+    # The importer's resident memory, sampled while it runs (ru_maxrss would
+    # count the parent's memory at fork).
+    peak = 0.0
+    watched = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss / MIB)
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
     seconds = time.perf_counter() - started
     summary = process.stdout.read().decode() if process.stdout else ""
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"import {kind} exited {process.returncode}:\n{summary}")
     print(summary)
-    return Timed(f"import {kind} (batches of {batch_size})", rows, seconds, usage.ru_maxrss / 1024)
+    return Timed(f"import {kind} (batches of {batch_size})", rows, seconds, peak)
 
 
 async def copy_rows(url: str, files: Files, triggers: bool) -> list[Timed]:
