@@ -26,6 +26,13 @@ GET /events, and reports how long after its commit each enrollment's event
 reached the follower (bench/feed.py): a row of the main table for the load,
 a table of its own for the lag, a verdict against FEED_TARGET_LAG. It runs
 interleaved with enroll, round by round, whose req/s it is shown against.
+
+The bulk scenario posts POST /enrollments/batch of 500 new enrollments per
+request (each into an empty course of its own without a capacity, from the
+reserved students) to the service alone, and reports its enrollments per
+second against enroll's req/s in the same rounds (target: at least 10x),
+with the enrollments the database holds after each run checked against
+those answered.
 """
 
 from __future__ import annotations
@@ -74,9 +81,20 @@ COMPARISONS = (
 # load. Its load's req/s is shown against FEED_BASELINE's, with no target.
 FEED_TARGET_LAG = 1.0
 FEED_BASELINE = "enroll"
+# The bulk scenario (POST /enrollments/batch, service only): its enrollments
+# per second, BULK_ITEMS per request, at least BULK_TARGET times the req/s of
+# BULK_BASELINE (one enrollment per request) in the same rounds.
+BULK_BASELINE = "enroll"
+BULK_TARGET = 10
 SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
+# The scenarios the reference cannot serve: run on the service alone.
+SERVICE_ONLY = (feed.SCENARIO, dataset.BULK_SCENARIO)
 # Scenarios shown against one another, run in the same block (see run_order).
-RELATED = (*((s, b) for s, b, _ in COMPARISONS), (feed.SCENARIO, FEED_BASELINE))
+RELATED = (
+    *((s, b) for s, b, _ in COMPARISONS),
+    (feed.SCENARIO, FEED_BASELINE),
+    (dataset.BULK_SCENARIO, BULK_BASELINE),
+)
 
 
 def _positive(text: str) -> int:
@@ -178,6 +196,8 @@ class Row:
     cpu_us: list[float]
     # The feed scenario's follower, one per round.
     followed: list[feed.Followed] = field(default_factory=list)
+    # The bulk scenario: enrollments found in each round's courses after its run.
+    stored: list[int] = field(default_factory=list)
 
     def values(self, attribute: str) -> list[float]:
         """One value per round: cpu_us, or a wrk.Result attribute."""
@@ -388,6 +408,8 @@ def verdicts(rows: list[Row]) -> list[str]:
     for row in rows:
         if row.scenario == feed.SCENARIO:
             lines.append(feed_verdict(row, by_key.get((FEED_BASELINE, row.server))))
+        if row.scenario == dataset.BULK_SCENARIO:
+            lines.append(bulk_verdict(row, by_key.get((BULK_BASELINE, row.server))))
     for row in rows:
         if past_end := sum(r.past_end for r in row.results):
             lines.append(
@@ -424,6 +446,32 @@ def feed_verdict(row: Row, baseline: Row | None) -> str:
     return f"{line}: {'met' if met else 'NOT met'}"
 
 
+def bulk_verdict(row: Row, baseline: Row | None) -> str:
+    """Enrollments per second through batches against BULK_BASELINE's req/s, same rounds."""
+    per_second = [r.requests_per_sec * dataset.BULK_ITEMS for r in row.results]
+    answered = sum(r.requests - r.past_end for r in row.results) * dataset.BULK_ITEMS
+    stored = sum(row.stored)
+    errors = _errors(row)
+    line = (
+        f"{row.scenario}: {statistics.median(per_second):,.0f} enrollments/s "
+        f"({dataset.BULK_ITEMS} per POST /enrollments/batch)"
+    )
+    if baseline is None:
+        return f"{line} ({BULK_BASELINE} not run: no target)"
+    ratio = paired_ratio(per_second, baseline.values("requests_per_sec"))
+    # wrk counts the answers it read; a request cut off at the end of a run
+    # may still commit, so the database may hold a batch more per connection.
+    complete = stored >= answered
+    met = ratio >= BULK_TARGET and errors == 0 and complete
+    return (
+        f"{line}, {ratio:.1f}x {BULK_BASELINE}'s "
+        f"{baseline.median('requests_per_sec'):,.0f} req/s "
+        f"(target: bulk enrollments/s >= {BULK_TARGET}x {BULK_BASELINE}'s); "
+        f"{stored:,} enrollments stored for {answered:,} answered (target: all); "
+        f"{errors} non-2xx and socket errors (target 0): {'met' if met else 'NOT met'}"
+    )
+
+
 def run_order(scenarios: list[str]) -> list[list[str]]:
     """The scenarios in blocks, each block's scenarios measured round by round together.
 
@@ -447,13 +495,18 @@ def run_order(scenarios: list[str]) -> list[list[str]]:
     return blocks
 
 
-def runs_facts(plan: dict[dataset.RunKey, dataset.HotCourse | dataset.DropCourses]) -> str:
+def runs_facts(plan: dict[dataset.RunKey, dataset.Runs]) -> str:
     """What each measured run of the scenarios with courses of their own works on."""
     facts = {}
     for (scenario, _, _, warmup), runs in plan.items():
         if warmup or scenario in facts:
             continue
-        if isinstance(runs, dataset.HotCourse):
+        if isinstance(runs, dataset.BulkCourses):
+            facts[scenario] = (
+                f"{scenario}: {runs.courses:,} empty courses without a capacity, "
+                f"{runs.items} enrollments into one per request"
+            )
+        elif isinstance(runs, dataset.HotCourse):
             facts[scenario] = (
                 f"{scenario}: {runs.enrolled:,} enrolled at the start, "
                 f"{runs.students:,} students to enroll"
@@ -560,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             args.rounds,
             hot_enrolled=args.hot_enrolled,
             warmup_share=args.warmup / args.duration,
+            seconds=args.duration,
         )
     )
     token = secrets.token_hex(16)
@@ -624,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
                 row.followed.append(followed)
             else:
                 result = run()
+            runs = plan.get((row.scenario, server.name, round_, False))
+            if isinstance(runs, dataset.BulkCourses):
+                row.stored.append(asyncio.run(dataset.count_enrollments(url, runs)))
             cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
             row.results.append(result)
             row.cpu_us.append(cpu_us)
@@ -659,9 +716,9 @@ def main(argv: list[str] | None = None) -> int:
             assert reference is not None
             duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
-            # The reference has no feed: the feed scenario runs on the service alone.
+            # The reference has no feed and no batches.
             servers_of = {
-                scenario: [service] if scenario == feed.SCENARIO else [reference, service]
+                scenario: [service] if scenario in SERVICE_ONLY else [reference, service]
                 for scenario in args.scenarios
             }
             by_key = {

@@ -275,6 +275,14 @@ DROP_SCENARIO = "drop-promote"
 # as the seats, so every drop of a seated student promotes one.
 DROP_SEATS = 50
 
+# The bulk scenario: POST /enrollments/batch of BULK_ITEMS new enrollments per
+# request, on the service only (the reference has no batches), each request
+# into a course of its own; planned for BULK_RATE requests a second, past
+# which a run finds no data left (reported, like the others).
+BULK_SCENARIO = "bulk"
+BULK_ITEMS = 500
+BULK_RATE = 200
+
 # (scenario, server, round, warm-up or not): one set of courses each.
 RunKey = tuple[str, str, int, bool]
 
@@ -327,6 +335,40 @@ class DropCourses:
         return [str(self.first_course), str(self.courses), str(self.seats), str(self.first_student)]
 
 
+@dataclass(frozen=True)
+class BulkCourses:
+    """Courses first_course .. first_course + courses - 1 without a capacity, empty.
+
+    Request r of a run enrolls `items` reserved students into course
+    first_course + r: students first_student + (r * items + k) % students for
+    k below items (bench/scenarios.lua computes the same), so no pair repeats,
+    and concurrent requests lock courses of their own.
+    """
+
+    first_course: int
+    courses: int
+    first_student: int
+    students: int
+    items: int = BULK_ITEMS
+
+    @property
+    def enrollments(self) -> int:
+        return self.courses * self.items
+
+    def wrk_args(self) -> list[str]:
+        return [
+            str(self.first_course),
+            str(self.courses),
+            str(self.first_student),
+            str(self.students),
+            str(self.items),
+        ]
+
+
+# What one run works on.
+Runs = HotCourse | DropCourses | BulkCourses
+
+
 def plan_runs(
     sizes: Sizes,
     scenarios: Iterable[str],
@@ -335,7 +377,8 @@ def plan_runs(
     *,
     hot_enrolled: int,
     warmup_share: float,
-) -> dict[RunKey, HotCourse | DropCourses]:
+    seconds: float = 10,
+) -> dict[RunKey, Runs]:
     """The courses of every run of the scenarios that need their own, ids after the loaded ones.
 
     Each hot-course run may enroll every reserved student but the last
@@ -343,20 +386,29 @@ def plan_runs(
     measured drop-promote run may drop up to half the reserved students'
     worth of enrollments (the other half waits), a warm-up run
     `warmup_share` of that (its seconds over the measured ones); 0 means no
-    warm-up runs.
+    warm-up runs. A bulk run (service only) gets courses for BULK_RATE
+    requests a second over its `seconds` (its share of them, warming up).
     """
-    plan: dict[RunKey, HotCourse | DropCourses] = {}
+    plan: dict[RunKey, Runs] = {}
     first_student = sizes.students + 1
     full_set = sizes.reserved // (2 * DROP_SEATS)
     phases = (True, False) if warmup_share > 0 else (False,)
     course = sizes.courses + 1
     for scenario in scenarios:
-        if scenario not in (*HOT_SCENARIOS, DROP_SCENARIO):
+        if scenario not in (*HOT_SCENARIOS, DROP_SCENARIO, BULK_SCENARIO):
             continue
         for round_ in range(rounds):
             for server in servers:
+                if scenario == BULK_SCENARIO and server != "service":
+                    continue
                 for warmup in phases:
                     key = (scenario, server, round_, warmup)
+                    if scenario == BULK_SCENARIO:
+                        share = min(warmup_share, 1) if warmup else 1
+                        courses = max(1, math.ceil(BULK_RATE * seconds * share))
+                        plan[key] = BulkCourses(course, courses, first_student, sizes.reserved)
+                        course += courses
+                        continue
                     if scenario == DROP_SCENARIO:
                         share = min(warmup_share, 1) if warmup else 1
                         courses = max(1, math.ceil(full_set * share))
@@ -374,9 +426,13 @@ def plan_runs(
     return plan
 
 
-def _run_courses(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple]:
+def _run_courses(plan: dict[RunKey, Runs]) -> Iterator[tuple]:
     """id, code, title, capacity, waitlist_capacity."""
     for runs in plan.values():
+        if isinstance(runs, BulkCourses):
+            for course in range(runs.first_course, runs.first_course + runs.courses):
+                yield course, f"B{course:06d}", f"Bulk course {course}", None, 0
+            continue
         if isinstance(runs, HotCourse):
             yield runs.course, f"H{runs.course:06d}", f"Hot course {runs.course}", None, 0
             continue
@@ -384,8 +440,10 @@ def _run_courses(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple]
             yield course, f"F{course:06d}", f"Full course {course}", runs.seats, runs.seats
 
 
-def _run_enrollments(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple[int, int]]:
+def _run_enrollments(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
     for runs in plan.values():
+        if isinstance(runs, BulkCourses):
+            continue
         if isinstance(runs, HotCourse):
             first = runs.first_student + runs.students
             for student in range(first, first + runs.enrolled):
@@ -396,7 +454,7 @@ def _run_enrollments(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tu
                 yield runs.seated(i, rank), runs.first_course + i
 
 
-def _run_waitlists(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tuple[int, int]]:
+def _run_waitlists(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
     """Each queue in order: the first row of a course is its head."""
     for runs in plan.values():
         if isinstance(runs, DropCourses):
@@ -405,7 +463,7 @@ def _run_waitlists(plan: dict[RunKey, HotCourse | DropCourses]) -> Iterator[tupl
                     yield runs.waiting(i, place), runs.first_course + i
 
 
-async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, HotCourse | DropCourses]) -> None:
+async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None:
     """Remove the courses earlier invocations' runs used up; build `plan`'s."""
     conn = await asyncpg.connect(url)
     try:
@@ -448,5 +506,18 @@ async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, HotCourse | Dr
             )
         if removed or plan:
             await conn.execute("vacuum analyze courses, student_courses, course_waitlist")
+    finally:
+        await conn.close()
+
+
+async def count_enrollments(url: str, runs: BulkCourses) -> int:
+    """The enrollments in a bulk run's courses."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(
+            "select count(*) from student_courses where course_id between $1 and $2",
+            runs.first_course,
+            runs.first_course + runs.courses - 1,
+        )
     finally:
         await conn.close()

@@ -20,6 +20,10 @@
 --     FIRST_COURSE + i seats students FIRST_STUDENT + i * SEATS + r, r below
 --     SEATS): the courses take turns, so concurrent drops are on different
 --     courses.
+--   bulk FIRST_COURSE COURSES FIRST_STUDENT STUDENTS ITEMS:
+--     POST /enrollments/batch of ITEMS new enrollments, item r (a request)
+--     enrolling students FIRST_STUDENT + (r * ITEMS + k) % STUDENTS, k below
+--     ITEMS, into course FIRST_COURSE + r, for r below COURSES.
 -- Past the end of the list, a thread asks for a path that answers 404 and
 -- done() prints how many times ("Past the prepared data: N"). wrk calls
 -- request() once before the run to check the script, in thread 1, and
@@ -52,11 +56,17 @@ function init(args)
     seats = tonumber(args[8])
     first_student = tonumber(args[9])
     items = drop_courses * seats
+  elseif scenario == "bulk" then
+    first_course = tonumber(args[6])
+    items = tonumber(args[7])
+    first_student = tonumber(args[8])
+    bulk_students = tonumber(args[9])
+    bulk_items = tonumber(args[10])
   elseif scenario ~= "student-courses" and scenario ~= "enroll"
       and scenario ~= "course-students" and scenario ~= "healthz" then
     error("unknown scenario: " .. tostring(scenario))
   end
-  if scenario == "enroll" or hot_course then
+  if scenario == "enroll" or hot_course or scenario == "bulk" then
     wrk.headers["Content-Type"] = "application/json"
   end
 end
@@ -91,6 +101,19 @@ function request()
     end
     local body = '{"course_id": ' .. hot_course .. '}'
     return wrk.format("POST", "/students/" .. (first_student + i) .. "/courses", nil, body)
+  elseif scenario == "bulk" then
+    local r = take()
+    if not r then
+      return past_the_end()
+    end
+    local course = first_course + r
+    local parts = {}
+    for k = 0, bulk_items - 1 do
+      local student = first_student + (r * bulk_items + k) % bulk_students
+      parts[k + 1] = '{"student_id":' .. student .. ',"course_id":' .. course .. '}'
+    end
+    local body = '{"items":[' .. table.concat(parts, ",") .. ']}'
+    return wrk.format("POST", "/enrollments/batch", nil, body)
   elseif scenario == "drop-promote" then
     local j = take()
     if not j then

@@ -16,6 +16,7 @@ SCENARIOS = (
     "hot-course-empty",
     "hot-course-prefilled",
     "drop-promote",
+    "bulk",
     "healthz",
 )
 
@@ -92,7 +93,7 @@ def run(
     data: Sequence[str] = (),
 ) -> Result:
     """One wrk run; `data` is what the scenario works on beyond the random ids
-    (the wrk_args of a bench.dataset.HotCourse or DropCourses)."""
+    (the wrk_args of a bench.dataset.HotCourse, DropCourses or BulkCourses)."""
     command = [
         "wrk",
         f"-t{threads}",

@@ -66,7 +66,9 @@ language plpgsql as $$
 declare
     it record;
     c record;
-    course_found boolean;
+    course_found boolean := false;
+    reuse boolean;
+    c_ref text;
     student bigint;
     seq_ bigint;
 begin
@@ -86,6 +88,8 @@ begin
         enrolled_at := null; waitlisted_at := null; queue_position := null;
 
         if it.is_drop then
+            -- A drop changes the counts (a promotion) behind the course kept below.
+            course_found := false;
             if it.sid is null then
                 select s.id into student_id from students s
                 where fold_case(s.email) = fold_case(it.email);
@@ -112,20 +116,31 @@ begin
             continue;
         end if;
 
-        if it.cid is not null then
-            select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
-                   x.waitlisted, x.created_at
-            into c
-            from courses x where x.id = it.cid
-            for no key update;
-        else
-            select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
-                   x.waitlisted, x.created_at
-            into c
-            from courses x where fold_case(x.code) = fold_case(it.ccode)
-            for no key update;
+        -- The course of the item before, when it is the same: its row is locked
+        -- already and its counts are tracked here, so it is not read again (an
+        -- update of one row many times in a transaction makes each later read
+        -- of it walk every version made so far).
+        reuse := false;
+        if course_found then
+            reuse := coalesce(it.cid = c.id or it.cid is null and it.ccode = c_ref, false);
         end if;
-        course_found := found;
+        if not reuse then
+            if it.cid is not null then
+                select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+                       x.waitlisted, x.created_at
+                into c
+                from courses x where x.id = it.cid
+                for no key update;
+            else
+                select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+                       x.waitlisted, x.created_at
+                into c
+                from courses x where fold_case(x.code) = fold_case(it.ccode)
+                for no key update;
+            end if;
+            course_found := found;
+            c_ref := it.ccode;
+        end if;
         if it.sid is not null then
             select s.id into student from students s where s.id = it.sid for key share;
         else
@@ -146,47 +161,49 @@ begin
             continue;
         end if;
         course_id := c.id;
+
+        if c.capacity is null or c.enrolled < c.capacity then
+            -- A free seat, so no one waits (invariant 3 of 0005): enroll, or
+            -- find them enrolled already.
+            insert into student_courses (student_id, course_id) values (student, c.id)
+            on conflict do nothing
+            returning enrolled_at into enrolled_at;
+            if found then
+                outcome := 'enrolled';
+                c.enrolled := c.enrolled + 1;
+            else
+                outcome := 'already-enrolled';
+                select sc.enrolled_at into enrolled_at
+                from student_courses sc where sc.student_id = student and sc.course_id = c.id;
+            end if;
+        else
+            select sc.enrolled_at into enrolled_at
+            from student_courses sc where sc.student_id = student and sc.course_id = c.id;
+            if found then
+                outcome := 'already-enrolled';
+            else
+                select w.waitlisted_at, w.seq into waitlisted_at, seq_
+                from course_waitlist w where w.student_id = student and w.course_id = c.id;
+                if found then
+                    outcome := 'already-waiting';
+                    select count(*) into queue_position
+                    from course_waitlist a where a.course_id = c.id and a.seq <= seq_;
+                elsif it.wait and c.waitlisted < c.waitlist_capacity then
+                    insert into course_waitlist (student_id, course_id) values (student, c.id)
+                    returning waitlisted_at into waitlisted_at;
+                    outcome := 'waitlisted';
+                    c.waitlisted := c.waitlisted + 1;
+                    queue_position := c.waitlisted;
+                elsif it.wait and c.waitlist_capacity > 0 then
+                    outcome := 'waitlist-full';
+                else
+                    outcome := 'course-full';
+                end if;
+            end if;
+        end if;
         code := c.code; title := c.title; capacity := c.capacity;
         waitlist_capacity := c.waitlist_capacity; enrolled := c.enrolled;
         waitlisted := c.waitlisted; created_at := c.created_at;
-
-        select sc.enrolled_at into enrolled_at
-        from student_courses sc where sc.student_id = student and sc.course_id = c.id;
-        if found then
-            outcome := 'already-enrolled';
-        else
-            select w.waitlisted_at, w.seq into waitlisted_at, seq_
-            from course_waitlist w where w.student_id = student and w.course_id = c.id;
-            if found then
-                outcome := 'already-waiting';
-                select count(*) into queue_position
-                from course_waitlist a where a.course_id = c.id and a.seq <= seq_;
-            elsif c.capacity is null or c.enrolled < c.capacity then
-                -- ON CONFLICT: only a writer that skips the course lock (an
-                -- operator's SQL) could have enrolled them since the check.
-                insert into student_courses (student_id, course_id) values (student, c.id)
-                on conflict do nothing
-                returning enrolled_at into enrolled_at;
-                if found then
-                    outcome := 'enrolled';
-                    enrolled := c.enrolled + 1;
-                else
-                    outcome := 'already-enrolled';
-                    select sc.enrolled_at into enrolled_at
-                    from student_courses sc where sc.student_id = student and sc.course_id = c.id;
-                end if;
-            elsif it.wait and c.waitlisted < c.waitlist_capacity then
-                insert into course_waitlist (student_id, course_id) values (student, c.id)
-                returning waitlisted_at into waitlisted_at;
-                outcome := 'waitlisted';
-                waitlisted := c.waitlisted + 1;
-                queue_position := c.waitlisted + 1;
-            elsif it.wait and c.waitlist_capacity > 0 then
-                outcome := 'waitlist-full';
-            else
-                outcome := 'course-full';
-            end if;
-        end if;
         student := null;
         return next;
     end loop;

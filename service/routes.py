@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
+from .errors import Problem
 from .handlers import batches, courses, enrollments, events, operations, students, waitlist
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
@@ -45,6 +46,12 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
 ]
 
 
+# Paths that a route template of another resource also matches: any other
+# method on them is 405 with their Allow, not the other route's answer
+# (PATCH /students/batch is not PATCH /students/{student_id}).
+SHADOWING = {"/students/batch": "POST", "/courses/batch": "POST"}
+
+
 def setup(app: web.Application) -> None:
     """Register every route inside the request context (service/endpoint.py)."""
     for method, path, handler, query in ROUTES:
@@ -52,5 +59,14 @@ def setup(app: web.Application) -> None:
         if method == "GET":
             # RFC 9110 9.1: HEAD wherever GET; aiohttp sends the headers, no body.
             app.router.add_route("HEAD", path, endpoint(app, "HEAD", path, handler, query))
+    for path, allow in SHADOWING.items():
+        app.router.add_route("*", path, endpoint(app, "*", path, _not_allowed(allow), None))
     # Last: whatever matched nothing above, answered as problem+json.
     app.router.add_route("*", CATCH_ALL, endpoint(app, "*", UNMATCHED, unmatched, None))
+
+
+def _not_allowed(allow: str) -> Handler:
+    async def not_allowed(request: web.Request) -> web.StreamResponse:
+        raise Problem(405, "this method is not allowed on this path", headers={"Allow": allow})
+
+    return not_allowed

@@ -36,6 +36,12 @@ BODIES = {
     ("POST", "/students/{student_id}/courses"): {"course_id": 1},
     ("POST", "/courses"): {"code": "CS101", "title": "Programming"},
     ("PATCH", "/courses/{course_id}"): {"title": "Changed"},
+    # Once the student and the course above exist, these change nothing (200).
+    ("POST", "/enrollments/batch"): {
+        "items": [{"student_email": "ada@example.org", "course_code": "CS101"}]
+    },
+    ("POST", "/students/batch"): {"items": [{"name": "Ada Lovelace", "email": "ada@example.org"}]},
+    ("POST", "/courses/batch"): {"items": [{"code": "CS101", "title": "Programming"}]},
 }
 
 
@@ -154,9 +160,9 @@ UNAUTHORIZED = [
 
 async def test_every_protected_route_refuses_a_request_without_a_valid_token(secured, db):
     protected = [(m, t) for m, t in routes(secured) if t not in PUBLIC_PATHS]
-    # 20 resource operations (the feed among them) and /metrics, and HEAD beside
-    # each of their 12 GETs: nothing is left out of the check.
-    assert len(protected) == 33, protected
+    # 23 resource operations (the feed and the 3 batches among them) and /metrics,
+    # and HEAD beside each of their 12 GETs: nothing is left out of the check.
+    assert len(protected) == 36, protected
 
     for headers, error in UNAUTHORIZED:
         for method, template in protected:
@@ -210,7 +216,7 @@ async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
     before = await snapshot(db)
 
     writes = [(m, t) for m, t in routes(secured) if m in WRITE_METHODS]
-    assert len(writes) == 9, writes
+    assert len(writes) == 12, writes
     for method, template in writes:
         # Enrolling targets the other course, so an accepted request would add a row.
         course_id = other["id"] if method == "POST" else course["id"]
@@ -259,6 +265,8 @@ async def test_write_token_may_do_everything(secured, db):
             await ok(method, template, 200, **ids, waiting_for=full["id"])
     await ok("PATCH", "/students/{student_id}", 200, **ids)
     await ok("PATCH", "/courses/{course_id}", 200, **ids)
+    for template in ("/enrollments/batch", "/students/batch", "/courses/batch"):
+        await ok("POST", template, 200)
     await ok(
         "DELETE", "/students/{student_id}/waitlist/{course_id}", 204, **ids, waiting_for=full["id"]
     )

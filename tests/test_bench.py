@@ -106,7 +106,7 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
             # Every hot-course request enrolled someone new: 2 rounds x 2
             # servers, one course each per variant (no warm-up runs).
             hot = await conn.fetch(
-                "select enrolled from courses where id > 50 and capacity is null order by id"
+                "select enrolled from courses where id > 50 and code like 'H%' order by id"
             )
             assert len(hot) == 8
             assert all(r["enrolled"] > 0 for r in hot[:4]), hot
@@ -130,7 +130,13 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
     assert "1 worker(s) per server" in report and "2 round(s)" in report
     rows = _markdown_rows(report, bench.HEADER)
     assert set(rows) == {
-        *((s, server) for s in wrk.SCENARIOS for server in ("reference", "service")),
+        *(
+            (s, server)
+            for s in wrk.SCENARIOS
+            for server in ("reference", "service")
+            if s != dataset.BULK_SCENARIO
+        ),
+        ("bulk", "service"),
         ("feed", "service"),
     }
     for (scenario, server), cells in rows.items():
@@ -138,7 +144,7 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         assert float(requests_per_sec.replace(",", "")) > 0, cells
         # The harness sends valid tokens, ids and bodies: every answer is 2xx.
         assert (non_2xx, socket_errors) == ("0", "0/0/0/0"), cells
-        if scenario == "feed":
+        if scenario in ("feed", "bulk"):
             # No reference to compare with.
             assert (cells[7], cells[8], cells[10]) == ("-", "-", "-"), cells
             continue
@@ -161,8 +167,14 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         *bench.TARGET_SCENARIOS,
         "hot-course-prefilled",
         "drop-promote",
+        "bulk",
         "feed",
     ]
+    # Every batch enrolled its 500 (the report checks the database against the answers).
+    (bulk_verdict,) = (line for line in verdicts if line.startswith("- bulk: "))
+    assert " enrollments/s (500 per POST /enrollments/batch), " in bulk_verdict
+    assert " enrollments stored for " in bulk_verdict
+    assert "(target: all); 0 non-2xx and socket errors (target 0)" in bulk_verdict
     # Speed is not judged here, but whether the follower got every event
     # exactly once, in order, and every page it asked for, is.
     (feed_verdict,) = (line for line in verdicts if line.startswith("- feed: lag p99 "))
@@ -303,7 +315,7 @@ def test_a_run_past_its_data_is_reported():
 def test_compared_scenarios_run_interleaved_and_the_others_alone():
     assert bench.run_order(list(bench.SCENARIOS)) == [
         ["student-courses"],
-        ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "feed"],
+        ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "bulk", "feed"],
         ["course-students"],
         ["healthz"],
     ]
@@ -426,11 +438,18 @@ def test_every_run_gets_courses_of_its_own_and_students_no_other_scenario_uses()
         hot_enrolled=400,
         warmup_share=0.3,
     )
-    # 3 scenarios x 2 rounds x 2 servers x (warm-up, measured).
-    assert len(plan) == 24
+    # 3 scenarios x 2 rounds x 2 servers x (warm-up, measured), and bulk on the
+    # service alone.
+    assert len(plan) == 24 + 4
     courses = []
-    for (scenario, _, _, warmup), runs in plan.items():
-        if isinstance(runs, dataset.HotCourse):
+    for (scenario, server, _, warmup), runs in plan.items():
+        if isinstance(runs, dataset.BulkCourses):
+            assert server == "service"
+            courses += range(runs.first_course, runs.first_course + runs.courses)
+            # BULK_RATE requests a second for 10 s, a warm-up 30% of that.
+            assert runs.courses == (600 if warmup else 2000)
+            assert (runs.first_student, runs.students, runs.items) == (1001, 1000, 500)
+        elif isinstance(runs, dataset.HotCourse):
             courses.append(runs.course)
             assert (runs.first_student, runs.students) == (1001, 600)
             prefilled = scenario == "hot-course-prefilled" and not warmup
@@ -514,3 +533,19 @@ async def test_wrk_takes_each_item_once_then_says_it_ran_out(scenario, runs, exp
     assert len(set(taken)) == len(taken)
     assert set(expected[1:]) <= set(taken) <= set(expected)
     assert result.past_end > 0 and result.non_2xx > 0
+
+
+def test_bulk_is_judged_by_enrollments_per_second_against_enroll_and_what_was_stored():
+    enroll = _row("enroll", "service", [1000, 2000], [0.01, 0.01])
+    # 25 and 30 batches a second of 500: 12.5x and 7.5x enroll's, median 10x.
+    bulk = _row("bulk", "service", [25, 30], [0.5, 0.5])
+    bulk.stored = [500_000, 500_000]
+
+    (line,) = (v for v in bench.verdicts([enroll, bulk]) if v.startswith("bulk"))
+    assert line.startswith("bulk: 13,750 enrollments/s (500 per POST /enrollments/batch), 10.0x")
+    assert "1,000,000 enrollments stored for 1,000,000 answered" in line
+    assert line.endswith(": met")
+
+    bulk.stored = [500_000, 499_999]
+    (line,) = (v for v in bench.verdicts([enroll, bulk]) if v.startswith("bulk"))
+    assert line.endswith(": NOT met")

@@ -42,6 +42,10 @@ CONTRACT = {
     ("GET", "/students/{student_id}/waitlist/{course_id}"): {"200", "404"} | DB,
     ("DELETE", "/students/{student_id}/waitlist/{course_id}"): {"204", "404"} | DB,
     ("GET", "/courses/{course_id}/waitlist"): {"200", "404", "422"} | DB,
+    # Batches: 200 whatever the items' statuses; 422 for a body that is not 1..1000 items.
+    ("POST", "/enrollments/batch"): {"200", "422"} | BODY | DB,
+    ("POST", "/students/batch"): {"200", "422"} | BODY | DB,
+    ("POST", "/courses/batch"): {"200", "422"} | BODY | DB,
     # The change feed: 410 for a cursor from before the history kept (retention).
     ("GET", "/events"): {"200", "410", "422"} | DB,
     ("GET", "/healthz"): {"200"},

@@ -61,6 +61,11 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "waitlist.list_student_waitlist": (4_242, 0, 51),
     "waitlist.list_course_waitlist": (42, 9_000, 51),  # a page in the middle of the queue
     "waitlist.leave": (4_242, 42, "registrar"),
+    # A function call (migration 0007): its statements are in IMPLICIT below.
+    # Arrays as PostgreSQL's literals: one item each.
+    "batches.enroll": ("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{f}", "registrar"),
+    "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
+    "batches.courses": (["CS-101"], ["Algorithms"], "{t}", "{30}", "{NULL}", "registrar"),
     "events.list_events": (0, None, 101),
     "events.list_student_events": (0, None, 101, 4_242, None),
     "events.list_course_events": (0, ["enrollment.created"], 101, 42),
@@ -130,6 +135,30 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "cascade: a course's waitlist": (
         "delete from only course_waitlist where course_id = $1",
         (42,),
+    ),
+    # The batch functions of 0007: an item's student and course by email or
+    # code (any letter case), locked as the single statements lock them.
+    "batch: a student by email": (
+        "select s.id from students s where fold_case(s.email) = fold_case($1) for key share",
+        ("STUDENT4242@bench.example",),
+    ),
+    "batch: a course by code": (
+        "select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,"
+        " x.waitlisted, x.created_at from courses x"
+        " where fold_case(x.code) = fold_case($1) for no key update",
+        ("c000042",),
+    ),
+    "batch: a student by id": (
+        "select s.id from students s where s.id = $1 for key share",
+        (4_242,),
+    ),
+    "batch: a waiting student's position": (
+        "select count(*) from course_waitlist a where a.course_id = $1 and a.seq <= $2",
+        (42, 9_000),
+    ),
+    "batch: drop an enrollment": (
+        "delete from student_courses sc where sc.student_id = $1 and sc.course_id = $2",
+        (4_242, 42),
     ),
 }
 
