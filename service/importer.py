@@ -700,8 +700,15 @@ def _batch_size(text: str) -> int:
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if not value >= 0:
+    if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
 
 
@@ -742,7 +749,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_positive_seconds,
         default=60.0,
         metavar="SECONDS",
         help="how long to wait for the answer to one batch (default 60)",
@@ -776,7 +783,7 @@ def main(args: argparse.Namespace) -> int:
         token=os.environ.get("API_TOKEN") or None,
         batch_size=args.batch_size,
         retry_for=args.retry_for,
-        timeout=args.timeout or 60.0,
+        timeout=args.timeout,
         progress_interval=args.progress_interval,
         rejected=args.rejected,
     )
