@@ -36,7 +36,7 @@ import psutil
 from service import migrations
 from service.embedded import EmbeddedPostgres, free_port
 
-from .servers import MIB, ROOT, child_env, python_module, start, stop, wait_ready
+from .servers import MIB, ROOT, Server, child_env, python_module, start, stop, wait_ready
 
 
 @dataclass(frozen=True)
@@ -87,43 +87,83 @@ class Timed:
     rows: int
     seconds: float
     peak_rss_mib: float | None = None
+    importer_cpu: float | None = None
+    service_cpu: float | None = None
+    database_cpu: float | None = None
 
     def line(self) -> str:
-        memory = f", peak RSS {self.peak_rss_mib:.0f} MiB" if self.peak_rss_mib else ""
-        return (
+        text = (
             f"{self.what:<40} {self.rows:>9,} rows {self.seconds:>8.1f} s "
-            f"{self.rows / self.seconds:>10,.0f} rows/s{memory}"
+            f"{self.rows / self.seconds:>10,.0f} rows/s"
         )
+        if self.peak_rss_mib is None:
+            text += f", database CPU {self.database_cpu:.1f} s"
+        else:
+            text += (
+                f", importer peak RSS {self.peak_rss_mib:.0f} MiB, CPU {self.importer_cpu:.1f} s"
+                f", service CPU {self.service_cpu:.1f} s, database CPU {self.database_cpu:.1f} s"
+            )
+        return text
 
 
-def run_import(kind: str, file: Path, url: str, batch_size: int, rows: int) -> Timed:
+def database_cpu(cluster: EmbeddedPostgres) -> float:
+    """CPU seconds used so far by the cluster's processes, ended backends included."""
+    postmaster = psutil.Process(int((cluster.datadir / "postmaster.pid").read_text().split()[0]))
+    times = postmaster.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in postmaster.children():
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+def run_import(
+    kind: str, file: Path, server: Server, cluster: EmbeddedPostgres, batch_size: int, rows: int
+) -> Timed:
     command = python_module(
-        "service", "import", kind, str(file), "--url", url, "--batch-size", str(batch_size)
+        "service", "import", kind, str(file), "--url", server.url, "--batch-size", str(batch_size)
     )
+    service_cpu, db_cpu = server.cpu_seconds(), database_cpu(cluster)
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
+    log = file.with_suffix(".log")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=sink
+        )
     # The importer's resident memory, sampled while it runs (ru_maxrss would
     # count the parent's memory at fork).
-    peak = 0.0
+    peak = cpu = 0.0
     watched = psutil.Process(process.pid)
     while process.poll() is None:
         try:
-            peak = max(peak, watched.memory_info().rss / MIB)
+            with watched.oneshot():
+                peak = max(peak, watched.memory_info().rss / MIB)
+                times = watched.cpu_times()
+                cpu = times.user + times.system
         except psutil.Error:
             pass
         time.sleep(0.1)
     seconds = time.perf_counter() - started
+    service_cpu = server.cpu_seconds() - service_cpu
+    db_cpu = database_cpu(cluster) - db_cpu
     summary = process.stdout.read().decode() if process.stdout else ""
     if process.returncode != 0:
         raise SystemExit(f"import {kind} exited {process.returncode}:\n{summary}")
     print(summary)
-    return Timed(f"import {kind} (batches of {batch_size})", rows, seconds, peak)
+    retries = [line for line in log.read_text().splitlines() if "retrying batch" in line]
+    if retries:
+        print(f"{len(retries)} retries, the first: {retries[0]}")
+    what = f"import {kind} (batches of {batch_size})"
+    return Timed(what, rows, seconds, peak, cpu, service_cpu, db_cpu)
 
 
-async def copy_rows(url: str, files: Files, triggers: bool) -> list[Timed]:
-    conn = await asyncpg.connect(url)
+async def copy_rows(
+    cluster: EmbeddedPostgres, database: str, files: Files, triggers: bool
+) -> list[Timed]:
+    conn = await asyncpg.connect(cluster.dsn_for(database))
     timed = []
     label = "with triggers" if triggers else "without triggers"
     try:
@@ -133,12 +173,14 @@ async def copy_rows(url: str, files: Files, triggers: bool) -> list[Timed]:
             ("students", files.students, ["name", "email"]),
             ("courses", files.courses, ["code", "title", "capacity"]),
         ):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), database_cpu(cluster)
             result = await conn.copy_to_table(
                 table, source=file, columns=columns, format="csv", header=True
             )
             rows = int(result.split()[-1])
-            timed.append(Timed(f"COPY {table} {label}", rows, time.perf_counter() - started))
+            took = Timed(f"COPY {table} {label}", rows, time.perf_counter() - started)
+            took.database_cpu = database_cpu(cluster) - cpu
+            timed.append(took)
         # The same pairs as ids, resolved outside the timing: COPY takes no lookups.
         students = {r["email"]: r["id"] for r in await conn.fetch("select id, email from students")}
         courses = {r["code"]: r["id"] for r in await conn.fetch("select id, code from courses")}
@@ -146,13 +188,13 @@ async def copy_rows(url: str, files: Files, triggers: bool) -> list[Timed]:
             reader = csv.reader(f)
             next(reader)
             records = [(students[email], courses[code]) for email, code in reader]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), database_cpu(cluster)
         await conn.copy_records_to_table(
             "student_courses", records=records, columns=["student_id", "course_id"]
         )
-        timed.append(
-            Timed(f"COPY student_courses {label}", len(records), time.perf_counter() - started)
-        )
+        took = Timed(f"COPY student_courses {label}", len(records), time.perf_counter() - started)
+        took.database_cpu = database_cpu(cluster) - cpu
+        timed.append(took)
     finally:
         await conn.close()
     return timed
@@ -209,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                 ("students", files.students, args.students),
                 ("enrollments", files.enrollments, args.enrollments),
             ):
-                results.append(run_import(kind, file, server.url, args.batch_size, rows))
+                results.append(run_import(kind, file, server, cluster, args.batch_size, rows))
         finally:
             stop(server)
-        results += asyncio.run(copy_rows(cluster.dsn_for("copy_triggers"), files, True))
-        results += asyncio.run(copy_rows(cluster.dsn_for("copy_bare"), files, False))
+        results += asyncio.run(copy_rows(cluster, "copy_triggers", files, True))
+        results += asyncio.run(copy_rows(cluster, "copy_bare", files, False))
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
