@@ -23,6 +23,7 @@ import asyncio
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--courses", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM, still stop the cluster and the service (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.enrollments > args.students * min(5, args.courses):
         parser.error("at most 5 enrollments per student (and no more than the courses)")
 
