@@ -1,4 +1,4 @@
-"""Command line: python -m service {serve,migrate,rollback,dev}.
+"""Command line: python -m service {serve,migrate,rollback,dev,openapi,import}.
 
 serve     serve the API on HOST:PORT using DATABASE_URL (production)
 migrate   apply pending migrations to DATABASE_URL
@@ -7,6 +7,8 @@ dev       like `make run`: without DATABASE_URL, start the embedded
           PostgreSQL under .data/, migrate, then serve
 openapi   print the OpenAPI document an instance serves (--without-tokens:
           that of an instance without tokens)
+import    send a CSV file of students, courses or enrollments to a running
+          service through its batch endpoints (docs/import.md)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import replace
 
 import psycopg
 
-from . import logs, migrations
+from . import importer, logs, migrations
 from .app import openapi_document
 from .config import Config, ConfigError
 from .db import masked
@@ -74,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the document of an instance without tokens (no security requirement)",
     )
+    importer.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "import":
+        # A client of a running service: none of the service's settings apply.
+        return importer.main(args)
     if args.command == "openapi":
         document = openapi_document(with_tokens=not args.without_tokens)
         print(json.dumps(document, indent=2, ensure_ascii=False))

@@ -117,15 +117,29 @@ GENERIC_ONLY = {
 # prepares them, and those of the foreign keys' triggers (0002), which check
 # every new enrollment and cascade every delete.
 IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
-    # student_courses_count_insert / _delete, course_waitlist_count_*: the counters
+    # student_courses_count_delete, course_waitlist_count_*: the counters
     "seat trigger: count the seat": (
         "update courses set enrolled = enrolled + 1 where id = $1",
         (42,),
     ),
-    # student_courses_count_insert: never enrolled and waiting at once
-    "seat trigger: the student is not waiting": (
-        "select exists (select 1 from course_waitlist where student_id = $1 and course_id = $2)",
-        (4_242, 42),
+    # student_courses_count_inserted (0010): one count per course of a statement's
+    # new rows (its transition table, here an unnest), and none of them waiting
+    "seat trigger: the statement's courses": (
+        "select i.course_id, count(*)::integer as added"
+        " from unnest($1::bigint[], $2::bigint[]) as i (student_id, course_id)"
+        " group by i.course_id order by i.course_id",
+        ("{4242,4243}", "{42,42}"),
+    ),
+    "seat trigger: count the seats": (
+        "update courses set enrolled = enrolled + $2 where id = $1",
+        (42, 2),
+    ),
+    "seat trigger: the students are not waiting": (
+        "select i.student_id, i.course_id"
+        " from unnest($1::bigint[], $2::bigint[]) as i (student_id, course_id)"
+        " join course_waitlist w on w.student_id = i.student_id and w.course_id = i.course_id"
+        " limit 1",
+        ("{4242,4243}", "{42,42}"),
     ),
     # course_waitlist_check_insert and promote_waitlist: lock the course row
     "waitlist trigger: lock the course": (
@@ -192,6 +206,17 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "batch: a waiting student's position": (
         "select count(*) from course_waitlist a where a.course_id = $1 and a.seq <= $2",
         (42, 9_000),
+    ),
+    # batch_enroll of 0010: a run's students, each locked, and their enrollments
+    "batch: a run's students": (
+        "select l.k, l.student, sc.enrolled_at from ("
+        " select t.k, case when t.sid is not null then"
+        " (select s.id from students s where s.id = t.sid for key share)"
+        " else (select s.id from students s"
+        " where fold_case(s.email) = fold_case(t.email) for key share) end as student"
+        " from unnest($1::bigint[], $2::text[]) with ordinality as t (sid, email, k)) l"
+        " left join student_courses sc on sc.student_id = l.student and sc.course_id = $3",
+        ("{4242,NULL}", "{NULL,STUDENT4243@bench.example}", 42),
     ),
     "batch: drop an enrollment": (
         "delete from student_courses sc where sc.student_id = $1 and sc.course_id = $2",

@@ -1,0 +1,797 @@
+"""python -m service import {students,courses,enrollments} FILE: a CSV file through the batch API.
+
+The importer is a client of a running service, like any other: every row goes
+through POST /students/batch, /courses/batch or /enrollments/batch, so every
+rule the service enforces and every event it records applies. It streams the
+file a batch at a time (memory stays flat whatever its size), writes the rows
+that were not applied to FILE.rejected.csv as it goes, and retries a batch
+whose answer was lost (a dropped connection, a timeout, a 503) with the same
+Idempotency-Key, so nothing is applied twice. docs/import.md is the
+registrar's guide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import itertools
+import os
+import random
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+import aiohttp
+import orjson
+import yarl
+from tqdm import tqdm
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+MAX_BATCH = 1000  # the batch endpoints' limit
+# The service refuses bodies above 1 MiB; a batch is cut short before that.
+MAX_BODY = 1_000_000
+# Columns of our own rejected files: ignored on input, so a fixed rejected
+# file can be imported as it is.
+REJECT_COLUMNS = ("line", "outcome", "reason")
+DELIMITERS = (",", ";", "\t")
+
+EXIT_APPLIED = 0
+EXIT_REJECTED = 1
+EXIT_UNUSABLE = 2
+
+
+class Unusable(Exception):
+    """The file or the service cannot be used at all: one line on stderr, exit 2."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    slug: str
+    label: str
+    changed: bool  # the row changed something (an event was recorded)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one `import` subcommand reads and where it sends it."""
+
+    name: str
+    path: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    item: Callable[[dict[str, str]], dict[str, Any]]
+    applied: tuple[Outcome, ...]  # in the summary's order
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0", ""})
+
+
+def _integer(text: str) -> int | str:
+    """A cell as an integer; anything else goes as it is, for the service to refuse by name."""
+    text = text.strip()
+    return int(text) if _INTEGER.fullmatch(text) else text
+
+
+def _boolean(text: str) -> bool | str:
+    folded = text.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    return text
+
+
+def student_item(row: dict[str, str]) -> dict[str, Any]:
+    return {"name": row["name"], "email": row["email"].strip()}
+
+
+def course_item(row: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {"code": row["code"].strip(), "title": row["title"]}
+    # The file states the whole course: an empty capacity is no limit, an
+    # empty waitlist_capacity no waitlist.
+    if "capacity" in row:
+        item["capacity"] = _integer(row["capacity"]) if row["capacity"].strip() else None
+    if "waitlist_capacity" in row:
+        text = row["waitlist_capacity"]
+        item["waitlist_capacity"] = _integer(text) if text.strip() else 0
+    return item
+
+
+def enrollment_item(row: dict[str, str]) -> dict[str, Any]:
+    action = row.get("action", "").strip().lower() or "enroll"
+    item: dict[str, Any] = {
+        "action": action,
+        "student_email": row["email"].strip(),
+        "course_code": row["code"].strip(),
+    }
+    if action == "enroll" and "waitlist" in row:
+        waitlist = _boolean(row["waitlist"])
+        if waitlist is not False:
+            item["waitlist"] = waitlist
+    return item
+
+
+_CREATED = Outcome("created", "created", True)
+_UPDATED = Outcome("updated", "updated", True)
+_UNCHANGED = Outcome("unchanged", "unchanged", False)
+
+KINDS: dict[str, Kind] = {
+    "students": Kind(
+        "students",
+        "/students/batch",
+        ("name", "email"),
+        (),
+        student_item,
+        (_CREATED, _UPDATED, _UNCHANGED),
+    ),
+    "courses": Kind(
+        "courses",
+        "/courses/batch",
+        ("code", "title"),
+        ("capacity", "waitlist_capacity"),
+        course_item,
+        (_CREATED, _UPDATED, _UNCHANGED),
+    ),
+    "enrollments": Kind(
+        "enrollments",
+        "/enrollments/batch",
+        ("email", "code"),
+        ("action", "waitlist"),
+        enrollment_item,
+        (
+            Outcome("enrolled", "enrolled", True),
+            Outcome("already-enrolled", "already enrolled", False),
+            Outcome("waitlisted", "waitlisted", True),
+            Outcome("already-waiting", "already waiting", False),
+            Outcome("dropped", "dropped", True),
+            Outcome("not-enrolled", "not enrolled (nothing to drop)", False),
+        ),
+    ),
+}
+
+
+# --- Reading the file ---------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    line: int  # the physical line the row starts on
+    values: list[str]  # as read, for the rejected file
+    item: bytes | None = None  # the JSON item sent
+    error: tuple[str, str] | None = None  # refused before sending: (outcome, reason)
+
+
+def _blank(record: list[str]) -> bool:
+    return not any(value.strip() for value in record)
+
+
+def _delimiter(header: str, kind: Kind) -> str:
+    """The separator that splits the header line into the most of the kind's column names."""
+
+    def known(delimiter: str) -> int:
+        fields = next(csv.reader([header], delimiter=delimiter), [])
+        return sum(1 for name in fields if name.strip().lower() in kind.columns)
+
+    return max(DELIMITERS, key=known)  # ties go to the comma, first
+
+
+class CsvFile:
+    """The rows of one CSV file, streamed; its header checked against the kind."""
+
+    def __init__(self, stream: TextIO, name: str, kind: Kind, warn: Callable[[str], None]):
+        self.name = name
+        self.kind = kind
+        self._stream = stream
+        try:
+            self.delimiter, self.header = self._read_header()
+        except UnicodeDecodeError:
+            raise Unusable(f"{name}: not a CSV file: it is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise Unusable(f"{name}: not a CSV file: {exc}") from None
+        names = [column.strip().lower() for column in self.header]
+        duplicated = sorted({n for n in names if n and names.count(n) > 1})
+        if duplicated:
+            raise Unusable(f"{name}: column(s) named twice: {', '.join(duplicated)}")
+        missing = [column for column in kind.required if column not in names]
+        if missing:
+            raise Unusable(
+                f"{name}: missing column(s) {', '.join(missing)}: a {kind.name} file needs "
+                f"{','.join(kind.required)}"
+                + (f" (optional: {','.join(kind.optional)})" if kind.optional else "")
+                + f"; its header is: {','.join(self.header)[:200]}"
+            )
+        self._index = {n: i for i, n in enumerate(names) if n in kind.columns}
+        unknown = [
+            column
+            for column, n in zip(self.header, names, strict=True)
+            if n not in kind.columns and n not in REJECT_COLUMNS
+        ]
+        if unknown:
+            warn(f"{name}: ignoring unknown column(s): {', '.join(unknown)}")
+        # The rejected file keeps the file's columns, ours aside, then adds ours.
+        self.kept = [i for i, n in enumerate(names) if n not in REJECT_COLUMNS]
+
+    def _read_header(self) -> tuple[str, list[str]]:
+        skipped: list[str] = []
+        for line in self._stream:
+            if "\0" in line:
+                raise csv.Error("it holds NUL bytes (a binary file?)")
+            if line.strip(" \t\r\n,;"):
+                delimiter = _delimiter(line, self.kind)
+                # Give the reader the lines it has not seen, so its line_num
+                # counts the file's physical lines.
+                lines = itertools.chain(skipped, [line], self._stream)
+                self._reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                while True:
+                    header = next(self._reader)
+                    if not _blank(header):
+                        return delimiter, header
+            skipped.append(line)
+        raise Unusable(
+            f"{self.name}: the file is empty; a {self.kind.name} file starts with the header "
+            f"{','.join(self.kind.required)}"
+        )
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """(start line, values) of each non-blank row after the header."""
+        reader = self._reader
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise Unusable(
+                    f"{self.name}: not UTF-8 text after line {reader.line_num}"
+                ) from None
+            except csv.Error as exc:
+                raise Unusable(f"{self.name}: line {start}: not CSV: {exc}") from None
+            if not _blank(record):
+                yield start, record
+
+    def rows(self) -> Iterator[Row]:
+        width = len(self.header)
+        for line, values in self.records():
+            if len(values) > width:
+                reason = f"the row has {len(values)} fields, the header {width}"
+                yield Row(line, values, error=("invalid", reason))
+                continue
+            fields = {name: values[i] if i < len(values) else "" for name, i in self._index.items()}
+            yield Row(line, values, item=orjson.dumps(self.kind.item(fields)))
+
+
+def count_rows(path: Path, kind: Kind) -> int:
+    """How many rows the file holds, read once in full before anything is sent.
+
+    It also proves the whole file readable, so a file with a bad line further
+    down is refused before any row of it is applied.
+    """
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        source = CsvFile(stream, str(path), kind, warn=lambda _: None)
+        return sum(1 for _ in source.records())
+
+
+def batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    """Rows in groups of at most `size` items whose JSON body stays under MAX_BODY."""
+    batch: list[Row] = []
+    items = body = 0
+    for row in rows:
+        length = len(row.item) + 1 if row.item is not None else 0
+        if batch and (items >= size or body + length > MAX_BODY):
+            yield batch
+            batch, items, body = [], 0, 0
+        batch.append(row)
+        items += row.item is not None
+        body += length
+    if batch:
+        yield batch
+
+
+# --- Talking to the service ---------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    status: int
+    outcome: str
+    detail: str
+
+
+class Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+def _problem_text(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        return ""
+    detail = str(payload.get("detail") or payload.get("title") or "")
+    errors = payload.get("errors")
+    if isinstance(errors, list) and errors:
+        named = "; ".join(
+            f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict)
+        )
+        return named or detail
+    return detail
+
+
+def _slug(payload: Any) -> str:
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    return str(kind).rstrip("/").rsplit("/", 1)[-1] if kind else ""
+
+
+def _result(entry: Any) -> Result:
+    if not isinstance(entry, dict) or not isinstance(entry.get("status"), int):
+        raise Unusable(f"the service answered a batch with a result that is not one: {entry!r}")
+    status: int = entry["status"]
+    body = entry.get("body")
+    outcome = entry.get("outcome") or ("invalid" if status == 422 else _slug(body) or str(status))
+    return Result(status, str(outcome), _problem_text(body) if status >= 400 else "")
+
+
+@dataclass
+class Client:
+    url: yarl.URL
+    token: str | None
+    retry_for: float
+    timeout: float
+    notify: Callable[[str], None]
+    run: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    async def __aenter__(self) -> Client:
+        headers = {"Content-Type": "application/json", "User-Agent": "enrollment-import"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=1),
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._session.close()
+
+    async def send(self, kind: Kind, number: int, items: list[bytes]) -> list[Result]:
+        """One batch, retried with backoff until answered or `retry_for` seconds have passed.
+
+        Every try carries the same Idempotency-Key (this run's id and the
+        batch's number), so a batch the service applied but whose answer was
+        lost is answered again from what was stored, not applied twice.
+        """
+        body = b'{"items":[' + b",".join(items) + b"]}"
+        headers = {"Idempotency-Key": f"import-{self.run}-{number}"}
+        target = self.url / kind.path.lstrip("/")
+        first_failure: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                return await self._post(target, body, headers, len(items))
+            except Retryable as exc:
+                now = time.monotonic()
+                first_failure = first_failure if first_failure is not None else now
+                left = self.retry_for - (now - first_failure)
+                if left <= 0:
+                    raise Unusable(
+                        f"the service at {self.url} could not be used for "
+                        f"{self.retry_for:g} s ({exc})"
+                    ) from None
+                wait = exc.retry_after if exc.retry_after is not None else delay
+                wait = min(wait * random.uniform(0.8, 1.2), left)
+                self.notify(f"{exc}; retrying batch {number} in {wait:.1f} s")
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, 10.0)
+
+    async def _post(
+        self, target: yarl.URL, body: bytes, headers: dict[str, str], count: int
+    ) -> list[Result]:
+        try:
+            async with self._session.post(target, data=body, headers=headers) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except aiohttp.InvalidURL:
+            raise Unusable(f"not a URL the importer can use: {self.url}") from None
+        except TimeoutError:
+            raise Retryable(f"no answer within {self.timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise Retryable(_connection_error(exc)) from None
+        try:
+            payload = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if status == 200 and isinstance(payload, dict) and isinstance(payload.get("results"), list):
+            results = [_result(entry) for entry in payload["results"]]
+            if len(results) != count:
+                raise Unusable(
+                    f"the service answered {len(results)} results for a batch of {count} rows"
+                )
+            return results
+        text = _problem_text(payload) or raw[:200].decode("utf-8", "replace").strip()
+        if status in (502, 503, 504):
+            raise Retryable(f"the service answered {status} ({text})", retry_after)
+        if status == 409 and _slug(payload) == "idempotency-key-in-use":
+            # The first try of this batch is still running: wait for its answer.
+            raise Retryable("the batch is still being applied", retry_after or 1.0)
+        if status in (401, 403):
+            hint = "set API_TOKEN to a valid token" if status == 401 else "API_TOKEN may not write"
+            raise Unusable(
+                f"the service at {self.url} refused the request ({status}: {text}); {hint}"
+            )
+        if status == 404:
+            raise Unusable(
+                f"the service at {self.url} has no {target.path} (404): is the URL right, "
+                "and is the service recent enough to have batch endpoints?"
+            )
+        raise Unusable(f"the service answered {status} to POST {target.path}: {text}")
+
+
+def _connection_error(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = (
+            "connection refused"
+            if isinstance(exc.os_error, ConnectionRefusedError)
+            else exc.os_error.strerror or str(exc.os_error)
+        )
+        return f"cannot connect to {exc.host}:{exc.port} ({why})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection was closed before the answer"
+    return f"the connection failed ({type(exc).__name__}: {exc})"
+
+
+# --- Progress, rejects and the summary ----------------------------------------------------
+
+
+class Progress:
+    """A tqdm bar on a terminal; elsewhere a plain line on stderr every `interval` seconds."""
+
+    def __init__(self, label: str, total: int | None, interval: float, stream: IO[str]):
+        self.label = label
+        self.total = total
+        self.interval = interval
+        self.stream = stream
+        self.done = 0
+        self.started = time.monotonic()
+        self._last = self.started
+        self._bar: tqdm | None = None
+        if stream.isatty():
+            self._bar = tqdm(total=total, desc=label, unit=" rows", file=stream, dynamic_ncols=True)
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        if self._bar is not None:
+            self._bar.update(rows)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        text = f"{self.label}: {self.done}"
+        if self.total:
+            text += f"/{self.total} rows ({100 * self.done / self.total:.0f}%)"
+        else:
+            text += " rows"
+        text += f", {rate:.0f} rows/s, {tqdm.format_interval(elapsed)} elapsed"
+        if self.total and rate > 0:
+            text += f", ETA {tqdm.format_interval((self.total - self.done) / rate)}"
+        return text
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def message(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Rejects:
+    """FILE.rejected.csv, opened at the first rejected row and written as rows come."""
+
+    def __init__(self, path: Path, header: list[str], kept: list[int], delimiter: str):
+        self.path = path
+        self.header = [header[i] for i in kept] + list(REJECT_COLUMNS)
+        self.kept = kept
+        self.delimiter = delimiter
+        self.count = 0
+        self._file: TextIO | None = None
+        self._writer: Any = None
+
+    def write(self, row: Row, outcome: str, reason: str) -> None:
+        if self._file is None:
+            # With a BOM, so a spreadsheet opens it as UTF-8.
+            self._file = self.path.open("w", encoding="utf-8-sig", newline="")
+            self._writer = csv.writer(self._file, delimiter=self.delimiter)
+            self._writer.writerow(self.header)
+        values = [row.values[i] if i < len(row.values) else "" for i in self.kept]
+        self._writer.writerow([*values, row.line, outcome, reason])
+        self.count += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+@dataclass
+class Tally:
+    kind: Kind
+    counts: Counter[str] = field(default_factory=Counter)
+    rows: int = 0
+    last_line: int = 0
+
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+        self.rows += 1
+
+    @property
+    def applied(self) -> int:
+        return sum(self.counts[o.slug] for o in self.kind.applied)
+
+    @property
+    def changed(self) -> int:
+        return sum(self.counts[o.slug] for o in self.kind.applied if o.changed)
+
+    @property
+    def rejected(self) -> int:
+        return self.rows - self.applied
+
+    def is_applied(self, outcome: str) -> bool:
+        return any(o.slug == outcome for o in self.kind.applied)
+
+    def summary(self, source: str, seconds: float, rejects: Rejects, complete: bool) -> str:
+        rate = self.rows / seconds if seconds > 0 else 0.0
+        head = "" if complete else "INCOMPLETE: "
+        lines = [
+            f"{head}import {self.kind.name} from {source}: {self.rows} rows in {seconds:.1f} s"
+            f" ({rate:.0f} rows/s)"
+        ]
+        width = 32
+        lines.append(f"  {'applied':<{width}}{self.applied:>9}")
+        for outcome in self.kind.applied:
+            if self.counts[outcome.slug]:
+                lines.append(f"    {outcome.label:<{width - 2}}{self.counts[outcome.slug]:>9}")
+        lines.append(f"  {'not applied':<{width}}{self.rejected:>9}")
+        refused = sorted(
+            (slug, n) for slug, n in self.counts.items() if n and not self.is_applied(slug)
+        )
+        for slug, n in refused:
+            label = "rejected as invalid" if slug == "invalid" else f"refused: {slug}"
+            lines.append(f"    {label:<{width - 2}}{n:>9}")
+        if rejects.count:
+            lines.append(f"rejected rows (line and reason of each): {rejects.path}")
+        if complete and self.rows and not self.changed and not self.rejected:
+            lines.append("nothing changed: every row was already in place")
+        return "\n".join(lines)
+
+
+# --- The command --------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    kind: Kind
+    file: str
+    url: yarl.URL
+    token: str | None
+    batch_size: int
+    retry_for: float
+    timeout: float
+    progress_interval: float
+    rejected: Path | None
+
+
+def rejected_path(options: Options) -> Path:
+    if options.rejected is not None:
+        return options.rejected
+    if options.file == "-":
+        return Path(f"{options.kind.name}-stdin.rejected.csv")
+    return Path(options.file + ".rejected.csv")
+
+
+def _open(file: str) -> tuple[TextIO, Path | None]:
+    if file == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=""), None
+    path = Path(file)
+    try:
+        if path.is_dir():
+            raise Unusable(f"{file}: is a directory, not a CSV file")
+        return path.open(encoding="utf-8-sig", newline=""), path
+    except OSError as exc:
+        raise Unusable(f"{file}: cannot open: {exc.strerror or exc}") from None
+
+
+async def _import(
+    source: CsvFile, options: Options, tally: Tally, rejects: Rejects, progress: Progress
+) -> None:
+    """Every row of the file, a batch at a time, counted and its rejects written as it goes."""
+    async with Client(
+        options.url, options.token, options.retry_for, options.timeout, progress.message
+    ) as client:
+        for number, batch in enumerate(batches(source.rows(), options.batch_size), 1):
+            items = [row.item for row in batch if row.item is not None]
+            results = iter(await client.send(options.kind, number, items) if items else [])
+            for row in batch:
+                if row.error is not None:
+                    outcome, reason = row.error
+                else:
+                    result = next(results)
+                    outcome, reason = result.outcome, result.detail
+                tally.add(outcome)
+                tally.last_line = row.line
+                if not tally.is_applied(outcome):
+                    rejects.write(row, outcome, reason)
+            progress.advance(len(batch))
+
+
+async def run(options: Options, out: TextIO, err: TextIO) -> int:
+    stream, path = _open(options.file)
+    with stream:
+        source = CsvFile(
+            stream, options.file, options.kind, warn=lambda text: print(text, file=err)
+        )
+        total = count_rows(path, options.kind) if path is not None and path.is_file() else None
+        rejects = Rejects(rejected_path(options), source.header, source.kept, source.delimiter)
+        # The rejected file is this run's: one left by an earlier run goes.
+        rejects.path.unlink(missing_ok=True)
+        label = f"{options.kind.name} ({'stdin' if path is None else path.name})"
+        progress = Progress(label, total, options.progress_interval, err)
+        tally = Tally(options.kind)
+        source_name = "standard input" if path is None else options.file
+        try:
+            await _import(source, options, tally, rejects, progress)
+        except Unusable as exc:
+            progress.close()
+            where = (
+                f"the rows up to line {tally.last_line} were applied or rejected ({tally.rows} rows)"
+                if tally.rows
+                else "no row was sent"
+            )
+            print(f"import stopped: {exc}; {where}; run it again to finish", file=err)
+            if tally.rows:
+                print(tally.summary(source_name, progress.elapsed(), rejects, False), file=out)
+            return EXIT_UNUSABLE
+        finally:
+            progress.close()
+            rejects.close()
+    print(tally.summary(source_name, progress.elapsed(), rejects, True), file=out)
+    return EXIT_REJECTED if tally.rejected else EXIT_APPLIED
+
+
+def _batch_size(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_BATCH}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def add_parser(commands: Any) -> None:
+    """The `import` subcommand, on `python -m service`'s subparsers."""
+    parser = commands.add_parser(
+        "import",
+        help="import a CSV file of students, courses or enrollments into a running service",
+        description=(
+            "Send a CSV file to a running service through its batch endpoints, a batch at a "
+            "time. Columns: students name,email; courses code,title[,capacity]"
+            "[,waitlist_capacity] (empty capacity: no limit); enrollments email,code"
+            "[,action][,waitlist] (action enroll or drop, default enroll; waitlist true/false, "
+            "default false). UTF-8 with or without BOM, comma, semicolon or tab separated. "
+            "Rows not applied go to FILE.rejected.csv with their line and reason. "
+            "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
+            "service could not be used. The token, if the service needs one, is read "
+            "from API_TOKEN. See docs/import.md."
+        ),
+    )
+    parser.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
+    parser.add_argument("file", help="the CSV file, or - for standard input")
+    parser.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the service's base URL (default {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=500,
+        help=f"rows per request, 1..{MAX_BATCH} (default 500)",
+    )
+    parser.add_argument(
+        "--retry-for",
+        type=_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to retry a batch the service did not answer before giving up (default 120)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the answer to one batch (default 60)",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="when stderr is not a terminal, a progress line this often (default 5)",
+    )
+    parser.add_argument(
+        "--rejected",
+        type=Path,
+        metavar="PATH",
+        help="where to write the rows not applied (default FILE.rejected.csv; "
+        "for stdin KIND-stdin.rejected.csv)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    err = sys.stderr
+    url = yarl.URL(args.url)
+    if url.scheme not in ("http", "https") or not url.host:
+        print(f"import: --url must be an http(s) URL, not {args.url!r}", file=err)
+        return EXIT_UNUSABLE
+    options = Options(
+        kind=KINDS[args.kind],
+        file=args.file,
+        url=url,
+        token=os.environ.get("API_TOKEN") or None,
+        batch_size=args.batch_size,
+        retry_for=args.retry_for,
+        timeout=args.timeout,
+        progress_interval=args.progress_interval,
+        rejected=args.rejected,
+    )
+    try:
+        return asyncio.run(run(options, sys.stdout, err))
+    except Unusable as exc:
+        print(f"import: {exc}", file=err)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("import: interrupted; run it again to finish", file=err)
+        return 130

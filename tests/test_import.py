@@ -1,0 +1,755 @@
+"""`python -m service import`, run as a registrar would: a subprocess, a CSV file, a real server.
+
+Every test writes real files to tmp_path and runs the importer as its own
+process against `python -m service serve` (also a subprocess) on the test's
+database, then checks the summary, the exit status, the rejected file, the
+database and the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import fcntl
+import os
+import pty
+import re
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from service.embedded import PROJECT_ROOT, free_port
+
+from .test_shutdown import (
+    HOST,
+    SERVICE_VARIABLES,
+    Server,
+    _kill_tree,
+    _wait_healthy,
+    eventually,
+    serving,
+)
+
+pytestmark = pytest.mark.slow
+
+WRITER = "registrar:write:4c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f"
+READER = "dashboard:read:0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c"
+
+
+@dataclass
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+
+    def count(self, label: str) -> int:
+        """The number the summary gives for `label` (0 when it has no such line)."""
+        match = re.search(rf"^\s+{re.escape(label)}\s+(\d+)$", self.stdout, re.MULTILINE)
+        return int(match.group(1)) if match else 0
+
+
+def importer_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", *SERVICE_VARIABLES)}
+    return {**env, "PYTHONPATH": str(PROJECT_ROOT), **settings}
+
+
+async def run_import(
+    kind: str,
+    file: str | Path,
+    url: str,
+    *options: str,
+    cwd: Path,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    within: float = 120,
+) -> Run:
+    """`python -m service import KIND FILE --url URL OPTIONS`, from the registrar's folder `cwd`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "import",
+        kind,
+        str(file),
+        "--url",
+        url,
+        *options,
+        cwd=cwd,
+        env=env or importer_env(),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout=within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(f"the import did not end within {within}s")
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def rejected_rows(path: Path) -> list[dict[str, str]]:
+    text = path.read_text(encoding="utf-8-sig")
+    delimiter = ";" if ";" in text.splitlines()[0] else ","
+    return list(csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter))
+
+
+def only_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+async def events(url: str) -> list[tuple[str, int | None, int | None]]:
+    """Every event the feed serves, as (type, student_id, course_id)."""
+    found: list[tuple[str, int | None, int | None]] = []
+    params: dict[str, str | int] = {"limit": 1000}
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"{url}/events", params=params) as response:
+                assert response.status == 200, await response.text()
+                page = await response.json()
+            if not page["items"]:
+                return found
+            found += [(e["type"], e["student_id"], e["course_id"]) for e in page["items"]]
+            params["cursor"] = page["next_cursor"]
+
+
+@pytest.fixture
+async def service(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
+    async with serving(database_url, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """The registrar's working folder, where files are and rejected files go."""
+    path = tmp_path / "registrar"
+    path.mkdir()
+    return path
+
+
+# -- files as spreadsheets write them ------------------------------------------------------
+
+
+async def test_a_spreadsheet_export_with_bom_semicolons_quotes_crlf_and_blank_lines(
+    service, db, folder
+):
+    # Excel in a locale with decimal commas: BOM, semicolons, CRLF, quoted
+    # fields holding the separator, a comma and a line break (in a column the
+    # importer does not know, so it warns and ignores it), blank lines and an
+    # empty row of separators.
+    file = write(
+        folder / "students.csv",
+        "\ufeffName;Email;Notes\r\n"
+        "Ada Lovelace;ada@example.org;\r\n"
+        '"Turing; Alan";alan@example.org;"first line\r\nsecond, line"\r\n'
+        "\r\n"
+        ";;\r\n"
+        '"Hopper, Grace";"grace@example.org";\r\n'
+        "José Núñez;JOSE@example.org;\r\n",
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 0, run
+    assert "ignoring unknown column(s): Notes" in run.stderr
+    assert run.count("created") == 4
+    assert run.count("not applied") == 0
+    rows = await db.fetch("select name, email from students order by id")
+    assert [(r["name"], r["email"]) for r in rows] == [
+        ("Ada Lovelace", "ada@example.org"),
+        ("Turing; Alan", "alan@example.org"),
+        ("Hopper, Grace", "grace@example.org"),
+        ("José Núñez", "JOSE@example.org"),
+    ]
+    assert not (folder / "students.csv.rejected.csv").exists()
+
+
+async def test_courses_with_and_without_capacity_then_enrollments_with_actions(service, db, folder):
+    courses = write(
+        folder / "courses.csv",
+        "code,title,capacity,waitlist_capacity\n"
+        "MATH1,Maths,,\n"  # no limit, no waitlist
+        "POE1,Poetry,1,1\n"
+        "LOG1,Logic,2\n",  # a short row: waitlist_capacity empty
+    )
+    run = await run_import("courses", courses, service.url, cwd=folder)
+    assert run.status == 0, run
+    assert run.count("created") == 3
+    stored = await db.fetch("select code, capacity, waitlist_capacity from courses order by id")
+    assert [tuple(r) for r in stored] == [("MATH1", None, 0), ("POE1", 1, 1), ("LOG1", 2, 0)]
+
+    students = write(
+        folder / "students.csv",
+        "name,email\nAda,ada@example.org\nAlan,alan@example.org\nGrace,grace@example.org\n",
+    )
+    assert (await run_import("students", students, service.url, cwd=folder)).status == 0
+
+    enrollments = write(
+        folder / "enrollments.csv",
+        "email,code,action,waitlist\n"
+        "ada@example.org,MATH1,,\n"  # action defaults to enroll
+        "ADA@example.org,math1,enroll,\n"  # the same pair in other letter case
+        "alan@example.org,POE1,Enroll,\n"
+        "grace@example.org,POE1,enroll,yes\n"  # full: onto the waitlist
+        "ada@example.org,POE1,enroll,\n"  # full, no waitlist asked
+        "alan@example.org,LOG1,drop,\n"  # not enrolled: nothing to drop
+        "ada@example.org,MATH1,DROP,\n",
+    )
+    run = await run_import("enrollments", enrollments, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert run.count("enrolled") == 2
+    assert run.count("already enrolled") == 1
+    assert run.count("waitlisted") == 1
+    assert run.count("not enrolled (nothing to drop)") == 1
+    assert run.count("dropped") == 1
+    assert run.count("applied") == 6
+    assert run.count("refused: course-full") == 1
+    pairs = await db.fetch(
+        "select s.email, c.code from student_courses e"
+        " join students s on s.id = e.student_id join courses c on c.id = e.course_id"
+    )
+    assert {tuple(p) for p in pairs} == {("alan@example.org", "POE1")}
+    [reject] = rejected_rows(folder / "enrollments.csv.rejected.csv")
+    assert (reject["email"], reject["code"], reject["line"], reject["outcome"]) == (
+        "ada@example.org",
+        "POE1",
+        "6",
+        "course-full",
+    )
+
+
+# -- rows that are not applied -------------------------------------------------------------
+
+
+async def test_bad_rows_go_to_the_rejected_file_with_their_line_and_reason(service, db, folder):
+    file = write(
+        folder / "students.csv",
+        "name,email\n"
+        "Ada Lovelace,ada@example.org\n"
+        '"Bad, Email",not-an-email\n'  # line 3
+        '"Two\nLines",two@example.org\n'  # lines 4-5: a line break inside a name
+        "\n"
+        ",empty@example.org\n"  # line 7: no name
+        "Too,many@example.org,fields\n"  # line 8: more fields than the header
+        "Grace Hopper,grace@example.org\n",
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert run.count("created") == 2
+    assert run.count("not applied") == 4
+    assert run.count("rejected as invalid") == 4
+    assert f"rejected rows (line and reason of each): {file}.rejected.csv" in run.stdout
+    rows = rejected_rows(folder / "students.csv.rejected.csv")
+    assert [(r["line"], r["outcome"]) for r in rows] == [
+        ("3", "invalid"),
+        ("4", "invalid"),
+        ("7", "invalid"),
+        ("8", "invalid"),
+    ]
+    assert list(rows[0]) == ["name", "email", "line", "outcome", "reason"]
+    assert (rows[0]["name"], rows[0]["email"]) == ("Bad, Email", "not-an-email")
+    assert rows[0]["reason"].startswith("email: ")
+    assert rows[1]["name"] == "Two\nLines"
+    assert rows[1]["reason"].startswith("name: ")
+    assert rows[2]["reason"].startswith("name: ")
+    assert rows[3]["reason"] == "the row has 3 fields, the header 2"
+    emails = await db.fetch("select email from students order by id")
+    assert [r["email"] for r in emails] == ["ada@example.org", "grace@example.org"]
+
+
+async def test_unknown_students_and_courses_are_rejected_and_a_fixed_file_imports(
+    service, db, folder
+):
+    await run_import(
+        "students",
+        write(folder / "s.csv", "name,email\nAda,ada@example.org\n"),
+        service.url,
+        cwd=folder,
+    )
+    await run_import(
+        "courses", write(folder / "c.csv", "code,title\nMATH1,Maths\n"), service.url, cwd=folder
+    )
+    file = write(
+        folder / "enrollments.csv",
+        "email;code\nada@example.org;MATH1\nnobody@example.org;MATH1\nada@example.org;CS999\n",
+    )
+
+    run = await run_import("enrollments", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert run.count("enrolled") == 1
+    assert run.count("refused: student-not-found") == 1
+    assert run.count("refused: course-not-found") == 1
+    rows = rejected_rows(folder / "enrollments.csv.rejected.csv")
+    assert [(r["email"], r["code"], r["line"], r["outcome"]) for r in rows] == [
+        ("nobody@example.org", "MATH1", "3", "student-not-found"),
+        ("ada@example.org", "CS999", "4", "course-not-found"),
+    ]
+    assert all(r["reason"] for r in rows)
+
+    # The registrar creates the missing course and imports the rejected file as it is
+    # (its line, outcome and reason columns are ignored).
+    await run_import(
+        "courses", write(folder / "c2.csv", "code,title\nCS999,Late\n"), service.url, cwd=folder
+    )
+    again = await run_import(
+        "enrollments", folder / "enrollments.csv.rejected.csv", service.url, cwd=folder
+    )
+    assert again.status == 1, again
+    assert "ignoring" not in again.stderr
+    assert again.count("enrolled") == 1
+    assert again.count("refused: student-not-found") == 1
+    [left] = rejected_rows(folder / "enrollments.csv.rejected.csv.rejected.csv")
+    assert (left["email"], left["line"]) == ("nobody@example.org", "2")
+
+
+# -- running it twice ----------------------------------------------------------------------
+
+
+async def test_the_same_files_twice_change_nothing_the_second_time(service, db, folder):
+    students = write(
+        folder / "students.csv",
+        "name,email\n" + "".join(f"Student {i},s{i}@example.org\n" for i in range(30)),
+    )
+    courses = write(folder / "courses.csv", "code,title,capacity\nC1,One,\nC2,Two,40\n")
+    enrollments = write(
+        folder / "enrollments.csv",
+        "email,code\n" + "".join(f"s{i}@example.org,C{1 + i % 2}\n" for i in range(30)),
+    )
+    first = [
+        await run_import(kind, file, service.url, "--batch-size", "7", cwd=folder)
+        for kind, file in [
+            ("students", students),
+            ("courses", courses),
+            ("enrollments", enrollments),
+        ]
+    ]
+    assert [r.status for r in first] == [0, 0, 0], first
+    assert [r.count("created") for r in first[:2]] == [30, 2]
+    assert first[2].count("enrolled") == 30
+    before = await events(service.url)
+    assert len(before) == 30 + 2 + 30
+    stored = await db.fetchval("select count(*) from events")
+
+    second = [
+        await run_import(kind, file, service.url, "--batch-size", "7", cwd=folder)
+        for kind, file in [
+            ("students", students),
+            ("courses", courses),
+            ("enrollments", enrollments),
+        ]
+    ]
+
+    assert [r.status for r in second] == [0, 0, 0], second
+    assert [r.count("unchanged") for r in second[:2]] == [30, 2]
+    assert second[2].count("already enrolled") == 30
+    for run in second:
+        assert "nothing changed: every row was already in place" in run.stdout
+        assert run.count("created") == run.count("updated") == run.count("enrolled") == 0
+    assert await events(service.url) == before
+    assert await db.fetchval("select count(*) from events") == stored
+
+
+async def test_a_changed_name_or_title_is_an_update(service, db, folder):
+    file = write(
+        folder / "students.csv", "name,email\nAda,ada@example.org\nAlan,alan@example.org\n"
+    )
+    await run_import("students", file, service.url, cwd=folder)
+    write(file, "name,email\nAda King,ADA@example.org\nAlan,alan@example.org\n")
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 0, run
+    assert (run.count("updated"), run.count("unchanged")) == (1, 1)
+    assert await db.fetchval("select name from students where email = 'ada@example.org'") == (
+        "Ada King"
+    )
+    assert [e[0] for e in await events(service.url)] == [
+        "student.created",
+        "student.created",
+        "student.updated",
+    ]
+
+
+# -- files that cannot be used -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        # a binary file
+        ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a CSV file"),
+        # Latin-1 text, not UTF-8
+        ("latin1.csv", "name,email\nJosé,jose@example.org\n".encode("latin-1"), "not UTF-8"),
+        # UTF-8 up to a Latin-1 row further down: refused before any row is sent
+        (
+            "late.csv",
+            b"name,email\nAda,ada@example.org\n" + "José,j@example.org\n".encode("latin-1"),
+            "not UTF-8",
+        ),
+        # a text file that is not CSV of students at all
+        ("notes.csv", b'{"name": "Ada"}\n', "missing column(s) name, email"),
+        # one required column missing
+        ("half.csv", b"name,mail\nAda,ada@example.org\n", "missing column(s) email"),
+        # nothing in it
+        ("empty.csv", b"", "the file is empty"),
+        # a quote that never closes
+        ("quote.csv", b'name,email\n"Ada,ada@example.org\n', "line 2: not CSV"),
+    ],
+)
+async def test_a_file_that_is_not_a_usable_csv_exits_2_with_one_line(
+    service, db, folder, name, content, says
+):
+    (folder / name).write_bytes(content)
+
+    run = await run_import("students", folder / name, service.url, cwd=folder)
+
+    assert run.status == 2, run
+    assert says in only_line(run.stderr)
+    assert run.stdout == ""
+    assert await db.fetchval("select count(*) from students") == 0
+
+
+async def test_a_missing_file_exits_2_with_one_line(folder):
+    run = await run_import("courses", folder / "nope.csv", "http://127.0.0.1:9", cwd=folder)
+    assert run.status == 2
+    assert "nope.csv: cannot open: No such file or directory" in only_line(run.stderr)
+
+
+async def test_an_unreachable_service_exits_2_after_retrying(folder):
+    file = write(folder / "students.csv", "name,email\nAda,ada@example.org\n")
+    url = f"http://{HOST}:{free_port()}"
+    started = time.monotonic()
+
+    run = await run_import("students", file, url, "--retry-for", "2", cwd=folder)
+
+    assert run.status == 2, run
+    assert time.monotonic() - started >= 2
+    assert "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"import stopped: the service at {url} could not be used for 2 s")
+    assert "connection refused" in last and "no row was sent" in last
+    assert "retrying batch 1" in run.stderr
+
+
+async def test_a_missing_or_read_only_token_exits_2_with_one_line(database_url, tmp_path, folder):
+    file = write(folder / "students.csv", "name,email\nAda,ada@example.org\n")
+    async with serving(database_url, tmp_path, API_TOKENS=f"{WRITER},{READER}") as server:
+        anonymous = await run_import("students", file, server.url, cwd=folder)
+        reader = await run_import(
+            "students",
+            file,
+            server.url,
+            cwd=folder,
+            env=importer_env(API_TOKEN=READER.split(":")[2]),
+        )
+        writer = await run_import(
+            "students",
+            file,
+            server.url,
+            cwd=folder,
+            env=importer_env(API_TOKEN=WRITER.split(":")[2]),
+        )
+    assert anonymous.status == 2
+    assert "refused the request (401" in only_line(anonymous.stderr)
+    assert "set API_TOKEN" in anonymous.stderr
+    assert reader.status == 2
+    assert "refused the request (403" in only_line(reader.stderr)
+    assert writer.status == 0, writer
+    assert writer.count("created") == 1
+
+
+# -- standard input and progress -----------------------------------------------------------
+
+
+async def test_standard_input_with_its_rejected_file_in_the_current_folder(service, folder):
+    run = await run_import(
+        "students",
+        "-",
+        service.url,
+        cwd=folder,
+        stdin=b"name,email\nAda,ada@example.org\nBad,bad\n",
+    )
+    assert run.status == 1, run
+    assert "import students from standard input:" in run.stdout
+    [row] = rejected_rows(folder / "students-stdin.rejected.csv")
+    assert (row["email"], row["line"]) == ("bad", "3")
+
+
+async def test_progress_lines_on_stderr_when_it_is_not_a_terminal(service, folder):
+    file = write(
+        folder / "students.csv",
+        "name,email\n" + "".join(f"S {i},s{i}@example.org\n" for i in range(40)),
+    )
+    run = await run_import(
+        "students", file, service.url, "--batch-size", "10", "--progress-interval", "0", cwd=folder
+    )
+    assert run.status == 0, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 4, run.stderr
+    for done, line in zip([10, 20, 30, 40], lines, strict=True):
+        assert re.fullmatch(
+            rf"students \(students\.csv\): {done}/40 rows \({done * 100 // 40}%\), \d+ rows/s, "
+            r"\d\d:\d\d elapsed, ETA \d\d:\d\d",
+            line,
+        ), line
+    assert "\r" not in run.stderr
+
+    # From standard input the total is unknown: rows and rate, no ETA.
+    piped = await run_import(
+        "students",
+        "-",
+        service.url,
+        "--progress-interval",
+        "0",
+        cwd=folder,
+        stdin=file.read_bytes(),
+    )
+    assert re.fullmatch(
+        r"students \(stdin\): 40 rows, \d+ rows/s, \d\d:\d\d elapsed", piped.stderr.strip()
+    ), piped.stderr
+
+
+async def test_a_progress_bar_on_a_terminal(service, folder):
+    file = write(
+        folder / "students.csv",
+        "name,email\n" + "".join(f"S {i},s{i}@example.org\n" for i in range(20)),
+    )
+    leader, follower = pty.openpty()
+    # A new pseudo-terminal is 0x0; a registrar's is not.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "import",
+        "students",
+        str(file),
+        "--url",
+        service.url,
+        "--batch-size",
+        "5",
+        cwd=folder,
+        env=importer_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+
+    def read_screen() -> bytes:
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return screen
+            if not chunk:
+                return screen
+            screen += chunk
+
+    reading = asyncio.create_task(asyncio.to_thread(read_screen))
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    screen = await asyncio.wait_for(reading, timeout=10)
+    os.close(leader)
+    assert process.returncode == 0, out
+    text = screen.decode()
+    assert "\r" in text  # the bar redraws in place
+    assert re.search(r"students \(students\.csv\): 100%.*20/20 \[.*rows/s\]", text), text
+
+
+# -- the service goes away in the middle ---------------------------------------------------
+
+
+@asynccontextmanager
+async def service_on(port: int, database_url: str, log: Path) -> AsyncIterator[Server]:
+    """`python -m service serve` on a given port, so it can come back where it was."""
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(
+        DATABASE_URL=database_url, HOST=HOST, PORT=str(port), WEB_CONCURRENCY="1", LOG_LEVEL="INFO"
+    )
+    with log.open("ab") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service",
+            "serve",
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    server = Server(process, port, log, database_url)
+    try:
+        await _wait_healthy(server)
+        yield server
+    finally:
+        await _kill_tree(process)
+
+
+STUDENTS = 3000
+
+
+def many_students(folder: Path) -> Path:
+    return write(
+        folder / "students.csv",
+        "name,email\n" + "".join(f"Student {i},s{i}@example.org\n" for i in range(STUDENTS)),
+    )
+
+
+async def assert_each_student_once(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        emails = await conn.fetchval("select count(distinct lower(email)) from students")
+        students = await conn.fetchval("select count(*) from students")
+        created = await conn.fetch(
+            "select student_id, count(*) as n from events"
+            " where type = 'student.created' group by student_id"
+        )
+        others = await conn.fetchval("select count(*) from events where type <> 'student.created'")
+    finally:
+        await conn.close()
+    assert students == emails == STUDENTS
+    assert len(created) == STUDENTS and {r["n"] for r in created} == {1}
+    assert others == 0
+
+
+async def students_stored(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("select count(*) from students")
+    finally:
+        await conn.close()
+
+
+async def test_a_service_stopped_mid_import_and_restarted_the_import_completes(
+    database_url, tmp_path, folder
+):
+    file = many_students(folder)
+    port = free_port()
+    log = tmp_path / "server.log"
+    url = f"http://{HOST}:{port}"
+    async with service_on(port, database_url, log) as server:
+        importer = asyncio.create_task(
+            run_import("students", file, url, "--batch-size", "20", "--retry-for", "60", cwd=folder)
+        )
+
+        async def some_done() -> bool:
+            return await students_stored(database_url) >= 300
+
+        await eventually(some_done, 30, "the import has begun")
+        await _kill_tree(server.process)  # SIGKILL: whatever was in flight gets no answer
+    at_stop = await students_stored(database_url)
+    assert at_stop < STUDENTS
+    await asyncio.sleep(2)
+    async with service_on(port, database_url, log):
+        run = await importer
+
+    assert run.status == 0, run
+    assert "retrying batch" in run.stderr
+    assert run.count("applied") == STUDENTS
+    # A batch applied whose answer was lost is answered from what was stored (or,
+    # before idempotency keys, found unchanged): never applied twice.
+    assert run.count("created") + run.count("unchanged") == STUDENTS
+    await assert_each_student_once(database_url)
+
+
+async def test_a_service_away_longer_than_retry_for_exits_2_and_the_rerun_completes(
+    database_url, tmp_path, folder
+):
+    file = many_students(folder)
+    port = free_port()
+    log = tmp_path / "server.log"
+    url = f"http://{HOST}:{port}"
+    async with service_on(port, database_url, log) as server:
+        importer = asyncio.create_task(
+            run_import("students", file, url, "--batch-size", "20", "--retry-for", "1", cwd=folder)
+        )
+
+        async def some_done() -> bool:
+            return await students_stored(database_url) >= 300
+
+        await eventually(some_done, 30, "the import has begun")
+        server.process.send_signal(signal.SIGKILL)
+        stopped = await importer
+
+    assert stopped.status == 2, stopped
+    last = stopped.stderr.strip().splitlines()[-1]
+    match = re.fullmatch(
+        rf"import stopped: the service at {url} could not be used for 1 s \(.*\); "
+        r"the rows up to line (\d+) were applied or rejected \((\d+) rows\); run it again to finish",
+        last,
+    )
+    assert match, last
+    assert int(match.group(2)) == int(match.group(1)) - 1 < STUDENTS
+    assert stopped.stdout.startswith("INCOMPLETE: import students")
+
+    async with service_on(port, database_url, log):
+        rerun = await run_import("students", file, url, cwd=folder)
+
+    assert rerun.status == 0, rerun
+    assert rerun.count("created") + rerun.count("unchanged") == STUDENTS
+    assert rerun.count("unchanged") >= int(match.group(2))
+    await assert_each_student_once(database_url)
+
+
+async def test_a_database_away_mid_import_is_503_and_the_importer_waits_retry_after(
+    database_url, tmp_path, folder
+):
+    file = many_students(folder)
+    async with serving(database_url, tmp_path, DB_STATEMENT_TIMEOUT="1") as server:
+        importer = asyncio.create_task(
+            run_import(
+                "students", file, server.url, "--batch-size", "20", "--retry-for", "60", cwd=folder
+            )
+        )
+
+        async def some_done() -> bool:
+            return await students_stored(database_url) >= 300
+
+        await eventually(some_done, 30, "the import has begun")
+        # Every write to students waits on this lock until its statement times
+        # out: the service answers 503 with Retry-After, as when the database is away.
+        locker = await asyncpg.connect(database_url)
+        try:
+            async with locker.transaction():
+                await locker.execute("lock table students in access exclusive mode")
+                await asyncio.sleep(4)
+        finally:
+            await locker.close()
+        run = await importer
+
+    assert run.status == 0, run
+    retries = re.findall(
+        r"the service answered 503 \((.*)\); retrying batch \d+ in ([\d.]+) s", run.stderr
+    )
+    assert retries, run.stderr
+    assert "the database cannot be reached" in retries[0][0]
+    # Retry-After: 2, give or take the jitter that keeps importers from retrying in step.
+    assert all(1.6 <= float(delay) <= 2.4 for _, delay in retries), retries
+    assert run.count("created") + run.count("unchanged") == STUDENTS
+    await assert_each_student_once(database_url)
