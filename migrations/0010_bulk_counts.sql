@@ -1,6 +1,6 @@
 -- Seat counts and enrollment events kept once per statement, and batches
 -- that enroll a run of items in one statement.
--- depends: 0007_batches
+-- depends: 0009_lookups
 --
 -- 0005 counted each new enrollment with a row trigger: one update of the
 -- course row per enrollment. Inside one transaction every such update adds
