@@ -5,10 +5,8 @@
 set local lock_timeout = '5s';
 
 drop trigger student_courses_counted_inserted on student_courses;
-drop trigger student_courses_audit_inserted on student_courses;
 drop trigger student_courses_audit on student_courses;
-drop function student_courses_record_inserted();
-drop function student_courses_count_inserted();
+drop function student_courses_inserted();
 
 -- As in 0005_waitlists.
 create trigger student_courses_counted_insert

@@ -6,28 +6,30 @@
 -- course row per enrollment. Inside one transaction every such update adds
 -- a version of that row, and each later update walks the versions made so
 -- far, so n enrollments into one course in one transaction cost O(n^2).
--- Here the counting of inserts (and the "student is waiting" refusal) moves
--- to a statement trigger that reads the statement's new rows as a
--- transition table: one update per course per statement, however many rows
--- it inserts. The check constraint courses_enrolled_within_capacity still
--- refuses a seat too many, now for the statement as a whole; the errcodes
--- and constraint names are 0005's, which the service tells races by
--- (repositories/enrollments.py RACES). A statement that inserts no row (an
--- ON CONFLICT that found the enrollment) runs the trigger too, with an
--- empty table: it does nothing.
+-- Here 0005's counting of inserts (and its "student is waiting" refusal)
+-- and 0006's recording of their enrollment.created events move to one
+-- statement trigger, student_courses_counted_inserted, that reads the
+-- statement's new rows as a transition table: one insert into events and
+-- one update per course per statement, however many rows it inserts. The
+-- check constraint courses_enrolled_within_capacity still refuses a seat too
+-- many, now for the statement as a whole; the errcodes and constraint names
+-- are 0005's, which the service tells races by (repositories/enrollments.py
+-- RACES). A statement that inserts no row (an ON CONFLICT that found the
+-- enrollment) runs the trigger too, with an empty table: it does nothing.
 --
 -- The order of AFTER triggers is still what 0005 and 0006 said: statement
 -- triggers fire after every row trigger of their statement, so the foreign
 -- key checks ("RI_ConstraintTrigger_...", row triggers) report a missing
 -- student or course first, and the count comes last. Deletes keep 0005's
--- row triggers (each freed seat promotes, in queue order).
+-- and 0006's row triggers (each dropped enrollment is recorded, then its
+-- freed seat promotes, in queue order).
 --
--- Likewise enrollment.created events: one insert into events per statement,
--- in the order the rows were inserted (the transition table keeps it), each
--- numbered by the transaction's counter as record_event() numbers them. A
--- promotion's insert runs inside a trigger (promote_waitlist), so its
--- trigger's pg_trigger_depth() is 2: "via": "waitlist"; a request's or an
--- operator's is 1: "request". Nothing else about the events changes.
+-- The events are numbered by the transaction's counter as record_event()
+-- numbers them, in the order the rows were inserted (the transition table
+-- keeps it). A promotion's insert runs inside a trigger (promote_waitlist),
+-- so the trigger it fires sees pg_trigger_depth() 2: "via": "waitlist"; a
+-- request's or an operator's sees 1: "request". Nothing else about the
+-- events changes.
 --
 -- 0005's student_courses_count_insert() and 0006's student_courses_record()
 -- stay (the latter still records deletes), so the rollback only puts the
@@ -45,47 +47,30 @@
 
 set local lock_timeout = '5s';
 
-create function student_courses_count_inserted() returns trigger
+-- What 0005's student_courses_count_insert() and 0006's student_courses_record()
+-- did for each new row, once for the statement's rows (one trigger: a
+-- single-row insert, the common case, pays for one call). First the events,
+-- as record_event() would record them one by one, in insertion order; then
+-- one update per course, which locks the course row, and the check that
+-- none of the students is waiting, made under that lock (a place joined
+-- concurrently locks the row first: seen here, or it sees the enrollment).
+create function student_courses_inserted() returns trigger
 language plpgsql as $$
 declare
+    added integer;
+    first_course bigint;
+    last_course bigint;
     course record;
     waiting record;
-begin
-    -- One update per course, in course id order (a statement into several
-    -- courses locks them in one order). Locks the course row; the check
-    -- constraint refuses a seat too many.
-    for course in
-        select i.course_id, count(*)::integer as added
-        from inserted i
-        group by i.course_id
-        order by i.course_id
-    loop
-        update courses set enrolled = enrolled + course.added where id = course.course_id;
-    end loop;
-    select i.student_id, i.course_id into waiting
-    from inserted i
-    join course_waitlist w on w.student_id = i.student_id and w.course_id = i.course_id
-    limit 1;
-    if found then
-        raise exception 'student % is waiting for course %', waiting.student_id, waiting.course_id
-            using errcode = 'check_violation', constraint = 'student_courses_not_waiting';
-    end if;
-    return null;
-end;
-$$;
-
--- record_event() for every row of the statement at once, in insertion order.
-create function student_courses_record_inserted() returns trigger
-language plpgsql as $$
-declare
     n integer := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
-    added integer;
     actor text := current_setting('enrollment.actor', true);
 begin
-    select count(*) into added from inserted;
+    select count(*), min(i.course_id), max(i.course_id) into added, first_course, last_course
+    from inserted i;
     if added = 0 then
-        return null;
+        return null;  -- an ON CONFLICT that found the enrollment
     end if;
+
     if n + added >= 1048576 then
         raise exception 'a transaction records at most 1048575 events: split it'
             using errcode = 'program_limit_exceeded';
@@ -103,6 +88,29 @@ begin
            )
     from (select row_number() over () as k, student_id, course_id from inserted) i
     order by i.k;
+
+    -- The check constraint refuses a seat too many. Several courses are
+    -- updated in course id order, so two such statements lock them in one order.
+    if first_course = last_course then
+        update courses set enrolled = enrolled + added where id = first_course;
+    else
+        for course in
+            select i.course_id, count(*)::integer as added
+            from inserted i
+            group by i.course_id
+            order by i.course_id
+        loop
+            update courses set enrolled = enrolled + course.added where id = course.course_id;
+        end loop;
+    end if;
+    select i.student_id, i.course_id into waiting
+    from inserted i
+    join course_waitlist w on w.student_id = i.student_id and w.course_id = i.course_id
+    limit 1;
+    if found then
+        raise exception 'student % is waiting for course %', waiting.student_id, waiting.course_id
+            using errcode = 'check_violation', constraint = 'student_courses_not_waiting';
+    end if;
     return null;
 end;
 $$;
@@ -116,15 +124,10 @@ create trigger student_courses_audit
     after delete on student_courses
     for each row execute function student_courses_record();
 
-create trigger student_courses_audit_inserted
-    after insert on student_courses
-    referencing new table as inserted
-    for each statement execute function student_courses_record_inserted();
-
 create trigger student_courses_counted_inserted
     after insert on student_courses
     referencing new table as inserted
-    for each statement execute function student_courses_count_inserted();
+    for each statement execute function student_courses_inserted();
 
 -- 0007's batch_enroll, with runs. An enroll item into a course with a free
 -- seat starts a run: it and the enroll items right after it that name the
