@@ -411,14 +411,14 @@ async def test_named_query_uses_indexes(loaded_database, qualified):
 
 
 # Lookups and the indexes that must serve them (migration 0004's unique
-# indexes, 0009's trigram indexes). ?q='s first step (`search`) runs with a
-# generic plan only (service/repositories/search.py; tests/test_lookups.py
-# checks it does). That plan takes the trigram indexes from about 50,000
-# students on (checked by hand with EXPLAIN ANALYZE at 50,000, 200,000 and
-# 1,100,000); on these 20,000 it walks the primary key instead (as below
-# about 50,000 students: every row, for a rare text), so here it is only
-# checked for not reading the table sequentially. The second step, for common text, walks
-# the primary key in id order.
+# indexes, 0009's trigram indexes). ?q='s first step (in the search
+# functions of 0011) runs with a generic plan only (tests/test_lookups.py
+# checks the functions force it). That plan takes the trigram indexes from
+# about 50,000 students on (checked by hand with EXPLAIN ANALYZE at 50,000,
+# 200,000 and 1,100,000); on these 20,000 it walks the primary key instead
+# (as below about 50,000 students: every row, for a rare text), so here it
+# is only checked for not reading the table sequentially. The second step,
+# for common text, walks the primary key in id order.
 LOOKUP_INDEXES = {
     "students.list_students_by_email": (PLAN_MODES, {"students_email_key"}),
     "search: the students in id order": (["force_generic_plan"], {"students_pkey"}),
