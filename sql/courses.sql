@@ -19,41 +19,22 @@ limit $2;
 -- name: list_courses_by_code
 -- ?code=: the course with that code in any letter case (the unique index
 -- courses_code_key of migration 0004), if after the cursor id ($1); $3 is the
--- page size. With ?q= too, only if its code or title also contains $4, a LIKE
--- pattern (null: no ?q=).
+-- page size. With ?q= too, only if its code or title also contains the text
+-- $4 (null: no ?q=), as search_pattern() of migration 0011 has it.
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
 from courses
 where fold_case(code) = fold_case($2) and id > $1
-  and ($4::text is null or fold_case(code) like fold_case($4) or fold_case(title) like fold_case($4))
+  and ($4::text is null or fold_case(code) like search_pattern($4) or fold_case(title) like search_pattern($4))
 order by id
 limit $3;
 
 -- name: search
--- ?q=, step 1 (service/repositories/search.py): up to 2001 courses whose code
--- or title contains the text, after the cursor id ($1), in no order. $2 is a
--- LIKE pattern (see search in sql/students.sql), served by the trigram
--- indexes of migration 0009; run with a generic plan (generic_plans).
+-- ?q=: up to $3 courses whose code or title contains the text $2 in any letter case,
+-- after the cursor id ($1), in id order; $4 is the matches the first step
+-- settles for (service/repositories/search.py). One call of the function of
+-- migration 0011, which refuses a text the trigram indexes cannot narrow.
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
-from courses
-where (fold_case(code) like fold_case($2) or fold_case(title) like fold_case($2)) and id > $1
--- A constant: with $3, a generic plan would guess a tenth of the rows it
--- expects to match and, on a small table, walk the primary key to find them.
--- 2001 is BOUND + 1 of service/repositories/search.py.
-limit 2001;
-
--- name: search_in_order
--- ?q=, step 2, for text that many courses contain: the same, $3 at most, in
--- id order (a walk of the primary key).
-select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
-from courses
-where (fold_case(code) like fold_case($2) or fold_case(title) like fold_case($2)) and id > $1
-order by id
-limit $3;
-
--- name: generic_plans
--- For the rest of the transaction, plan statements without their parameters'
--- values (see service/repositories/search.py).
-select set_config('plan_cache_mode', 'force_generic_plan', true);
+from search_courses($1, $2, $3, $4);
 
 -- name: create_course
 -- A new course; a taken code raises a unique violation on courses_code_key.

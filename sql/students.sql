@@ -18,43 +18,22 @@ limit $2;
 -- name: list_students_by_email
 -- ?email=: the student with that email in any letter case (the unique index
 -- students_email_key of migration 0004), if after the cursor id ($1); $3 is
--- the page size. With ?q= too, only if its name or email also contains $4, a
--- LIKE pattern (null: no ?q=).
+-- the page size. With ?q= too, only if its name or email also contains the
+-- text $4 (null: no ?q=), as search_pattern() of migration 0011 has it.
 select id, name, email, created_at
 from students
 where fold_case(email) = fold_case($2) and id > $1
-  and ($4::text is null or fold_case(name) like fold_case($4) or fold_case(email) like fold_case($4))
+  and ($4::text is null or fold_case(name) like search_pattern($4) or fold_case(email) like search_pattern($4))
 order by id
 limit $3;
 
 -- name: search
--- ?q=, step 1 (service/repositories/search.py): up to 2001 students whose name
--- or email contains the text, after the cursor id ($1), in no order. $2 is a
--- LIKE pattern, '%' || the text with \, % and _ escaped || '%', folded here
--- like the columns. Each column has its trigram index (migration 0009),
--- OR-ed by the planner (so no match spans the two); run with a generic plan
--- (generic_plans), which takes them whatever the text.
+-- ?q=: up to $3 students whose name or email contains the text $2 in any letter case,
+-- after the cursor id ($1), in id order; $4 is the matches the first step
+-- settles for (service/repositories/search.py). One call of the function of
+-- migration 0011, which refuses a text the trigram indexes cannot narrow.
 select id, name, email, created_at
-from students
-where (fold_case(name) like fold_case($2) or fold_case(email) like fold_case($2)) and id > $1
--- A constant: with $3, a generic plan would guess a tenth of the rows it
--- expects to match and, on a small table, walk the primary key to find them.
--- 2001 is BOUND + 1 of service/repositories/search.py.
-limit 2001;
-
--- name: search_in_order
--- ?q=, step 2, for text that many students contain: the same, $3 at most, in
--- id order (a walk of the primary key).
-select id, name, email, created_at
-from students
-where (fold_case(name) like fold_case($2) or fold_case(email) like fold_case($2)) and id > $1
-order by id
-limit $3;
-
--- name: generic_plans
--- For the rest of the transaction, plan statements without their parameters'
--- values (see service/repositories/search.py).
-select set_config('plan_cache_mode', 'force_generic_plan', true);
+from search_students($1, $2, $3, $4);
 
 -- name: create_student
 -- A new student; a taken email raises a unique violation on students_email_key.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
+import json
 import re
 from typing import Any
 
@@ -266,20 +269,46 @@ async def test_feed_cursors_are_bound_to_the_feeds_filters(client):
 # --- the plan ---------------------------------------------------------------------
 
 
-async def test_q_reads_its_matches_with_the_generic_plan_even_where_custom_plans_are_forced(db):
+async def test_the_search_functions_plan_generically_and_only_while_they_run(db):
     # Planned with the text, the first step costs more to plan than to run
-    # (service/repositories/search.py). The session forces custom plans; the
-    # search must still use the generic one.
-    await db.execute("set plan_cache_mode = force_custom_plan")
-    for q in ("ada", "grace", "zoë", "ada", "bob", "eve", "ada"):
-        await students_repository.list_page(db, after=0, limit=50, q=q)
-
-    row = await db.fetchrow(
-        "select generic_plans, custom_plans from pg_prepared_statements where statement = $1",
-        students_repository.Q.search,
+    # (service/repositories/search.py): the functions force a generic plan
+    # for their own statements, whatever the session's setting.
+    rows = await db.fetch(
+        "select proname, proconfig from pg_proc"
+        " where proname in ('search_students', 'search_courses') order by proname"
     )
+    assert [(row["proname"], row["proconfig"]) for row in rows] == [
+        ("search_courses", ["plan_cache_mode=force_generic_plan"]),
+        ("search_students", ["plan_cache_mode=force_generic_plan"]),
+    ]
 
-    assert dict(row) == {"generic_plans": 7, "custom_plans": 0}
+    await db.execute("set plan_cache_mode = force_custom_plan")
+    await students_repository.list_page(db, after=0, limit=50, q="ada")
+
+    assert await db.fetchval("show plan_cache_mode") == "force_custom_plan"
+
+
+@pytest.mark.parametrize("name", ["Ada Lovelace", "Common"])
+async def test_a_search_is_one_statement(client, db, name):
+    # One round trip, as a plain page: the search statement only, with no
+    # transaction around it (BEGIN, SET, COMMIT) and no second query, for
+    # rare text and for common text (more matches than the bound: step 2).
+    for n in range(6):
+        await create_student(client, name=f"{name} {n}")
+    statements: list[str] = []
+
+    def log(logged) -> None:
+        statements.append(logged.query)
+
+    db.add_query_logger(log)
+    try:
+        page_ = await students_repository.list_page(db, after=0, limit=2, q=name, bound=5)
+        await asyncio.sleep(0)  # asyncpg calls the loggers soon after, not at once
+    finally:
+        db.remove_query_logger(log)
+
+    assert [student.name for student in page_.items] == [f"{name} 0", f"{name} 1"]
+    assert statements == [students_repository.Q.search]
 
 
 async def test_common_text_pages_walk_every_match_once_in_id_order(client, db):
@@ -301,3 +330,84 @@ async def test_common_text_pages_walk_every_match_once_in_id_order(client, db):
     assert seen == matching
     # Through the API, with the service's bound: the same.
     assert await walk_all(client, "/students", 5, q="commo") == matching
+
+
+# --- text the indexes cannot narrow -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/students", {"q": "..."}),  # no letter or digit
+        ("/students", {"q": "a.."}),  # only the first: "a" with one space of padding
+        ("/students", {"q": "9 -"}),
+        ("/courses", {"q": "%_%"}),  # wildcards are themselves, and no letters
+        ("/courses", {"q": "x-- "}),
+        ("/students", {"q": "...", "email": "ada@example.org"}),  # refused alike
+        ("/courses", {"q": "...", "code": "CS-101"}),
+    ],
+)
+async def test_q_the_trigram_indexes_cannot_narrow_is_422_naming_q(client, path, params):
+    await create_student(client, name="a...", email="ada@example.org")
+    await create_course(client, code="CS-101", title="x-- ...")
+
+    response = await client.get(path, params=params)
+
+    assert response.status == 422, await response.text()
+    assert (await problem(response))["errors"] == [
+        {"field": "q", "message": "must contain a letter or digit after its first character"}
+    ]
+
+
+@pytest.mark.parametrize("q", ["a.b", ".ab", "ab.", "..a", "a%b", "1-2"])
+async def test_q_with_a_letter_or_digit_after_its_first_character_is_searched(client, q):
+    student = await create_student(client, name=f"x {q} y")
+    await create_student(client, name="Other")
+
+    assert await ids(client, "/students", q=q) == [student["id"]]
+
+
+# Texts of three and four characters over letters, digits, white space,
+# wildcards and characters pg_trgm may or may not count as letters (é, and
+# K, the Kelvin sign, which folds to k).
+NARROWING_CASES = [
+    "".join(chars)
+    for length, alphabet in ((3, "a1. %_\\é"), (4, "a.%\u212a"))
+    for chars in itertools.product(alphabet, repeat=length)
+]
+
+
+async def test_the_refusal_rule_is_what_the_trigram_index_does(db):
+    # search_narrows() (migration 0011) against the index itself: a GIN
+    # trigram index on rows that none of these texts match returns no row
+    # for a pattern with a trigram, and every row for one without (it reads
+    # the whole index).
+    await db.execute(
+        "create temporary table narrowing (v text);"
+        " insert into narrowing select 'qqqq' from generate_series(1, 20);"
+        " create index on narrowing using gin (fold_case(v) gin_trgm_ops);"
+        " analyze narrowing"
+    )
+    await db.execute("set enable_seqscan = off")
+    wrong = []
+    for text in NARROWING_CASES:
+        [plan] = json.loads(
+            await db.fetchval(
+                "explain (analyze, costs off, timing off, summary off, format json)"
+                " select from narrowing where fold_case(v) like search_pattern($1)",
+                text,
+            )
+        )
+        [scan] = [node for node in walk(plan["Plan"]) if node["Node Type"] == "Bitmap Index Scan"]
+        narrowed = scan["Actual Rows"] == 0
+        if await db.fetchval("select search_narrows($1)", text) != narrowed:
+            wrong.append((text, narrowed))
+
+    assert len(NARROWING_CASES) == 8**3 + 4**4
+    assert not wrong, f"search_narrows() differs from the index (text, narrowed): {wrong}"
+
+
+def walk(plan: dict[str, Any]):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from walk(child)

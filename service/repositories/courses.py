@@ -9,7 +9,6 @@ from ..models import Course, Page, Versioned
 from ..sql import QUERIES
 from . import search
 from .retry import retried
-from .search import contains
 
 Q = QUERIES.courses
 
@@ -46,10 +45,11 @@ async def list_page(
 ) -> Page[Course]:
     """A page after id `after`; with `code` (any letter case) and `q` (contained), of those only."""
     if code is not None:
-        pattern = contains(q) if q is not None else None
-        rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, pattern)
+        if q is not None:
+            await search.check(conn, q)
+        rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, q)
     elif q is not None:
-        rows = await search.page(conn, Q, after=after, text=q, limit=limit + 1, bound=bound)
+        rows = await search.page(conn, Q.search, after=after, text=q, limit=limit + 1, bound=bound)
     else:
         rows = await conn.fetch(Q.list_courses, after, limit + 1)
     items = [Course(*row) for row in rows[:limit]]

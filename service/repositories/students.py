@@ -9,7 +9,6 @@ from ..models import Page, Student, Versioned
 from ..sql import QUERIES
 from . import search
 from .retry import retried
-from .search import contains
 
 Q = QUERIES.students
 
@@ -45,10 +44,11 @@ async def list_page(
 ) -> Page[Student]:
     """A page after id `after`; with `email` (any letter case) and `q` (contained), of those only."""
     if email is not None:
-        pattern = contains(q) if q is not None else None
-        rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, pattern)
+        if q is not None:
+            await search.check(conn, q)
+        rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, q)
     elif q is not None:
-        rows = await search.page(conn, Q, after=after, text=q, limit=limit + 1, bound=bound)
+        rows = await search.page(conn, Q.search, after=after, text=q, limit=limit + 1, bound=bound)
     else:
         rows = await conn.fetch(Q.list_students, after, limit + 1)
     items = [Student(*row) for row in rows[:limit]]
