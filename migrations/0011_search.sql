@@ -1,6 +1,6 @@
 -- Search: ?q= of GET /students and GET /courses in one statement, and the
 -- texts the trigram indexes of 0009 cannot narrow refused.
--- depends: 0009_lookups
+-- depends: 0010_bulk_counts
 --
 -- search_students() and search_courses() run the two steps of a ?q= search
 -- (service/repositories/search.py) in one call, so a search is one round
