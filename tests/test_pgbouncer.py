@@ -125,3 +125,37 @@ async def test_enrollment_scenario_through_pgbouncer(pgbouncer_url, aiohttp_clie
         await db.fetchval("select count(*) from student_courses where course_id = $1", course["id"])
         == 3
     )
+
+
+async def test_keyed_requests_through_pgbouncer(pgbouncer_url, aiohttp_client, config, db):
+    # A keyed request is one transaction (advisory lock, savepoints, the stored
+    # answer): transaction pooling keeps each on one server connection.
+    config = replace(
+        config,
+        database_url=pgbouncer_url,
+        statement_cache_size=0,
+        session_settings=False,
+        pool_max_size=20,
+    )
+    client = await aiohttp_client(create_app(config))
+    course = await create_course(client, capacity=3)
+    students = [await create_student(client) for _ in range(8)]
+
+    async def keyed_enroll(student_id: int) -> tuple[int, bytes]:
+        response = await client.post(
+            f"/students/{student_id}/courses",
+            json={"course_id": course["id"]},
+            headers={"Idempotency-Key": f"enroll-{student_id}"},
+        )
+        return response.status, await response.read()
+
+    first = await asyncio.gather(*(keyed_enroll(s["id"]) for s in students))
+    again = await asyncio.gather(*(keyed_enroll(s["id"]) for s in students))
+
+    assert sorted(status for status, _ in first) == [201] * 3 + [409] * 5
+    assert again == first  # every answer replayed, byte for byte, the 409s too
+    assert await db.fetchval("select count(*) from idempotency_keys") == 8
+    assert (
+        await db.fetchval("select count(*) from student_courses where course_id = $1", course["id"])
+        == 3
+    )
