@@ -21,7 +21,6 @@ import sys
 import termios
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from .test_shutdown import (
     SERVICE_VARIABLES,
     Server,
     _kill_tree,
-    _wait_healthy,
     eventually,
     serving,
 )
@@ -584,33 +582,6 @@ async def test_a_progress_bar_on_a_terminal(service, folder):
 # -- the service goes away in the middle ---------------------------------------------------
 
 
-@asynccontextmanager
-async def service_on(port: int, database_url: str, log: Path) -> AsyncIterator[Server]:
-    """`python -m service serve` on a given port, so it can come back where it was."""
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    env.update(
-        DATABASE_URL=database_url, HOST=HOST, PORT=str(port), WEB_CONCURRENCY="1", LOG_LEVEL="INFO"
-    )
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "service",
-            "serve",
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-    server = Server(process, port, log, database_url)
-    try:
-        await _wait_healthy(server)
-        yield server
-    finally:
-        await _kill_tree(process)
-
-
 STUDENTS = 3000
 
 
@@ -653,7 +624,7 @@ async def test_a_service_stopped_mid_import_and_restarted_the_import_completes(
     port = free_port()
     log = tmp_path / "server.log"
     url = f"http://{HOST}:{port}"
-    async with service_on(port, database_url, log) as server:
+    async with serving(database_url, tmp_path, port=port, log=log) as server:
         importer = asyncio.create_task(
             run_import("students", file, url, "--batch-size", "20", "--retry-for", "60", cwd=folder)
         )
@@ -666,14 +637,14 @@ async def test_a_service_stopped_mid_import_and_restarted_the_import_completes(
     at_stop = await students_stored(database_url)
     assert at_stop < STUDENTS
     await asyncio.sleep(2)
-    async with service_on(port, database_url, log):
+    async with serving(database_url, tmp_path, port=port, log=log):
         run = await importer
 
     assert run.status == 0, run
     assert "retrying batch" in run.stderr
     assert run.count("applied") == STUDENTS
-    # A batch applied whose answer was lost is answered from what was stored (or,
-    # before idempotency keys, found unchanged): never applied twice.
+    # A batch applied whose answer was lost is answered again from what was
+    # stored under its Idempotency-Key (or found unchanged): never applied twice.
     assert run.count("created") + run.count("unchanged") == STUDENTS
     await assert_each_student_once(database_url)
 
@@ -685,7 +656,7 @@ async def test_a_service_away_longer_than_retry_for_exits_2_and_the_rerun_comple
     port = free_port()
     log = tmp_path / "server.log"
     url = f"http://{HOST}:{port}"
-    async with service_on(port, database_url, log) as server:
+    async with serving(database_url, tmp_path, port=port, log=log) as server:
         importer = asyncio.create_task(
             run_import("students", file, url, "--batch-size", "20", "--retry-for", "1", cwd=folder)
         )
@@ -708,7 +679,7 @@ async def test_a_service_away_longer_than_retry_for_exits_2_and_the_rerun_comple
     assert int(match.group(2)) == int(match.group(1)) - 1 < STUDENTS
     assert stopped.stdout.startswith("INCOMPLETE: import students")
 
-    async with service_on(port, database_url, log):
+    async with serving(database_url, tmp_path, port=port, log=log):
         rerun = await run_import("students", file, url, cwd=folder)
 
     assert rerun.status == 0, rerun

@@ -100,9 +100,21 @@ async def _kill_tree(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def serving(database_url: str, tmp_path: Path, **settings: str) -> AsyncIterator[Server]:
-    """Run `python -m service serve` until /healthz answers; always kill it at the end."""
-    port = free_port()
+async def serving(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    port: int | None = None,
+    log: Path | None = None,
+    **settings: str,
+) -> AsyncIterator[Server]:
+    """Run `python -m service serve` until /healthz answers; always kill it at the end.
+
+    On `port` (default: a free one), its stderr appended to `log` (default: a
+    file of its own under tmp_path), so that a server stopped can come back
+    where it was.
+    """
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env.update(
         {
@@ -115,8 +127,8 @@ async def serving(database_url: str, tmp_path: Path, **settings: str) -> AsyncIt
             **settings,
         }
     )
-    stderr = tmp_path / f"server-{port}.log"
-    with stderr.open("wb") as sink:
+    stderr = log or tmp_path / f"server-{port}.log"
+    with stderr.open("ab") as sink:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
