@@ -3,7 +3,7 @@
 The ETag is the row's `xmin` as text: the id of the transaction that wrote
 the current version of the row. PostgreSQL sets it on every write at no cost,
 and a course's `enrolled` and `waitlisted` are written into its row by the
-seat triggers (0005), so an enrollment, a drop or a promotion changes the
+seat triggers (0005, 0010), so an enrollment, a drop or a promotion changes the
 course's ETag too. It exposes a transaction number, which the event ids
 (xid << 20 | n, 0006) publish already, and no data. It is 32 bits and wraps:
 a tag held across 2**32 transactions, or across a restore into another
