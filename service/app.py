@@ -11,7 +11,8 @@ from aiohttp import web
 
 from . import db, feed, idempotency, routes
 from .config import Config
-from .keys import CONFIG, METRICS, OPENAPI, TOKENS
+from .keys import CONFIG, LIMITS, METRICS, OPENAPI, TOKENS
+from .limits import Limits
 from .metrics import Metrics
 from .tokens import TokenTable
 from .validation import MAX_BODY
@@ -59,6 +60,11 @@ def create_app(config: Config) -> web.Application:
     app[OPENAPI] = json.dumps(document, separators=(",", ":")).encode()
     app[METRICS] = Metrics()
     app[TOKENS] = TokenTable.of(config.tokens)
+    app[LIMITS] = Limits(
+        long_polls=config.limit_long_polls,
+        searches=config.limit_searches,
+        batches=config.limit_batches,
+    )
     app.cleanup_ctx.append(db.pool_context)
     app.cleanup_ctx.append(db.pool_metrics)
     app.cleanup_ctx.append(db.watchdog)

@@ -76,6 +76,13 @@ class Config:
     access_log: bool = True
     # Origins (scheme://host[:port]) whose pages may call the API (service/cors.py).
     cors_origins: tuple[str, ...] = ()
+    # What one token (or, without tokens, one client address) may hold at once
+    # in one worker process (service/limits.py); beyond it, 429.
+    limit_long_polls: int = 100
+    limit_searches: int = 4
+    limit_batches: int = 4
+    # Idempotency keys one token may have stored at once (all workers together).
+    limit_idempotency_keys: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -115,6 +122,12 @@ class Config:
             ),
             access_log=reader.boolean("ACCESS_LOG", cls.access_log),
             cors_origins=_parse_origins(env.get("CORS_ORIGINS", "")),
+            limit_long_polls=reader.integer("LIMIT_LONG_POLLS", cls.limit_long_polls, 1, 100_000),
+            limit_searches=reader.integer("LIMIT_SEARCHES", cls.limit_searches, 1, 10_000),
+            limit_batches=reader.integer("LIMIT_BATCHES", cls.limit_batches, 1, 10_000),
+            limit_idempotency_keys=reader.integer(
+                "LIMIT_IDEMPOTENCY_KEYS", cls.limit_idempotency_keys, 1, 100_000_000
+            ),
         )
         if config.require_tokens and not config.tokens:
             raise ConfigError(

@@ -58,6 +58,25 @@ def unavailable(retry_after: int) -> Problem:
     )
 
 
+def too_many_requests(detail: str, *, limit: int, retry_after: int) -> Problem:
+    """A client over one of its limits (service/limits.py); nothing was done.
+
+    The RateLimit-* fields follow the IETF httpapi draft's first form
+    (draft-polli-ratelimit-headers-03): the limit, none left, when to look again.
+    """
+    return Problem(
+        429,
+        detail,
+        "too-many-requests",
+        headers={
+            "Retry-After": str(retry_after),
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(retry_after),
+        },
+    )
+
+
 @dataclass
 class Busy(Problem):
     """A 503 that running the same change again may well avoid (see busy())."""

@@ -12,14 +12,16 @@ from .metrics import Metrics
 from .pool import Pool
 from .tokens import TokenTable
 
-if TYPE_CHECKING:  # feed.py uses these keys itself
+if TYPE_CHECKING:  # feed.py and limits.py use these keys themselves
     from .feed import FeedWatcher
+    from .limits import Limits
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", Pool)
 OPENAPI = web.AppKey("openapi", bytes)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenTable)
+LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 FEED: web.AppKey[FeedWatcher] = web.AppKey("feed")
 # Per request: the name of the token it was made with ("" without tokens),
 # which the events of its changes record as their actor.
