@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .config import Config
 from .keys import CONFIG, CONNECTION, METRICS, POOL
-from .pool import Loan, Pool
+from .pool import Loan, Pool, PoolExhausted
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,31 @@ REQUIRED_TABLES = (
 WATCHDOG_PERIOD = 0.25  # seconds between checks for overdue loans
 IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is closed
 
-# Errors that mean "the database is not there right now", answered with 503.
+# Errors that mean "the database is not there right now", answered with 503
+# database-unavailable and RETRY_AFTER: try again once it is back.
 # TimeoutError (connect, acquire) and refused connections are OSErrors.
 UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, statement timeout
-    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout: the database is busy
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
-    asyncpg.exceptions.DeadlockDetectedError,  # still deadlocked after repositories' retries
 )
+# Errors that mean "it is there but this statement could not get its turn":
+# a lock not granted within lock_timeout, a statement past statement_timeout,
+# a deadlock still there after the repositories' retries, every pooled
+# connection in use past DB_ACQUIRE_TIMEOUT. Answered with 503 busy and a
+# short Retry-After: the contention is usually gone by then. Checked before
+# UNAVAILABLE (a query cancelled is also a class 57 error, a pool wait that
+# timed out a TimeoutError).
+BUSY = (
+    PoolExhausted,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+# Either: what a background loop shrugs off and tries again at its next turn.
+TRANSIENT = UNAVAILABLE + BUSY
 
 
 class SchemaNotReady(RuntimeError):

@@ -30,8 +30,8 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import UNAVAILABLE
-from .errors import Problem, render, unavailable
+from .db import BUSY, UNAVAILABLE
+from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, TOKENS
 from .logs import AccessLog
 from .validation import check_query
@@ -53,6 +53,10 @@ _HTTP_DETAILS = {
     405: "this method is not allowed on this path",
     413: "the request body is larger than 1 MiB",
 }
+# aiohttp's own errors of a condition the service also names: one problem
+# type for it, whichever refuses the request (a body over client_max_size is
+# validation.too_large()'s condition).
+_HTTP_SLUGS = {413: "payload-too-large"}
 # An incoming X-Request-ID is kept only if it is safe to echo and to log.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Header names as istr, like aiohttp's own hdrs: a str key is case-folded
@@ -185,8 +189,15 @@ def _error_response(request: web.Request, exc: Exception, rid: str) -> web.Strea
             detail = exc.text
         else:
             detail = _HTTP_DETAILS.get(exc.status, exc.reason)
-        return render(Problem(exc.status, detail, headers=headers))
+        return render(Problem(exc.status, detail, _HTTP_SLUGS.get(exc.status, ""), headers=headers))
     extra = {"request_id": rid}
+    if isinstance(exc, BUSY):
+        log.warning("database busy: %s: %s", type(exc).__name__, exc, extra=extra)
+        return render(
+            busy(
+                "the database is busy: this request waited too long for a lock or ran out of time; retry"
+            )
+        )
     if isinstance(exc, UNAVAILABLE):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra=extra)
         return render(unavailable(request.app[CONFIG].retry_after))

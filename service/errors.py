@@ -82,14 +82,16 @@ class Busy(Problem):
     """A 503 that running the same change again may well avoid (see busy())."""
 
 
-def busy() -> Busy:
-    """A change that lost every race with concurrent ones (rare): the client may retry."""
-    return Busy(
-        503,
-        "the course changed under too many concurrent requests; retry",
-        "busy",
-        headers={"Retry-After": "1"},
-    )
+BUSY_RETRY_AFTER = 1  # seconds: contention is over well within it
+
+
+def busy(detail: str = "the course changed under too many concurrent requests; retry") -> Busy:
+    """The database is there but the change could not get its turn: the client may retry.
+
+    A change that lost every race with concurrent ones (rare), or a lock or
+    statement that ran out of time (db.BUSY).
+    """
+    return Busy(503, detail, "busy", headers={"Retry-After": str(BUSY_RETRY_AFTER)})
 
 
 def problem_body(problem: Problem) -> dict:

@@ -46,7 +46,7 @@ from aiohttp import hdrs, web
 from multidict import istr
 
 from .auth import actor
-from .db import UNAVAILABLE
+from .db import TRANSIENT
 from .errors import Busy, FieldError, Problem, busy, render
 from .keys import CONFIG, CONNECTION, POOL
 from .repositories import idempotency
@@ -60,8 +60,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 IDEMPOTENCY_KEY = istr("Idempotency-Key")
 IDEMPOTENT_REPLAYED = istr("Idempotent-Replayed")
-# The request was at fault and nothing changed: fixed, it may use the key again.
-NOT_KEPT = frozenset({400, 408, 413, 415, 422})
+# The request was at fault, or refused by a limit, and nothing changed: sent
+# again, fixed or later, it may use the key again.
+NOT_KEPT = frozenset({400, 408, 413, 415, 422, 429})
 EXPIRE_PERIOD = 60.0  # seconds between expiry passes
 STOP_WITHIN = 5.0  # seconds the expiry may take to stop at shutdown
 
@@ -268,7 +269,7 @@ async def expiry(app: web.Application) -> AsyncIterator[None]:
             try:
                 if deleted := await expire_all(app, ttl, stopping):
                     log.info("idempotency: deleted %d keys older than %s", deleted, ttl)
-            except UNAVAILABLE as exc:
+            except TRANSIENT as exc:
                 log.warning("idempotency expiry: database unavailable: %s", exc)
             except Exception:
                 log.exception("idempotency expiry: could not delete expired keys")

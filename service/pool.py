@@ -43,6 +43,10 @@ CLOSE_TIMEOUT = 10.0  # seconds a graceful close of a retired connection may tak
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
+class PoolExhausted(TimeoutError):
+    """No connection became free within acquire_timeout: every one is busy (db.BUSY)."""
+
+
 class PoolClosed(ConnectionError):
     """The pool is closing: no more connections are lent (a 503, like any OSError)."""
 
@@ -131,7 +135,7 @@ class Pool:
         except TimeoutError:
             if _handed(waiter):
                 return waiter.result()  # the timeout lost the race: use what came
-            raise TimeoutError(
+            raise PoolExhausted(
                 f"no database connection became free within {self.acquire_timeout:g} s"
             ) from None
         except BaseException:

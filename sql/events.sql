@@ -67,11 +67,23 @@ left join lateral (
 ) e on true
 order by e.id;
 
--- name: newest_served
--- The newest event the feed can serve now (0: none), for the long-poll watcher.
-select coalesce(max(id), 0)
-from events
-where id < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20);
+-- name: events_since
+-- What the long-poll watcher needs of the servable events from id $1 on, $2
+-- at most: who and what each is about, never its data. With the horizon,
+-- which says how far the feed has been looked through when fewer come back.
+with horizon as (
+    select (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20) as below
+)
+select h.below, e.id, e.type, e.student_id, e.course_id
+from horizon h
+left join lateral (
+    select id, type, student_id, course_id
+    from events
+    where id >= $1 and id < h.below
+    order by id
+    limit $2
+) e on true
+order by e.id;
 
 -- name: purge_events
 -- Of the 1000 oldest events (by id, so read from the primary key's start;

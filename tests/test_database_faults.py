@@ -136,6 +136,14 @@ def assert_unavailable(answer: Answer) -> None:
     assert int(answer.headers["Retry-After"]) > 0
 
 
+def assert_busy(answer: Answer) -> None:
+    """A 503 that tells the client the database is there but busy, and to retry soon."""
+    assert answer.status == 503, (answer.method, answer.path, answer.status, answer.body)
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert answer.body["type"] == "/problems/busy"
+    assert answer.headers["Retry-After"] == "1"
+
+
 async def enrollments_in(database_url: str) -> set[tuple[int, int]]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -272,7 +280,7 @@ async def test_database_crash_under_traffic_answers_503_then_recovers(
     assert acknowledged <= stored, sorted(acknowledged - stored)
 
 
-async def test_statement_over_the_timeout_answers_503_and_the_service_carries_on(
+async def test_statement_over_the_timeout_answers_503_busy_and_the_service_carries_on(
     start_service, database_url: str
 ):
     client = await start_service()
@@ -281,7 +289,7 @@ async def test_statement_over_the_timeout_answers_503_and_the_service_carries_on
     async with table_locked(database_url, "courses"):
         # GET /courses waits for the lock until the statement timeout cancels it.
         answer = await call(client, "GET", "/courses")
-    assert_unavailable(answer)
+    assert_busy(answer)
     assert STATEMENT_TIMEOUT * 0.9 <= answer.elapsed < STATEMENT_TIMEOUT + 1.5, answer.elapsed
 
     # The connection that was cancelled is usable again, and so is the service.
@@ -315,7 +323,7 @@ async def test_a_database_that_never_answers_is_cut_off_by_the_watchdog(
     assert (await call(client, "GET", "/readyz")).status == 200
 
 
-async def test_exhausted_pool_answers_503_after_the_acquire_timeout(
+async def test_exhausted_pool_answers_503_busy_after_the_acquire_timeout(
     start_service, database_url: str
 ):
     client = await start_service(pool_min_size=2, pool_max_size=2)
@@ -329,10 +337,10 @@ async def test_exhausted_pool_answers_503_after_the_acquire_timeout(
         # Had it waited for one, it would get it when the statement timeout
         # frees the others and answer 200; it must give up first, with a 503.
         third = await call(client, "GET", "/readyz")
-        assert_unavailable(third)
+        assert_busy(third)
         assert ACQUIRE_TIMEOUT * 0.9 <= third.elapsed < STATEMENT_TIMEOUT, third.elapsed
         for answer in await asyncio.gather(*blocked):
-            assert_unavailable(answer)
+            assert_busy(answer)
 
     # With the lock gone both connections serve again.
     assert (await call(client, "GET", "/readyz")).status == 200

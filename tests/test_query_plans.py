@@ -82,7 +82,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "events.list_events": (0, None, 101),
     "events.list_student_events": (0, None, 101, 4_242, None),
     "events.list_course_events": (0, ["enrollment.created"], 101, 42),
-    "events.newest_served": (),
+    "events.events_since": (4_242 << 20, 1000),
     "events.purge_events": ("2020-01-01T00:00:00+00:00",),
     "idempotency.lock_key": (-4_242_424_242,),
     "idempotency.get_answer": ("registrar", "key-4242", "24 hours"),

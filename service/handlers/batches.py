@@ -10,7 +10,9 @@ body, and a slug saying what happened.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +21,7 @@ from .. import validation as v
 from ..auth import actor
 from ..db import connection
 from ..errors import FieldError, Problem, invalid, problem_body
-from ..keys import METRICS
+from ..keys import LIMITS, METRICS
 from ..repositories import batches
 from . import courses, enrollments, render, students
 
@@ -129,6 +131,26 @@ def _respond(results: list, positions: list[int], applied: list[batches.Applied]
     return render.json({"results": results})
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _limited(handler: Handler) -> Handler:
+    """The handler, run while its client holds one of its LIMIT_BATCHES places (limits.py).
+
+    Inside the request's idempotency transaction when it carries a key: a
+    replay is answered before this, so it is never refused; a refusal (429)
+    is not kept.
+    """
+
+    @functools.wraps(handler)
+    async def limited(request: web.Request) -> web.StreamResponse:
+        with request.app[LIMITS].batches.place(request):
+            return await handler(request)
+
+    return limited
+
+
+@_limited
 async def enroll(request: web.Request) -> web.Response:
     items = v.batch_items(await v.json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _enroll_item)
@@ -144,6 +166,7 @@ async def enroll(request: web.Request) -> web.Response:
     return _respond(results, positions, applied)
 
 
+@_limited
 async def create_students(request: web.Request) -> web.Response:
     items = v.batch_items(await v.json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _student_item)
@@ -159,6 +182,7 @@ async def create_students(request: web.Request) -> web.Response:
     return _respond(results, positions, applied)
 
 
+@_limited
 async def create_courses(request: web.Request) -> web.Response:
     items = v.batch_items(await v.json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _course_item)

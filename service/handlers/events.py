@@ -9,7 +9,8 @@ from aiohttp import web
 from .. import validation as v
 from ..db import connection
 from ..errors import FieldError, Problem, invalid
-from ..keys import FEED
+from ..feed import Filter
+from ..keys import FEED, LIMITS
 from ..repositories import events
 from . import render
 
@@ -61,25 +62,46 @@ async def list_(request: web.Request) -> web.Response:
         "course_id": v.query_id(query, "course_id"),
     }
     wait = v.query_integer(query, "wait", 0, MAX_WAIT) or 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        async with connection(request) as conn:
-            page = await events.page(conn, after=after, limit=limit, **filters)
-        if "cursor" in query and after < page.purged_through:
-            raise Problem(
-                410,
-                "the cursor points before the history kept (EVENTS_RETENTION_DAYS): "
-                "start again without a cursor",
-                "cursor-expired",
-            )
-        remaining = deadline - loop.time()
-        if page.items or remaining <= 0 or request.app[FEED].stopping:
-            break
-        # Nothing yet: wait, holding no connection, for the feed to move past
-        # where this page ends, then read again.
-        after = page.next_after
-        await request.app[FEED].wait(after, remaining)
+    if not wait:
+        page = await _read(request, after, limit, filters)
+    else:
+        with request.app[LIMITS].long_polls.place(request):
+            page = await _poll(request, after, limit, filters, wait)
     # Never null: on the last page, where to poll from next (the horizon is
     # far above 0, so next_after always makes a valid cursor).
     return render.json({"items": page.items, "next_cursor": paging.cursor(page.next_after)})
+
+
+async def _read(request: web.Request, after: int, limit: int, filters: dict) -> events.FeedPage:
+    async with connection(request) as conn:
+        page = await events.page(conn, after=after, limit=limit, **filters)
+    if "cursor" in request.query and after < page.purged_through:
+        raise Problem(
+            410,
+            "the cursor points before the history kept (EVENTS_RETENTION_DAYS): "
+            "start again without a cursor",
+            "cursor-expired",
+        )
+    return page
+
+
+async def _poll(
+    request: web.Request, after: int, limit: int, filters: dict, wait: int
+) -> events.FeedPage:
+    """The first page past `after` that has events, or the empty one after `wait` seconds."""
+    feed = request.app[FEED]
+    types = filters["types"]
+    waits_for = Filter(
+        frozenset(types) if types is not None else None, filters["student_id"], filters["course_id"]
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        page = await _read(request, after, limit, filters)
+        remaining = deadline - loop.time()
+        if page.items or remaining <= 0 or feed.stopping:
+            return page
+        # Nothing yet: wait, holding no connection, until the watcher sees an
+        # event this poll's filters match past where this page ends.
+        after = page.next_after
+        await feed.wait(after, remaining, waits_for)

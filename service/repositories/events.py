@@ -60,8 +60,21 @@ async def page(
     return FeedPage(items, next_after, purged_through)
 
 
-async def newest_served(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval(Q.newest_served)
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What a long poll is woken by: an event's id and what it is about."""
+
+    id: int
+    type: str
+    student_id: int | None
+    course_id: int | None
+
+
+async def since(conn: asyncpg.Connection, *, first: int, limit: int) -> tuple[int, list[Mark]]:
+    """The feed's horizon, and the servable events from id `first` on (`limit` at most)."""
+    rows = await conn.fetch(Q.events_since, first, limit)
+    marks = [Mark(r["id"], r["type"], r["student_id"], r["course_id"]) for r in rows if r["id"]]
+    return rows[0]["below"], marks
 
 
 # The events one purge_events statement looks at (its limit).
