@@ -93,6 +93,13 @@ class EmbeddedPostgres:
             return True
         return True
 
+    def _running_port(self) -> int | None:
+        """The port the running server listens on: line 4 of postmaster.pid."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def start(self) -> str:
         """Create the cluster if needed, start it unless it runs, return its DSN."""
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +119,12 @@ class EmbeddedPostgres:
                 "--no-instructions",
             )
         if self.is_running():
-            log.info("PostgreSQL already running in %s", self.datadir)
+            # The port it was started on, whatever EMBEDDED_PG_PORT says now:
+            # `make migrate` beside `EMBEDDED_PG_PORT=54900 make run`.
+            self.port = self._running_port() or self.port
+            log.info(
+                "PostgreSQL already running on 127.0.0.1:%s (data in %s)", self.port, self.datadir
+            )
             return self.dsn
         options = [
             f"-p {self.port}",
