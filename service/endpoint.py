@@ -155,16 +155,34 @@ def endpoint(
 
 
 async def unmatched(request: web.Request) -> web.StreamResponse:
-    """404, or 405 with Allow when another method would have matched."""
+    """404, or 405 with Allow when another method would have matched.
+
+    A path that exists without its trailing slash (`/students/`) is a 404
+    that names the path to use: no redirect, which would turn a POST into
+    a second request and hide the mistake from a script.
+    """
+    allowed = await _methods(request)
+    if allowed:
+        allow = {"Allow": ",".join(sorted(allowed))}
+        raise Problem(405, _HTTP_DETAILS[405], headers=allow)
+    path = request.path
+    if len(path) > 1 and path.endswith("/"):
+        bare = path.rstrip("/") or "/"
+        if await _methods(request.clone(rel_url=request.rel_url.with_path(bare))):
+            raise Problem(
+                404, f"no resource at this path; did you mean {bare} (no trailing slash)?"
+            )
+    raise Problem(404, _HTTP_DETAILS[404])
+
+
+async def _methods(request: web.Request) -> set[str]:
+    """The methods the routes serve at the request's path, the catch-all left out."""
     allowed: set[str] = set()
     catch_all = request.match_info.route.resource
     for resource in request.app.router.resources():
         if resource is not catch_all:
             allowed |= (await resource.resolve(request))[1]
-    if allowed:
-        allow = {"Allow": ",".join(sorted(allowed))}
-        raise Problem(405, _HTTP_DETAILS[405], headers=allow)
-    raise Problem(404, _HTTP_DETAILS[404])
+    return allowed
 
 
 # Any path at all, newlines included; registered after every real route.

@@ -344,6 +344,28 @@ async def test_sql_in_a_path_is_404(client, db, path):
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "meant"),
+    [
+        ("GET", "/students/", "/students"),  # a collection
+        ("GET", "/students/1/courses/", "/students/1/courses"),  # a sub-collection
+        ("HEAD", "/courses//", "/courses"),  # more than one slash
+        ("POST", "/students/", "/students"),  # not redirected: the POST is refused
+    ],
+)
+async def test_a_trailing_slash_is_404_naming_the_path_without_it(client, db, method, path, meant):
+    response = await client.request(method, path, json={"name": "A", "email": "a@example.org"})
+
+    assert response.status == 404
+    assert "Location" not in response.headers
+    if method != "HEAD":
+        body = await problem(response)
+        assert body["detail"] == (
+            f"no resource at this path; did you mean {meant} (no trailing slash)?"
+        )
+    assert await students_in(db) == 0
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/",  # nothing at the root
