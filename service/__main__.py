@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 return serve(config)
             if args.command == "dev":
                 url = _embedded_database(stack, config)
-                done = migrations.apply(url)
-                log.info("migrations applied: %s", ", ".join(done) or "none pending")
+                if not migrations.apply(url):
+                    log.info("the database schema is up to date")
                 return serve(replace(config, database_url=url))
             url = _embedded_database(stack, config) if args.embedded else config.database_url
             if not url:

@@ -157,7 +157,14 @@ class EmbeddedPostgres:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; mode "immediate" simulates a crash (no checkpoint)."""
         if self.is_running():
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop", timeout=90)
+            try:
+                self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop", timeout=90)
+            except RuntimeError:
+                # Stopped meanwhile by itself: Ctrl-C reaches the whole process
+                # group, the server included.
+                if self.is_running():
+                    raise
+            log.info("PostgreSQL stopped (data in %s)", self.datadir)
 
     def remove(self) -> None:
         self.stop()

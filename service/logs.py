@@ -139,6 +139,9 @@ def setup(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # yoyo says every step of every migration at INFO; service.migrations
+    # says one line per migration instead.
+    logging.getLogger("yoyo").setLevel(max(root.level, logging.WARNING))
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, QuietProtocolErrors) for f in server_log.filters):
         server_log.addFilter(QuietProtocolErrors())

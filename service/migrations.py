@@ -47,7 +47,13 @@ def apply(dsn: str, *, target: str | None = None) -> list[str]:
                 raise ValueError(f"no migration {target!r}; known: {', '.join(ids)}")
             allowed = set(ids[: ids.index(target) + 1])
             pending = pending.filter(lambda m: m.id in allowed)
-        backend.apply_migrations(pending)
+        # One at a time, to say each as it is done; then the post-apply steps
+        # once, as apply_migrations() runs them.
+        for migration in pending:
+            backend.apply_migrations_only([migration])
+            log.info("applied migration %s", migration.id)
+        if pending:
+            backend.run_post_apply(pending)
     return [m.id for m in pending]
 
 
@@ -56,7 +62,9 @@ def rollback(dsn: str, *, count: int = 1) -> list[str]:
     with _open(dsn) as (backend, migrations), backend.lock():
         applied = backend.to_rollback(migrations)
         chosen = applied.filter(lambda m: m.id in {x.id for x in list(applied)[:count]})
-        backend.rollback_migrations(chosen)
+        for migration in chosen:
+            backend.rollback_migrations([migration])
+            log.info("rolled back migration %s", migration.id)
     return [m.id for m in chosen]
 
 

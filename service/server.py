@@ -8,8 +8,10 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import tempfile
+import time
 
 import asyncpg
 from aiohttp import web
@@ -20,6 +22,8 @@ from .config import Config
 from .db import SchemaNotReady, check_schema, masked
 
 log = logging.getLogger(__name__)
+
+ANNOUNCE_WITHIN = 60.0  # seconds the supervisor looks for its workers' port
 
 
 class StartupError(RuntimeError):
@@ -47,7 +51,7 @@ def preflight(config: Config) -> None:
     asyncio.run(_preflight(config))
 
 
-def run_worker(config: Config, *, reuse_port: bool = False) -> None:
+def run_worker(config: Config, *, reuse_port: bool = False, announce: bool = False) -> None:
     logs.setup(config.log_level)  # spawned workers start with bare logging
     try:
         import uvloop
@@ -69,7 +73,8 @@ def run_worker(config: Config, *, reuse_port: bool = False) -> None:
         keepalive_timeout=config.keepalive_timeout,
         # The request context writes the access lines (logs.AccessLog).
         access_log=None,
-        print=None,
+        # Called once the port accepts: the moment to say so (one worker).
+        print=(lambda _text: _serving(config)) if announce else None,
         loop=loop,
     )
 
@@ -84,14 +89,41 @@ def serve(config: Config) -> int:
             config.host,
             config.port,
         )
-    log.info("serving on http://%s:%s with %d worker(s)", config.host, config.port, config.workers)
     if config.workers == 1:
-        run_worker(config)
-        return 0
-    with tempfile.TemporaryDirectory(prefix="enrollment-metrics-") as directory:
-        # Workers inherit the environment; prometheus_client reads it at import.
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", directory)
-        return _supervise(config)
+        run_worker(config, announce=True)
+        code = 0
+    else:
+        with tempfile.TemporaryDirectory(prefix="enrollment-metrics-") as directory:
+            # Workers inherit the environment; prometheus_client reads it at import.
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", directory)
+            code = _supervise(config)
+    if code == 0:
+        log.info("stopped: requests answered, database connections closed")
+    return code
+
+
+def _serving(config: Config) -> None:
+    log.info("serving on http://%s:%s with %d worker(s)", config.host, config.port, config.workers)
+
+
+def _accepts(config: Config) -> bool:
+    """Whether a connection to the service's port is accepted now."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.host, config.host)
+    try:
+        with socket.create_connection((host, config.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _announce_when_accepting(config: Config, workers: list) -> None:
+    """Say "serving on" once the port accepts (the workers bind it on their own)."""
+    deadline = time.monotonic() + ANNOUNCE_WITHIN
+    while time.monotonic() < deadline and all(w.is_alive() for w in workers):
+        if _accepts(config):
+            _serving(config)
+            return
+        time.sleep(0.05)
 
 
 def _supervise(config: Config) -> int:
@@ -115,6 +147,7 @@ def _supervise(config: Config) -> int:
     signal.signal(signal.SIGINT, stop)
     for worker in workers:
         worker.start()
+    _announce_when_accepting(config, workers)
     # If a worker dies on its own, stop the rest: a half-served port is worse
     # than a restart by the supervisor.
     crashed = False

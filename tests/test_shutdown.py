@@ -106,13 +106,14 @@ async def serving(
     *,
     port: int | None = None,
     log: Path | None = None,
+    healthy: bool = True,
     **settings: str,
 ) -> AsyncIterator[Server]:
     """Run `python -m service serve` until /healthz answers; always kill it at the end.
 
     On `port` (default: a free one), its stderr appended to `log` (default: a
     file of its own under tmp_path), so that a server stopped can come back
-    where it was.
+    where it was. With healthy=False, as soon as the process is started.
     """
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
@@ -142,7 +143,8 @@ async def serving(
         )
     server = Server(process, port, stderr, database_url)
     try:
-        await _wait_healthy(server)
+        if healthy:
+            await _wait_healthy(server)
         yield server
     finally:
         await _kill_tree(process)
@@ -326,3 +328,37 @@ async def test_sigterm_to_the_parent_stops_every_worker(database_url, tmp_path):
         await wait_sessions(admin, database_url, 0)
     finally:
         await admin.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serving_on_is_said_once_the_port_accepts_and_ctrl_c_ends_with_stopped(
+    database_url, tmp_path, workers
+):
+    settings = {"WEB_CONCURRENCY": workers, "DB_POOL_MIN_SIZE": "1"}
+    admin = await asyncpg.connect(database_url)
+    async with serving(database_url, tmp_path, healthy=False, **settings) as server:
+        deadline = time.monotonic() + START_WITHIN
+        while "serving on" not in server.log():
+            assert server.process.returncode is None, server.log()
+            assert time.monotonic() < deadline, server.log()
+            await asyncio.sleep(0.01)
+        # Said no earlier than true: a client that read the line gets in.
+        _reader, writer = await asyncio.open_connection(HOST, server.port)
+        writer.close()
+        await writer.wait_closed()
+        # Every worker up (each opens a pool of one), so that each has its
+        # signal handlers in place.
+        await wait_sessions(admin, database_url, int(workers))
+        await admin.close()
+
+        # Ctrl-C in a terminal: SIGINT to the supervisor and every worker at once.
+        processes = [psutil.Process(server.process.pid)]
+        processes += processes[0].children(recursive=True)
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        assert await server.exited(within=10) == 0, server.log()
+
+    lines = server.log().splitlines()
+    assert sum("serving on" in line for line in lines) == 1, lines
+    assert "stopped: requests answered, database connections closed" in lines[-1]
+    assert_clean_log(server)
