@@ -104,6 +104,10 @@ RELATED = (
     (LOOKUP, LOOKUP_BASELINE),
 )
 
+# Concurrent batches, searches and long polls the bench's one token may hold:
+# more than any wrk run opens connections (service/limits.py).
+LIMIT_FOR_WRK = 10_000
+
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -605,6 +609,11 @@ def start_servers(
             DB_POOL_MIN_SIZE=str(pool),
             DB_POOL_MAX_SIZE=str(pool),
             API_TOKENS=f"bench:write:{token}",
+            # wrk's connections are one client (one token): its limits must
+            # not refuse what the bench measures, which is throughput.
+            LIMIT_BATCHES=str(LIMIT_FOR_WRK),
+            LIMIT_SEARCHES=str(LIMIT_FOR_WRK),
+            LIMIT_LONG_POLLS=str(LIMIT_FOR_WRK),
         ),
         port,
         args.out / "service.log",
