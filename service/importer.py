@@ -41,6 +41,11 @@ MAX_BODY = 1_000_000
 # Columns of our own rejected files: ignored on input, so a fixed rejected
 # file can be imported as it is.
 REJECT_COLUMNS = ("line", "outcome", "reason")
+# A spreadsheet reads a cell starting with one of these as a formula, and runs
+# it (OWASP's "CSV injection"): the rejected file, made to be opened in one,
+# puts a ' before such a cell, and the importer takes it off again when it
+# reads a rejected file back.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DELIMITERS = (",", ";", "\t")
 
 EXIT_APPLIED = 0
@@ -175,6 +180,16 @@ class Row:
     error: tuple[str, str] | None = None  # refused before sending: (outcome, reason)
 
 
+def neutralised(cell: str) -> str:
+    """The cell as the rejected file writes it: never read as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def restored(cell: str) -> str:
+    """A cell of a rejected file as it was before `neutralised`."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+
+
 def _blank(record: list[str]) -> bool:
     return not any(value.strip() for value in record)
 
@@ -224,6 +239,9 @@ class CsvFile:
             warn(f"{name}: ignoring unknown column(s): {', '.join(unknown)}")
         # The rejected file keeps the file's columns, ours aside, then adds ours.
         self.kept = [i for i, n in enumerate(names) if n not in REJECT_COLUMNS]
+        # A file with all of our columns is a rejected file read back: its
+        # cells lose the ' that kept a spreadsheet from running them.
+        self._cell = restored if all(c in names for c in REJECT_COLUMNS) else str
 
     def _read_header(self) -> tuple[str, list[str]]:
         skipped: list[str] = []
@@ -271,7 +289,10 @@ class CsvFile:
                 reason = f"the row has {len(values)} fields, the header {width}"
                 yield Row(line, values, error=("invalid", reason))
                 continue
-            fields = {name: values[i] if i < len(values) else "" for name, i in self._index.items()}
+            fields = {
+                name: self._cell(values[i]) if i < len(values) else ""
+                for name, i in self._index.items()
+            }
             yield Row(line, values, item=orjson.dumps(self.kind.item(fields)))
 
 
@@ -536,9 +557,10 @@ class Rejects:
             # With a BOM, so a spreadsheet opens it as UTF-8.
             self._file = self.path.open("w", encoding="utf-8-sig", newline="")
             self._writer = csv.writer(self._file, delimiter=self.delimiter)
-            self._writer.writerow(self.header)
+            self._writer.writerow([neutralised(name) for name in self.header])
         values = [row.values[i] if i < len(row.values) else "" for i in self.kept]
-        self._writer.writerow([*values, row.line, outcome, reason])
+        cells = [*values, str(row.line), outcome, reason]
+        self._writer.writerow([neutralised(cell) for cell in cells])
         self.count += 1
 
     def close(self) -> None:

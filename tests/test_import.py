@@ -324,6 +324,70 @@ async def test_unknown_students_and_courses_are_rejected_and_a_fixed_file_import
     assert (left["email"], left["line"]) == ("nobody@example.org", "2")
 
 
+INVALID_EMAIL = "email: must contain exactly one @ with text on both sides"
+
+
+async def test_cells_a_spreadsheet_would_run_are_quoted_in_the_rejected_file_only(
+    service, db, folder
+):
+    file = write(
+        folder / "students.csv",
+        "name,email,Notes\n"
+        '"=HYPERLINK(""http://evil.example/"",""click"")",one,\n'
+        "+cmd|' /C calc'!A0,two,\n"
+        '"@SUM(1,2)",three,\n'
+        "Dash,-2+3,\n"
+        "Tab,four,\t=1\n"
+        'CR,five,"\r=1"\n'  # lines 7-8: a quoted carriage return
+        "=Ada Lovelace,ada@example.org,\n"
+        "-Grace Hopper,grace@example.org,=1+1\n"
+        "@Alan,alan@example.org,\n",
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert (run.count("created"), run.count("rejected as invalid")) == (3, 6)
+    # What the service stored is each cell as written.
+    names = await db.fetch("select name from students order by id")
+    assert [r["name"] for r in names] == ["=Ada Lovelace", "-Grace Hopper", "@Alan"]
+    # In the rejected file, every cell that starts with =, +, -, @, tab or
+    # carriage return has a ' before it, so a spreadsheet shows it as text.
+    rejected = folder / "students.csv.rejected.csv"
+    expected = [
+        "\ufeffname,email,Notes,line,outcome,reason",
+        f""""'=HYPERLINK(""http://evil.example/"",""click"")",one,,2,invalid,{INVALID_EMAIL}""",
+        f"'+cmd|' /C calc'!A0,two,,3,invalid,{INVALID_EMAIL}",
+        f""""'@SUM(1,2)",three,,4,invalid,{INVALID_EMAIL}""",
+        f"Dash,'-2+3,,5,invalid,{INVALID_EMAIL}",
+        f"Tab,four,'\t=1,6,invalid,{INVALID_EMAIL}",
+        f'CR,five,"\'\r=1",7,invalid,{INVALID_EMAIL}',
+    ]
+    assert rejected.read_bytes() == "".join(line + "\r\n" for line in expected).encode()
+
+    # The registrar fixes the emails in a spreadsheet and imports the
+    # rejected file: the quotes the importer added come off again.
+    with rejected.open(encoding="utf-8-sig", newline="") as stream:
+        header, *rows = list(csv.reader(stream))
+    with rejected.open("w", encoding="utf-8-sig", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows([row[0], f"fixed{row[3]}@example.org", *row[2:]] for row in rows)
+    again = await run_import("students", rejected, service.url, cwd=folder)
+
+    assert again.status == 0, again
+    assert again.count("created") == 6
+    names = await db.fetch("select name from students order by id offset 3")
+    assert [r["name"] for r in names] == [
+        '=HYPERLINK("http://evil.example/","click")',
+        "+cmd|' /C calc'!A0",
+        "@SUM(1,2)",
+        "Dash",
+        "Tab",
+        "CR",
+    ]
+
+
 # -- running it twice ----------------------------------------------------------------------
 
 
