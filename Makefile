@@ -19,8 +19,10 @@ PY := $(VENV)/bin/python
 INSTALL := $(PY) -m pip install --quiet --require-hashes --no-deps
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
-# The OpenAPI linter, pinned; fetched by npx from the npm registry.
+# The OpenAPI linters, pinned; fetched by npx from the npm registry.
 REDOCLY := @redocly/cli@2.77.0
+SPECTRAL := @stoplight/spectral-cli@6.16.3
+SPECTRAL_OWASP := @stoplight/spectral-owasp-ruleset@2.0.1
 
 .PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean
 
@@ -53,12 +55,18 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Redocly's recommended rules on the document of an instance with tokens (the
-# file) and of one without (what `make run` serves).
+# Redocly's recommended rules, then Spectral's OWASP API Security Top 10 rules
+# (.spectral.yaml: errors fail, warnings are shown), on the document of an
+# instance with tokens (the file) and of one without (what `make run` serves).
+# The ruleset is a package beside spectral in npx's cache, where NODE_PATH
+# lets .spectral.yaml's `extends` find it.
+OPENAPI_DOCUMENTS := service/openapi.json .data/openapi/without-tokens.json
 lint-openapi: $(RUN_STAMP)
 	@mkdir -p .data/openapi
 	$(PY) -m service openapi --without-tokens > .data/openapi/without-tokens.json
-	npx --yes $(REDOCLY) lint service/openapi.json .data/openapi/without-tokens.json
+	npx --yes $(REDOCLY) lint $(OPENAPI_DOCUMENTS)
+	npx --yes -p $(SPECTRAL) -p $(SPECTRAL_OWASP) -c \
+		'NODE_PATH="$$(dirname "$$(command -v spectral)")/.." spectral lint -r .spectral.yaml $(OPENAPI_DOCUMENTS)'
 
 # Known vulnerabilities in the locked versions, from PyPI's advisory data
 # (needs it online; --strict fails when a package could not be checked).

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+from pathlib import Path
 
+import orjson
 import pytest
 
-from service.app import create_app
-from service.config import Config, Token
+from service.app import OPENAPI_DOCUMENT, create_app
+from service.config import Config, ConfigError, Token
+from service.handlers import batches, events
+from service.validation import MAX_ID, MAX_LIMIT, encode_cursor
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -20,21 +28,25 @@ BODY = {"400", "413", "415"}
 DB = {"503"}
 # Every operation refuses a query parameter it does not define with 422.
 QUERY = {"422"}
+# Over a client's limit (service/limits.py): every POST (stored idempotency
+# keys), the long polls of /events, searches with ?q=, batches.
+LIMITED = {"429"}
 CONTRACT = {
-    ("POST", "/students"): {"201", "409", "422"} | BODY | DB,
-    ("GET", "/students"): {"200", "422"} | DB,
+    ("POST", "/students"): {"201", "409", "422"} | BODY | DB | LIMITED,
+    ("GET", "/students"): {"200", "422"} | DB | LIMITED,
     # Conditional requests: 304 on If-None-Match, 412 on If-Match.
     ("GET", "/students/{student_id}"): {"200", "304", "404"} | DB,
     ("PATCH", "/students/{student_id}"): {"200", "404", "409", "412", "422"} | BODY | DB,
     ("DELETE", "/students/{student_id}"): {"204", "404", "412"} | DB,
     ("POST", "/students/{student_id}/courses"): {"200", "201", "202", "404", "409", "422"}
     | BODY
-    | DB,
+    | DB
+    | LIMITED,
     ("GET", "/students/{student_id}/courses"): {"200", "404", "422"} | DB,
     ("GET", "/students/{student_id}/courses/{course_id}"): {"200", "404"} | DB,
     ("DELETE", "/students/{student_id}/courses/{course_id}"): {"204", "404"} | DB,
-    ("POST", "/courses"): {"201", "409", "422"} | BODY | DB,
-    ("GET", "/courses"): {"200", "422"} | DB,
+    ("POST", "/courses"): {"201", "409", "422"} | BODY | DB | LIMITED,
+    ("GET", "/courses"): {"200", "422"} | DB | LIMITED,
     ("GET", "/courses/{course_id}"): {"200", "304", "404"} | DB,
     ("PATCH", "/courses/{course_id}"): {"200", "404", "409", "412", "422"} | BODY | DB,
     ("DELETE", "/courses/{course_id}"): {"204", "404", "412"} | DB,
@@ -45,11 +57,11 @@ CONTRACT = {
     ("GET", "/courses/{course_id}/waitlist"): {"200", "404", "422"} | DB,
     # Batches: 200 whatever the items' statuses; 422 for a body that is not 1..1000
     # items; 409 only for an Idempotency-Key in use.
-    ("POST", "/enrollments/batch"): {"200", "409", "422"} | BODY | DB,
-    ("POST", "/students/batch"): {"200", "409", "422"} | BODY | DB,
-    ("POST", "/courses/batch"): {"200", "409", "422"} | BODY | DB,
+    ("POST", "/enrollments/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
+    ("POST", "/students/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
+    ("POST", "/courses/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
     # The change feed: 410 for a cursor from before the history kept (retention).
-    ("GET", "/events"): {"200", "410", "422"} | DB,
+    ("GET", "/events"): {"200", "410", "422"} | DB | LIMITED,
     ("GET", "/healthz"): {"200"},
     ("GET", "/readyz"): {"200", "503"},
     ("GET", "/openapi.json"): {"200"},
@@ -235,3 +247,125 @@ async def test_every_post_takes_an_idempotency_key(document, method, path):
     for status in replayable:
         headers = resolved(document, responses[status]).get("headers", {})
         assert "Idempotent-Replayed" in headers, status
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), sorted(k for k, codes in CONTRACT.items() if "429" in codes)
+)
+async def test_a_limited_operation_documents_the_429_and_its_rate_limit_fields(
+    document, method, path
+):
+    answer = documented_operations(document)[(method, path)]["responses"]["429"]
+    too_many = resolved(document, answer)
+
+    assert answer["$ref"] == "#/components/responses/TooManyRequests"
+    assert set(too_many["headers"]) == {
+        "Retry-After",
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+    }
+    assert "application/problem+json" in too_many["content"]
+
+
+async def test_the_rate_limit_fields_are_declared_only_on_the_429s(document):
+    # They are sent with a 429 and nothing else: declared elsewhere, a client
+    # would look for them on every answer.
+    for (method, path), operation in documented_operations(document).items():
+        for status, response in operation["responses"].items():
+            headers = resolved(document, response).get("headers", {})
+            if status != "429":
+                assert not [h for h in headers if h.startswith("RateLimit-")], (
+                    method,
+                    path,
+                    status,
+                )
+
+
+def problem_types_named_in_the_code() -> set[str]:
+    """Every problem type slug service/ passes as a literal to Problem, Busy or conflict."""
+    slugs = set()
+    for source in (Path(__file__).parents[1] / "service").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            position = {"Problem": 2, "Busy": 2, "conflict": 1}.get(node.func.id)
+            if position is None:
+                continue
+            given = node.args[position] if len(node.args) > position else None
+            given = given or next((k.value for k in node.keywords if k.arg == "slug"), None)
+            if isinstance(given, ast.Constant) and isinstance(given.value, str):
+                slugs.add(given.value)
+    return slugs
+
+
+def test_every_problem_type_the_code_names_fits_the_documented_type():
+    schema = OPENAPI_DOCUMENT["components"]["schemas"]["Problem"]["properties"]["type"]
+    slugs = problem_types_named_in_the_code()
+
+    # The scan finds them: the ones of each kind of call, the 429 and both 503s.
+    assert {"not-found", "busy", "code-taken", "too-many-requests", "database-unavailable"} <= slugs
+    for slug in slugs:
+        problem_type = f"/problems/{slug}"
+        assert len(problem_type) <= schema["maxLength"], problem_type
+        assert re.fullmatch(schema["pattern"], problem_type), problem_type
+
+
+def _schema(pointer: str) -> dict:
+    node = OPENAPI_DOCUMENT
+    for part in pointer.split("/"):
+        node = node[part]
+    return node
+
+
+PAGES = ["StudentPage", "CoursePage", "EnrollmentPage", "EnrolledStudentPage"]
+PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage"]
+RESULTS = ["EnrollmentBatchResults", "StudentBatchResults", "CourseBatchResults"]
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+LONGEST_CURSOR = len(encode_cursor(MAX_ID, "f" * 12))
+# The document's bounds and the limits the server enforces, side by side: a
+# limit changed in the code and not in the document (or the reverse) fails here.
+BOUNDS = [
+    *[(f"components/schemas/{page}/properties/items/maxItems", MAX_LIMIT) for page in PAGES],
+    ("components/parameters/Limit/schema/maximum", MAX_LIMIT),
+    ("components/schemas/EventPage/properties/items/maxItems", events.MAX_LIMIT),
+    ("components/parameters/EventLimit/schema/maximum", events.MAX_LIMIT),
+    ("components/parameters/Wait/schema/maximum", events.MAX_WAIT),
+    *[(f"components/schemas/{r}/properties/results/maxItems", batches.MAX_ITEMS) for r in RESULTS],
+    ("components/schemas/EnrollmentBatch/properties/items/maxItems", batches.MAX_ITEMS),
+    # The longest cursor: the largest id and a scope, base64url without padding.
+    ("components/parameters/Cursor/schema/maxLength", LONGEST_CURSOR),
+    ("components/parameters/EventCursor/schema/maxLength", LONGEST_CURSOR),
+    ("components/schemas/StudentPage/properties/next_cursor/maxLength", LONGEST_CURSOR),
+    # The longest path a Location names: a waitlist entry of the largest ids.
+    ("components/headers/Location/schema/maxLength", len(f"/students/{MAX_ID}/waitlist/{MAX_ID}")),
+    # The longest RFC 3339 timestamp a response holds, as orjson writes it.
+    ("components/schemas/Timestamp/maxLength", len(orjson.dumps(LATEST)) - 2),
+    (
+        "components/schemas/Problem/properties/title/maxLength",
+        max(len(s.phrase) for s in HTTPStatus if s >= 400),
+    ),
+    # Service unavailable: the configured wait (2 s); busy, a key in use or a limit: 1 s.
+    ("components/headers/Retry-After/schema/maximum", Config.retry_after),
+]
+
+
+@pytest.mark.parametrize(("pointer", "enforced"), BOUNDS, ids=[p for p, _ in BOUNDS])
+def test_the_documented_bounds_are_the_servers(pointer, enforced):
+    assert _schema(pointer) == enforced
+
+
+def test_rate_limit_limit_covers_every_limit_the_settings_allow():
+    # RateLimit-Limit names the limit reached: the documented maximum is the
+    # largest value any LIMIT_* setting accepts (LIMIT_IDEMPOTENCY_KEYS's).
+    maximum = _schema("components/headers/RateLimit-Limit/schema/maximum")
+
+    assert Config.from_env({"LIMIT_IDEMPOTENCY_KEYS": str(maximum)})
+    for setting in (
+        "LIMIT_LONG_POLLS",
+        "LIMIT_SEARCHES",
+        "LIMIT_BATCHES",
+        "LIMIT_IDEMPOTENCY_KEYS",
+    ):
+        with pytest.raises(ConfigError):
+            Config.from_env({setting: str(maximum + 1)})
