@@ -25,7 +25,18 @@ from .endpoint import endpoint
 # What a page may send beyond the CORS-safelisted request headers.
 ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match")
 # What a page may read beyond the CORS-safelisted response headers.
-EXPOSE_HEADERS = ("ETag", "Location", "Link", "X-Request-ID", "Idempotent-Replayed", "Retry-After")
+EXPOSE_HEADERS = (
+    "ETag",
+    "Location",
+    "Link",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Retry-After",
+    # A 429's fields (errors.too_many_requests), for a page to wait by.
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
 # How long a browser may keep a preflight's answer (Chromium caps it at 2 hours).
 MAX_AGE = 3600
 

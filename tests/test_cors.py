@@ -16,7 +16,17 @@ ALLOWED = "https://registrar.example.org"
 ALSO_ALLOWED = "http://localhost:5173"
 REFUSED = "https://evil.example.net"
 WRITER = Token("registrar", "write", "3f9c0b6a1d2e4f5a8b7c6d5e4f3a2b1c")
-EXPOSED = {"etag", "location", "link", "x-request-id", "idempotent-replayed", "retry-after"}
+EXPOSED = {
+    "etag",
+    "location",
+    "link",
+    "x-request-id",
+    "idempotent-replayed",
+    "retry-after",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+}
 
 
 def preflight(origin: str, method: str, headers: str = "") -> dict[str, str]:

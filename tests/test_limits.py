@@ -171,7 +171,8 @@ async def test_batches_beyond_the_limit_are_429_and_change_nothing(
 # -- what waiting long polls cost ---------------------------------------------------------
 
 POLLS = 1000
-WRITES = 40
+POLL_WAIT = 12  # seconds: past the writes with polls, measured in about five
+WRITES = 100
 
 
 async def commits(db: asyncpg.Connection) -> int:
@@ -220,30 +221,36 @@ async def test_a_thousand_waiting_filtered_polls_cost_the_database_nothing_per_w
     # A connector without aiohttp's 100-connection default: every poll open at once.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         url = client.make_url("/events")
-        params = {"cursor": cursor, "student_id": nobody, "wait": "30"}
+        params = {"cursor": cursor, "student_id": nobody, "wait": str(POLL_WAIT)}
         polls = [asyncio.create_task(session.get(url, params=params)) for _ in range(POLLS)]
         try:
-            began = time.monotonic()
-            await polls_waiting(client, POLLS, within=60)
-            print(f"{POLLS} polls waiting after {time.monotonic() - began:.1f} s")
+            await polls_waiting(client, POLLS, within=POLL_WAIT / 2)
             started = time.monotonic()
             before = await settled_commits(client, db)
             crowded = await writes(client)
             crowded_commits = await settled_commits(client, db) - before
             watched = time.monotonic() - started
             assert not any(p.done() for p in polls), "a poll that matches nothing was answered"
+            # Every poll ends empty when its wait is over.
+            for response in await asyncio.gather(*polls):
+                assert response.status == 200
+                assert (await response.json())["items"] == []
         finally:
             for poll in polls:
                 poll.cancel()
-            await asyncio.gather(*polls, return_exceptions=True)
+    assert client.app[FEED].count == 0
+    after = await writes(client)
 
     # The watcher's looks (ten a second while anyone waits) are the only
     # extra work: one per tick, however many polls wait and writes happen.
     looks = watched / 0.1 + 5
     extra_per_write = (crowded_commits - alone_commits - looks) / WRITES
     assert extra_per_write < 1, (alone_commits, crowded_commits, looks)
-    ratio = statistics.median(crowded) / statistics.median(alone)
-    assert ratio < 1.5, (statistics.median(alone), statistics.median(crowded))
+    # Against the writes without polls on either side of them: a machine
+    # whose load drifts meanwhile is not blamed on the polls.
+    alone_p50 = max(statistics.median(alone), statistics.median(after))
+    crowded_p50 = statistics.median(crowded)
+    assert crowded_p50 < 1.5 * alone_p50, (alone_p50, crowded_p50)
 
 
 async def test_a_filtered_poll_wakes_for_its_own_student_only(client):
