@@ -14,9 +14,10 @@
 --    takes the first seats-left entries of the queue whose student still
 --    exists (course_waitlist_queue, in seq order), records their events,
 --    deletes their entries in one statement and inserts their enrollments in
---    one statement, in queue order. The locks are those of the loop, in the
---    same order: the course row first, then the entries, then the students
---    (FOR KEY SHARE, by the foreign key checks of the insert, in queue order).
+--    one statement, in queue order. The locks are the loop's: the course row
+--    first, then the entries, then the students (FOR KEY SHARE, by the
+--    foreign key checks of the insert, in queue order), where the loop took
+--    an entry then its student, one student at a time.
 -- 2. The events stay what they were, one pair per student in queue order:
 --    waitlist.left "promoted", then enrollment.created "waitlist", numbered
 --    as record_event() numbers them. promote_waitlist writes them itself in
@@ -38,8 +39,8 @@
 --    changes that queue until it commits: an entry it adds is appended to
 --    the array, and a drop (whose promotion moves the queue) makes the next
 --    position read the queue again. A batch that alternates between courses
---    reads each queue again at each switch, once per item at worst: no worse
---    than the count it replaces.
+--    reads each queue again at each switch: once per item at worst, the
+--    whole queue where the count it replaces read the entries ahead.
 --
 -- The positions the single requests count (sql/enrollments.sql, sql/waitlist.sql)
 -- stay counted: one count per request, not per item.
