@@ -33,6 +33,13 @@ reserved students) to the service alone, and reports its enrollments per
 second against enroll's req/s in the same rounds (target: at least 10x),
 with the enrollments the database holds after each run checked against
 those answered.
+
+The queue scenario (issue 23, bench/queue.py), run only when --scenarios
+names it, needs neither wrk nor the reference: per round, on a course of
+its own with 50,000 students waiting, it times a 1,000-item batch of
+students at the back of the queue and a capacity raise that promotes
+10,000, with single enrolls into that course sent meanwhile, and reports
+them in a table of its own.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ import asyncpg
 
 from service.embedded import EmbeddedPostgres, free_port
 
-from . import dataset, feed, servers, wrk
+from . import dataset, feed, queue, servers, wrk
 from .servers import ROOT, RssSampler, Server
 
 OUT = ROOT / ".data" / "bench"
@@ -94,8 +101,13 @@ LOOKUP = "lookup"
 LOOKUP_BASELINE = "students-page"
 LOOKUP_TARGET_P50 = 3.0
 SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
+# Run only when asked for (--scenarios): queue needs 54,000 reserved students.
+ON_REQUEST = (queue.SCENARIO,)
 # The scenarios the reference cannot serve: run on the service alone.
 SERVICE_ONLY = (feed.SCENARIO, dataset.BULK_SCENARIO, LOOKUP, LOOKUP_BASELINE)
+# The scenarios measured by this process rather than by wrk, on the service
+# alone, with a table of their own.
+WITHOUT_WRK = (queue.SCENARIO,)
 # Scenarios shown against one another, run in the same block (see run_order).
 RELATED = (
     *((s, b) for s, b, _ in COMPARISONS),
@@ -165,7 +177,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     load.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
-        help=f"comma-separated, from {', '.join(SCENARIOS)}",
+        help=f"comma-separated, from {', '.join((*SCENARIOS, *ON_REQUEST))} (all but "
+        f"{', '.join(ON_REQUEST)} by default)",
     )
     load.add_argument(
         "--soak",
@@ -181,7 +194,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if unknown := set(args.scenarios) - set(SCENARIOS):
+    if unknown := set(args.scenarios) - {*SCENARIOS, *ON_REQUEST}:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if args.per_student > args.courses:
         parser.error("--per-student cannot exceed --courses (the courses are distinct)")
@@ -192,6 +205,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--hot-enrolled must be below --reserved-students: the rest enroll")
     if dataset.DROP_SCENARIO in args.scenarios and args.reserved_students < 2 * dataset.DROP_SEATS:
         parser.error(f"drop-promote needs --reserved-students of at least {2 * dataset.DROP_SEATS}")
+    queued = dataset.QUEUE_SEATS + dataset.QUEUE_WAITING + dataset.QUEUE_SINGLES
+    if queue.SCENARIO in args.scenarios and args.reserved_students < queued:
+        parser.error(f"queue needs --reserved-students of at least {queued}")
     return args
 
 
@@ -534,6 +550,10 @@ def runs_facts(plan: dict[dataset.RunKey, dataset.Runs]) -> str:
                 f"{scenario}: {runs.courses:,} empty courses without a capacity, "
                 f"{runs.items} enrollments into one per request"
             )
+        elif isinstance(runs, dataset.QueueCourse):
+            facts[scenario] = (
+                f"{scenario}: a course of {runs.seats:,} seats taken, {runs.waiting:,} waiting"
+            )
         elif isinstance(runs, dataset.HotCourse):
             facts[scenario] = (
                 f"{scenario}: {runs.enrolled:,} enrolled at the start, "
@@ -580,7 +600,7 @@ def start_servers(
 ) -> tuple[Server | None, Server]:
     pool = math.ceil(args.connections / args.workers)
     reference = None
-    if not args.soak:
+    if not args.soak and set(args.scenarios) - set(WITHOUT_WRK):
         port = free_port()
         reference = servers.start(
             "reference",
@@ -628,7 +648,7 @@ def start_servers(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("wrk") is None:
+    if (args.soak or set(args.scenarios) - set(WITHOUT_WRK)) and shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
@@ -730,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(line, flush=True)
 
+        # The queue scenario's rounds (bench/queue.py).
+        queued: list[queue.Measured] = []
         if args.soak:
             print(f"soak: student-courses against the service for {args.soak_seconds:g} s")
             sampler.sample()
@@ -746,23 +768,37 @@ def main(argv: list[str] | None = None) -> int:
             memory.append(f"target < {SOAK_TARGET_MIB} MiB per worker: {verdict}")
             report = args.out / "soak.md"
         else:
-            assert reference is not None
             duration = f"{args.duration:g} s per run after {args.warmup:g} s warm-up"
             print(f"running {len(args.scenarios)} scenario(s), {duration}")
             # The reference has no feed, no batches and no GET /students: those run on
             # the service alone.
             servers_of = {
-                scenario: [service] if scenario in SERVICE_ONLY else [reference, service]
+                scenario: [service]
+                if scenario in (*SERVICE_ONLY, *WITHOUT_WRK)
+                else [reference, service]
                 for scenario in args.scenarios
             }
             by_key = {
                 (scenario, server.name): Row(scenario, server.name, [], [])
                 for scenario, measured in servers_of.items()
                 for server in measured
+                if scenario not in WITHOUT_WRK
             }
             for block in run_order(args.scenarios):
                 for round_ in range(args.rounds):
                     for scenario in block:
+                        if scenario == queue.SCENARIO:
+                            runs = plan[scenario, service.name, round_, False]
+                            assert isinstance(runs, dataset.QueueCourse)
+                            queued.append(queue.measure(service.url, token, runs))
+                            m = queued[-1]
+                            print(
+                                f"  {scenario:<20} {service.name:<9} batch {m.batch:.3f} s"
+                                f"  promotion {m.promotion:.3f} s  single max {m.single_max:.3f} s"
+                                f" ({len(m.singles)} singles)  {len(m.wrong)} wrong",
+                                flush=True,
+                            )
+                            continue
                         # Reference first in even rounds, service first in odd ones.
                         order = [(by_key[scenario, s.name], s) for s in servers_of[scenario]]
                         for row, server in order if round_ % 2 == 0 else order[::-1]:
@@ -770,14 +806,20 @@ def main(argv: list[str] | None = None) -> int:
             rows = list(by_key.values())
             sampler.sample()
             memory = memory_lines(sampler) + verdicts(rows)
+            if queued:
+                memory.append(queue.verdict(queued))
             report = args.out / "last.md"
 
     cells = table(rows)
     feed_cells = feed_table(rows)
+    queue_cells = queue.table(queued)
     print()
-    print(text_table(cells))
+    if cells:
+        print(text_table(cells))
     if feed_cells:
         print(f"\n{feed_caption(rows)}\n{text_table(feed_cells, FEED_HEADER)}")
+    if queue_cells:
+        print(f"\n{queue.caption()}\n{text_table(queue_cells, queue.HEADER)}")
     print()
     print("\n".join(memory))
     facts = (
@@ -788,9 +830,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.warmup:g} s warm-up, {args.rounds} round(s), medians (ratios: of per-round ratios); "
         f"PostgreSQL {version}; {sizes.describe()}{runs_facts(plan)}"
     )
-    tables = markdown_table(cells)
+    tables = markdown_table(cells) if cells else ""
     if feed_cells:
         tables += f"\n\n{feed_caption(rows)}\n\n{markdown_table(feed_cells, FEED_HEADER)}"
+    if queue_cells:
+        tables += f"\n\n{queue.caption()}\n\n{markdown_table(queue_cells, queue.HEADER)}"
     report.write_text(
         f"Benchmark of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}`\n\n"
         f"{facts}\n\n{tables}\n\n" + "".join(f"- {m}\n" for m in memory),

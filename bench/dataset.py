@@ -294,6 +294,14 @@ BULK_SCENARIO = "bulk"
 BULK_ITEMS = 500
 BULK_RATE = 200
 
+# The queue scenario (issue 23, bench/queue.py): a course of QUEUE_SEATS
+# seats taken and QUEUE_WAITING waiting, per measured round, service only;
+# up to QUEUE_SINGLES more students enroll into it one by one during the run.
+QUEUE_SCENARIO = "queue"
+QUEUE_SEATS = 2_000
+QUEUE_WAITING = 50_000
+QUEUE_SINGLES = 2_000
+
 # (scenario, server, round, warm-up or not): one set of courses each.
 RunKey = tuple[str, str, int, bool]
 
@@ -376,8 +384,35 @@ class BulkCourses:
         ]
 
 
+@dataclass(frozen=True)
+class QueueCourse:
+    """A full course with a long queue, of reserved students (the same in every round).
+
+    Students first_student .. + seats - 1 hold its seats; the next `waiting`
+    wait for it, in id order (the first is the head); the next `singles` are
+    free to enroll (bench/queue.py).
+    """
+
+    course: int
+    first_student: int
+    seats: int = QUEUE_SEATS
+    waiting: int = QUEUE_WAITING
+    singles: int = QUEUE_SINGLES
+
+    @property
+    def first_waiting(self) -> int:
+        return self.first_student + self.seats
+
+    @property
+    def first_single(self) -> int:
+        return self.first_waiting + self.waiting
+
+    def wrk_args(self) -> list[str]:
+        return []  # not a wrk scenario
+
+
 # What one run works on.
-Runs = HotCourse | DropCourses | BulkCourses
+Runs = HotCourse | DropCourses | BulkCourses | QueueCourse
 
 
 def plan_runs(
@@ -399,6 +434,7 @@ def plan_runs(
     `warmup_share` of that (its seconds over the measured ones); 0 means no
     warm-up runs. A bulk run (service only) gets courses for BULK_RATE
     requests a second over its `seconds` (its share of them, warming up).
+    A queue run (service only, never warmed up) gets one QueueCourse.
     """
     plan: dict[RunKey, Runs] = {}
     first_student = sizes.students + 1
@@ -406,9 +442,13 @@ def plan_runs(
     phases = (True, False) if warmup_share > 0 else (False,)
     course = sizes.courses + 1
     for scenario in scenarios:
-        if scenario not in (*HOT_SCENARIOS, DROP_SCENARIO, BULK_SCENARIO):
+        if scenario not in (*HOT_SCENARIOS, DROP_SCENARIO, BULK_SCENARIO, QUEUE_SCENARIO):
             continue
         for round_ in range(rounds):
+            if scenario == QUEUE_SCENARIO:
+                plan[scenario, "service", round_, False] = QueueCourse(course, first_student)
+                course += 1
+                continue
             for server in servers:
                 if scenario == BULK_SCENARIO and server != "service":
                     continue
@@ -447,6 +487,10 @@ def _run_courses(plan: dict[RunKey, Runs]) -> Iterator[tuple]:
         if isinstance(runs, HotCourse):
             yield runs.course, f"H{runs.course:06d}", f"Hot course {runs.course}", None, 0
             continue
+        if isinstance(runs, QueueCourse):
+            # As many may wait as the database allows (0005's check).
+            yield runs.course, f"Q{runs.course:06d}", f"Queue {runs.course}", runs.seats, 100_000
+            continue
         for course in range(runs.first_course, runs.first_course + runs.courses):
             yield course, f"F{course:06d}", f"Full course {course}", runs.seats, runs.seats
 
@@ -458,6 +502,10 @@ def _run_enrollments(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
         if isinstance(runs, HotCourse):
             first = runs.first_student + runs.students
             for student in range(first, first + runs.enrolled):
+                yield student, runs.course
+            continue
+        if isinstance(runs, QueueCourse):
+            for student in range(runs.first_student, runs.first_waiting):
                 yield student, runs.course
             continue
         for i in range(runs.courses):
@@ -472,6 +520,9 @@ def _run_waitlists(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
             for i in range(runs.courses):
                 for place in range(runs.seats):
                     yield runs.waiting(i, place), runs.first_course + i
+        if isinstance(runs, QueueCourse):
+            for student in range(runs.first_waiting, runs.first_single):
+                yield student, runs.course
 
 
 async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -257,6 +258,70 @@ async def test_an_enrollment_batch_answers_and_changes_what_single_requests_do(
     assert [(r["status"], untimed(r["body"])) for r in results] == [
         (status, untimed(body)) for status, body in expected
     ]
+    assert await state(database_url) == await state(singles_url)
+
+
+async def long_queues(url: str, seed: int) -> None:
+    """On either database alike: LONG (1 seat, 3,000 waiting, in no id order) and SHORT
+    (1 seat, 300 of them waiting too), and 200 students waiting for nothing."""
+    queue = list(range(2, 3_002))
+    random.Random(seed).shuffle(queue)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "insert into students (name, email)"
+            " select 'Student ' || n, 'student' || n || '@example.org'"
+            " from generate_series(1, 3200) n"
+        )
+        await conn.execute(
+            "insert into courses (code, title, capacity, waitlist_capacity)"
+            " values ('LONG', 'Long queue', 1, 100000), ('SHORT', 'Short queue', 1, 1000)"
+        )
+        await conn.execute(
+            "insert into student_courses (student_id, course_id) values (1, 1), (1, 2)"
+        )
+        for course, students in ((1, queue), (2, queue[::10])):
+            await conn.execute(
+                "insert into course_waitlist (student_id, course_id)"
+                " select t.s, $2 from unnest($1::bigint[]) with ordinality as t (s, k)"
+                " order by t.k",
+                students,
+                course,
+            )
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_of_1000_against_a_long_queue_answers_the_single_requests_positions(
+    client, database_url, twin
+):
+    singles, singles_url = twin
+    await long_queues(database_url, seed=3)
+    await long_queues(singles_url, seed=3)
+    rng = random.Random(5)
+    waiting = list(range(2, 3_002))
+    newcomers = list(range(3_002, 3_201))
+    items = [{"student_id": s, "course_id": 1} for s in rng.sample(waiting, 400)]
+    # Newcomers join the back, and ask again: their positions come after everyone's.
+    items += [{"student_id": s, "course_id": 1, "waitlist": True} for s in newcomers[:100]]
+    items += [{"student_id": s, "course_id": 1} for s in rng.sample(newcomers[:100], 50)]
+    # Two queues in turn: each switch reads the other queue again.
+    for s in rng.sample(waiting[::10], 100):
+        items += [{"student_id": s, "course_id": 2}, {"student_id": s, "course_id": 1}]
+    # A drop promotes the head: everyone after it moves up one place.
+    items.append({"action": "drop", "student_id": 1, "course_id": 1})
+    items += [{"student_id": s, "course_id": 1} for s in rng.sample(waiting, 249)]
+    assert len(items) == 1000
+
+    results = await batch(client, "/enrollments/batch", items)
+    expected = [await single_enrollment(singles, item) for item in items]
+
+    assert [(r["status"], untimed(r["body"])) for r in results] == [
+        (status, untimed(body)) for status, body in expected
+    ]
+    positions = [r["body"]["position"] for r in results if r["outcome"] == "already-waiting"]
+    assert len(positions) > 800
+    assert max(positions) > 2_900
     assert await state(database_url) == await state(singles_url)
 
 

@@ -153,15 +153,31 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "select exists (select 1 from student_courses where student_id = $1 and course_id = $2)",
         (4_242, 42),
     ),
-    # promote_waitlist: the head of the queue whose student still exists
+    # promote_waitlist (0012): the head of the queue whose students still
+    # exist, as many as the seats left; their entries deleted in one statement
     "promotion: the head of the queue": (
-        "select w.student_id from course_waitlist w join students s on s.id = w.student_id"
-        " where w.course_id = $1 order by w.seq limit 1",
-        (42,),
+        "select array_agg(h.student_id order by h.seq) from ("
+        " select w.student_id, w.seq from course_waitlist w"
+        " join students s on s.id = w.student_id"
+        " where w.course_id = $1 order by w.seq limit $2) h",
+        (42, 150),
     ),
     "promotion: leave the queue": (
-        "delete from course_waitlist where student_id = $1 and course_id = $2",
-        (4_242, 42),
+        "delete from course_waitlist w using unnest($2::bigint[]) as h (student_id)"
+        " where w.course_id = $1 and w.student_id = h.student_id",
+        (42, "{4242,4243}"),
+    ),
+    # course_waitlist_deleted (0012): one count per course of a statement's
+    # departures (its transition table, here an unnest)
+    "waitlist trigger: the statement's courses": (
+        "select d.course_id, count(*)::integer as gone"
+        " from unnest($1::bigint[], $2::bigint[]) as d (student_id, course_id)"
+        " group by d.course_id order by d.course_id",
+        ("{4242,4243}", "{42,42}"),
+    ),
+    "waitlist trigger: count the departures": (
+        "update courses set waitlisted = waitlisted - $2 where id = $1",
+        (42, 2),
     ),
     # the foreign keys' check of a new enrollment, on each side
     "foreign key: the student exists": (
@@ -205,9 +221,11 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "select s.id from students s where s.id = $1 for key share",
         (4_242,),
     ),
-    "batch: a waiting student's position": (
-        "select count(*) from course_waitlist a where a.course_id = $1 and a.seq <= $2",
-        (42, 9_000),
+    # batch_enroll (0012): a course's queue, read once for its positions
+    "batch: a course's queue": (
+        "select coalesce(array_agg(a.seq order by a.seq), '{}')"
+        " from course_waitlist a where a.course_id = $1",
+        (42,),
     ),
     # batch_enroll of 0010: a run's students, each locked, and their enrollments
     "batch: a run's students": (

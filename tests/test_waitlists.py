@@ -234,6 +234,63 @@ async def test_raising_capacity_promotes_in_queue_order(client, capacity, promot
     assert await queue(client, full["id"]) == left
 
 
+async def test_a_capacity_raise_promotes_thousands_in_queue_order_with_an_event_pair_each(
+    client, db
+):
+    full, (seated,) = await full_course(client, waitlist_capacity=3_000)
+    ids = await db.fetch(
+        "insert into students (name, email)"
+        " select 'Waiting ' || n, 'waiting' || n || '@example.org' from generate_series(1, 2500) n"
+        " returning id"
+    )
+    # Queue order (seq) is not id order: the promotions must follow seq.
+    waiting = [row["id"] for row in ids]
+    random.Random(7).shuffle(waiting)
+    await db.execute(
+        "insert into course_waitlist (student_id, course_id)"
+        " select t.s, $2 from unnest($1::bigint[]) with ordinality as t (s, k) order by t.k",
+        waiting,
+        full["id"],
+    )
+    before = await db.fetchval("select max(id) from events")
+
+    response = await client.patch(f"/courses/{full['id']}", json={"capacity": 2_001})
+
+    assert response.status == 200
+    body = await response.json()
+    assert (body["enrolled"], body["waitlisted"]) == (2_001, 500)
+    events = await db.fetch(
+        "select type, student_id, data::text from events where id > $1 order by id", before
+    )
+    assert [tuple(e) for e in events] == [
+        ("course.updated", None, '{"fields": ["capacity"]}'),
+        *(
+            event
+            for student in waiting[:2_000]
+            for event in (
+                ("waitlist.left", student, '{"reason": "promoted"}'),
+                ("enrollment.created", student, '{"via": "waitlist"}'),
+            )
+        ),
+    ]
+    enrolled = await db.fetch(
+        "select student_id from student_courses where course_id = $1", full["id"]
+    )
+    assert {row["student_id"] for row in enrolled} == {seated["id"], *waiting[:2_000]}
+    entries = await walk(client, f"/courses/{full['id']}/waitlist", 100)
+    assert [(e["id"], e["position"]) for e in entries] == [
+        (student, n) for n, student in enumerate(waiting[2_000:], start=1)
+    ]
+    counts = await db.fetchrow(
+        "select enrolled, waitlisted,"
+        " (select count(*) from student_courses where course_id = c.id) as seats,"
+        " (select count(*) from course_waitlist where course_id = c.id) as places"
+        " from courses c where id = $1",
+        full["id"],
+    )
+    assert tuple(counts) == (2_001, 500, 2_001, 500)
+
+
 async def test_lowering_waitlist_capacity_below_those_waiting_is_409(client):
     full, _ = await full_course(client, waitlist_capacity=5)
     for _ in range(2):
