@@ -34,8 +34,8 @@ second against enroll's req/s in the same rounds (target: at least 10x),
 with the enrollments the database holds after each run checked against
 those answered.
 
-The queue scenario (issue 23, bench/queue.py), run only when --scenarios
-names it, needs neither wrk nor the reference: per round, on a course of
+The queue scenario (issue 23, bench/queue.py), run by default when
+--reserved-students holds its 54,000, needs neither wrk nor the reference: per round, on a course of
 its own with 50,000 students waiting, it times a 1,000-item batch of
 students at the back of the queue and a capacity raise that promotes
 10,000, with single enrolls into that course sent meanwhile, and reports
