@@ -15,9 +15,12 @@ import json
 import os
 import re
 import shutil
+import time
+import urllib.error
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -217,10 +220,18 @@ def operation_block(driver, document: dict, method: str, path: str):
     return driver.find_element(By.ID, block_id)
 
 
+# A textarea's new value, through the setter React watches, then the event it
+# listens for: Swagger UI's body editor is a React component.
+SET_TEXT = """
+const [field, text] = arguments;
+Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, "value").set.call(field, text);
+field.dispatchEvent(new Event("input", {bubbles: true}));
+"""
+
+
 def try_it_out(driver, block, body: dict | None = None) -> tuple[str, str]:
     """Expand the operation, Try it out, Execute; the status and body the page shows."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     if block.get_attribute("class").find("is-open") < 0:
@@ -234,9 +245,9 @@ def try_it_out(driver, block, body: dict | None = None) -> tuple[str, str]:
         editor = WebDriverWait(driver, WAIT).until(
             lambda d: block.find_elements(By.CSS_SELECTOR, "textarea.body-param__text")
         )[0]
-        editor.send_keys(Keys.CONTROL, "a")
-        editor.send_keys(Keys.DELETE)
-        editor.send_keys(json.dumps(body))
+        # Set as a paste would, in one input event: typed key by key, the
+        # editor re-renders on each one (seconds for a long body).
+        driver.execute_script(SET_TEXT, editor, json.dumps(body))
     # A response shown from an earlier Execute goes first (its Clear button), so
     # what is read below is the answer to this one.
     for clear in block.find_elements(By.CSS_SELECTOR, "button.btn-clear"):
@@ -369,3 +380,190 @@ async def test_the_authorize_button_sends_a_bearer_token(database_url, tmp_path)
     status, shown = seen["after"]
     assert status == "200"
     assert json.loads(shown) == {"items": [], "next_cursor": None}
+
+
+# -- every operation with a path parameter, tried from the page -----------------------
+
+# What to try each such operation with: its path parameters (named after the
+# rows made below) and body; the page's answer is checked against the same
+# request sent directly, as curl would. Operations are tried in this order,
+# the changes last, each on rows of its own.
+TRIED = [
+    ("GET", "/students/{student_id}", {"student_id": "ada"}, None),
+    ("GET", "/students/{student_id}/courses", {"student_id": "ada"}, None),
+    (
+        "GET",
+        "/students/{student_id}/courses/{course_id}",
+        {"student_id": "ada", "course_id": "full"},
+        None,
+    ),
+    ("GET", "/students/{student_id}/waitlist", {"student_id": "waiting"}, None),
+    (
+        "GET",
+        "/students/{student_id}/waitlist/{course_id}",
+        {"student_id": "waiting", "course_id": "full"},
+        None,
+    ),
+    ("GET", "/courses/{course_id}", {"course_id": "full"}, None),
+    ("GET", "/courses/{course_id}/students", {"course_id": "full"}, None),
+    ("GET", "/courses/{course_id}/waitlist", {"course_id": "full"}, None),
+    ("POST", "/students/{student_id}/courses", {"student_id": "grace"}, {"course_id": "open"}),
+    ("PATCH", "/students/{student_id}", {"student_id": "grace"}, {"name": "Grace B. Hopper"}),
+    ("PATCH", "/courses/{course_id}", {"course_id": "open"}, {"title": "Compilers II"}),
+    (
+        "DELETE",
+        "/students/{student_id}/waitlist/{course_id}",
+        {"student_id": "leaving", "course_id": "full"},
+        None,
+    ),
+    (
+        "DELETE",
+        "/students/{student_id}/courses/{course_id}",
+        {"student_id": "ada", "course_id": "full"},
+        None,
+    ),
+    ("DELETE", "/courses/{course_id}", {"course_id": "spare"}, None),
+    ("DELETE", "/students/{student_id}", {"student_id": "alan"}, None),
+    ("GET", "/docs/{asset}", {"asset": "init.js"}, None),  # not a row: the value as it is
+]
+
+
+def call(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+    """The request as curl would send it: its status and body."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{base}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def rows(base: str) -> dict[str, int]:
+    """Students and courses for TRIED, made through the API; their ids by name."""
+    ids = {}
+    for name in ("ada", "grace", "waiting", "leaving", "alan"):
+        status, body = call(
+            base, "POST", "/students", {"name": name, "email": f"{name}@example.org"}
+        )
+        assert status == 201, body
+        ids[name] = json.loads(body)["id"]
+    for name, capacity in (("full", 1), ("open", 5), ("spare", 5)):
+        course = {"code": name.upper(), "title": name, "capacity": capacity, "waitlist_capacity": 5}
+        status, body = call(base, "POST", "/courses", course)
+        assert status == 201, body
+        ids[name] = json.loads(body)["id"]
+    for student in ("ada", "waiting", "leaving"):
+        enroll = {"course_id": ids["full"], "waitlist": True}
+        status, body = call(base, "POST", f"/students/{ids[student]}/courses", enroll)
+        assert status in (201, 202), body
+    return ids
+
+
+def fill_path_parameters(block, values: dict[str, int]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    for name, value in values.items():
+        row = block.find_element(
+            By.CSS_SELECTOR, f'tr[data-param-name="{name}"][data-param-in="path"]'
+        )
+        if choices := row.find_elements(By.CSS_SELECTOR, "select"):  # an enum
+            Select(choices[0]).select_by_value(str(value))
+            continue
+        field = row.find_element(By.CSS_SELECTOR, "input")
+        field.clear()
+        field.send_keys(str(value))
+
+
+def try_every_path_operation(base: str) -> dict:
+    from selenium.webdriver.common.by import By
+
+    driver = start_browser()
+    try:
+        ids = rows(base)
+        open_the_page(driver, base)
+        requested_urls(driver)  # what loading the page asked for is not what is checked
+        document = fetch_document(base)
+        tried = []
+        for method, template, parameters, body in TRIED:
+            started = time.monotonic()
+            values = {name: ids.get(row, row) for name, row in parameters.items()}
+            sent = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in (body or {}).items()}
+            block = operation_block(driver, document, method, template)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", block)
+            if block.get_attribute("class").find("is-open") < 0:
+                block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
+            try_out_button(driver, block)
+            fill_path_parameters(block, values)
+            status, shown = try_it_out(driver, block, sent if body is not None else None)
+            urls = requested_urls(driver)
+            # What curl gets right now: for a GET the same request (with the
+            # page's query parameters), for a change a GET of what it changed.
+            path = template.format(**values)
+            sent_to = [url.removeprefix(base) for url in urls if urlsplit(url).path == path]
+            curl = call(base, "GET", sent_to[0] if method == "GET" and sent_to else path)
+            tried.append((method, template, values, status, shown, urls, curl))
+            block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()  # fold it
+            print(f"{method} {template}: {time.monotonic() - started:.1f} s")
+        screenshot(driver, "docs-path-parameters.png")
+        return {"document": document, "ids": ids, "tried": tried}
+    finally:
+        driver.quit()
+
+
+def try_out_button(driver, block) -> None:
+    """Press "Try it out" so that the parameters become inputs."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button = WebDriverWait(driver, WAIT).until(
+        lambda d: block.find_elements(By.CSS_SELECTOR, ".try-out__btn")
+    )[0]
+    if button.text.strip() == "Try it out":
+        button.click()
+
+
+async def test_every_operation_with_a_path_parameter_can_be_tried_from_the_page(
+    database_url, tmp_path
+):
+    need_a_browser()
+    async with serving(database_url, tmp_path) as server:
+        seen = await asyncio.to_thread(try_every_path_operation, server.url)
+        document = seen["document"]
+        # Every such operation of the served document is in TRIED.
+        with_parameters = {
+            (method.upper(), path)
+            for path, item in document["paths"].items()
+            for method, operation in item.items()
+            if method in HTTP_METHODS
+            and any(
+                p.get("in") == "path"
+                or p.get("$ref", "").rsplit("/", 1)[-1] in ("StudentId", "CourseId")
+                for p in operation.get("parameters", [])
+            )
+        }
+        assert with_parameters == {(m, p) for m, p, _, _ in TRIED}
+        for method, template, values, status, shown, urls, curl in seen["tried"]:
+            path = template.format(**values)
+            # The page sent the real path, not the template (with the query
+            # parameters' defaults, such as ?limit=50).
+            api_calls = [url for url in urls if url.startswith(f"{server.url}/")]
+            assert [urlsplit(url).path for url in api_calls] == [path], (method, template, urls)
+            assert same_origin(server.url, urls) == []
+            curl_status, curl_body = curl
+            if method == "GET":
+                # The page shows what curl gets for the same request.
+                assert status == str(curl_status), (method, path, shown)
+                if template.startswith("/docs/"):
+                    # The page's highlighter drops the line breaks when read as text.
+                    assert "".join(shown.split()) == "".join(curl_body.decode().split()), path
+                else:
+                    assert json.loads(shown) == json.loads(curl_body), (method, path)
+            else:
+                # A change answers as the contract says, and took effect.
+                expected = {"POST": "201", "PATCH": "200", "DELETE": "204"}[method]
+                assert status == expected, (method, path, status, shown)
+                assert curl_status == (404 if method == "DELETE" else 200), (method, path)
