@@ -2,9 +2,11 @@
 
 The importer is a client of a running service, like any other: every row goes
 through POST /students/batch, /courses/batch or /enrollments/batch, so every
-rule the service enforces and every event it records applies. It streams the
-file a batch at a time (memory stays flat whatever its size), writes the rows
-that were not applied to FILE.rejected.csv as it goes, and retries a batch
+rule the service enforces and every event it records applies. It reads the
+file (or standard input) once, checking it and copying it to a temporary
+file, then sends the rows from that copy a batch at a time (memory stays flat
+whatever the file's size or its lines' length), writes the rows that were
+not applied to FILE.rejected.csv as it goes, and retries a batch
 whose answer was lost (a dropped connection, a timeout, a 503) with the same
 Idempotency-Key, so nothing is applied twice. docs/import.md is the
 registrar's guide.
@@ -21,6 +23,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -41,7 +44,19 @@ MAX_BODY = 1_000_000
 # Columns of our own rejected files: ignored on input, so a fixed rejected
 # file can be imported as it is.
 REJECT_COLUMNS = ("line", "outcome", "reason")
+# A spreadsheet reads a cell starting with one of these as a formula, and runs
+# it (OWASP's "CSV injection"): the rejected file, made to be opened in one,
+# puts a ' before such a cell, and the importer takes it off again when it
+# reads a rejected file back.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DELIMITERS = (",", ";", "\t")
+# The longest row (all its physical lines) the importer reads, in bytes: a
+# longer one ends the import before anything is sent, having held no more
+# than this of it, so memory stays bounded whatever a line's length.
+MAX_RECORD = 1024 * 1024
+# The longest value sent: far more than any field the service takes (254
+# characters for an email), and short enough that a row always fits in a body.
+MAX_VALUE = 1000
 
 EXIT_APPLIED = 0
 EXIT_REJECTED = 1
@@ -175,6 +190,16 @@ class Row:
     error: tuple[str, str] | None = None  # refused before sending: (outcome, reason)
 
 
+def neutralised(cell: str) -> str:
+    """The cell as the rejected file writes it: never read as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def restored(cell: str) -> str:
+    """A cell of a rejected file as it was before `neutralised`."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+
+
 def _blank(record: list[str]) -> bool:
     return not any(value.strip() for value in record)
 
@@ -189,13 +214,58 @@ def _delimiter(header: str, kind: Kind) -> str:
     return max(DELIMITERS, key=known)  # ties go to the comma, first
 
 
+class Lines:
+    """The physical lines of a text stream, for csv.reader; a row past MAX_RECORD is refused.
+
+    csv.reader asks for one line after another until its row is complete, so
+    the lines read since `start()` are the row's. Each line is read with a
+    limit of what the row has left, so a longer one is never held whole.
+    """
+
+    def __init__(self, stream: TextIO, name: str):
+        self.name = name
+        self.number = 0  # physical lines read
+        self._stream = stream
+        self._first = 1
+        self._used = 0
+
+    def start(self) -> None:
+        """The next line starts a row."""
+        self._first = self.number + 1
+        self._used = 0
+
+    def __iter__(self) -> Lines:
+        return self
+
+    def __next__(self) -> str:
+        # The limit counts characters, the row bytes: a character is 1 to 4
+        # bytes, so a line cut at the limit is always past the row's maximum.
+        line = self._stream.readline(MAX_RECORD - self._used + 1)
+        if not line:
+            raise StopIteration
+        self._used += len(line) if line.isascii() else len(line.encode("utf-8"))
+        if self._used > MAX_RECORD:
+            runs_on = self.number >= self._first
+            raise Unusable(
+                f"{self.name}: line {self._first}: the row is longer than "
+                f"{MAX_RECORD // 1024 // 1024} MiB, the most the importer reads as one row"
+                + (
+                    f" (it runs on past line {self.number}: a quote never closed?)"
+                    if runs_on
+                    else ""
+                )
+            )
+        self.number += 1
+        return line
+
+
 class CsvFile:
     """The rows of one CSV file, streamed; its header checked against the kind."""
 
     def __init__(self, stream: TextIO, name: str, kind: Kind, warn: Callable[[str], None]):
         self.name = name
         self.kind = kind
-        self._stream = stream
+        self._lines = Lines(stream, name)
         try:
             self.delimiter, self.header = self._read_header()
         except UnicodeDecodeError:
@@ -224,41 +294,48 @@ class CsvFile:
             warn(f"{name}: ignoring unknown column(s): {', '.join(unknown)}")
         # The rejected file keeps the file's columns, ours aside, then adds ours.
         self.kept = [i for i, n in enumerate(names) if n not in REJECT_COLUMNS]
+        # A file with all of our columns is a rejected file read back: its
+        # cells lose the ' that kept a spreadsheet from running them.
+        self._cell = restored if all(c in names for c in REJECT_COLUMNS) else str
 
     def _read_header(self) -> tuple[str, list[str]]:
-        skipped: list[str] = []
-        for line in self._stream:
-            if "\0" in line:
-                raise csv.Error("it holds NUL bytes (a binary file?)")
-            if line.strip(" \t\r\n,;"):
-                delimiter = _delimiter(line, self.kind)
-                # Give the reader the lines it has not seen, so its line_num
-                # counts the file's physical lines.
-                lines = itertools.chain(skipped, [line], self._stream)
-                self._reader = csv.reader(lines, delimiter=delimiter, strict=True)
-                while True:
-                    header = next(self._reader)
-                    if not _blank(header):
-                        return delimiter, header
-            skipped.append(line)
-        raise Unusable(
+        lines = self._lines
+        empty = Unusable(
             f"{self.name}: the file is empty; a {self.kind.name} file starts with the header "
             f"{','.join(self.kind.required)}"
         )
+        while True:
+            lines.start()
+            line = next(lines, None)
+            if line is None:
+                raise empty
+            if "\0" in line:
+                raise csv.Error("it holds NUL bytes (a binary file?)")
+            if line.strip(" \t\r\n,;"):
+                break
+        delimiter = _delimiter(line, self.kind)
+        # The reader gets the line back, then reads on from where it was.
+        self._reader = csv.reader(itertools.chain([line], lines), delimiter=delimiter, strict=True)
+        while True:
+            header = next(self._reader, None)
+            if header is None:
+                raise empty
+            if not _blank(header):
+                return delimiter, header
+            lines.start()
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """(start line, values) of each non-blank row after the header."""
-        reader = self._reader
+        reader, lines = self._reader, self._lines
         while True:
-            start = reader.line_num + 1
+            lines.start()
+            start = lines.number + 1
             try:
                 record = next(reader)
             except StopIteration:
                 return
             except UnicodeDecodeError:
-                raise Unusable(
-                    f"{self.name}: not UTF-8 text after line {reader.line_num}"
-                ) from None
+                raise Unusable(f"{self.name}: not UTF-8 text after line {lines.number}") from None
             except csv.Error as exc:
                 raise Unusable(f"{self.name}: line {start}: not CSV: {exc}") from None
             if not _blank(record):
@@ -271,19 +348,65 @@ class CsvFile:
                 reason = f"the row has {len(values)} fields, the header {width}"
                 yield Row(line, values, error=("invalid", reason))
                 continue
-            fields = {name: values[i] if i < len(values) else "" for name, i in self._index.items()}
+            fields = {
+                name: self._cell(values[i]) if i < len(values) else ""
+                for name, i in self._index.items()
+            }
+            long = next((name for name, value in fields.items() if len(value) > MAX_VALUE), None)
+            if long is not None:
+                # The service would refuse it too; it is not sent, so that
+                # the row's body stays small.
+                reason = f"{long}: {len(fields[long])} characters, more than the service takes"
+                yield Row(line, values, error=("invalid", reason))
+                continue
             yield Row(line, values, item=orjson.dumps(self.kind.item(fields)))
 
 
-def count_rows(path: Path, kind: Kind) -> int:
-    """How many rows the file holds, read once in full before anything is sent.
+class _Copying(io.RawIOBase):
+    """A binary stream read through, each byte read also written to `copy`."""
 
-    It also proves the whole file readable, so a file with a bad line further
-    down is refused before any row of it is applied.
+    def __init__(self, source: io.BufferedReader, copy: IO[bytes]):
+        self._source = source
+        self._copy = copy
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._source.readinto(buffer)
+        left = memoryview(buffer)[:count]
+        try:
+            while left:  # an unbuffered write may take only part
+                left = left[self._copy.write(left) :]
+        except OSError as exc:
+            raise Unusable(
+                f"cannot copy the file to {tempfile.gettempdir()}: {exc.strerror or exc} "
+                "(TMPDIR chooses another folder)"
+            ) from None
+        return count
+
+
+def _text(stream: io.BufferedReader) -> TextIO:
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+
+
+def snapshot(
+    stream: io.BufferedReader,
+    spool: io.FileIO,
+    name: str,
+    kind: Kind,
+    warn: Callable[[str], None],
+) -> tuple[CsvFile, int]:
+    """The file read once to its end, checked and copied to `spool`; its rows, read from the copy.
+
+    A bad line anywhere refuses the file before any row is sent, and the rows
+    sent are those checked: a file changed, grown or cut while it is being
+    imported changes nothing, and standard input is checked like a file.
     """
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        source = CsvFile(stream, str(path), kind, warn=lambda _: None)
-        return sum(1 for _ in source.records())
+    checked = CsvFile(_text(io.BufferedReader(_Copying(stream, spool))), name, kind, warn)
+    total = sum(1 for _ in checked.records())
+    spool.seek(0)
+    return CsvFile(_text(io.BufferedReader(spool)), name, kind, warn=lambda _: None), total
 
 
 def batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -536,9 +659,10 @@ class Rejects:
             # With a BOM, so a spreadsheet opens it as UTF-8.
             self._file = self.path.open("w", encoding="utf-8-sig", newline="")
             self._writer = csv.writer(self._file, delimiter=self.delimiter)
-            self._writer.writerow(self.header)
+            self._writer.writerow([neutralised(name) for name in self.header])
         values = [row.values[i] if i < len(row.values) else "" for i in self.kept]
-        self._writer.writerow([*values, row.line, outcome, reason])
+        cells = [*values, str(row.line), outcome, reason]
+        self._writer.writerow([neutralised(cell) for cell in cells])
         self.count += 1
 
     def close(self) -> None:
@@ -622,14 +746,14 @@ def rejected_path(options: Options) -> Path:
     return Path(options.file + ".rejected.csv")
 
 
-def _open(file: str) -> tuple[TextIO, Path | None]:
+def _open(file: str) -> tuple[io.BufferedReader, Path | None]:
     if file == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=""), None
+        return sys.stdin.buffer, None
     path = Path(file)
     try:
         if path.is_dir():
             raise Unusable(f"{file}: is a directory, not a CSV file")
-        return path.open(encoding="utf-8-sig", newline=""), path
+        return path.open("rb"), path
     except OSError as exc:
         raise Unusable(f"{file}: cannot open: {exc.strerror or exc}") from None
 
@@ -658,12 +782,15 @@ async def _import(
 
 
 async def run(options: Options, out: TextIO, err: TextIO) -> int:
+    # Beyond csv's 128 KiB: a long value is its row's error, not the file's.
+    csv.field_size_limit(MAX_RECORD)
     stream, path = _open(options.file)
-    with stream:
-        source = CsvFile(
-            stream, options.file, options.kind, warn=lambda text: print(text, file=err)
+    # The copy of the file the rows are sent from; gone when the import ends.
+    # Unbuffered, so that a full disk is found as the copy is written.
+    with stream, tempfile.TemporaryFile(prefix="enrollment-import-", buffering=0) as spool:
+        source, total = snapshot(
+            stream, spool, options.file, options.kind, warn=lambda text: print(text, file=err)
         )
-        total = count_rows(path, options.kind) if path is not None and path.is_file() else None
         rejects = Rejects(rejected_path(options), source.header, source.kept, source.delimiter)
         # The rejected file is this run's: one left by an earlier run goes.
         rejects.path.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import fcntl
+import json
 import os
 import pty
 import re
@@ -104,6 +105,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def rejected_rows(path: Path) -> list[dict[str, str]]:
+    csv.field_size_limit(2**20)  # a rejected file may hold values as long as a row
     text = path.read_text(encoding="utf-8-sig")
     delimiter = ";" if ";" in text.splitlines()[0] else ","
     return list(csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter))
@@ -324,6 +326,70 @@ async def test_unknown_students_and_courses_are_rejected_and_a_fixed_file_import
     assert (left["email"], left["line"]) == ("nobody@example.org", "2")
 
 
+INVALID_EMAIL = "email: must contain exactly one @ with text on both sides"
+
+
+async def test_cells_a_spreadsheet_would_run_are_quoted_in_the_rejected_file_only(
+    service, db, folder
+):
+    file = write(
+        folder / "students.csv",
+        "name,email,Notes\n"
+        '"=HYPERLINK(""http://evil.example/"",""click"")",one,\n'
+        "+cmd|' /C calc'!A0,two,\n"
+        '"@SUM(1,2)",three,\n'
+        "Dash,-2+3,\n"
+        "Tab,four,\t=1\n"
+        'CR,five,"\r=1"\n'  # lines 7-8: a quoted carriage return
+        "=Ada Lovelace,ada@example.org,\n"
+        "-Grace Hopper,grace@example.org,=1+1\n"
+        "@Alan,alan@example.org,\n",
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert (run.count("created"), run.count("rejected as invalid")) == (3, 6)
+    # What the service stored is each cell as written.
+    names = await db.fetch("select name from students order by id")
+    assert [r["name"] for r in names] == ["=Ada Lovelace", "-Grace Hopper", "@Alan"]
+    # In the rejected file, every cell that starts with =, +, -, @, tab or
+    # carriage return has a ' before it, so a spreadsheet shows it as text.
+    rejected = folder / "students.csv.rejected.csv"
+    expected = [
+        "\ufeffname,email,Notes,line,outcome,reason",
+        f""""'=HYPERLINK(""http://evil.example/"",""click"")",one,,2,invalid,{INVALID_EMAIL}""",
+        f"'+cmd|' /C calc'!A0,two,,3,invalid,{INVALID_EMAIL}",
+        f""""'@SUM(1,2)",three,,4,invalid,{INVALID_EMAIL}""",
+        f"Dash,'-2+3,,5,invalid,{INVALID_EMAIL}",
+        f"Tab,four,'\t=1,6,invalid,{INVALID_EMAIL}",
+        f'CR,five,"\'\r=1",7,invalid,{INVALID_EMAIL}',
+    ]
+    assert rejected.read_bytes() == "".join(line + "\r\n" for line in expected).encode()
+
+    # The registrar fixes the emails in a spreadsheet and imports the
+    # rejected file: the quotes the importer added come off again.
+    with rejected.open(encoding="utf-8-sig", newline="") as stream:
+        header, *rows = list(csv.reader(stream))
+    with rejected.open("w", encoding="utf-8-sig", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows([row[0], f"fixed{row[3]}@example.org", *row[2:]] for row in rows)
+    again = await run_import("students", rejected, service.url, cwd=folder)
+
+    assert again.status == 0, again
+    assert again.count("created") == 6
+    names = await db.fetch("select name from students order by id offset 3")
+    assert [r["name"] for r in names] == [
+        '=HYPERLINK("http://evil.example/","click")',
+        "+cmd|' /C calc'!A0",
+        "@SUM(1,2)",
+        "Dash",
+        "Tab",
+        "CR",
+    ]
+
+
 # -- running it twice ----------------------------------------------------------------------
 
 
@@ -480,6 +546,144 @@ async def test_a_missing_or_read_only_token_exits_2_with_one_line(database_url, 
     assert writer.count("created") == 1
 
 
+# -- long lines, and files that change while they are imported ---------------------------
+
+
+# Runs the importer as its only child and reports its peak memory with its output.
+PEAK_RSS = """
+import json, resource, subprocess, sys
+done = subprocess.run(
+    [sys.executable, "-m", "service", "import", *sys.argv[1:]], capture_output=True, text=True
+)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+print(json.dumps({"status": done.returncode, "stderr": done.stderr, "peak": peak}))
+"""
+
+
+@pytest.mark.parametrize("given", ["file", "stdin"])
+async def test_a_200_mb_line_exits_2_before_anything_is_sent_in_bounded_memory(
+    service, db, folder, given
+):
+    file = folder / "students.csv"
+    with file.open("wb") as stream:
+        stream.write(b"name,email\nAda,ada@example.org\n")
+        for _ in range(200):  # line 3: a name of 200 MB, and no line break in it
+            stream.write(b"x" * 1_000_000)
+        stream.write(b",long@example.org\nGrace,grace@example.org\n")
+    try:
+        with file.open("rb") as stdin:
+            wrapper = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                PEAK_RSS,
+                "students",
+                str(file) if given == "file" else "-",
+                "--url",
+                service.url,
+                cwd=folder,
+                env=importer_env(),
+                stdin=stdin if given == "stdin" else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+            )
+            out, _ = await asyncio.wait_for(wrapper.communicate(), timeout=120)
+    finally:
+        file.unlink()
+    run = json.loads(out)
+
+    assert run["status"] == 2, run
+    assert only_line(run["stderr"]).endswith(
+        "students.csv: line 3: the row is longer than 1 MiB, the most the importer reads as one row"
+        if given == "file"
+        else "-: line 3: the row is longer than 1 MiB, the most the importer reads as one row"
+    )
+    # The line is refused after 1 MiB of it: it is never held whole (the
+    # importer held 440 MiB of it when it was).
+    assert run["peak"] < 150 * 2**20, f"peak RSS {run['peak'] / 2**20:.0f} MiB"
+    assert await db.fetchval("select count(*) from students") == 0
+
+
+async def test_a_quote_that_runs_on_for_more_than_1_mib_exits_2_before_anything_is_sent(
+    service, db, folder
+):
+    file = write(
+        folder / "students.csv",
+        # line 3 (28 bytes) opens a quote; 100-byte lines follow, the
+        # 10,486th of them takes the row past 1 MiB.
+        "name,email\nAda,ada@example.org\n"
+        '"Never closed,x@example.org\n' + ("x" * 99 + "\n") * 20_000,
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 2, run
+    assert only_line(run.stderr).endswith(
+        "line 3: the row is longer than 1 MiB, the most the importer reads as one row "
+        "(it runs on past line 10488: a quote never closed?)"
+    )
+    assert await db.fetchval("select count(*) from students") == 0
+
+
+async def test_a_value_too_long_for_the_service_is_its_rows_error(service, db, folder):
+    # Longer than csv's default field limit (128 KiB), shorter than a row may be.
+    huge = "N" * 300_000
+    file = write(
+        folder / "students.csv",
+        "name,email,Notes\n"
+        f"{huge},huge@example.org,\n"
+        f"{'N' * 201},long@example.org,\n"
+        f"Ada,ada@example.org,{'n' * 500_000}\n",  # a column not sent may be long
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert (run.count("created"), run.count("rejected as invalid")) == (1, 2)
+    rows = rejected_rows(folder / "students.csv.rejected.csv")
+    assert [(r["name"], r["line"], r["reason"]) for r in rows] == [
+        (huge, "2", "name: 300000 characters, more than the service takes"),
+        ("N" * 201, "3", "name: must be 1 to 200 characters long"),
+    ]
+    assert await db.fetchval("select email from students") == "ada@example.org"
+
+
+@pytest.mark.parametrize("change", ["appended", "cut"])
+async def test_a_file_changed_while_it_is_imported_is_imported_as_it_was_checked(
+    service, db, database_url, folder, change
+):
+    file = many_students(folder)
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with locker.transaction():
+            # Every batch waits on this lock: once the first one waits, the
+            # file has been read and checked, and the import has begun.
+            await locker.execute("lock table students in access exclusive mode")
+            importer = asyncio.create_task(
+                run_import("students", file, service.url, "--batch-size", "20", cwd=folder)
+            )
+
+            async def first_batch_waits() -> bool:
+                return await locker.fetchval(
+                    "select count(*) > 0 from pg_locks"
+                    " where relation = 'students'::regclass and not granted"
+                )
+
+            await eventually(first_batch_waits, 30, "the first batch is sent")
+            if change == "appended":
+                with file.open("a", encoding="utf-8") as stream:
+                    stream.writelines(f"Late {i},late{i}@example.org\n" for i in range(1000))
+                    stream.write('"a quote never closed,bad@example.org\n')
+            else:
+                os.truncate(file, len("name,email\n"))
+    finally:
+        await locker.close()
+    run = await importer
+
+    assert run.status == 0, run
+    assert run.count("created") == STUDENTS
+    emails = await db.fetch("select email from students order by id")
+    assert [r["email"] for r in emails] == [f"s{i}@example.org" for i in range(STUDENTS)]
+
+
 # -- standard input and progress -----------------------------------------------------------
 
 
@@ -516,7 +720,8 @@ async def test_progress_lines_on_stderr_when_it_is_not_a_terminal(service, folde
         ), line
     assert "\r" not in run.stderr
 
-    # From standard input the total is unknown: rows and rate, no ETA.
+    # Standard input is read to its end and checked before the first row is
+    # sent, like a file: its total is known too.
     piped = await run_import(
         "students",
         "-",
@@ -527,7 +732,8 @@ async def test_progress_lines_on_stderr_when_it_is_not_a_terminal(service, folde
         stdin=file.read_bytes(),
     )
     assert re.fullmatch(
-        r"students \(stdin\): 40 rows, \d+ rows/s, \d\d:\d\d elapsed", piped.stderr.strip()
+        r"students \(stdin\): 40/40 rows \(100%\), \d+ rows/s, \d\d:\d\d elapsed, ETA \d\d:\d\d",
+        piped.stderr.strip(),
     ), piped.stderr
 
 
