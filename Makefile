@@ -22,7 +22,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # The OpenAPI linter, pinned; fetched by npx from the npm registry.
 REDOCLY := @redocly/cli@2.77.0
 
-.PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean
+.PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,15 @@ FUZZ_SEED ?= 20260131
 fuzz: $(DEV_STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest tests/test_contract.py $(PYTEST_ARGS)
 
+# make wheel  dist/enrollment_service-*.whl (the service, with its SQL and
+#             migrations inside, and the enrollment-import command) and
+#             dist/enrollment_import-*.whl (the importer alone); pip fetches
+#             the build backend (setuptools) from its configured index.
+wheel: | $(PY)
+	rm -rf build enrollment_import/build
+	$(PY) -m pip wheel --quiet --no-deps -w dist . ./enrollment_import
+	rm -rf build enrollment_import/build *.egg-info enrollment_import/*.egg-info
+
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -91,4 +100,4 @@ bench: $(DEV_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info enrollment_import/build enrollment_import/*.egg-info

@@ -1,4 +1,7 @@
-"""python -m service import {students,courses,enrollments} FILE: a CSV file through the batch API.
+"""enrollment-import {students,courses,enrollments} FILE: a CSV file through the batch API.
+
+The same command is `python -m service import` where the whole service is
+installed, and `python -m enrollment_import` where only the importer is.
 
 The importer is a client of a running service, like any other: every row goes
 through POST /students/batch, /courses/batch or /enrollments/batch, so every
@@ -839,23 +842,31 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+DESCRIPTION = (
+    "Send a CSV file to a running service through its batch endpoints, a batch at a "
+    "time. Columns: students name,email; courses code,title[,capacity]"
+    "[,waitlist_capacity] (empty capacity: no limit); enrollments email,code"
+    "[,action][,waitlist] (action enroll or drop, default enroll; waitlist yes or no, "
+    "default no). UTF-8 with or without BOM, comma, semicolon or tab separated. "
+    "Rows not applied go to FILE.rejected.csv with their line and reason. "
+    "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
+    "service could not be used. The token, if the service needs one, is read "
+    "from API_TOKEN. See docs/import.md."
+)
+
+
 def add_parser(commands: Any) -> None:
     """The `import` subcommand, on `python -m service`'s subparsers."""
     parser = commands.add_parser(
         "import",
         help="import a CSV file of students, courses or enrollments into a running service",
-        description=(
-            "Send a CSV file to a running service through its batch endpoints, a batch at a "
-            "time. Columns: students name,email; courses code,title[,capacity]"
-            "[,waitlist_capacity] (empty capacity: no limit); enrollments email,code"
-            "[,action][,waitlist] (action enroll or drop, default enroll; waitlist true/false, "
-            "default false). UTF-8 with or without BOM, comma, semicolon or tab separated. "
-            "Rows not applied go to FILE.rejected.csv with their line and reason. "
-            "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
-            "service could not be used. The token, if the service needs one, is read "
-            "from API_TOKEN. See docs/import.md."
-        ),
+        description=DESCRIPTION,
     )
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The importer's arguments, the same for `enrollment-import` and `python -m service import`."""
     parser.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
     parser.add_argument("file", help="the CSV file, or - for standard input")
     parser.add_argument(
