@@ -24,7 +24,7 @@ REDOCLY := @redocly/cli@2.77.0
 SPECTRAL := @stoplight/spectral-cli@6.16.3
 SPECTRAL_OWASP := @stoplight/spectral-owasp-ruleset@2.0.1
 
-.PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean
+.PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,15 @@ FUZZ_SEED ?= 20260131
 fuzz: $(DEV_STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest tests/test_contract.py $(PYTEST_ARGS)
 
+# make wheel  dist/enrollment_service-*.whl (the service, with its SQL and
+#             migrations inside, and the enrollment-import command) and
+#             dist/enrollment_import-*.whl (the importer alone); pip fetches
+#             the build backend (setuptools) from its configured index.
+wheel: | $(PY)
+	rm -rf build enrollment_import/build
+	$(PY) -m pip wheel --quiet --no-deps -w dist . ./enrollment_import
+	rm -rf build enrollment_import/build *.egg-info enrollment_import/*.egg-info
+
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -99,4 +108,4 @@ bench: $(DEV_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info enrollment_import/build enrollment_import/*.egg-info

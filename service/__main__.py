@@ -8,7 +8,8 @@ dev       like `make run`: without DATABASE_URL, start the embedded
 openapi   print the OpenAPI document an instance serves (--without-tokens:
           that of an instance without tokens)
 import    send a CSV file of students, courses or enrollments to a running
-          service through its batch endpoints (docs/import.md)
+          service through its batch endpoints (docs/import.md); the
+          same as the `enrollment-import` command
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from dataclasses import replace
 
 import psycopg
 
-from . import importer, logs, migrations
+from enrollment_import import importer
+
+from . import logs, migrations
 from .app import openapi_document
 from .config import Config, ConfigError
 from .db import masked

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from yoyo import get_backend, read_migrations
 
+from .sql import data_dir
+
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = data_dir("schema", "migrations")  # service/schema in a wheel
 
 
 def yoyo_url(dsn: str) -> str:

@@ -16,7 +16,22 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+def data_dir(packaged: str, top_level: str) -> Path:
+    """Where a directory of SQL files is, by one rule.
+
+    An installed wheel carries it inside the package (the build maps `sql/`
+    to service/queries and `migrations/` to service/schema); a clone or the
+    Docker image has it beside service/ at the top of the tree. Inside the
+    package is looked at first, so an installed service never picks up a
+    stray `sql/` that happens to sit next to it in site-packages.
+    """
+    here = Path(__file__).resolve().parent
+    inside = here / packaged
+    return inside if inside.is_dir() else here.parent / top_level
+
+
+SQL_DIR = data_dir("queries", "sql")
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -38,11 +53,12 @@ def parse(text: str) -> dict[str, str]:
 
 def load(directory: Path = SQL_DIR) -> SimpleNamespace:
     """Every `<aggregate>.sql` file as a namespace of its queries."""
+    files = sorted(directory.glob("*.sql"))
+    if not files:
+        # Said at import time, not as an AttributeError on the first request.
+        raise RuntimeError(f"no .sql files in {directory}: the queries are missing")
     return SimpleNamespace(
-        **{
-            path.stem: SimpleNamespace(**parse(path.read_text(encoding="utf-8")))
-            for path in sorted(directory.glob("*.sql"))
-        }
+        **{path.stem: SimpleNamespace(**parse(path.read_text(encoding="utf-8"))) for path in files}
     )
 
 

@@ -1,4 +1,7 @@
-"""python -m service import {students,courses,enrollments} FILE: a CSV file through the batch API.
+"""enrollment-import {students,courses,enrollments} FILE: a CSV file through the batch API.
+
+The same command is `python -m service import` where the whole service is
+installed, and `python -m enrollment_import` where only the importer is.
 
 The importer is a client of a running service, like any other: every row goes
 through POST /students/batch, /courses/batch or /enrollments/batch, so every
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import functools
 import io
 import itertools
 import os
@@ -38,6 +42,7 @@ import yarl
 from tqdm import tqdm
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+CONNECT_TIMEOUT = 5.0  # seconds
 MAX_BATCH = 1000  # the batch endpoints' limit
 # The service refuses bodies above 1 MiB; a batch is cut short before that.
 MAX_BODY = 1_000_000
@@ -63,8 +68,23 @@ EXIT_REJECTED = 1
 EXIT_UNUSABLE = 2
 
 
+RERUN = "run it again to finish"
+
+
 class Unusable(Exception):
-    """The file or the service cannot be used at all: one line on stderr, exit 2."""
+    """The file or the service cannot be used at all: one line on stderr, exit 2.
+
+    `advice` is what to do next when the import stopped part way: running it
+    again, unless a re-run cannot help (a token refused, a wrong URL).
+    """
+
+    def __init__(self, message: str, advice: str = RERUN):
+        super().__init__(message)
+        self.advice = advice
+
+
+class RowError(Exception):
+    """One row cannot be sent as it is: its reason, in the file's terms."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ class Kind:
     optional: tuple[str, ...]
     item: Callable[[dict[str, str]], dict[str, Any]]
     applied: tuple[Outcome, ...]  # in the summary's order
+    key: tuple[str, ...]  # the columns naming what a row is about, once per file
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -101,13 +122,16 @@ def _integer(text: str) -> int | str:
     return int(text) if _INTEGER.fullmatch(text) else text
 
 
-def _boolean(text: str) -> bool | str:
+def _boolean(column: str, text: str) -> bool:
     folded = text.strip().lower()
     if folded in _TRUE:
         return True
     if folded in _FALSE:
         return False
-    return text
+    raise RowError(
+        f"{column}: {text.strip()!r} is not yes or no "
+        "(yes, y, true, 1; no, n, false, 0 or empty; any letter case)"
+    )
 
 
 def student_item(row: dict[str, str]) -> dict[str, Any]:
@@ -134,9 +158,8 @@ def enrollment_item(row: dict[str, str]) -> dict[str, Any]:
         "course_code": row["code"].strip(),
     }
     if action == "enroll" and "waitlist" in row:
-        waitlist = _boolean(row["waitlist"])
-        if waitlist is not False:
-            item["waitlist"] = waitlist
+        if _boolean("waitlist", row["waitlist"]):
+            item["waitlist"] = True
     return item
 
 
@@ -152,6 +175,7 @@ KINDS: dict[str, Kind] = {
         (),
         student_item,
         (_CREATED, _UPDATED, _UNCHANGED),
+        ("email",),
     ),
     "courses": Kind(
         "courses",
@@ -160,6 +184,7 @@ KINDS: dict[str, Kind] = {
         ("capacity", "waitlist_capacity"),
         course_item,
         (_CREATED, _UPDATED, _UNCHANGED),
+        ("code",),
     ),
     "enrollments": Kind(
         "enrollments",
@@ -175,8 +200,68 @@ KINDS: dict[str, Kind] = {
             Outcome("dropped", "dropped", True),
             Outcome("not-enrolled", "not enrolled (nothing to drop)", False),
         ),
+        ("email", "code"),
     ),
 }
+
+
+# --- Letter case ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_character(ch: str) -> str:
+    # Simple case folding, one character for one, as the service's
+    # fold_case() (migration 0004, tests/fold_case_table.py): casefold() is
+    # the full folding (ß -> ss), so where it gives more than one character
+    # lower() gives the simple one (ẞ -> ß), or there is none (İ stays).
+    folded = ch.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = ch.lower()
+    return lowered if len(lowered) == 1 else ch
+
+
+def fold(text: str) -> str:
+    """`text` as the service compares emails and course codes: ignoring letter case."""
+    if text.isascii():
+        return text.lower()
+    return "".join(map(_fold_character, text))
+
+
+class Keys:
+    """Which rows repeat an earlier row's key (an email, a code), in any letter case.
+
+    Two passes over the file, as the importer makes anyway. The first keeps
+    only the hash of each key (a set of ints, about 70 bytes a row: 35
+    MB for 500,000 rows, freed before the second pass) and notes the hashes
+    seen twice. The second keeps, for those hashes only, each key with the
+    line it was first on: exact, whatever the hashes collide on, and as
+    small as the file's repeats.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[int] | None = set()
+        self._repeated: dict[int, dict[str, int]] = {}
+
+    def count(self, key: str) -> None:
+        """First pass: one row's key."""
+        assert self._seen is not None
+        digest = hash(key)
+        if digest in self._seen:
+            self._repeated.setdefault(digest, {})
+        else:
+            self._seen.add(digest)
+
+    def counted(self) -> None:
+        self._seen = None
+
+    def first_line(self, key: str, line: int) -> int | None:
+        """Second pass: the line this key was first on, when it is not `line`."""
+        lines = self._repeated.get(hash(key))
+        if lines is None:
+            return None
+        first = lines.setdefault(key, line)
+        return first if first != line else None
 
 
 # --- Reading the file ---------------------------------------------------------------------
@@ -188,6 +273,7 @@ class Row:
     values: list[str]  # as read, for the rejected file
     item: bytes | None = None  # the JSON item sent
     error: tuple[str, str] | None = None  # refused before sending: (outcome, reason)
+    fields: dict[str, str] = field(default_factory=dict)  # the kind's columns, as written
 
 
 def neutralised(cell: str) -> str:
@@ -262,9 +348,17 @@ class Lines:
 class CsvFile:
     """The rows of one CSV file, streamed; its header checked against the kind."""
 
-    def __init__(self, stream: TextIO, name: str, kind: Kind, warn: Callable[[str], None]):
+    def __init__(
+        self,
+        stream: TextIO,
+        name: str,
+        kind: Kind,
+        warn: Callable[[str], None],
+        keys: Keys | None = None,
+    ):
         self.name = name
         self.kind = kind
+        self.keys = keys or Keys()
         self._lines = Lines(stream, name)
         try:
             self.delimiter, self.header = self._read_header()
@@ -341,6 +435,27 @@ class CsvFile:
             if not _blank(record):
                 yield start, record
 
+    def _fields(self, values: list[str]) -> dict[str, str]:
+        return {
+            name: self._cell(values[i]) if i < len(values) else ""
+            for name, i in self._index.items()
+        }
+
+    def _key(self, fields: dict[str, str]) -> str | None:
+        """What the row is about, folded; None when a part is empty (the service says so)."""
+        parts = [fold(fields[column].strip()) for column in self.kind.key]
+        return "\n".join(parts) if all(parts) else None
+
+    def count_keys(self) -> int:
+        """First pass: every row's key counted; the number of rows."""
+        total = 0
+        for _, values in self.records():
+            total += 1
+            if (key := self._key(self._fields(values))) is not None:
+                self.keys.count(key)
+        self.keys.counted()
+        return total
+
     def rows(self) -> Iterator[Row]:
         width = len(self.header)
         for line, values in self.records():
@@ -348,10 +463,15 @@ class CsvFile:
                 reason = f"the row has {len(values)} fields, the header {width}"
                 yield Row(line, values, error=("invalid", reason))
                 continue
-            fields = {
-                name: self._cell(values[i]) if i < len(values) else ""
-                for name, i in self._index.items()
-            }
+            fields = self._fields(values)
+            key = self._key(fields)
+            first = self.keys.first_line(key, line) if key is not None else None
+            if first is not None:
+                # A second row about the same student or course would undo
+                # the first on every run: neither "a second run changes
+                # nothing" nor the file's intent would hold.
+                yield Row(line, values, error=("duplicate", f"duplicate of line {first}"))
+                continue
             long = next((name for name, value in fields.items() if len(value) > MAX_VALUE), None)
             if long is not None:
                 # The service would refuse it too; it is not sent, so that
@@ -359,7 +479,12 @@ class CsvFile:
                 reason = f"{long}: {len(fields[long])} characters, more than the service takes"
                 yield Row(line, values, error=("invalid", reason))
                 continue
-            yield Row(line, values, item=orjson.dumps(self.kind.item(fields)))
+            try:
+                item = orjson.dumps(self.kind.item(fields))
+            except RowError as exc:
+                yield Row(line, values, error=("invalid", str(exc)))
+                continue
+            yield Row(line, values, item=item, fields=fields)
 
 
 class _Copying(io.RawIOBase):
@@ -404,9 +529,10 @@ def snapshot(
     imported changes nothing, and standard input is checked like a file.
     """
     checked = CsvFile(_text(io.BufferedReader(_Copying(stream, spool))), name, kind, warn)
-    total = sum(1 for _ in checked.records())
+    total = checked.count_keys()
     spool.seek(0)
-    return CsvFile(_text(io.BufferedReader(spool)), name, kind, warn=lambda _: None), total
+    copy = CsvFile(_text(io.BufferedReader(spool)), name, kind, lambda _: None, checked.keys)
+    return copy, total
 
 
 def batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -433,12 +559,17 @@ class Result:
     status: int
     outcome: str
     detail: str
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message) of a 422
 
 
 class Retryable(Exception):
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class Unreachable(Retryable):
+    """No connection could be made: nothing reached the service."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -471,7 +602,54 @@ def _result(entry: Any) -> Result:
     status: int = entry["status"]
     body = entry.get("body")
     outcome = entry.get("outcome") or ("invalid" if status == 422 else _slug(body) or str(status))
-    return Result(status, str(outcome), _problem_text(body) if status >= 400 else "")
+    errors = body.get("errors") if isinstance(body, dict) else None
+    named = [
+        (str(e.get("field")), str(e.get("message")))
+        for e in (errors if isinstance(errors, list) else [])
+        if isinstance(e, dict)
+    ]
+    return Result(status, str(outcome), _problem_text(body) if status >= 400 else "", named)
+
+
+# The service's names for the file's columns.
+COLUMNS = {"student_email": "email", "course_code": "code"}
+
+
+def reason(result: Result, fields: dict[str, str]) -> str:
+    """Why a row was not applied, in the file's terms.
+
+    The service names courses and students by id and fields by its own
+    names; the registrar knows them by the code, the email and the column.
+    """
+    code = fields.get("code", "").strip()
+    email = fields.get("email", "").strip()
+    wording = {
+        "course-full": f"course {code} is full",
+        "waitlist-full": f"course {code} is full and so is its waitlist",
+        "student-not-found": f"no student has email {email}",
+        "course-not-found": f"no course has code {code}",
+        "capacity-below-enrollments": (
+            f"course {code} has more students enrolled than the capacity "
+            f"{fields.get('capacity', '').strip()}"
+        ),
+        "waitlist-capacity-below-waiting": (
+            f"course {code} has more students waiting than the waitlist_capacity "
+            f"{fields.get('waitlist_capacity', '').strip()}"
+        ),
+    }
+    if result.outcome in wording:
+        return wording[result.outcome]
+    if not result.errors:
+        return result.detail
+    said = []
+    for name, message in result.errors:
+        column = COLUMNS.get(name, name)
+        value = fields.get(column)
+        if value is not None and not value.strip():
+            said.append(f"{column} is empty")
+        else:
+            said.append(f"{column}: {message}")
+    return "; ".join(said)
 
 
 @dataclass
@@ -482,6 +660,7 @@ class Client:
     timeout: float
     notify: Callable[[str], None]
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    answered: bool = False  # the service has answered once: a failure now is it going away
 
     async def __aenter__(self) -> Client:
         headers = {"Content-Type": "application/json", "User-Agent": "enrollment-import"}
@@ -489,7 +668,9 @@ class Client:
             headers["Authorization"] = f"Bearer {self.token}"
         self._session = aiohttp.ClientSession(
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            # A connection is made in a few seconds or not at all; the answer
+            # to a batch may take longer.
+            timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=CONNECT_TIMEOUT),
             connector=aiohttp.TCPConnector(limit=1),
             raise_for_status=False,
         )
@@ -514,6 +695,14 @@ class Client:
             try:
                 return await self._post(target, body, headers, len(items))
             except Retryable as exc:
+                if isinstance(exc, Unreachable) and not self.answered:
+                    # Nothing was sent yet: a wrong --url or a service not
+                    # started, said now; the retries are for a service that
+                    # goes away mid-import.
+                    raise Unusable(
+                        f"cannot reach the service at {self.url}: {exc}",
+                        f"start the service, or name it with --url (the default is {DEFAULT_URL})",
+                    ) from None
                 now = time.monotonic()
                 first_failure = first_failure if first_failure is not None else now
                 left = self.retry_for - (now - first_failure)
@@ -537,11 +726,16 @@ class Client:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except aiohttp.InvalidURL:
-            raise Unusable(f"not a URL the importer can use: {self.url}") from None
+            raise Unusable(f"not a URL the importer can use: {self.url}", "check --url") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise Unreachable(f"no connection within {CONNECT_TIMEOUT:g} s") from None
         except TimeoutError:
             raise Retryable(f"no answer within {self.timeout:g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise Unreachable(_connection_error(exc)) from None
         except aiohttp.ClientError as exc:
             raise Retryable(_connection_error(exc)) from None
+        self.answered = True
         try:
             payload = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
@@ -559,15 +753,23 @@ class Client:
         if status == 409 and _slug(payload) == "idempotency-key-in-use":
             # The first try of this batch is still running: wait for its answer.
             raise Retryable("the batch is still being applied", retry_after or 1.0)
-        if status in (401, 403):
-            hint = "set API_TOKEN to a valid token" if status == 401 else "API_TOKEN may not write"
+        if status == 401:
             raise Unusable(
-                f"the service at {self.url} refused the request ({status}: {text}); {hint}"
+                f"the service at {self.url} refused the request (401: {text})",
+                "set API_TOKEN to a token the service accepts, with write access, "
+                "then run it again",
+            )
+        if status == 403:
+            raise Unusable(
+                f"the service at {self.url} refused the request (403: {text})",
+                "API_TOKEN is a token that may only read: set it to one with write "
+                "access, then run it again",
             )
         if status == 404:
             raise Unusable(
-                f"the service at {self.url} has no {target.path} (404): is the URL right, "
-                "and is the service recent enough to have batch endpoints?"
+                f"the service at {self.url} has no {target.path} (404)",
+                "check --url (the service's base URL, as http://host:port), "
+                "and that the service is recent enough to have batch endpoints",
             )
         raise Unusable(f"the service answered {status} to POST {target.path}: {text}")
 
@@ -770,14 +972,15 @@ async def _import(
             results = iter(await client.send(options.kind, number, items) if items else [])
             for row in batch:
                 if row.error is not None:
-                    outcome, reason = row.error
+                    outcome, said = row.error
                 else:
                     result = next(results)
-                    outcome, reason = result.outcome, result.detail
+                    outcome = result.outcome
+                    said = "" if tally.is_applied(outcome) else reason(result, row.fields)
                 tally.add(outcome)
                 tally.last_line = row.line
                 if not tally.is_applied(outcome):
-                    rejects.write(row, outcome, reason)
+                    rejects.write(row, outcome, said)
             progress.advance(len(batch))
 
 
@@ -807,7 +1010,7 @@ async def run(options: Options, out: TextIO, err: TextIO) -> int:
                 if tally.rows
                 else "no row was sent"
             )
-            print(f"import stopped: {exc}; {where}; run it again to finish", file=err)
+            print(f"import stopped: {exc}; {where}; {exc.advice}", file=err)
             if tally.rows:
                 print(tally.summary(source_name, progress.elapsed(), rejects, False), file=out)
             return EXIT_UNUSABLE
@@ -839,23 +1042,31 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+DESCRIPTION = (
+    "Send a CSV file to a running service through its batch endpoints, a batch at a "
+    "time. Columns: students name,email; courses code,title[,capacity]"
+    "[,waitlist_capacity] (empty capacity: no limit); enrollments email,code"
+    "[,action][,waitlist] (action enroll or drop, default enroll; waitlist yes or no, "
+    "default no). UTF-8 with or without BOM, comma, semicolon or tab separated. "
+    "Rows not applied go to FILE.rejected.csv with their line and reason. "
+    "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
+    "service could not be used. The token, if the service needs one, is read "
+    "from API_TOKEN. See docs/import.md."
+)
+
+
 def add_parser(commands: Any) -> None:
     """The `import` subcommand, on `python -m service`'s subparsers."""
     parser = commands.add_parser(
         "import",
         help="import a CSV file of students, courses or enrollments into a running service",
-        description=(
-            "Send a CSV file to a running service through its batch endpoints, a batch at a "
-            "time. Columns: students name,email; courses code,title[,capacity]"
-            "[,waitlist_capacity] (empty capacity: no limit); enrollments email,code"
-            "[,action][,waitlist] (action enroll or drop, default enroll; waitlist true/false, "
-            "default false). UTF-8 with or without BOM, comma, semicolon or tab separated. "
-            "Rows not applied go to FILE.rejected.csv with their line and reason. "
-            "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
-            "service could not be used. The token, if the service needs one, is read "
-            "from API_TOKEN. See docs/import.md."
-        ),
+        description=DESCRIPTION,
     )
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The importer's arguments, the same for `enrollment-import` and `python -m service import`."""
     parser.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
     parser.add_argument("file", help="the CSV file, or - for standard input")
     parser.add_argument(
