@@ -234,13 +234,7 @@ def try_it_out(driver, block, body: dict | None = None) -> tuple[str, str]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    if block.get_attribute("class").find("is-open") < 0:
-        block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
-    button = WebDriverWait(driver, WAIT).until(
-        lambda d: block.find_elements(By.CSS_SELECTOR, ".try-out__btn")
-    )[0]
-    if button.text.strip() == "Try it out":
-        button.click()
+    open_for_trying(driver, block)
     if body is not None:
         editor = WebDriverWait(driver, WAIT).until(
             lambda d: block.find_elements(By.CSS_SELECTOR, "textarea.body-param__text")
@@ -494,9 +488,7 @@ def try_every_path_operation(base: str) -> dict:
             sent = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in (body or {}).items()}
             block = operation_block(driver, document, method, template)
             driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", block)
-            if block.get_attribute("class").find("is-open") < 0:
-                block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
-            try_out_button(driver, block)
+            open_for_trying(driver, block)
             fill_path_parameters(block, values)
             status, shown = try_it_out(driver, block, sent if body is not None else None)
             urls = requested_urls(driver)
@@ -514,11 +506,13 @@ def try_every_path_operation(base: str) -> dict:
         driver.quit()
 
 
-def try_out_button(driver, block) -> None:
-    """Press "Try it out" so that the parameters become inputs."""
+def open_for_trying(driver, block) -> None:
+    """Expand the operation and press "Try it out": its parameters become inputs."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    if block.get_attribute("class").find("is-open") < 0:
+        block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
     button = WebDriverWait(driver, WAIT).until(
         lambda d: block.find_elements(By.CSS_SELECTOR, ".try-out__btn")
     )[0]
