@@ -609,6 +609,9 @@ def start_servers(
             DB_POOL_MIN_SIZE=str(pool),
             DB_POOL_MAX_SIZE=str(pool),
             API_TOKENS=f"bench:write:{token}",
+            # Every wrk connection is one client (one token): the lookup
+            # scenarios measure a search's cost, not the per-client limit.
+            LIMIT_SEARCHES=str(args.connections),
         ),
         port,
         args.out / "service.log",

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.keys import LIMITS
 from service.repositories import courses as courses_repository
 from service.repositories import search
 from service.repositories import students as students_repository
@@ -474,6 +475,28 @@ async def test_adversarial_texts_through_the_api_answer_pages_that_lead_on(clien
     late = await walk_all(client, "/students", 500, q="LATECOMER")
     first_late = ADVERSARIAL_STUDENTS - ADVERSARIAL_LATE + 1
     assert late == list(range(first_late, ADVERSARIAL_STUDENTS + 1))
+
+
+class Full(dict):
+    """Every client's places taken."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key, default=None):
+        return self.size
+
+
+@pytest.mark.parametrize("path", ["/students", "/courses"])
+async def test_a_search_holds_a_place_of_its_clients_search_limit_and_a_plain_list_none(
+    client, path
+):
+    searches = client.app[LIMITS].searches
+    searches.held = Full(searches.size)
+
+    assert (await client.get(path, params={"q": "lovelace"})).status == 429
+    assert (await client.get(path)).status == 200
 
 
 @pytest.mark.parametrize(

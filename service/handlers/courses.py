@@ -46,7 +46,9 @@ async def list_(request: web.Request) -> web.Response:
     page = v.page_query(request, FILTERS)
     # A search holds one of its client's places (service/limits.py) while it runs.
     searching = (
-        request.app[LIMITS].searches.place(request) if "q" in page.filters else nullcontext()
+        request.app[LIMITS].searches.place(request)
+        if page.filters["q"] is not None
+        else nullcontext()
     )
     with searching:
         async with connection(request) as conn:
