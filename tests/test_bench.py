@@ -318,7 +318,7 @@ def test_compared_scenarios_run_interleaved_and_the_others_alone():
         ["student-courses"],
         ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "bulk", "feed"],
         ["course-students"],
-        ["lookup", "students-page", "lookup-common", "lookup-late"],
+        ["lookup", "lookup-common", "lookup-late", "students-page"],
         ["healthz"],
     ]
     assert bench.run_order(["feed", "healthz", "enroll"]) == [["feed", "enroll"], ["healthz"]]

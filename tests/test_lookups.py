@@ -499,6 +499,16 @@ async def test_a_search_holds_a_place_of_its_clients_search_limit_and_a_plain_li
     assert (await client.get(path)).status == 200
 
 
+async def test_every_search_gives_its_place_back_however_it_ends(client):
+    await create_student(client, name="Ada Lovelace")
+    texts = ["lovelace", "...", "nobody", "a..", "ada l"] * 6  # answered, refused
+
+    answers = await asyncio.gather(*(client.get("/students", params={"q": t}) for t in texts))
+
+    assert {response.status for response in answers} <= {200, 422, 429}
+    assert client.app[LIMITS].searches.held == {}
+
+
 @pytest.mark.parametrize(
     ("text", "trigrams"),
     [
