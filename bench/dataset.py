@@ -33,7 +33,8 @@ DATABASE = "enrollment_bench"
 # Bumped when the generated data changes shape, so an older load is not reused.
 # 2: reserved students; the seat counters of migration 0005 filled in.
 # 3: a tag in every student's name, for the lookup scenario.
-FORMAT = 3
+# 4: the reserved students named "Reserved", for lookup-late.
+FORMAT = 4
 # Each student's name ends in a tag of TAG_LENGTH letters drawn from
 # TAG_LETTERS, which "Student", the digits and "@bench.example" do not
 # contain: a ?q= of QUERY_LENGTH of those letters (bench/scenarios.lua draws
@@ -42,6 +43,10 @@ FORMAT = 3
 TAG_LETTERS = "fgijkoqrvwyz"
 TAG_LENGTH = 8
 QUERY_LENGTH = 5
+# The reserved students, the highest ids, are "Reserved N <tag>" with
+# reservedN@bench.example: a ?q= of "reserved" matches them alone, 100,000
+# matches at the end of the id order (lookup-late).
+RESERVED_NAME = "Reserved"
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def students(sizes: Sizes) -> Iterator[tuple[int, str, str]]:
     rng = random.Random(sizes.seed)
     for i in range(1, sizes.students + sizes.reserved + 1):
         tag = "".join(rng.choices(TAG_LETTERS, k=TAG_LENGTH))
-        yield i, f"Student {i} {tag}", f"student{i}@bench.example"
+        word = "Student" if i <= sizes.students else RESERVED_NAME
+        yield i, f"{word} {i} {tag}", f"{word.lower()}{i}@bench.example"
 
 
 def courses(sizes: Sizes) -> Iterator[tuple[int, str, str]]:

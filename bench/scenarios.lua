@@ -9,7 +9,12 @@
 -- QUERY_LENGTH random letters of TAG_LETTERS in random letter case (see
 -- bench/dataset.py: each matches about 18 of 1,100,000 students), a new
 -- text every request; students-page asks GET /students?limit=50, the plain
--- page it is measured against.
+-- page it is measured against. Two adversarial lookups, each text in random
+-- letter case: lookup-common asks for text made of trigrams every email (or
+-- every name) holds, in an order none does ("example@bench": each trigram
+-- is in every row, the text in none); lookup-late for text only the
+-- reserved students, the highest ids, contain ("reserved": 100,000
+-- matches, all after the 1,000,000 others in id order).
 --
 -- The other scenarios never repeat a request, on data bench/dataset.py
 -- prepared for the run (DATA); with THREADS threads, thread k takes the
@@ -40,6 +45,12 @@ local threads = {}
 -- bench/dataset.py's TAG_LETTERS and QUERY_LENGTH.
 local TAG_LETTERS = "fgijkoqrvwyz"
 local QUERY_LENGTH = 5
+-- Texts of lookup-common and lookup-late (URL-encoded), one drawn per request.
+local COMMON_TEXTS = {
+  "example@bench", "bench@example", "example.bench", "xample@benc", "student%20student",
+  "ench.bench",
+}
+local LATE_TEXTS = {"reserved", "eserve", "reserved%2010", "served%201"}
 
 function setup(thread)
   table.insert(threads, thread)
@@ -72,7 +83,8 @@ function init(args)
     bulk_items = tonumber(args[10])
   elseif scenario ~= "student-courses" and scenario ~= "enroll"
       and scenario ~= "course-students" and scenario ~= "healthz"
-      and scenario ~= "lookup" and scenario ~= "students-page" then
+      and scenario ~= "lookup" and scenario ~= "students-page"
+      and scenario ~= "lookup-common" and scenario ~= "lookup-late" then
     error("unknown scenario: " .. tostring(scenario))
   end
   if scenario == "enroll" or hot_course or scenario == "bulk" then
@@ -105,6 +117,17 @@ local function rare_text()
   return table.concat(letters)
 end
 
+-- One of `texts`, each letter in random letter case.
+local function any_case(texts)
+  local text = texts[math.random(1, #texts)]
+  return (text:gsub("%a", function(letter)
+    if math.random(0, 1) == 1 then
+      return letter:upper()
+    end
+    return letter
+  end))
+end
+
 local function past_the_end()
   return wrk.format("GET", "/bench/past-the-prepared-data")
 end
@@ -119,6 +142,10 @@ function request()
     return wrk.format("GET", "/courses/" .. math.random(1, courses) .. "/students?limit=50")
   elseif scenario == "lookup" then
     return wrk.format("GET", "/students?q=" .. rare_text() .. "&limit=50")
+  elseif scenario == "lookup-common" then
+    return wrk.format("GET", "/students?q=" .. any_case(COMMON_TEXTS) .. "&limit=50")
+  elseif scenario == "lookup-late" then
+    return wrk.format("GET", "/students?q=" .. any_case(LATE_TEXTS) .. "&limit=50")
   elseif scenario == "students-page" then
     return wrk.format("GET", "/students?limit=50")
   elseif hot_course then

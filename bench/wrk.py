@@ -18,6 +18,8 @@ SCENARIOS = (
     "drop-promote",
     "bulk",
     "lookup",
+    "lookup-common",
+    "lookup-late",
     "students-page",
     "healthz",
 )

@@ -28,14 +28,6 @@ where fold_case(code) = fold_case($2) and id > $1
 order by id
 limit $3;
 
--- name: search
--- ?q=: up to $3 courses whose code or title contains the text $2 in any letter case,
--- after the cursor id ($1), in id order; $4 is the matches the first step
--- settles for (service/repositories/search.py). One call of the function of
--- migration 0011, which refuses a text the trigram indexes cannot narrow.
-select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
-from search_courses($1, $2, $3, $4);
-
 -- name: create_course
 -- A new course; a taken code raises a unique violation on courses_code_key.
 -- $5 is the actor its event records (see the header of sql/events.sql).

@@ -27,14 +27,6 @@ where fold_case(email) = fold_case($2) and id > $1
 order by id
 limit $3;
 
--- name: search
--- ?q=: up to $3 students whose name or email contains the text $2 in any letter case,
--- after the cursor id ($1), in id order; $4 is the matches the first step
--- settles for (service/repositories/search.py). One call of the function of
--- migration 0011, which refuses a text the trigram indexes cannot narrow.
-select id, name, email, created_at
-from search_students($1, $2, $3, $4);
-
 -- name: create_student
 -- A new student; a taken email raises a unique violation on students_email_key.
 -- $3 is the actor its event records (see the header of sql/events.sql).

@@ -169,7 +169,7 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         "drop-promote",
         "bulk",
         "feed",
-        "lookup",
+        *bench.LOOKUPS,
     ]
     # Every batch enrolled its 500 (the report checks the database against the answers).
     (bulk_verdict,) = (line for line in verdicts if line.startswith("- bulk: "))
@@ -318,7 +318,7 @@ def test_compared_scenarios_run_interleaved_and_the_others_alone():
         ["student-courses"],
         ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "bulk", "feed"],
         ["course-students"],
-        ["lookup", "students-page"],
+        ["lookup", "lookup-common", "lookup-late", "students-page"],
         ["healthz"],
     ]
     assert bench.run_order(["feed", "healthz", "enroll"]) == [["feed", "enroll"], ["healthz"]]

@@ -9,9 +9,14 @@ import json
 import re
 from typing import Any
 
+import asyncpg
 import pytest
 
+from service.keys import LIMITS
+from service.repositories import courses as courses_repository
+from service.repositories import search
 from service.repositories import students as students_repository
+from service.sql import QUERIES
 
 from .api import create_course, create_student, problem
 
@@ -270,31 +275,45 @@ async def test_feed_cursors_are_bound_to_the_feeds_filters(client):
 
 
 async def test_the_search_functions_plan_generically_and_only_while_they_run(db):
-    # Planned with the text, the first step costs more to plan than to run
+    # Planned with the text, the index step costs more to plan than to run
     # (service/repositories/search.py): the functions force a generic plan
     # for their own statements, whatever the session's setting.
     rows = await db.fetch(
         "select proname, proconfig from pg_proc"
-        " where proname in ('search_students', 'search_courses') order by proname"
+        " where proname in ('search_student_page', 'search_course_page') order by proname"
     )
+    # And restore the scans they turn off around the index step (migration 0013).
+    settings = ["plan_cache_mode=force_generic_plan", "enable_indexscan=on", "enable_seqscan=on"]
     assert [(row["proname"], row["proconfig"]) for row in rows] == [
-        ("search_courses", ["plan_cache_mode=force_generic_plan"]),
-        ("search_students", ["plan_cache_mode=force_generic_plan"]),
+        ("search_course_page", settings),
+        ("search_student_page", settings),
     ]
 
-    await db.execute("set plan_cache_mode = force_custom_plan")
+    await db.execute("set plan_cache_mode = force_custom_plan; set enable_seqscan = off")
     await students_repository.list_page(db, after=0, limit=50, q="ada")
 
     assert await db.fetchval("show plan_cache_mode") == "force_custom_plan"
+    assert await db.fetchval("show enable_seqscan") == "off"
+    assert await db.fetchval("show enable_indexscan") == "on"
 
 
-@pytest.mark.parametrize("name", ["Ada Lovelace", "Common"])
-async def test_a_search_is_one_statement(client, db, name):
+async def analyzed(db) -> None:
+    """ANALYZE students and courses (their trigram statistics), and forget what was read before."""
+    await db.execute("analyze students, courses")
+    search.forget_heavy()
+
+
+@pytest.mark.parametrize(("name", "heavy_rows"), [("Ada Lovelace", 5000), ("Common", 1)])
+async def test_a_search_is_one_statement(client, db, name, heavy_rows):
     # One round trip, as a plain page: the search statement only, with no
     # transaction around it (BEGIN, SET, COMMIT) and no second query, for
-    # rare text and for common text (more matches than the bound: step 2).
+    # text the index looks up and for text made of heavy trigrams (here, in
+    # one row or more: every trigram), which is walked.
     for n in range(6):
         await create_student(client, name=f"{name} {n}")
+    await analyzed(db)
+    # The heavy trigrams, read once a minute per connection.
+    await students_repository.list_page(db, after=0, limit=2, q=name, heavy_rows=heavy_rows)
     statements: list[str] = []
 
     def log(logged) -> None:
@@ -302,34 +321,218 @@ async def test_a_search_is_one_statement(client, db, name):
 
     db.add_query_logger(log)
     try:
-        page_ = await students_repository.list_page(db, after=0, limit=2, q=name, bound=5)
+        page_ = await students_repository.list_page(
+            db, after=0, limit=2, q=name, heavy_rows=heavy_rows
+        )
         await asyncio.sleep(0)  # asyncpg calls the loggers soon after, not at once
     finally:
         db.remove_query_logger(log)
 
     assert [student.name for student in page_.items] == [f"{name} 0", f"{name} 1"]
-    assert statements == [students_repository.Q.search]
+    assert statements == [QUERIES.search.students]
 
 
-async def test_common_text_pages_walk_every_match_once_in_id_order(client, db):
-    # More matches than the first step reads (bound 5 here, 2000 in service):
-    # the pages come from the walk in id order.
+async def walk_repository(db, list_page, limit: int, **options: Any) -> list[list[int]]:
+    """Every page's ids, page by page, from the repository."""
+    pages, after = [], 0
+    while True:
+        page_ = await list_page(db, after=after, limit=limit, **options)
+        pages.append([item.id for item in page_.items])
+        if page_.last_key is None:
+            return pages
+        after = page_.last_key
+
+
+@pytest.mark.parametrize("heavy_rows", [1, 5000])
+async def test_walked_pages_hold_every_match_once_in_id_order(client, db, heavy_rows):
+    # Text made of heavy trigrams (every trigram, with heavy_rows 1) is
+    # walked 5 rows at a time: its pages may hold fewer items than the
+    # limit, even none, and still lead on; walking them all gives every
+    # match once, in order, as the index does (heavy_rows 5000: nothing is).
     matching = []
     for n in range(12):
         matching.append((await create_student(client, name=f"Common {n}"))["id"])
-        await create_student(client, name=f"Other {n}")
+        for _ in range(n % 3):
+            await create_student(client, name=f"Other {n}")
+    await analyzed(db)
 
-    seen, after = [], 0
-    while True:
-        page_ = await students_repository.list_page(db, after=after, limit=5, q="commo", bound=5)
-        seen += [student.id for student in page_.items]
-        if page_.last_key is None:
-            break
-        after = page_.last_key
+    pages = await walk_repository(
+        db, students_repository.list_page, 4, q="commo", walk=5, heavy_rows=heavy_rows
+    )
 
-    assert seen == matching
-    # Through the API, with the service's bound: the same.
-    assert await walk_all(client, "/students", 5, q="commo") == matching
+    assert [id_ for page_ in pages for id_ in page_] == matching
+    assert all(len(page_) <= 4 for page_ in pages)
+    if heavy_rows == 1:
+        assert any(len(page_) < 4 for page_ in pages[:-1])  # short pages that lead on
+    else:
+        assert [len(page_) for page_ in pages] == [4, 4, 4]
+
+
+async def test_walked_course_pages_hold_every_match_once_in_id_order(client, db):
+    matching = []
+    for n in range(7):
+        matching.append((await create_course(client, code=f"MATH-{n}", title="Algebra"))["id"])
+        await create_course(client, code=f"ART-{n}", title="Drawing")
+    await analyzed(db)
+
+    pages = await walk_repository(
+        db, courses_repository.list_page, 2, q="ALGEB", walk=3, heavy_rows=1
+    )
+
+    assert [id_ for page_ in pages for id_ in page_] == matching
+    assert len(pages) > len(matching) / 2  # walked, not looked up
+
+
+# --- the bound -----------------------------------------------------------------
+
+# Enough students that reading them all shows: emails sharing one domain,
+# as a school's do, and the last ADVERSARIAL_LATE (more than the 2,000
+# matches the index step settles for) named apart, at the end of the id order.
+ADVERSARIAL_STUDENTS = 30_000
+ADVERSARIAL_LATE = 3_000
+
+
+async def load_adversarial(db) -> None:
+    await db.execute(
+        "insert into students (name, email)"
+        " select case when n > $1 then 'Latecomer ' else 'Student ' end || n,"
+        "        'student' || n || '@school.example.edu'"
+        " from generate_series(1, $2) n",
+        ADVERSARIAL_STUDENTS - ADVERSARIAL_LATE,
+        ADVERSARIAL_STUDENTS,
+    )
+    await analyzed(db)
+
+
+async def rows_read(db, statement: str, *args: Any) -> tuple[list[asyncpg.Record], int]:
+    """What `statement` returns, and how many rows of students it read, by the table's counters."""
+    async with db.transaction():
+        rows = await db.fetch(statement, *args)
+        read = await db.fetchval(
+            "select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+            " from pg_stat_xact_user_tables where relid = 'students'::regclass"
+        )
+    return rows, read
+
+
+# Common trigrams that match nothing (each trigram in every email or every
+# name, the text in none), and text only the last ids match.
+ADVERSARIAL_TEXTS = [
+    "edu@school",
+    "example.school",
+    "hool.example.edu.sch",
+    "student student",
+    "latecomer",
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL_TEXTS)
+async def test_no_search_reads_more_than_its_bound(client, db, text):
+    await load_adversarial(db)
+    args = (0, text, 51, search.WALK, await search.heavy(db), search.INDEX_BUDGET)
+
+    rows, read = await rows_read(db, QUERIES.search.students, *args)
+
+    # The walk: WALK rows, twice (the rows, then the walk's end by the
+    # primary key alone), and a row for where it ended. "latecomer" (3,000
+    # rows, not heavy) is looked up first: more than 2,000 matches, so walked.
+    looked_up = 2001 if text == "latecomer" else 0
+    assert read <= looked_up + 2 * search.WALK, read
+    assert [row["id"] for row in rows] == [search.WALK]
+    assert rows[-1]["name"] is None
+
+
+async def test_the_old_search_read_every_row_for_those_texts(db):
+    # The search of migration 0011, for comparison: the same texts read the
+    # table whole (every candidate rechecked) or walk it up to the late rows.
+    await load_adversarial(db)
+    for text in ADVERSARIAL_TEXTS:
+        _, read = await rows_read(
+            db, "select id from search_students($1, $2, $3, $4)", 0, text, 51, 2000
+        )
+        assert read >= ADVERSARIAL_STUDENTS - ADVERSARIAL_LATE, (text, read)
+
+
+async def test_rare_text_is_looked_up_in_the_index_among_many_rows(client, db):
+    # "12345@": trigrams in few emails (45 followed by @: one in a hundred).
+    await load_adversarial(db)
+    args = (0, "12345@", 51, search.WALK, await search.heavy(db), search.INDEX_BUDGET)
+
+    rows, read = await rows_read(db, QUERIES.search.students, *args)
+
+    assert [row["id"] for row in rows] == [12345]  # no walk's end: the index answered
+    assert read <= 20, read
+
+
+async def test_adversarial_texts_through_the_api_answer_pages_that_lead_on(client, db):
+    await load_adversarial(db)
+
+    for text in ADVERSARIAL_TEXTS:
+        body = await page(client, "/students", q=text, limit=50)
+        assert body["next_cursor"] is not None, text
+        assert len(body["items"]) <= 50
+    # Walking "latecomer" to its end finds every late student, in order.
+    late = await walk_all(client, "/students", 500, q="LATECOMER")
+    first_late = ADVERSARIAL_STUDENTS - ADVERSARIAL_LATE + 1
+    assert late == list(range(first_late, ADVERSARIAL_STUDENTS + 1))
+
+
+class Full(dict):
+    """Every client's places taken."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key, default=None):
+        return self.size
+
+
+@pytest.mark.parametrize("path", ["/students", "/courses"])
+async def test_a_search_holds_a_place_of_its_clients_search_limit_and_a_plain_list_none(
+    client, path
+):
+    searches = client.app[LIMITS].searches
+    searches.held = Full(searches.size)
+
+    assert (await client.get(path, params={"q": "lovelace"})).status == 429
+    assert (await client.get(path)).status == 200
+
+
+async def test_every_search_gives_its_place_back_however_it_ends(client):
+    await create_student(client, name="Ada Lovelace")
+    texts = ["lovelace", "...", "nobody", "a..", "ada l"] * 6  # answered, refused
+
+    answers = await asyncio.gather(*(client.get("/students", params={"q": t}) for t in texts))
+
+    assert {response.status for response in answers} <= {200, 422, 429}
+    assert client.app[LIMITS].searches.held == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "trigrams"),
+    [
+        ("qjkrz", ["jkr", "krz", "qjk"]),  # no padding: the text touches both wildcards
+        ("Ada L", ["  l", "ada", "da "]),  # inner word ends padded, not the text's ends
+        (".ab.", ["  a", " ab", "ab "]),  # a word inside non-word characters: padded
+    ],
+)
+async def test_the_pattern_trigrams_are_those_pg_trgm_looks_up(db, text, trigrams):
+    assert sorted(await db.fetchval("select search_pattern_trigrams($1)", text)) == trigrams
+
+
+async def test_search_fold_is_fold_case(db):
+    # The walk's cheaper folding (migration 0013) agrees with fold_case()
+    # for every code point, alone and inside ASCII text.
+    differ = await db.fetch(
+        "select i from generate_series(1, 1114111) i"
+        " where i not between 55296 and 57343"
+        "   and (search_fold(chr(i)) is distinct from fold_case(chr(i))"
+        "        or search_fold('Ab' || chr(i)) is distinct from fold_case('Ab' || chr(i)))"
+        " limit 10"
+    )
+    assert differ == []
+    assert await db.fetchval("select search_fold('ÀBC-Éd')") == "àbc-éd"
 
 
 # --- text the indexes cannot narrow -----------------------------------------------

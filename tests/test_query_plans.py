@@ -52,16 +52,12 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "students.get_student": (4_242,),
     "students.list_students": (9_000, 51),  # a page in the middle; the handler asks limit + 1
     "students.list_students_by_email": (0, "STUDENT4242@bench.example", 51, None),
-    # A function call (migration 0011): its statements are in IMPLICIT below.
-    # A tag's five letters (bench/dataset.py): a few students of the 20,000.
-    "students.search": (0, "QJKRZ", 51, 2000),
     "students.create_student": ("Ada Lovelace", "ada@example.org", "registrar"),
     "students.update_student": (4_242, "Ada King", None, ["1234"], "registrar"),  # If-Match
     "students.delete_student": (4_242, None, "registrar"),
     "courses.get_course": (42,),
     "courses.list_courses": (200, 51),
     "courses.list_courses_by_code": (0, "c000042", 51, "urse"),
-    "courses.search": (0, "c00421", 51, 2000),  # C004210 .. C004219
     "courses.create_course": ("CS-101", "Algorithms", 30, 0, "registrar"),
     "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None, None, "registrar"),
     "courses.delete_course": (42, ["1234", "5678"], "registrar"),  # If-Match with two tags
@@ -98,20 +94,34 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     ),
     "idempotency.expire_keys": ("24 hours",),  # of 100,000 keys, a tenth expired
     "search.narrows": ("QJKRZ",),
+    # Function calls (migration 0013): their statements are in IMPLICIT below.
+    # A tag's five letters (bench/dataset.py): a few students of the 20,000.
+    "search.students": (0, "QJKRZ", 51, 200, "{}", 100_000),
+    "search.courses": (0, "c00421", 51, 200, "{}", 100_000),  # C004210 .. C004219
+    "search.heavy_trigrams": (5_000,),
     "health.ping": (),
     "health.missing_tables": (["students", "courses", "student_courses"],),
 }
 
 # Statements the database runs with a generic plan only, whatever the
-# session's plan_cache_mode: those of the search functions of migration 0011,
+# session's plan_cache_mode: those of the search functions of migration 0013,
 # whose SET clause forces it (service/repositories/search.py). Planned with
 # the values, a rare text among the 5,000 courses is rightly read by a scan
 # stopped early.
 GENERIC_ONLY = {
     "search: the students' matches": ["force_generic_plan"],
-    "search: the students in id order": ["force_generic_plan"],
+    "search: the students' walk": ["force_generic_plan"],
+    "search: the students' walk end": ["force_generic_plan"],
     "search: the courses' matches": ["force_generic_plan"],
-    "search: the courses in id order": ["force_generic_plan"],
+    "search: the courses' walk": ["force_generic_plan"],
+    "search: the courses' walk end": ["force_generic_plan"],
+}
+# Settings a function changes around a statement, planned under them: the
+# index step of migration 0013's search functions, with index and
+# sequential scans off so that only the trigram indexes' bitmap serves it.
+SETTINGS = {
+    "search: the students' matches": ("enable_indexscan = off", "enable_seqscan = off"),
+    "search: the courses' matches": ("enable_indexscan = off", "enable_seqscan = off"),
 }
 
 # What the database runs for us and EXPLAIN of the named query does not show:
@@ -242,32 +252,42 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "delete from student_courses sc where sc.student_id = $1 and sc.course_id = $2",
         (4_242, 42),
     ),
-    # The search functions of 0011: step 1, the matches in no order (a rare
-    # text), and step 2, the walk in id order (a common one). $2: the pattern
-    # search_pattern() makes of the text.
+    # The search functions of 0013: the index step (a rare text), the walk
+    # in id order and its end (a text of heavy trigrams). $2, $3: the
+    # pattern search_pattern() makes of the text.
     "search: the students' matches": (
         "select s from students s"
-        " where (fold_case(s.name) like $2 or fold_case(s.email) like $2) and s.id > $1"
+        " where (fold_case(s.name) like $2 or fold_case(s.email) like $2) and s.id + 0 > $1"
         " limit 2001",
         (0, "%qjkrz%"),
     ),
-    "search: the students in id order": (
-        "select s.* from students s"
-        " where (fold_case(s.name) like $2 or fold_case(s.email) like $2) and s.id > $1"
-        " order by s.id limit $3",
-        (9_000, "%student 1%", 51),
+    "search: the students' walk": (
+        "select w.* from (select * from students s where s.id > $1 order by s.id limit $2) w"
+        " where search_fold(w.name) like $3 or search_fold(w.email) like $3"
+        " order by w.id limit $4",
+        (9_000, 200, "%student 1%", 51),
+    ),
+    "search: the students' walk end": (
+        "select count(*), max(w.id)"
+        " from (select s.id from students s where s.id > $1 order by s.id limit $2) w",
+        (9_000, 200),
     ),
     "search: the courses' matches": (
         "select c from courses c"
-        " where (fold_case(c.code) like $2 or fold_case(c.title) like $2) and c.id > $1"
+        " where (fold_case(c.code) like $2 or fold_case(c.title) like $2) and c.id + 0 > $1"
         " limit 2001",
         (0, "%c00421%"),
     ),
-    "search: the courses in id order": (
-        "select c.* from courses c"
-        " where (fold_case(c.code) like $2 or fold_case(c.title) like $2) and c.id > $1"
-        " order by c.id limit $3",
-        (200, "%course 1%", 51),
+    "search: the courses' walk": (
+        "select w.* from (select * from courses c where c.id > $1 order by c.id limit $2) w"
+        " where search_fold(w.code) like $3 or search_fold(w.title) like $3"
+        " order by w.id limit $4",
+        (200, 200, "%course 1%", 51),
+    ),
+    "search: the courses' walk end": (
+        "select count(*), max(w.id)"
+        " from (select c.id from courses c where c.id > $1 order by c.id limit $2) w",
+        (200, 200),
     ),
 }
 
@@ -388,9 +408,13 @@ def render(plan: dict[str, Any], depth: int = 0) -> str:
 
 
 async def plans(
-    url: str, sql: str, args: tuple[Any, ...], modes: list[str] = PLAN_MODES
+    url: str,
+    sql: str,
+    args: tuple[Any, ...],
+    modes: list[str] = PLAN_MODES,
+    settings: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
-    """The plan of `sql` with `args` in each of `modes`."""
+    """The plan of `sql` with `args` in each of `modes`, under `settings` (see SETTINGS)."""
     found = {}
     conn = await asyncpg.connect(url)
     try:
@@ -401,6 +425,8 @@ async def plans(
             await tx.start()
             try:
                 await conn.execute(f"set local plan_cache_mode = {mode}")
+                for setting in settings:
+                    await conn.execute(f"set local {setting}")
                 await conn.execute("prepare plan_probe as " + sql)
                 arguments = ", ".join(literal(a) for a in args)
                 execute = f"execute plan_probe({arguments})" if args else "execute plan_probe"
@@ -415,11 +441,15 @@ async def plans(
 
 
 async def seq_scans(
-    url: str, sql: str, args: tuple[Any, ...], modes: list[str] = PLAN_MODES
+    url: str,
+    sql: str,
+    args: tuple[Any, ...],
+    modes: list[str] = PLAN_MODES,
+    settings: tuple[str, ...] = (),
 ) -> list[str]:
     """One complaint per plan mode whose plan reads a watched table sequentially."""
     complaints = []
-    for mode, plan in (await plans(url, sql, args, modes)).items():
+    for mode, plan in (await plans(url, sql, args, modes, settings)).items():
         scanned = sorted(
             {
                 node["Relation Name"]
@@ -454,18 +484,26 @@ async def test_named_query_uses_indexes(loaded_database, qualified):
 
 
 # Lookups and the indexes that must serve them (migration 0004's unique
-# indexes, 0009's trigram indexes). ?q='s first step (in the search
-# functions of 0011) runs with a generic plan only (tests/test_lookups.py
-# checks the functions force it). That plan takes the trigram indexes from
-# about 50,000 students on (checked by hand with EXPLAIN ANALYZE at 50,000,
-# 200,000 and 1,100,000); on these 20,000 it walks the primary key instead
-# (as below about 50,000 students: every row, for a rare text), so here it
-# is only checked for not reading the table sequentially. The second step,
-# for common text, walks the primary key in id order.
+# indexes, 0009's trigram indexes). ?q='s index step (in the search
+# functions of 0013) runs with a generic plan only, with index and
+# sequential scans off (tests/test_lookups.py checks the functions set
+# both): the trigram indexes' bitmap at any size (without those settings,
+# the primary key below about 50,000 students). The walk, for text of heavy
+# trigrams, reads the primary key in id order.
 LOOKUP_INDEXES = {
     "students.list_students_by_email": (PLAN_MODES, {"students_email_key"}),
-    "search: the students in id order": (["force_generic_plan"], {"students_pkey"}),
+    "search: the students' matches": (
+        ["force_generic_plan"],
+        {"students_name_trgm", "students_email_trgm"},
+    ),
+    "search: the students' walk": (["force_generic_plan"], {"students_pkey"}),
+    "search: the students' walk end": (["force_generic_plan"], {"students_pkey"}),
     "courses.list_courses_by_code": (PLAN_MODES, {"courses_code_key"}),
+    "search: the courses' matches": (
+        ["force_generic_plan"],
+        {"courses_code_trgm", "courses_title_trgm"},
+    ),
+    "search: the courses' walk": (["force_generic_plan"], {"courses_pkey"}),
 }
 
 
@@ -478,7 +516,7 @@ async def test_lookups_use_their_indexes(loaded_database, qualified):
         sql, args = getattr(getattr(QUERIES, file), name), EXAMPLE_ARGS[qualified]
     modes, indexes = LOOKUP_INDEXES[qualified]
 
-    found = await plans(loaded_database, sql, args, modes)
+    found = await plans(loaded_database, sql, args, modes, SETTINGS.get(qualified, ()))
 
     for mode in modes:
         used = {node.get("Index Name") for node in nodes(found[mode])}
@@ -489,7 +527,9 @@ async def test_lookups_use_their_indexes(loaded_database, qualified):
 async def test_statements_run_by_triggers_use_indexes(loaded_database, label):
     sql, args = IMPLICIT[label]
 
-    complaints = await seq_scans(loaded_database, sql, args, GENERIC_ONLY.get(label, PLAN_MODES))
+    complaints = await seq_scans(
+        loaded_database, sql, args, GENERIC_ONLY.get(label, PLAN_MODES), SETTINGS.get(label, ())
+    )
 
     assert not complaints, f"{label} reads a whole table:\n\n" + "\n\n".join(complaints)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from aiohttp import web
 
 from .. import conditional
@@ -9,6 +11,7 @@ from .. import validation as v
 from ..auth import actor
 from ..db import connection
 from ..errors import not_found
+from ..keys import LIMITS
 from ..repositories import students
 from . import render
 
@@ -27,8 +30,17 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_(request: web.Request) -> web.Response:
     page = v.page_query(request, FILTERS)
-    async with connection(request) as conn:
-        result = await students.list_page(conn, after=page.after, limit=page.limit, **page.filters)
+    # A search holds one of its client's places (service/limits.py) while it runs.
+    searching = (
+        request.app[LIMITS].searches.place(request)
+        if page.filters["q"] is not None
+        else nullcontext()
+    )
+    with searching:
+        async with connection(request) as conn:
+            result = await students.list_page(
+                conn, after=page.after, limit=page.limit, **page.filters
+            )
     return render.page(request, result, page)
 
 

@@ -41,7 +41,7 @@ async def list_page(
     limit: int,
     code: str | None = None,
     q: str | None = None,
-    bound: int = search.BOUND,
+    **bounds: int,
 ) -> Page[Course]:
     """A page after id `after`; with `code` (any letter case) and `q` (contained), of those only."""
     if code is not None:
@@ -49,7 +49,12 @@ async def list_page(
             await search.check(conn, q)
         rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, q)
     elif q is not None:
-        rows = await search.page(conn, Q.search, after=after, text=q, limit=limit + 1, bound=bound)
+        found = await search.page(conn, "courses", after=after, text=q, limit=limit + 1, **bounds)
+        items = [Course(*row) for row in found.rows[:limit]]
+        if len(found.rows) > limit:
+            return Page(items, items[-1].id)
+        # A walk that stopped short of the table's end: the next page resumes there.
+        return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_courses, after, limit + 1)
     items = [Course(*row) for row in rows[:limit]]

@@ -40,7 +40,7 @@ async def list_page(
     limit: int,
     email: str | None = None,
     q: str | None = None,
-    bound: int = search.BOUND,
+    **bounds: int,
 ) -> Page[Student]:
     """A page after id `after`; with `email` (any letter case) and `q` (contained), of those only."""
     if email is not None:
@@ -48,7 +48,12 @@ async def list_page(
             await search.check(conn, q)
         rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, q)
     elif q is not None:
-        rows = await search.page(conn, Q.search, after=after, text=q, limit=limit + 1, bound=bound)
+        found = await search.page(conn, "students", after=after, text=q, limit=limit + 1, **bounds)
+        items = [Student(*row) for row in found.rows[:limit]]
+        if len(found.rows) > limit:
+            return Page(items, items[-1].id)
+        # A walk that stopped short of the table's end: the next page resumes there.
+        return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_students, after, limit + 1)
     items = [Student(*row) for row in rows[:limit]]
