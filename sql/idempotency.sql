@@ -10,13 +10,16 @@ select pg_try_advisory_xact_lock($1);
 -- name: get_answer
 -- The stored answer of key $2 in scope $1, unless it is older than $3 (an
 -- interval), and whether its body is compressed; when there is none, `held`:
--- the scope's live keys, counted up to $4 (the limit) at most, from the index
--- on (scope, created_at) alone. One row always.
+-- the scope's live keys, counted up to $4 (the limit) at most. In the order of
+-- the index on (scope, created_at): it is read (a scope holding half the
+-- table would otherwise be counted with a scan of all of it), and stops at
+-- the limit. One row always.
 select k.fingerprint, k.status, k.content_type, k.location, k.body, k.compressed,
        case when k.key is null then (
            select count(*) from (
                select from idempotency_keys
                where scope = $1 and created_at > now() - $3::interval
+               order by created_at
                limit $4
            ) as live
        ) end as held

@@ -85,7 +85,9 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "events.newest_served": (),
     "events.purge_events": ("2020-01-01T00:00:00+00:00",),
     "idempotency.lock_key": (-4_242_424_242,),
-    "idempotency.get_answer": ("registrar", "key-4242", "24 hours"),
+    # a key that is not there: the scope's live keys are counted, up to the limit
+    "idempotency.get_answer": ("registrar", "key-new", "24 hours", 100_000),
+    "idempotency.first_expiry": ("registrar", "24 hours"),
     "idempotency.store_answer": (
         "key-new",
         "\\x00",
@@ -95,6 +97,8 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
         "{}",
         "24 hours",
         "registrar",
+        False,
+        ["STUDENT4242@bench.example"],  # the emails the answer carries
     ),
     "idempotency.expire_keys": ("24 hours",),  # of 100,000 keys, a tenth expired
     "search.narrows": ("QJKRZ",),
@@ -188,6 +192,13 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "cascade: a course's waitlist": (
         "delete from only course_waitlist where course_id = $1",
         (42,),
+    ),
+    # students_redact_idempotent_answers (0014): the answers naming the deleted
+    # students (the trigger's transition table, here an unnest)
+    "redaction: the answers naming deleted students": (
+        "update idempotency_keys set body = null, compressed = false, student_ids = null"
+        " where student_ids && array(select id from unnest($1::bigint[]) as gone (id))",
+        ("{4242}",),
     ),
     # The batch functions of 0007: an item's student and course by email or
     # code (any letter case), locked as the single statements lock them.
