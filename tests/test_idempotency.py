@@ -28,6 +28,7 @@ from service.keys import POOL
 from service.repositories import idempotency as keys
 
 from .api import create_course, create_student, problem
+from .migrating import apply, connected
 
 REGISTRAR = Token(name="registrar", scope="write", secret="registrar-secret-0123456789")
 IMPORTER = Token(name="importer", scope="write", secret="importer-secret-0123456789")
@@ -680,6 +681,47 @@ async def test_answers_that_do_not_carry_the_student_keep_their_body(client, db)
     assert_same_answer(
         enrolled, await post(client, path, {"course_id": course["id"]}, **keyed("enroll"))
     )
+
+
+async def test_migration_0014_links_the_answers_stored_before_it(empty_database):
+    dsn = empty_database
+    await apply(dsn, target="0011_search")
+    async with connected(dsn) as conn:
+        ada = await conn.fetchval(
+            "insert into students (name, email) values ('Ada', 'ada@example.org') returning id"
+        )
+        alan = await conn.fetchval(
+            "insert into students (name, email) values ('Alan', 'alan@example.org') returning id"
+        )
+        answers = {
+            "created": {"id": ada, "name": "Ada", "email": "ada@example.org"},
+            "taken": {
+                "type": "/problems/email-taken",
+                "detail": "a student with email ADA@example.org already exists",
+            },
+            "batch": {
+                "results": [
+                    {"body": {"id": ada, "email": "ada@example.org"}},
+                    {"body": {"id": alan, "email": "alan@example.org"}},
+                ]
+            },
+            "course": {"id": 1, "code": "C@1"},
+        }
+        for key, body in answers.items():
+            await conn.execute(
+                "insert into idempotency_keys (scope, key, fingerprint, status, content_type, body)"
+                " values ('', $1, '\\x00', 200, 'application/json', $2)",
+                key,
+                json.dumps(body).encode(),
+            )
+
+        assert await apply(dsn) == ["0014_idempotency_bounds"]
+
+        linked = dict(await conn.fetch("select key, student_ids from idempotency_keys"))
+        assert linked == {"created": [ada], "taken": [ada], "batch": [ada, alan], "course": None}
+        await conn.execute("delete from students where id = $1", ada)
+        kept = dict(await conn.fetch("select key, body is not null from idempotency_keys"))
+        assert kept == {"created": False, "taken": False, "batch": False, "course": True}
 
 
 # --- malformed keys ---------------------------------------------------------------
