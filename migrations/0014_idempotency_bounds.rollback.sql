@@ -5,6 +5,14 @@
 
 set local lock_timeout = '5s';
 
+drop trigger idempotency_keys_counts_truncated on idempotency_keys;
+drop trigger idempotency_keys_scope_and_key_kept on idempotency_keys;
+drop trigger idempotency_keys_counted_deleted on idempotency_keys;
+drop trigger idempotency_keys_counted_inserted on idempotency_keys;
+drop function clear_idempotency_scope_counts();
+drop function count_idempotency_keys();
+drop table idempotency_scope_counts;
+
 drop trigger students_redact_idempotent_answers on students;
 drop function redact_idempotent_answers();
 

@@ -28,12 +28,14 @@ statement more.
 What is stored is bounded (migration 0014):
 
 - In number: a scope holds at most LIMIT_IDEMPOTENCY_KEYS live keys. The
-  statement that looks for the stored answer counts them, when there is
-  none, up to the limit; at the limit a new key is 429 before the handler
+  statement that looks for the stored answer also reads, when there is
+  none, the scope's count of keys, which triggers keep (16 rows a scope,
+  whatever it holds); at the limit a new key is 429 before the handler
   runs (nothing done, nothing stored), with Retry-After the seconds until
-  the scope's oldest key expires. Requests in flight are not counted: the
-  limit may be passed by as many as a scope sends at once. A replay is
-  never refused.
+  the scope's oldest key expires. The count is exact for committed keys;
+  it is read before the handler and the store, so requests in flight are
+  not in it: the limit may be passed by as many as a scope sends at once.
+  A replay is never refused.
 - In size: the body is stored zlib-compressed, and not at all above
   MAX_STORED_BODY bytes compressed (repositories/idempotency.py). A replay
   of an answer whose body was not kept has its status and Location and an

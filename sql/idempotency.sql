@@ -10,18 +10,29 @@ select pg_try_advisory_xact_lock($1);
 -- name: get_answer
 -- The stored answer of key $2 in scope $1, unless it is older than $3 (an
 -- interval), and whether its body is compressed; when there is none, `held`:
--- the scope's live keys, counted up to $4 (the limit) at most. In the order of
--- the index on (scope, created_at): it is read (a scope holding half the
--- table would otherwise be counted with a scan of all of it), and stops at
--- the limit. One row always.
+-- the scope's live keys as far as the limit $4 needs them. The count is
+-- kept, not counted (idempotency_scope_counts, migration 0014): the sum of
+-- the scope's 16 shards, committed keys only. From $4 on, the keys that
+-- expired but are not deleted yet (a minute's worth, as the expiry runs) are
+-- taken off: read oldest first from an index on created_at, as many as it
+-- takes to fall below $4 at most (usually one, or none there). So `held` is
+-- exact below $4, and at or above it when no expired key remains; else it
+-- is $4 - 1. One row always.
 select k.fingerprint, k.status, k.content_type, k.location, k.body, k.compressed,
        case when k.key is null then (
-           select count(*) from (
-               select from idempotency_keys
-               where scope = $1 and created_at > now() - $3::interval
-               order by created_at
-               limit $4
-           ) as live
+           select counted.stored - case when counted.stored >= $4 then (
+               select count(*) from (
+                   select from idempotency_keys
+                   where scope = $1 and created_at <= now() - $3::interval
+                   order by created_at
+                   limit counted.stored - $4 + 1
+               ) as expired
+           ) else 0 end
+           from (
+               select coalesce(sum(stored), 0)::bigint as stored
+               from idempotency_scope_counts
+               where scope = $1
+           ) as counted
        ) end as held
 from (select) as one
 left join idempotency_keys k

@@ -531,6 +531,87 @@ async def test_an_expired_key_no_longer_counts(three_keys, db):
     assert created[0].status == 201
 
 
+async def kept_and_real_counts(db: asyncpg.Connection) -> tuple[dict, dict]:
+    """Each scope's count as the triggers keep it, and as counted in the table."""
+    kept = await db.fetch(
+        "select scope, sum(stored)::bigint from idempotency_scope_counts"
+        " group by scope having sum(stored) <> 0"
+    )
+    real = await db.fetch("select scope, count(*) from idempotency_keys group by scope")
+    return dict(kept), dict(real)
+
+
+async def test_the_kept_count_of_keys_is_the_real_one(aiohttp_client, config, db):
+    client = await aiohttp_client(
+        create_app(
+            replace(
+                config,
+                tokens=(REGISTRAR, IMPORTER),
+                idempotency_ttl=600,
+                pool_min_size=40,
+                pool_max_size=40,
+            )
+        )
+    )
+
+    async def create(token: Token, n: int) -> Reply:
+        body = {"name": f"S{n}", "email": f"{token.name}-{n}@example.org"}
+        return await post(client, "/students", body, **keyed(f"k{n}", token))
+
+    # Concurrent keyed requests of one token (and a few of another): each
+    # shard counted by every request whose key hashes to it.
+    created = await asyncio.gather(
+        *(create(REGISTRAR, n) for n in range(60)), *(create(IMPORTER, n) for n in range(5))
+    )
+    assert {reply.status for reply in created} == {201}
+    # Replays and an answer not kept add nothing.
+    assert (await create(REGISTRAR, 0)).headers["Idempotent-Replayed"] == "true"
+    assert (await post(client, "/students", b"{", **keyed("bad", REGISTRAR))).status == 400
+    assert await kept_and_real_counts(db) == ({"registrar": 60, "importer": 5},) * 2
+
+    # An expired key used again replaces its row: still one key.
+    await db.execute(
+        "update idempotency_keys set created_at = now() - interval '601 seconds'"
+        " where scope = 'registrar' and key = 'k1'"
+    )
+    again = await post(
+        client, "/students", {"name": "T", "email": "t@example.org"}, **keyed("k1", REGISTRAR)
+    )
+    assert again.status == 201
+    assert await kept_and_real_counts(db) == ({"registrar": 60, "importer": 5},) * 2
+
+    # The expiry deletes 5,000 keys a statement, of any scopes: here the two
+    # oldest, of the token, and 4,998 of the instance's.
+    await db.execute(
+        "update idempotency_keys set created_at = now() - interval '800 seconds'"
+        " where scope = 'registrar' and key in ('k2', 'k3')"
+    )
+    await insert_keys(db, 12_000, timedelta(seconds=700), "old-")
+    assert await kept_and_real_counts(db) == ({"registrar": 60, "importer": 5, "": 12_000},) * 2
+    ttl = timedelta(seconds=600)
+    assert await keys.expire(db, ttl=ttl) == keys.EXPIRE_BATCH
+    assert await kept_and_real_counts(db) == ({"registrar": 58, "importer": 5, "": 7_002},) * 2
+    assert await idempotency.expire_all(client.app, ttl) == 7_002
+    assert await kept_and_real_counts(db) == ({"registrar": 58, "importer": 5},) * 2
+
+    # A student's deletion redacts the answer that created them, and keeps it.
+    student = created[10].json()["id"]
+    auth = {"Authorization": f"Bearer {REGISTRAR.secret}"}
+    assert (await client.delete(f"/students/{student}", headers=auth)).status == 204
+    assert await db.fetchval("select body from idempotency_keys where key = 'k10'") is None
+    assert await kept_and_real_counts(db) == ({"registrar": 58, "importer": 5},) * 2
+
+
+async def test_a_key_does_not_move_and_truncate_empties_the_counts(client, db):
+    await insert_keys(db, 3, timedelta(0), "k")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="does not move"):
+        await db.execute("update idempotency_keys set key = 'moved' where key = 'k1'")
+    await db.execute("truncate idempotency_keys")
+
+    assert await kept_and_real_counts(db) == ({}, {})
+
+
 # --- how large a stored answer may be ----------------------------------------------
 
 
@@ -683,7 +764,7 @@ async def test_answers_that_do_not_carry_the_student_keep_their_body(client, db)
     )
 
 
-async def test_migration_0014_links_the_answers_stored_before_it(empty_database):
+async def test_migration_0014_links_and_counts_the_answers_stored_before_it(empty_database):
     dsn = empty_database
     await apply(dsn, target="0011_search")
     async with connected(dsn) as conn:
@@ -717,6 +798,7 @@ async def test_migration_0014_links_the_answers_stored_before_it(empty_database)
 
         assert await apply(dsn) == ["0014_idempotency_bounds"]
 
+        assert await kept_and_real_counts(conn) == ({"": 4}, {"": 4})
         linked = dict(await conn.fetch("select key, student_ids from idempotency_keys"))
         assert linked == {"created": [ada], "taken": [ada], "batch": [ada, alan], "course": None}
         await conn.execute("delete from students where id = $1", ada)

@@ -42,7 +42,7 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """What get() found under a key: its answer, or else the scope's live keys (up to the limit)."""
+    """What get() found under a key: its answer, or else the scope's live keys (see get())."""
 
     answer: Answer | None
     held: int
@@ -58,7 +58,10 @@ async def get(
 ) -> Found:
     """The live answer under `key`, or, when there is none, how many live keys `scope` holds.
 
-    The count stops at `limit`: it costs at most that many index entries.
+    The count is kept by the database (migration 0014), not counted: a few
+    rows read, however many keys the scope holds. It is exact below `limit`;
+    from `limit` on, only as far as needed to compare with it (`limit` - 1
+    when expired keys not yet deleted bring the live ones below it).
     """
     row = await conn.fetchrow(Q.get_answer, scope, key, ttl, limit)
     if row["status"] is None:
