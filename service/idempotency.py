@@ -25,6 +25,26 @@ back, and the client may fix the request and send it with the same key.
 Requests without the header take none of this path: no transaction, no
 statement more.
 
+What is stored is bounded (migration 0014):
+
+- In number: a scope holds at most LIMIT_IDEMPOTENCY_KEYS live keys. The
+  statement that looks for the stored answer also reads, when there is
+  none, the scope's count of keys, which triggers keep (16 rows a scope,
+  whatever it holds); at the limit a new key is 429 before the handler
+  runs (nothing done, nothing stored), with Retry-After the seconds until
+  the scope's oldest key expires. The count is exact for committed keys;
+  it is read before the handler and the store, so requests in flight are
+  not in it: the limit may be passed by as many as a scope sends at once.
+  A replay is never refused.
+- In size: the body is stored zlib-compressed, and not at all above
+  MAX_STORED_BODY bytes compressed (repositories/idempotency.py). A replay
+  of an answer whose body was not kept has its status and Location and an
+  empty body.
+- In time, for personal data: the answer records the students whose emails
+  its body carries (found here, linked by the store statement), and
+  deleting one of them drops the body in the database (a trigger), however
+  the student was deleted.
+
 The whole transaction runs again on a deadlock or a lost race (a Busy
 problem), up to retry.ATTEMPTS times: inside a transaction a repository
 cannot retry one statement alone (retry.py).
@@ -42,12 +62,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
+import orjson
 from aiohttp import hdrs, web
 from multidict import istr
 
 from .auth import actor
 from .db import TRANSIENT
-from .errors import Busy, FieldError, Problem, busy, render
+from .errors import Busy, FieldError, Problem, busy, render, too_many_requests
 from .keys import CONFIG, CONNECTION, POOL
 from .repositories import idempotency
 from .repositories.idempotency import Answer
@@ -65,6 +86,9 @@ IDEMPOTENT_REPLAYED = istr("Idempotent-Replayed")
 NOT_KEPT = frozenset({400, 408, 413, 415, 422, 429})
 EXPIRE_PERIOD = 60.0  # seconds between expiry passes
 STOP_WITHIN = 5.0  # seconds the expiry may take to stop at shutdown
+# The longest Retry-After of a scope at its limit, in seconds: the TTL may be
+# lowered in the meantime, and a client had better look again within the hour.
+MAX_RETRY_AFTER = 3600
 
 _KEY = re.compile(r"[!-~]{1,255}")
 
@@ -135,6 +159,39 @@ def _reused() -> Problem:
     )
 
 
+def _too_many(limit: int, retry_after: int) -> Problem:
+    return too_many_requests(
+        f"at most {limit} Idempotency-Keys may be stored at once per client; "
+        "retry when the oldest has expired, or send the request without a key",
+        limit=limit,
+        retry_after=retry_after,
+    )
+
+
+def emails_in(body: bytes) -> list[str]:
+    """The emails an answer's body carries: the words with an @ of its JSON strings.
+
+    A student's email holds no white space (validation.email), so a word of a
+    sentence ("a student with email ... already exists") is one exactly.
+    """
+    if b"@" not in body:
+        return []
+    try:
+        values = [orjson.loads(body)]
+    except orjson.JSONDecodeError:
+        values = [body.decode("utf-8", "replace")]
+    found: set[str] = set()
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, str) and "@" in value:
+            found.update(word for word in value.split() if "@" in word)
+    return sorted(found)
+
+
 def kept(status: int) -> bool:
     return status < 500 and status not in NOT_KEPT
 
@@ -145,11 +202,13 @@ async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
     body = await read_body(request)  # 408 and 413 here, before any transaction
     digest = fingerprint(request.method, request.path, request.query_string, body)
     scope = actor(request)
-    ttl = timedelta(seconds=request.app[CONFIG].idempotency_ttl)
+    config = request.app[CONFIG]
+    ttl = timedelta(seconds=config.idempotency_ttl)
+    limit = config.limit_idempotency_keys
     async with request.app[POOL].lend() as conn:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return await _once(handler, request, conn, key, scope, digest, ttl)
+                return await _once(handler, request, conn, key, scope, digest, ttl, limit)
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Busy) as exc:
                 # Everything rolled back: running it all again is safe.
                 if attempt < ATTEMPTS:
@@ -168,13 +227,16 @@ async def _once(
     scope: str,
     digest: bytes,
     ttl: timedelta,
+    limit: int,
 ) -> web.StreamResponse:
     # Why a transaction: the answer is stored with the effect, atomically, and
     # the key's lock is held until both are committed.
     transaction = conn.transaction()
     await transaction.start()
     try:
-        response, keep = await _in_transaction(handler, request, conn, key, scope, digest, ttl)
+        response, keep = await _in_transaction(
+            handler, request, conn, key, scope, digest, ttl, limit
+        )
     except Exception:
         if not conn.is_closed():  # closed: the server has rolled it back
             await transaction.rollback()
@@ -195,15 +257,19 @@ async def _in_transaction(
     scope: str,
     digest: bytes,
     ttl: timedelta,
+    limit: int,
 ) -> tuple[web.StreamResponse, bool]:
     """The answer, and whether to commit what the handler did and the record of it."""
     if not await idempotency.lock(conn, lock_id=lock_id(scope, key)):
         raise _in_use()
-    stored = await idempotency.get(conn, scope=scope, key=key, ttl=ttl)
-    if stored is not None:
+    found = await idempotency.get(conn, scope=scope, key=key, ttl=ttl, limit=limit)
+    if (stored := found.answer) is not None:
         if stored.fingerprint != digest:
             raise _reused()
         return _replay(stored), False
+    if found.held >= limit:
+        seconds = await idempotency.first_expiry(conn, scope=scope, ttl=ttl) or 1
+        raise _too_many(limit, min(max(seconds, 1), MAX_RETRY_AFTER))
     request[CONNECTION] = conn
     try:
         response = await _handle(handler, request)
@@ -212,7 +278,16 @@ async def _in_transaction(
     if not kept(response.status):
         return response, False
     answer = _record(response, digest)
-    await idempotency.store(conn, key=key, answer=answer, ttl=ttl, actor=scope)
+    emails = emails_in(answer.body) if answer.body is not None else []
+    if not await idempotency.store(
+        conn, key=key, answer=answer, ttl=ttl, actor=scope, emails=emails
+    ):
+        log.info(
+            "idempotency: the %d-byte answer to %s %s was too large to keep; its status was kept",
+            len(answer.body or b""),
+            request.method,
+            request.path,
+        )
     return response, True
 
 
@@ -237,7 +312,8 @@ def _record(response: web.StreamResponse, digest: bytes) -> Answer:
 
 def _replay(stored: Answer) -> web.Response:
     headers = {IDEMPOTENT_REPLAYED: "true"}
-    if stored.content_type is not None:
+    # No body kept, no content type: an empty body is no JSON document.
+    if stored.content_type is not None and stored.body is not None:
         headers[hdrs.CONTENT_TYPE] = stored.content_type
     if stored.location is not None:
         headers[hdrs.LOCATION] = stored.location

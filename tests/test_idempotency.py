@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -26,6 +28,7 @@ from service.keys import POOL
 from service.repositories import idempotency as keys
 
 from .api import create_course, create_student, problem
+from .migrating import apply, connected
 
 REGISTRAR = Token(name="registrar", scope="write", secret="registrar-secret-0123456789")
 IMPORTER = Token(name="importer", scope="write", secret="importer-secret-0123456789")
@@ -445,6 +448,362 @@ async def test_a_deadlock_runs_the_whole_transaction_again(client, database_url,
     assert answer.status == 201, answer.body
     assert await db.fetchval("select count(*) from student_courses") == 1
     assert await db.fetchval("select status from idempotency_keys where key = 'dl'") == 201
+
+
+# --- how many keys a token may hold ----------------------------------------------
+
+
+@pytest.fixture
+async def three_keys(aiohttp_client, config) -> TestClient:
+    """Two tokens, each allowed three live keys, kept ten minutes."""
+    limited = replace(
+        config, tokens=(REGISTRAR, IMPORTER), limit_idempotency_keys=3, idempotency_ttl=600
+    )
+    return await aiohttp_client(create_app(limited))
+
+
+async def create_courses(client: TestClient, token: Token, *keys: str) -> list[Reply]:
+    replies = []
+    for key in keys:
+        body = {"code": f"{token.name}-{key}", "title": key}
+        replies.append(reply := await post(client, "/courses", body, **keyed(key, token)))
+        assert reply.status == 201, reply.body
+    return replies
+
+
+async def test_a_new_key_beyond_the_limit_is_429_and_nothing_is_done(three_keys, db):
+    client = three_keys
+    await create_courses(client, REGISTRAR, "k1", "k2", "k3")
+    # The oldest key is 500 of its 600 seconds old: one place frees in 100 seconds.
+    await db.execute(
+        "update idempotency_keys set created_at = now() - interval '500 seconds' where key = 'k1'"
+    )
+    before = await counts(db)
+
+    refused = await post(
+        client, "/courses", {"code": "C4", "title": "Four"}, **keyed("k4", REGISTRAR)
+    )
+
+    assert refused.status == 429
+    found = problem_of(refused)
+    assert found["type"] == "/problems/too-many-requests"
+    assert "Idempotency-Key" in found["detail"]
+    assert 98 <= int(refused.headers["Retry-After"]) <= 100
+    assert refused.headers["RateLimit-Limit"] == "3"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert refused.headers["RateLimit-Reset"] == refused.headers["Retry-After"]
+    assert await counts(db) == before  # no course, no event, no key
+
+
+async def test_at_the_limit_replays_requests_without_a_key_and_other_tokens_still_work(
+    three_keys, db
+):
+    client = three_keys
+    first, *_ = await create_courses(client, REGISTRAR, "k1", "k2", "k3")
+
+    again = await post(
+        client, "/courses", {"code": "registrar-k1", "title": "k1"}, **keyed("k1", REGISTRAR)
+    )
+    unkeyed = await post(
+        client,
+        "/courses",
+        {"code": "C9", "title": "Nine"},
+        Authorization=f"Bearer {REGISTRAR.secret}",
+    )
+    other = await create_courses(client, IMPORTER, "k1", "k2", "k3")
+
+    assert_same_answer(first, again)
+    assert unkeyed.status == 201
+    assert [reply.status for reply in other] == [201, 201, 201]
+    assert await db.fetchval("select count(*) from idempotency_keys") == 6
+
+
+async def test_an_expired_key_no_longer_counts(three_keys, db):
+    client = three_keys
+    await create_courses(client, REGISTRAR, "k1", "k2", "k3")
+    # Expired, not yet deleted by the background pass.
+    await db.execute(
+        "update idempotency_keys set created_at = now() - interval '601 seconds' where key = 'k1'"
+    )
+
+    created = await create_courses(client, REGISTRAR, "k4")
+
+    assert created[0].status == 201
+
+
+async def kept_and_real_counts(db: asyncpg.Connection) -> tuple[dict, dict]:
+    """Each scope's count as the triggers keep it, and as counted in the table."""
+    kept = await db.fetch(
+        "select scope, sum(stored)::bigint from idempotency_scope_counts"
+        " group by scope having sum(stored) <> 0"
+    )
+    real = await db.fetch("select scope, count(*) from idempotency_keys group by scope")
+    return dict(kept), dict(real)
+
+
+async def test_the_kept_count_of_keys_is_the_real_one(aiohttp_client, config, db):
+    client = await aiohttp_client(
+        create_app(
+            replace(
+                config,
+                tokens=(REGISTRAR, IMPORTER),
+                idempotency_ttl=600,
+                pool_min_size=40,
+                pool_max_size=40,
+            )
+        )
+    )
+
+    async def create(token: Token, n: int) -> Reply:
+        body = {"name": f"S{n}", "email": f"{token.name}-{n}@example.org"}
+        return await post(client, "/students", body, **keyed(f"k{n}", token))
+
+    # Concurrent keyed requests of one token (and a few of another): each
+    # shard counted by every request whose key hashes to it.
+    created = await asyncio.gather(
+        *(create(REGISTRAR, n) for n in range(60)), *(create(IMPORTER, n) for n in range(5))
+    )
+    assert {reply.status for reply in created} == {201}
+    # Replays and an answer not kept add nothing.
+    assert (await create(REGISTRAR, 0)).headers["Idempotent-Replayed"] == "true"
+    assert (await post(client, "/students", b"{", **keyed("bad", REGISTRAR))).status == 400
+    assert await kept_and_real_counts(db) == ({"registrar": 60, "importer": 5},) * 2
+
+    # An expired key used again replaces its row: still one key.
+    await db.execute(
+        "update idempotency_keys set created_at = now() - interval '601 seconds'"
+        " where scope = 'registrar' and key = 'k1'"
+    )
+    again = await post(
+        client, "/students", {"name": "T", "email": "t@example.org"}, **keyed("k1", REGISTRAR)
+    )
+    assert again.status == 201
+    assert await kept_and_real_counts(db) == ({"registrar": 60, "importer": 5},) * 2
+
+    # The expiry deletes 5,000 keys a statement, of any scopes: here the two
+    # oldest, of the token, and 4,998 of the instance's.
+    await db.execute(
+        "update idempotency_keys set created_at = now() - interval '800 seconds'"
+        " where scope = 'registrar' and key in ('k2', 'k3')"
+    )
+    await insert_keys(db, 12_000, timedelta(seconds=700), "old-")
+    assert await kept_and_real_counts(db) == ({"registrar": 60, "importer": 5, "": 12_000},) * 2
+    ttl = timedelta(seconds=600)
+    assert await keys.expire(db, ttl=ttl) == keys.EXPIRE_BATCH
+    assert await kept_and_real_counts(db) == ({"registrar": 58, "importer": 5, "": 7_002},) * 2
+    assert await idempotency.expire_all(client.app, ttl) == 7_002
+    assert await kept_and_real_counts(db) == ({"registrar": 58, "importer": 5},) * 2
+
+    # A student's deletion redacts the answer that created them, and keeps it.
+    student = created[10].json()["id"]
+    auth = {"Authorization": f"Bearer {REGISTRAR.secret}"}
+    assert (await client.delete(f"/students/{student}", headers=auth)).status == 204
+    assert await db.fetchval("select body from idempotency_keys where key = 'k10'") is None
+    assert await kept_and_real_counts(db) == ({"registrar": 58, "importer": 5},) * 2
+
+
+async def test_a_key_does_not_move_and_truncate_empties_the_counts(client, db):
+    await insert_keys(db, 3, timedelta(0), "k")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="does not move"):
+        await db.execute("update idempotency_keys set key = 'moved' where key = 'k1'")
+    await db.execute("truncate idempotency_keys")
+
+    assert await kept_and_real_counts(db) == ({}, {})
+
+
+# --- how large a stored answer may be ----------------------------------------------
+
+
+def invalid_students(count: int, fields_each: int, unique: bool) -> bytes:
+    """A students batch whose items are all refused, each naming its unknown fields."""
+    items = []
+    for n in range(count):
+        names = (
+            f"{n:04x}{os.urandom(6).hex()}" if unique else f"f{i:03d}" for i in range(fields_each)
+        )
+        items.append({"name": "x", "email": "not-an-email", **dict.fromkeys(names, 1)})
+    return json.dumps({"items": items}).encode()
+
+
+async def test_a_batch_answer_is_stored_compressed_and_replayed_byte_for_byte(client, db):
+    request = invalid_students(1000, 20, unique=False)
+    first = await post(client, "/students/batch", request, **keyed("big"))
+    assert first.status == 200
+    assert len(first.body) > 1_000_000
+
+    stored = await db.fetchrow(
+        "select compressed, octet_length(body) as size, pg_column_size(body) as on_disk"
+        " from idempotency_keys"
+    )
+    again = await post(client, "/students/batch", request, **keyed("big"))
+
+    assert stored["compressed"]
+    assert stored["on_disk"] <= stored["size"] < len(first.body) // 20
+    assert_same_answer(first, again)
+
+
+async def test_an_answer_too_large_to_keep_keeps_its_status_only(client, db):
+    # Unique unknown field names, each named twice in the answer: over a MiB that
+    # no compression brings under MAX_STORED_BODY.
+    request = invalid_students(1000, 40, unique=True)
+    first = await post(client, "/students/batch", request, **keyed("huge"))
+    assert first.status == 200
+
+    stored = await db.fetchrow("select status, body, content_type from idempotency_keys")
+    again = await post(client, "/students/batch", request, **keyed("huge"))
+    other = await post(client, "/students/batch", invalid_students(1, 1, False), **keyed("huge"))
+
+    assert (stored["status"], stored["body"]) == (200, None)
+    assert stored["content_type"] == "application/json"
+    assert again.status == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.body == b""
+    assert "Content-Type" not in again.headers
+    # The request's fingerprint is kept: another request with the key is still refused.
+    assert other.status == 422
+    assert problem_of(other)["type"] == "/problems/idempotency-key-reused"
+
+
+# --- personal data -----------------------------------------------------------------
+
+
+async def raw_keys(db: asyncpg.Connection) -> list[bytes]:
+    """Every stored column of every key, as bytes, the body decompressed."""
+    rows = await db.fetch("select * from idempotency_keys")
+    found = []
+    for row in rows:
+        body = row["body"] or b""
+        if row["compressed"]:
+            body = zlib.decompress(body)
+        found.append(repr(dict(row)).encode() + body)
+    return found
+
+
+def assert_nowhere(stored: list[bytes], *texts: str) -> None:
+    for text in texts:
+        for value in stored:
+            assert text.encode() not in value, f"{text!r} is still stored"
+            assert text.encode().hex().encode() not in value, f"{text!r} is still stored"
+
+
+async def test_deleting_a_student_drops_the_stored_answer_that_created_them(client, db):
+    body = {"name": "Ada Lovelace", "email": "ada@example.org"}
+    created = await post(client, "/students", body, **keyed("create-ada"))
+    assert created.status == 201
+    assert b"ada@example.org" in b"".join(await raw_keys(db))
+
+    deleted = await client.delete(created.headers["Location"])
+    assert deleted.status == 204
+    again = await post(client, "/students", body, **keyed("create-ada"))
+
+    assert again.status == 201
+    assert again.headers["Location"] == created.headers["Location"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.body == b""
+    assert_nowhere(await raw_keys(db), "Ada Lovelace", "ada@example.org")
+
+
+async def test_deleting_a_student_drops_a_batch_answer_that_names_them(client, db):
+    items = {
+        "items": [
+            {"name": "Ada Lovelace", "email": "ada@example.org"},
+            {"name": "Alan Turing", "email": "alan@example.org"},
+        ]
+    }
+    first = await post(client, "/students/batch", items, **keyed("nightly"))
+    assert [r["outcome"] for r in first.json()["results"]] == ["created", "created"]
+    ada = first.json()["results"][0]["body"]["id"]
+
+    assert (await client.delete(f"/students/{ada}")).status == 204
+    again = await post(client, "/students/batch", items, **keyed("nightly"))
+
+    assert (again.status, again.body) == (200, b"")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert_nowhere(await raw_keys(db), "Ada Lovelace", "ada@example.org")
+
+
+async def test_deleting_a_student_drops_a_refusal_that_gave_their_email(client, db):
+    ada = await create_student(client, name="Ada Lovelace", email="ada@example.org")
+    taken = await post(
+        client, "/students", {"name": "Someone", "email": "ADA@example.org"}, **keyed("dup")
+    )
+    assert taken.status == 409
+    # The email as sent, in another letter case: still Ada's.
+    assert "ADA@example.org" in problem_of(taken)["detail"]
+
+    assert (await client.delete(f"/students/{ada['id']}")).status == 204
+    again = await post(
+        client, "/students", {"name": "Someone", "email": "ADA@example.org"}, **keyed("dup")
+    )
+
+    assert (again.status, again.body) == (409, b"")
+    assert_nowhere(await raw_keys(db), "ada@example.org", "ADA@example.org")
+
+
+async def test_answers_that_do_not_carry_the_student_keep_their_body(client, db):
+    ada = await create_student(client, email="ada@example.org")
+    alan = await post(
+        client, "/students", {"name": "Alan", "email": "alan@example.org"}, **keyed("alan")
+    )
+    course = await create_course(client)
+    path = f"/students/{ada['id']}/courses"
+    enrolled = await post(client, path, {"course_id": course["id"]}, **keyed("enroll"))
+    assert enrolled.status == 201  # the course, not the student
+
+    assert (await client.delete(f"/students/{ada['id']}")).status == 204
+
+    assert_same_answer(
+        alan,
+        await post(
+            client, "/students", {"name": "Alan", "email": "alan@example.org"}, **keyed("alan")
+        ),
+    )
+    assert_same_answer(
+        enrolled, await post(client, path, {"course_id": course["id"]}, **keyed("enroll"))
+    )
+
+
+async def test_migration_0014_links_and_counts_the_answers_stored_before_it(empty_database):
+    dsn = empty_database
+    await apply(dsn, target="0011_search")
+    async with connected(dsn) as conn:
+        ada = await conn.fetchval(
+            "insert into students (name, email) values ('Ada', 'ada@example.org') returning id"
+        )
+        alan = await conn.fetchval(
+            "insert into students (name, email) values ('Alan', 'alan@example.org') returning id"
+        )
+        answers = {
+            "created": {"id": ada, "name": "Ada", "email": "ada@example.org"},
+            "taken": {
+                "type": "/problems/email-taken",
+                "detail": "a student with email ADA@example.org already exists",
+            },
+            "batch": {
+                "results": [
+                    {"body": {"id": ada, "email": "ada@example.org"}},
+                    {"body": {"id": alan, "email": "alan@example.org"}},
+                ]
+            },
+            "course": {"id": 1, "code": "C@1"},
+        }
+        for key, body in answers.items():
+            await conn.execute(
+                "insert into idempotency_keys (scope, key, fingerprint, status, content_type, body)"
+                " values ('', $1, '\\x00', 200, 'application/json', $2)",
+                key,
+                json.dumps(body).encode(),
+            )
+
+        assert await apply(dsn) == ["0014_idempotency_bounds"]
+
+        assert await kept_and_real_counts(conn) == ({"": 4}, {"": 4})
+        linked = dict(await conn.fetch("select key, student_ids from idempotency_keys"))
+        assert linked == {"created": [ada], "taken": [ada], "batch": [ada, alan], "course": None}
+        await conn.execute("delete from students where id = $1", ada)
+        kept = dict(await conn.fetch("select key, body is not null from idempotency_keys"))
+        assert kept == {"created": False, "taken": False, "batch": False, "course": True}
 
 
 # --- malformed keys ---------------------------------------------------------------

@@ -38,6 +38,8 @@ WATCHED = {
     "events",
     "idempotency_keys",
 }
+# Not watched: idempotency_scope_counts, 16 rows a token (a page or two),
+# which the planner rightly reads whole.
 PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
 
 # "<file>.<name>" of every named query in sql/, found by the loader: a new query is covered.
@@ -81,7 +83,9 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "events.events_since": (4_242 << 20, 1000),
     "events.purge_events": ("2020-01-01T00:00:00+00:00",),
     "idempotency.lock_key": (-4_242_424_242,),
-    "idempotency.get_answer": ("registrar", "key-4242", "24 hours"),
+    # a key that is not there: the scope's kept count is read (its 16 rows)
+    "idempotency.get_answer": ("registrar", "key-new", "24 hours", 100_000),
+    "idempotency.first_expiry": ("registrar", "24 hours"),
     "idempotency.store_answer": (
         "key-new",
         "\\x00",
@@ -91,6 +95,8 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
         "{}",
         "24 hours",
         "registrar",
+        False,
+        ["STUDENT4242@bench.example"],  # the emails the answer carries
     ),
     "idempotency.expire_keys": ("24 hours",),  # of 100,000 keys, a tenth expired
     "search.narrows": ("QJKRZ",),
@@ -214,6 +220,24 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "cascade: a course's waitlist": (
         "delete from only course_waitlist where course_id = $1",
         (42,),
+    ),
+    # students_redact_idempotent_answers (0014): the answers naming the deleted
+    # students (the trigger's transition table, here an unnest)
+    "redaction: the answers naming deleted students": (
+        "update idempotency_keys set body = null, compressed = false, student_ids = null"
+        " where student_ids && array(select id from unnest($1::bigint[]) as gone (id))",
+        ("{4242}",),
+    ),
+    # idempotency_keys_counted_inserted and _deleted (0014): one count per
+    # scope and shard of a statement's keys (the transition table, here an
+    # unnest; $3 is 1 for an insert, -1 for a delete)
+    "key count trigger: count the statement's keys": (
+        "insert into idempotency_scope_counts as c (scope, shard, stored)"
+        " select changed.scope, (hashtext(changed.key) & 15)::smallint, count(*) * $3"
+        " from unnest($1::text[], $2::text[]) as changed (scope, key)"
+        " group by 1, 2 order by 1, 2"
+        " on conflict (scope, shard) do update set stored = c.stored + excluded.stored",
+        ("{registrar,registrar,importer}", "{key-2,key-4,key-1}", -1),
     ),
     # The batch functions of 0007: an item's student and course by email or
     # code (any letter case), locked as the single statements lock them.
@@ -345,7 +369,8 @@ async def load(url: str) -> None:
                 SIZES.courses,
             )
         await conn.execute(
-            "analyze students, courses, student_courses, course_waitlist, events, idempotency_keys"
+            "analyze students, courses, student_courses, course_waitlist, events,"
+            " idempotency_keys, idempotency_scope_counts"
         )
     finally:
         await conn.close()
