@@ -766,7 +766,7 @@ async def test_answers_that_do_not_carry_the_student_keep_their_body(client, db)
 
 async def test_migration_0014_links_and_counts_the_answers_stored_before_it(empty_database):
     dsn = empty_database
-    await apply(dsn, target="0011_search")
+    await apply(dsn, target="0013_search_bound")
     async with connected(dsn) as conn:
         ada = await conn.fetchval(
             "insert into students (name, email) values ('Ada', 'ada@example.org') returning id"
