@@ -58,6 +58,16 @@ def run_worker(config: Config, *, reuse_port: bool = False, announce: bool = Fal
     except ImportError:  # pragma: no cover - uvloop is optional on other platforms
         uvloop = None
     loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
+    if reuse_port:
+        # A worker of _supervise(). Ctrl-C reaches every process of the
+        # terminal's group, and systemd's stop every process of the unit:
+        # a worker may get SIGINT or SIGTERM from them and SIGTERM from its
+        # supervisor too. aiohttp would raise GracefulExit again for the
+        # second signal, in the middle of the first one's graceful stop,
+        # which then ends with status 1. So a worker ignores SIGINT (the
+        # supervisor turns it into SIGTERM) and stops on its first SIGTERM.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        loop.add_signal_handler(signal.SIGTERM, _stop_once, loop)
     app = create_app(config)
     # Everything imported so far lives as long as the process: move it out of
     # the collector's sight, so each collection scans only request garbage.
@@ -75,8 +85,15 @@ def run_worker(config: Config, *, reuse_port: bool = False, announce: bool = Fal
         access_log=None,
         # Called once the port accepts: the moment to say so (one worker).
         print=(lambda _text: _serving(config)) if announce else None,
+        handle_signals=not reuse_port,
         loop=loop,
     )
+
+
+def _stop_once(loop: asyncio.AbstractEventLoop) -> None:
+    """SIGTERM in a worker: begin the graceful stop; later ones change nothing."""
+    loop.add_signal_handler(signal.SIGTERM, lambda: None)
+    raise web.GracefulExit()
 
 
 def serve(config: Config) -> int:

@@ -330,9 +330,16 @@ async def test_sigterm_to_the_parent_stops_every_worker(database_url, tmp_path):
         await admin.close()
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(
+    ("workers", "stop"),
+    [
+        ("1", signal.SIGINT),  # Ctrl-C in a terminal
+        ("2", signal.SIGINT),  # Ctrl-C: every process of the group, the workers first
+        ("2", signal.SIGTERM),  # systemd's stop, to every process of the unit
+    ],
+)
 async def test_serving_on_is_said_once_the_port_accepts_and_ctrl_c_ends_with_stopped(
-    database_url, tmp_path, workers
+    database_url, tmp_path, workers, stop
 ):
     settings = {"WEB_CONCURRENCY": workers, "DB_POOL_MIN_SIZE": "1"}
     admin = await asyncpg.connect(database_url)
@@ -351,11 +358,11 @@ async def test_serving_on_is_said_once_the_port_accepts_and_ctrl_c_ends_with_sto
         await wait_sessions(admin, database_url, int(workers))
         await admin.close()
 
-        # Ctrl-C in a terminal: SIGINT to the supervisor and every worker at once.
-        processes = [psutil.Process(server.process.pid)]
-        processes += processes[0].children(recursive=True)
-        for process in processes:
-            process.send_signal(signal.SIGINT)
+        # Every process gets the signal, the supervisor last: it then sends
+        # its workers SIGTERM while they are already stopping.
+        supervisor = psutil.Process(server.process.pid)
+        for process in [*supervisor.children(recursive=True), supervisor]:
+            process.send_signal(stop)
         assert await server.exited(within=10) == 0, server.log()
 
     lines = server.log().splitlines()
