@@ -7,9 +7,11 @@
 -- current and no other change to its seats or queue can commit before this
 -- one. Then at most one insert happens: a seat while one is free (ON CONFLICT
 -- leaves an existing enrollment), or a place at the end of the queue while
--- the waitlist has room. The triggers of migration 0005 count the row and
--- refuse what the counts or the other table forbid; the conditions here
--- only spare them an error in the common cases.
+-- the waitlist has room. The triggers count the row and refuse what the
+-- counts or the other table forbid (a seat: student_courses_counted_inserted,
+-- migrations 0010 and 0012; a place in the queue: course_waitlist_counted_insert
+-- and course_waitlist_checked, migration 0005); the conditions here only
+-- spare them an error in the common cases.
 -- One row always: id is null when the course does not exist, student_exists
 -- is false when the student does not. enrolled_at and waitlisted_at are null
 -- when an existing row was committed by a concurrent request after this

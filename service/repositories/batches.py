@@ -1,9 +1,11 @@
 """Batches: many enrollments, students or courses applied in one statement.
 
-Each call runs one statement of sql/batches.sql, a function of migration
-0007 that applies the items in order under the same locks as the single
-statements. It commits alone, so a deadlock with another batch leaves
-nothing behind and the whole call runs again (retry.py). Each item comes
+Each call runs one statement of sql/batches.sql, a function that applies
+the items in order under the same locks as the single statements
+(batch_enroll as migration 0012 last defined it; batch_students and
+batch_courses, migration 0007's). It commits alone, so a deadlock with
+another batch leaves nothing behind and the whole call runs again
+(retry.py). Each item comes
 back as an `Applied`: its outcome slug and what the single request would
 have answered, a model, a Problem, or None (a drop's 204).
 """

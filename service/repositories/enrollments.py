@@ -14,8 +14,10 @@ from .retry import retried
 
 Q = QUERIES.enrollments
 
-# Refusals by the triggers of migration 0005 that only a concurrent change
-# between this statement's snapshot and its lock can cause: run it again.
+# Refusals, named by the constraint or trigger that raised them (migration
+# 0005's names, kept by the triggers of 0010 and 0012 that took over the
+# counting), that only a concurrent change between this statement's
+# snapshot and its lock can cause: run it again.
 RACES = frozenset(
     {
         "course_waitlist_not_enrolled",
