@@ -1,0 +1,223 @@
+--- batch_enroll: POST /enrollments/batch, items applied in order, one row
+-- per item (item: its place, 1-based). Item n drops when drops[n], else
+-- enrolls; its student is student_ids[n] or the one with student_emails[n],
+-- its course course_ids[n] or the one with course_codes[n]; waitlists[n] as
+-- the single request's "waitlist".
+--
+-- It decides nothing itself: each run of consecutive enroll items into the
+-- same course (by the same id, or the same code) goes to enroll_run() in one
+-- call, each drop to drop_enrollment(), so a batch applies exactly the rules
+-- of the single requests (sql/functions/enrollments.sql). A drop between two
+-- runs into one course ends the first: the second sees its promotion.
+create or replace function batch_enroll(
+    drops boolean[],
+    student_ids bigint[],
+    student_emails text[],
+    course_ids bigint[],
+    course_codes text[],
+    waitlists boolean[],
+    actor text
+)
+returns table (
+    item bigint,
+    outcome text,
+    student_id bigint,
+    course_id bigint,
+    code text,
+    title text,
+    capacity integer,
+    waitlist_capacity integer,
+    enrolled integer,
+    waitlisted integer,
+    created_at timestamptz,
+    enrolled_at timestamptz,
+    waitlisted_at timestamptz,
+    queue_position bigint
+)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+    items integer := coalesce(array_length(drops, 1), 0);
+    first integer := 1;
+    last integer;
+begin
+    while first <= items loop
+        if drops[first] then
+            return query
+            select first::bigint, d.outcome, d.student_id, d.course_id,
+                   null::text, null::text, null::integer, null::integer, null::integer,
+                   null::integer, null::timestamptz, null::timestamptz, null::timestamptz,
+                   null::bigint
+            from drop_enrollment(student_ids[first], student_emails[first],
+                                 course_ids[first], course_codes[first], actor) d;
+            first := first + 1;
+            continue;
+        end if;
+        last := first;
+        while last < items and not drops[last + 1]
+              and coalesce(case when course_ids[first] is not null
+                                then course_ids[last + 1] = course_ids[first]
+                                else course_ids[last + 1] is null
+                                     and course_codes[last + 1] = course_codes[first] end,
+                           false)
+        loop
+            last := last + 1;
+        end loop;
+        return query
+        select (first - 1 + r.k)::bigint, r.outcome, r.student_id, r.course_id, r.code, r.title,
+               r.capacity, r.waitlist_capacity, r.enrolled, r.waitlisted, r.created_at,
+               r.enrolled_at, r.waitlisted_at, r.queue_position
+        from enroll_run(course_ids[first], course_codes[first], student_ids[first:last],
+                        student_emails[first:last], waitlists[first:last], actor) r;
+        first := last + 1;
+    end loop;
+end;
+$$;
+
+-- Create students, or rename the student with that email (any letter case:
+-- the unique index of 0004 decides what is the same email). Outcomes:
+-- created, updated, unchanged. The email of an existing student is kept as
+-- stored. A student created by a concurrent transaction after the lookup
+-- makes the insert do nothing (ON CONFLICT waits for that transaction);
+-- the lookup then finds them.
+create or replace function batch_students(names text[], emails text[], actor text)
+returns table (
+    item bigint,
+    outcome text,
+    id bigint,
+    name text,
+    email text,
+    created_at timestamptz
+)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+    it record;
+begin
+    perform set_config('enrollment.actor', actor, true);
+    for it in
+        select * from unnest(names, emails) with ordinality as t (new_name, new_email, n)
+        order by n
+    loop
+        item := it.n;
+        loop
+            select s.id, s.name, s.email, s.created_at into id, name, email, created_at
+            from students s
+            where fold_case(s.email) = fold_case(it.new_email)
+            for no key update;
+            if found then
+                if name = it.new_name then
+                    outcome := 'unchanged';
+                else
+                    update students s set name = it.new_name where s.id = batch_students.id
+                    returning s.name into name;
+                    outcome := 'updated';
+                end if;
+                exit;
+            end if;
+            insert into students (name, email) values (it.new_name, it.new_email)
+            on conflict do nothing
+            returning students.id, students.name, students.email, students.created_at
+            into id, name, email, created_at;
+            if found then
+                outcome := 'created';
+                exit;
+            end if;
+        end loop;
+        return next;
+    end loop;
+end;
+$$;
+
+-- Create courses, or update the course with that code (any letter case; the
+-- stored code is kept). set_capacities[i] says whether capacities[i] is to
+-- be applied (it may set null: no limit); a null waitlist_capacities[i]
+-- keeps the stored one. As PATCH /courses/{id}: lowering capacity below
+-- the enrollments is capacity-below-enrollments, lowering
+-- waitlist_capacity below the students waiting is
+-- waitlist-capacity-below-waiting (checked in that order, as the check
+-- constraints are), and nothing changes; raising capacity promotes
+-- (courses_promote_on_capacity) and the course returned is read after it.
+-- Other outcomes: created, updated, unchanged.
+create or replace function batch_courses(
+    codes text[],
+    titles text[],
+    set_capacities boolean[],
+    capacities integer[],
+    waitlist_capacities integer[],
+    actor text
+)
+returns table (
+    item bigint,
+    outcome text,
+    id bigint,
+    code text,
+    title text,
+    capacity integer,
+    waitlist_capacity integer,
+    enrolled integer,
+    waitlisted integer,
+    created_at timestamptz
+)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+    it record;
+    new_capacity integer;
+    new_waitlist integer;
+begin
+    perform set_config('enrollment.actor', actor, true);
+    for it in
+        select *
+        from unnest(codes, titles, set_capacities, capacities, waitlist_capacities)
+            with ordinality as t (new_code, new_title, set_capacity, new_cap, new_wait, n)
+        order by n
+    loop
+        item := it.n;
+        loop
+            select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+                   x.waitlisted, x.created_at
+            into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
+            from courses x
+            where fold_case(x.code) = fold_case(it.new_code)
+            for no key update;
+            if found then
+                new_capacity := case when it.set_capacity then it.new_cap else capacity end;
+                new_waitlist := coalesce(it.new_wait, waitlist_capacity);
+                if new_capacity < enrolled then
+                    outcome := 'capacity-below-enrollments';
+                elsif new_waitlist < waitlisted then
+                    outcome := 'waitlist-capacity-below-waiting';
+                elsif title = it.new_title and new_capacity is not distinct from capacity
+                        and new_waitlist = waitlist_capacity then
+                    outcome := 'unchanged';
+                else
+                    update courses x
+                    set title = it.new_title, capacity = new_capacity,
+                        waitlist_capacity = new_waitlist
+                    where x.id = batch_courses.id;
+                    -- Read after the promotions the update's trigger made.
+                    select x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+                           x.waitlisted
+                    into code, title, capacity, waitlist_capacity, enrolled, waitlisted
+                    from courses x where x.id = batch_courses.id;
+                    outcome := 'updated';
+                end if;
+                exit;
+            end if;
+            insert into courses (code, title, capacity, waitlist_capacity)
+            values (it.new_code, it.new_title, it.new_cap, coalesce(it.new_wait, 0))
+            on conflict do nothing
+            returning courses.id, courses.code, courses.title, courses.capacity,
+                      courses.waitlist_capacity, courses.enrolled, courses.waitlisted,
+                      courses.created_at
+            into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
+            if found then
+                outcome := 'created';
+                exit;
+            end if;
+        end loop;
+        return next;
+    end loop;
+end;
+$$;

@@ -1,0 +1,211 @@
+-- What keeps the counters equal to the rows: nothing else may change them.
+create or replace function refuse_counted_change() returns trigger
+language plpgsql as $$
+begin
+    raise exception '%', tg_argv[0]
+        using errcode = 'check_violation', constraint = tg_argv[1];
+end;
+$$;
+
+-- 2: 0010's function, its events left to promote_waitlist() while it inserts.
+create or replace function student_courses_inserted() returns trigger
+language plpgsql as $$
+declare
+    added integer;
+    first_course bigint;
+    last_course bigint;
+    course record;
+    waiting record;
+    n integer := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
+    actor text := current_setting('enrollment.actor', true);
+begin
+    select count(*), min(i.course_id), max(i.course_id) into added, first_course, last_course
+    from inserted i;
+    if added = 0 then
+        return null;  -- an ON CONFLICT that found the enrollment
+    end if;
+
+    -- A promotion's events are recorded by promote_waitlist(), in its own order.
+    if current_setting('enrollment.promoting', true) is distinct from 'on' then
+        if n + added >= 1048576 then
+            raise exception 'a transaction records at most 1048575 events: split it'
+                using errcode = 'program_limit_exceeded';
+        end if;
+        perform set_config('enrollment.event_n', (n + added)::text, true);
+        insert into events (id, type, actor, student_id, course_id, data)
+        select (pg_current_xact_id()::text::bigint << 20) | (n + i.k),
+               'enrollment.created',
+               case when actor is null then 'sql:' || session_user else nullif(actor, '') end,
+               i.student_id,
+               i.course_id,
+               -- Inserted by a trigger (promote_waitlist): a promotion.
+               jsonb_build_object(
+                   'via', case when pg_trigger_depth() > 1 then 'waitlist' else 'request' end
+               )
+        from (select row_number() over () as k, student_id, course_id from inserted) i
+        order by i.k;
+    end if;
+
+    -- The check constraint refuses a seat too many. Several courses are
+    -- updated in course id order, so two such statements lock them in one order.
+    if first_course = last_course then
+        update courses set enrolled = enrolled + added where id = first_course;
+    else
+        for course in
+            select i.course_id, count(*)::integer as added
+            from inserted i
+            group by i.course_id
+            order by i.course_id
+        loop
+            update courses set enrolled = enrolled + course.added where id = course.course_id;
+        end loop;
+    end if;
+    select i.student_id, i.course_id into waiting
+    from inserted i
+    join course_waitlist w on w.student_id = i.student_id and w.course_id = i.course_id
+    limit 1;
+    if found then
+        raise exception 'student % is waiting for course %', waiting.student_id, waiting.course_id
+            using errcode = 'check_violation', constraint = 'student_courses_not_waiting';
+    end if;
+    return null;
+end;
+$$;
+
+create or replace function student_courses_count_delete() returns trigger
+language plpgsql as $$
+begin
+    update courses set enrolled = enrolled - 1 where id = old.course_id;
+    perform promote_waitlist(old.course_id);
+    return null;
+end;
+$$;
+
+create or replace function course_waitlist_check_insert() returns trigger
+language plpgsql as $$
+declare
+    course record;
+begin
+    -- Serializes with every other change to this course's seats and queue.
+    select capacity, enrolled into course from courses where id = new.course_id for no key update;
+    if not found then
+        return new;  -- the foreign key reports it
+    end if;
+    if course.capacity is null or course.enrolled < course.capacity then
+        raise exception 'course % has a free seat: enroll instead of waiting', new.course_id
+            using errcode = 'check_violation', constraint = 'course_waitlist_course_full';
+    end if;
+    if exists (
+        select 1 from student_courses
+        where student_id = new.student_id and course_id = new.course_id
+    ) then
+        raise exception 'student % is enrolled in course %', new.student_id, new.course_id
+            using errcode = 'check_violation', constraint = 'course_waitlist_not_enrolled';
+    end if;
+    return new;
+end;
+$$;
+
+create or replace function course_waitlist_count_insert() returns trigger
+language plpgsql as $$
+begin
+    update courses set waitlisted = waitlisted + 1 where id = new.course_id;
+    return null;
+end;
+$$;
+
+-- 3: departures counted once per statement and course, in course id order.
+create or replace function course_waitlist_deleted() returns trigger
+language plpgsql as $$
+declare
+    course record;
+begin
+    for course in
+        select d.course_id, count(*)::integer as gone
+        from deleted d
+        group by d.course_id
+        order by d.course_id
+    loop
+        update courses set waitlisted = waitlisted - course.gone where id = course.course_id;
+    end loop;
+    return null;
+end;
+$$;
+
+create or replace function courses_capacity_raised() returns trigger
+language plpgsql as $$
+begin
+    perform promote_waitlist(new.id);
+    return null;
+end;
+$$;
+
+create or replace trigger courses_counts_kept
+    before update of enrolled, waitlisted on courses
+    for each row
+    when (pg_trigger_depth() = 0)
+    execute function refuse_counted_change(
+        'enrolled and waitlisted are kept by the database: change the enrollments or the waitlist',
+        'courses_counts_kept');
+
+create or replace trigger courses_counts_start_at_zero
+    before insert on courses
+    for each row
+    when (new.enrolled <> 0 or new.waitlisted <> 0)
+    execute function refuse_counted_change(
+        'a new course has no enrollments and no one waiting', 'courses_counts_kept');
+
+create or replace trigger student_courses_keys_kept
+    before update of student_id, course_id on student_courses
+    for each row
+    when (new.student_id <> old.student_id or new.course_id <> old.course_id)
+    execute function refuse_counted_change(
+        'an enrollment does not move: delete it and insert another', 'student_courses_keys_kept');
+
+create or replace trigger course_waitlist_keys_kept
+    before update of student_id, course_id on course_waitlist
+    for each row
+    when (new.student_id <> old.student_id or new.course_id <> old.course_id)
+    execute function refuse_counted_change(
+        'a waitlist entry does not move: delete it and insert another',
+        'course_waitlist_keys_kept');
+
+create or replace trigger student_courses_no_truncate
+    before truncate on student_courses
+    for each statement execute function refuse_counted_change(
+        'truncate skips the triggers that keep seat counts and promote: delete instead',
+        'student_courses_no_truncate');
+
+create or replace trigger course_waitlist_no_truncate
+    before truncate on course_waitlist
+    for each statement execute function refuse_counted_change(
+        'truncate skips the triggers that keep the waitlist counts: delete instead',
+        'course_waitlist_no_truncate');
+
+create or replace trigger student_courses_counted_inserted
+    after insert on student_courses
+    referencing new table as inserted
+    for each statement execute function student_courses_inserted();
+
+create or replace trigger student_courses_counted_delete
+    after delete on student_courses
+    for each row execute function student_courses_count_delete();
+
+create or replace trigger course_waitlist_checked
+    before insert on course_waitlist
+    for each row execute function course_waitlist_check_insert();
+
+create or replace trigger course_waitlist_counted_insert
+    after insert on course_waitlist
+    for each row execute function course_waitlist_count_insert();
+
+create or replace trigger course_waitlist_counted_deleted
+    after delete on course_waitlist
+    referencing old table as deleted
+    for each statement execute function course_waitlist_deleted();
+
+create or replace trigger courses_promote_on_capacity
+    after update of capacity on courses
+    for each row
+    when (new.capacity is null and old.capacity is not null or new.capacity > old.capacity)
+    execute function courses_capacity_raised();

@@ -1,0 +1,348 @@
+-- Enrolling, dropping and promoting: the one definition of who gets a seat,
+-- who waits and who moves up. The single request (sql/enrollments.sql), every
+-- item of a batch (batch_enroll, sql/functions/batches.sql) and every
+-- promotion go through these functions; the triggers of counts.sql keep the
+-- counts and refuse, as a last guard, whatever breaks the invariants (a seat
+-- too many, a student both seated and waiting, a queue while a seat is free).
+--
+-- Locks, in this order everywhere: the course row (FOR NO KEY UPDATE), then
+-- the students (FOR KEY SHARE, as a foreign key check takes them). Under
+-- the course lock no other change to its seats or its queue can commit, and
+-- each statement below reads what committed before the lock was granted
+-- (READ COMMITTED takes a new snapshot per statement), so what it decides
+-- holds when it commits: no re-check, no retry.
+
+-- enroll_run: a run of enroll items into one course, in order, as if applied
+-- one by one; one row per item, k its place in the run (1-based).
+--
+-- The course is course_ref (an id) or, when that is null, the course whose
+-- code folds to course_code's fold. Item k's student is student_refs[k], or
+-- the student whose email folds to student_emails[k]; waits[k] asks for a
+-- place in the queue when no seat is left. actor goes to the events
+-- (sql/events.sql).
+--
+-- The rules, in the order they decide an item:
+-- 1. No such student: student-not-found (named before a missing course);
+--    no such course: course-not-found.
+-- 2. Enrolled already (before the run, or by an earlier item of it):
+--    already-enrolled. Waiting already: already-waiting, with the position.
+-- 3. A seat while one is free (a null capacity: always): enrolled. Free
+--    seats go to the run's new students in item order.
+-- 4. No seat left and waits[k]: a place at the end of the queue while the
+--    waitlist has room (waitlisted, its position), else waitlist-full; a
+--    course with no waitlist at all (waitlist_capacity 0) is course-full.
+-- 5. No seat left and not waits[k]: course-full.
+--
+-- Set-based: one statement classifies the whole run and inserts its seats,
+-- one inserts its places in the queue, so a run of n new enrollments costs
+-- one insert and one update of the course's counts, not n (a row updated n
+-- times in one transaction makes each later read walk its n versions).
+create or replace function enroll_run(
+    course_ref bigint,
+    course_code text,
+    student_refs bigint[],
+    student_emails text[],
+    waits boolean[],
+    actor text
+)
+returns table (
+    k integer,
+    outcome text,
+    student_id bigint,
+    course_id bigint,
+    code text,
+    title text,
+    capacity integer,
+    waitlist_capacity integer,
+    enrolled integer,
+    waitlisted integer,
+    created_at timestamptz,
+    enrolled_at timestamptz,
+    waitlisted_at timestamptz,
+    queue_position bigint
+)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+    c record;
+    course_found boolean;
+    seats_left integer;
+    room integer;
+    students bigint[];
+    outcomes text[];
+    enrolled_after integer[];
+    waitlisted_after integer[];
+    positions bigint[];
+    queued integer;
+    counted integer;
+begin
+    perform set_config('enrollment.actor', actor, true);
+    if course_ref is not null then
+        select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+               x.waitlisted, x.created_at
+        into c
+        from courses x where x.id = course_ref
+        for no key update;
+    else
+        select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+               x.waitlisted, x.created_at
+        into c
+        from courses x where fold_case(x.code) = fold_case(course_code)
+        for no key update;
+    end if;
+    course_found := found;
+    if course_found then
+        seats_left := case when c.capacity is not null then c.capacity - c.enrolled end;
+        room := c.waitlist_capacity - c.waitlisted;
+    end if;
+
+    -- Each item's student, locked in item order; what it holds in this
+    -- course; the rules above, as window functions over the run; the seats.
+    with items as (
+        select t.k::integer as k, t.wait,
+               case when t.sid is not null then
+                   (select s.id from students s where s.id = t.sid for key share)
+               else
+                   (select s.id from students s
+                    where fold_case(s.email) = fold_case(t.email) for key share)
+               end as student
+        from unnest(student_refs, student_emails, waits) with ordinality as t (sid, email, wait, k)
+    ),
+    held as (
+        select i.k, i.wait, i.student, sc.enrolled_at is not null as was_enrolled,
+               w.seq as waiting_seq,
+               course_found and i.student is not null and sc.enrolled_at is null
+                   and w.seq is null as new,
+               i.k = min(i.k) over (partition by i.student) as first,
+               i.k = min(i.k) filter (where i.wait) over (partition by i.student) as first_wait
+        from items i
+        left join student_courses sc on sc.student_id = i.student and sc.course_id = c.id
+        left join course_waitlist w on w.student_id = i.student and w.course_id = c.id
+    ),
+    -- Rule 3: the new students' first items, numbered; a seat for the first
+    -- seats_left of them.
+    seat as (
+        select h.*,
+               h.new and h.first
+                   and count(*) filter (where h.new and h.first) over (order by h.k)
+                       <= coalesce(seats_left, h.k) as seated
+        from held h
+    ),
+    -- Rule 4: the first item asking to wait of each new student without a
+    -- seat, numbered; a place for the first `room` of them.
+    queue as (
+        select s.*,
+               bool_or(s.seated) over (partition by s.student) as student_seated,
+               s.new and s.first_wait and not bool_or(s.seated) over (partition by s.student)
+                   as candidate
+        from seat s
+    ),
+    ranked as (
+        select q.*,
+               case when q.candidate then
+                   count(*) filter (where q.candidate) over (order by q.k)
+               end as queue_rank
+        from queue q
+    ),
+    placed as (
+        select r.*, coalesce(r.queue_rank <= room, false) as placed
+        from ranked r
+    ),
+    decided as (
+        select p.k, p.student, p.waiting_seq,
+               case
+                   when p.student is null then 'student-not-found'
+                   when not course_found then 'course-not-found'
+                   when p.was_enrolled or p.student_seated and not p.seated then 'already-enrolled'
+                   when p.waiting_seq is not null then 'already-waiting'
+                   when p.seated then 'enrolled'
+                   when p.placed then 'waitlisted'
+                   -- After the item that queued this student.
+                   when p.k > min(p.k) filter (where p.placed) over (partition by p.student)
+                       then 'already-waiting'
+                   when p.wait and c.waitlist_capacity > 0 then 'waitlist-full'
+                   else 'course-full'
+               end as outcome,
+               count(*) filter (where p.seated) over (order by p.k) as seats_taken,
+               count(*) filter (where p.placed) over (order by p.k) as places_taken,
+               max(p.queue_rank) filter (where p.placed) over (partition by p.student) as rank
+        from placed p
+    ),
+    seated as (
+        insert into student_courses (student_id, course_id)
+        select d.student, c.id from decided d where d.outcome = 'enrolled' order by d.k
+        returning 1
+    )
+    select array_agg(d.student order by d.k),
+           array_agg(d.outcome order by d.k),
+           array_agg(c.enrolled + d.seats_taken order by d.k),
+           array_agg(c.waitlisted + d.places_taken order by d.k),
+           array_agg(c.waitlisted + d.rank order by d.k),
+           count(*) filter (where d.outcome = 'waitlisted'),
+           (select count(*) from seated)
+    into students, outcomes, enrolled_after, waitlisted_after, positions, queued, counted
+    from decided d;
+
+    -- Rule 4's places, in item order, after the seats: the queue's guard
+    -- (course_waitlist_checked) sees the course full only once they count.
+    if queued > 0 then
+        insert into course_waitlist (student_id, course_id)
+        select u.student, c.id
+        from unnest(students, outcomes) with ordinality as u (student, outcome, k)
+        where u.outcome = 'waitlisted'
+        order by u.k;
+    end if;
+
+    return query
+    select u.k::integer,
+           u.outcome,
+           coalesce(u.student, student_refs[u.k]),
+           case when u.student is null or not course_found then course_ref else c.id end,
+           case when course_found and u.student is not null then c.code end,
+           case when course_found and u.student is not null then c.title end,
+           case when course_found and u.student is not null then c.capacity end,
+           case when course_found and u.student is not null then c.waitlist_capacity end,
+           case when course_found and u.student is not null then u.enrolled_after end,
+           case when course_found and u.student is not null then u.waitlisted_after end,
+           case when course_found and u.student is not null then c.created_at end,
+           sc.enrolled_at,
+           w.waitlisted_at,
+           case
+               when u.outcome not in ('waitlisted', 'already-waiting') then null
+               when u.position is not null then u.position
+               -- Waiting from before the run: the entries up to theirs.
+               else (select count(*) from course_waitlist a
+                     where a.course_id = c.id and a.seq <= w.seq)
+           end
+    from unnest(students, outcomes, enrolled_after, waitlisted_after, positions)
+        with ordinality as u (student, outcome, enrolled_after, waitlisted_after, position, k)
+    left join student_courses sc
+        on u.outcome in ('enrolled', 'already-enrolled')
+        and sc.student_id = u.student and sc.course_id = c.id
+    left join course_waitlist w
+        on u.outcome in ('waitlisted', 'already-waiting')
+        and w.student_id = u.student and w.course_id = c.id
+    order by u.k;
+end;
+$$;
+
+-- drop_enrollment: unenroll a student (student_ref, or by email) from a
+-- course (course_ref, or by code). The seat freed goes to the head of the
+-- queue in the same transaction (student_courses_counted_delete,
+-- promote_waitlist). One row: dropped, not-enrolled, student-not-found or
+-- course-not-found, with the ids found.
+create or replace function drop_enrollment(
+    student_ref bigint,
+    student_email text,
+    course_ref bigint,
+    course_code text,
+    actor text
+)
+returns table (outcome text, student_id bigint, course_id bigint)
+language plpgsql as $$
+#variable_conflict use_column
+begin
+    perform set_config('enrollment.actor', actor, true);
+    student_id := student_ref;
+    course_id := course_ref;
+    if student_ref is null then
+        select s.id into student_id from students s
+        where fold_case(s.email) = fold_case(student_email);
+        if not found then
+            outcome := 'student-not-found';
+            return next;
+            return;
+        end if;
+    end if;
+    if course_ref is null then
+        select x.id into course_id from courses x where fold_case(x.code) = fold_case(course_code);
+        if not found then
+            outcome := 'course-not-found';
+            return next;
+            return;
+        end if;
+    end if;
+    delete from student_courses sc
+    where sc.student_id = drop_enrollment.student_id and sc.course_id = drop_enrollment.course_id;
+    outcome := case when found then 'dropped' else 'not-enrolled' end;
+    return next;
+end;
+$$;
+
+-- promote_waitlist: the head of course c's queue into the seats left, in
+-- queue order, as many as there are. Called by the triggers that free or add
+-- seats (student_courses_counted_delete, courses_promote_on_capacity), which
+-- hold the course row's lock: they have just updated the row. A student
+-- deleted by the statement that freed the seat is passed over: the cascade
+-- removes their entry.
+--
+-- Set-based: one delete and one insert for n students. Their events are
+-- written here, one pair per student in queue order (waitlist.left
+-- "promoted", then enrollment.created "waitlist"), numbered as
+-- record_event() numbers them; while the transaction-local setting
+-- enrollment.promoting is 'on' the triggers that would record them
+-- (course_waitlist_audit, student_courses_counted_inserted) record nothing.
+create or replace function promote_waitlist(c bigint) returns void
+language plpgsql as $$
+declare
+    seats integer;
+    taken integer;
+    heads bigint[];
+    promoted integer;
+    n integer;
+    actor text := current_setting('enrollment.actor', true);
+begin
+    select capacity, enrolled into seats, taken from courses where id = c for no key update;
+    if not found or (seats is not null and taken >= seats) then
+        return;
+    end if;
+    -- The head of the queue, as many as there are seats left (a null limit:
+    -- all of it).
+    select array_agg(h.student_id order by h.seq) into heads
+    from (
+        select w.student_id, w.seq
+        from course_waitlist w
+        join students s on s.id = w.student_id
+        where w.course_id = c
+        order by w.seq
+        limit seats - taken
+    ) h;
+    promoted := coalesce(array_length(heads, 1), 0);
+    if promoted = 0 then
+        return;
+    end if;
+
+    -- Their events, as record_event() would number them one by one: for each
+    -- student in queue order, waitlist.left then enrollment.created.
+    n := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
+    if n + 2 * promoted >= 1048576 then
+        raise exception 'a transaction records at most 1048575 events: split it'
+            using errcode = 'program_limit_exceeded';
+    end if;
+    perform set_config('enrollment.event_n', (n + 2 * promoted)::text, true);
+    insert into events (id, type, actor, student_id, course_id, data)
+    select (pg_current_xact_id()::text::bigint << 20) | (n + 2 * (h.k - 1) + e.k),
+           e.type,
+           case when actor is null then 'sql:' || session_user else nullif(actor, '') end,
+           h.student_id,
+           c,
+           e.data
+    from unnest(heads) with ordinality as h (student_id, k)
+    cross join (
+        values (1, 'waitlist.left', '{"reason": "promoted"}'::jsonb),
+               (2, 'enrollment.created', '{"via": "waitlist"}'::jsonb)
+    ) as e (k, type, data)
+    order by h.k, e.k;
+
+    -- The triggers count both statements; they record no event meanwhile.
+    perform set_config('enrollment.promoting', 'on', true);
+    delete from course_waitlist w
+    using unnest(heads) as h (student_id)
+    where w.course_id = c and w.student_id = h.student_id;
+    insert into student_courses (student_id, course_id)
+    select h.student_id, c
+    from unnest(heads) with ordinality as h (student_id, k)
+    order by h.k;
+    perform set_config('enrollment.promoting', '', true);
+end;
+$$;
