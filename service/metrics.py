@@ -18,8 +18,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from .outcomes import ENROLL_OUTCOMES
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-ENROLLMENT_OUTCOMES = ("created", "existing", "waitlisted", "waiting", "full", "missing")
 
 
 def multiprocess_dir() -> str | None:
@@ -67,7 +68,7 @@ class Metrics:
             ("outcome",),
             registry=r,
         )
-        self.outcomes = {o: self.enrollments.labels(o) for o in ENROLLMENT_OUTCOMES}
+        self.outcomes = {o: self.enrollments.labels(o.value) for o in ENROLL_OUTCOMES}
         # Sampled into the in-flight gauge every second (db.pool_metrics), like
         # the pool gauges: a livesum gauge writes a shared file on every change.
         self.requests_in_flight = 0

@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from service.app import create_app
 from service.config import Config, Token
+from service.outcomes import ENROLL_OUTCOMES
 
 from .api import create_course, create_student, enroll
 from .test_shutdown import serving, wait_sessions
@@ -140,12 +141,12 @@ async def test_enrollment_outcomes_are_counted_exactly(client):
     small = await create_course(client, capacity=1)
     big = await create_course(client)
     outcomes = [
-        (first["id"], small["id"], 201),  # created
-        (first["id"], small["id"], 200),  # existing: enrolled already
-        (second["id"], small["id"], 409),  # full
-        (first["id"], 987_654, 404),  # missing course
-        (987_654, big["id"], 404),  # missing student
-        (first["id"], big["id"], 201),  # created
+        (first["id"], small["id"], 201),  # enrolled
+        (first["id"], small["id"], 200),  # already-enrolled
+        (second["id"], small["id"], 409),  # course-full
+        (first["id"], 987_654, 404),  # course-not-found
+        (987_654, big["id"], 404),  # student-not-found
+        (first["id"], big["id"], 201),  # enrolled
     ]
     for student_id, course_id, status in outcomes:
         assert (await enroll(client, student_id, course_id)).status == status
@@ -157,9 +158,15 @@ async def test_enrollment_outcomes_are_counted_exactly(client):
 
     counted = {
         outcome: value(samples, "enrollments_total", outcome=outcome)
-        for outcome in ("created", "existing", "full", "missing")
+        for outcome in ENROLL_OUTCOMES
     }
-    assert counted == {"created": 2, "existing": 1, "full": 1, "missing": 2}
+    assert {outcome: n for outcome, n in counted.items() if n} == {
+        "enrolled": 2,
+        "already-enrolled": 1,
+        "course-full": 1,
+        "course-not-found": 1,
+        "student-not-found": 1,
+    }
     assert total(samples, "enrollments_total") == 6
 
 

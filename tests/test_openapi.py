@@ -13,9 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from enrollment_import.importer import KINDS
 from service.app import OPENAPI_DOCUMENT, create_app
 from service.config import Config, ConfigError, Token
 from service.handlers import batches, events
+from service.outcomes import DROP_OUTCOMES, ENROLL_OUTCOMES, Outcome
 from service.validation import MAX_ID, MAX_LIMIT, encode_cursor
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -372,3 +374,25 @@ def test_rate_limit_limit_covers_every_limit_the_settings_allow():
     ):
         with pytest.raises(ConfigError):
             Config.from_env({setting: str(maximum + 1)})
+
+
+# --- outcomes -------------------------------------------------------------------
+
+
+def _outcome_enum(schema: str) -> list[str]:
+    return OPENAPI_DOCUMENT["components"]["schemas"][schema]["properties"]["outcome"]["enum"]
+
+
+def test_the_batch_outcomes_of_the_document_are_the_services_vocabulary():
+    enroll = _outcome_enum("EnrollmentBatchResult")
+    assert set(enroll) == {*ENROLL_OUTCOMES, *DROP_OUTCOMES, Outcome.INVALID}
+    every = {*enroll, *_outcome_enum("StudentBatchResult"), *_outcome_enum("CourseBatchResult")}
+    assert every == set(Outcome)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_importer_names_only_outcomes_of_the_contract(kind):
+    schema = {"students": "StudentBatchResult", "courses": "CourseBatchResult"}.get(
+        kind, "EnrollmentBatchResult"
+    )
+    assert {o.slug for o in KINDS[kind].applied} <= set(_outcome_enum(schema))

@@ -22,11 +22,12 @@ from ..auth import actor
 from ..db import connection
 from ..errors import FieldError, Problem, invalid, problem_body
 from ..keys import LIMITS, METRICS
+from ..outcomes import Outcome
 from ..repositories import batches
+from ..repositories.enrollments import Applied
 from . import courses, enrollments, render, students
 
 MAX_ITEMS = 1000
-INVALID = "invalid"
 
 ENROLL_ITEM = {
     "action": v.one_of("enroll", "drop"),
@@ -37,39 +38,16 @@ ENROLL_ITEM = {
     "waitlist": enrollments.ENROLL["waitlist"],
 }
 
-# The status of each outcome with a body that is not a problem (those carry their own).
-STATUS = {
-    "enrolled": 201,
-    "already-enrolled": 200,
-    "waitlisted": 202,
-    "already-waiting": 202,
-    "dropped": 204,
-    "created": 201,
-    "updated": 200,
-    "unchanged": 200,
-}
-# The enrollment outcomes counted by service_enrollments_total, as for single enrollments.
-COUNTED = {
-    "enrolled": "created",
-    "already-enrolled": "existing",
-    "waitlisted": "waitlisted",
-    "already-waiting": "waiting",
-    "course-full": "full",
-    "waitlist-full": "full",
-    "student-not-found": "missing",
-    "course-not-found": "missing",
-}
 
-
-def _result(applied: batches.Applied) -> dict[str, Any]:
+def _result(applied: Applied) -> dict[str, Any]:
     value = applied.value
     if isinstance(value, Problem):
         return {"status": value.status, "outcome": applied.outcome, "body": problem_body(value)}
-    return {"status": STATUS[applied.outcome], "outcome": applied.outcome, "body": value}
+    return {"status": applied.outcome.status, "outcome": applied.outcome, "body": value}
 
 
 def _invalid(problem: Problem) -> dict[str, Any]:
-    return {"status": 422, "outcome": INVALID, "body": problem_body(problem)}
+    return {"status": problem.status, "outcome": Outcome.INVALID, "body": problem_body(problem)}
 
 
 def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
@@ -125,7 +103,7 @@ def _checked(request_items: list[dict[str, Any]], check) -> tuple[list, list[int
     return results, positions, values
 
 
-def _respond(results: list, positions: list[int], applied: list[batches.Applied]) -> web.Response:
+def _respond(results: list, positions: list[int], applied: list[Applied]) -> web.Response:
     for i, one in zip(positions, applied, strict=True):
         results[i] = _result(one)
     return render.json({"results": results})
@@ -154,15 +132,14 @@ def _limited(handler: Handler) -> Handler:
 async def enroll(request: web.Request) -> web.Response:
     items = v.batch_items(await v.json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _enroll_item)
-    applied: list[batches.Applied] = []
+    applied: list[Applied] = []
     if valid:
         async with connection(request) as conn:
             applied = await batches.enroll(conn, items=valid, actor=actor(request))
         outcomes = request.app[METRICS].outcomes
-        counted = Counter(COUNTED.get(a.outcome) for a in applied)
-        for label, n in counted.items():
-            if label is not None:
-                outcomes[label].inc(n)
+        for outcome, n in Counter(a.outcome for a in applied).items():
+            if outcome in outcomes:  # a drop is not counted
+                outcomes[outcome].inc(n)
     return _respond(results, positions, applied)
 
 
@@ -170,7 +147,7 @@ async def enroll(request: web.Request) -> web.Response:
 async def create_students(request: web.Request) -> web.Response:
     items = v.batch_items(await v.json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _student_item)
-    applied: list[batches.Applied] = []
+    applied: list[Applied] = []
     if valid:
         async with connection(request) as conn:
             applied = await batches.students(
@@ -186,7 +163,7 @@ async def create_students(request: web.Request) -> web.Response:
 async def create_courses(request: web.Request) -> web.Response:
     items = v.batch_items(await v.json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _course_item)
-    applied: list[batches.Applied] = []
+    applied: list[Applied] = []
     if valid:
         async with connection(request) as conn:
             applied = await batches.courses(conn, items=valid, actor=actor(request))

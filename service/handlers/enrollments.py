@@ -13,41 +13,31 @@ from ..repositories import enrollments
 from . import render
 
 ENROLL = {"course_id": v.integer(1, v.MAX_ID), "waitlist": v.boolean}
-OUTCOME_STATUS = {
-    enrollments.Outcome.CREATED: 201,
-    enrollments.Outcome.EXISTING: 200,
-    enrollments.Outcome.WAITLISTED: 202,
-    enrollments.Outcome.WAITING: 202,
-}
 
 
 async def enroll(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     data = v.fields(await v.json_object(request), ENROLL, required=("course_id",))
     course_id = data["course_id"]
-    outcomes = request.app[METRICS].outcomes
-    try:
-        async with connection(request) as conn:
-            result, outcome = await enrollments.enroll(
-                conn,
-                student_id=student_id,
-                course_id=course_id,
-                waitlist=data.get("waitlist", False),
-                actor=actor(request),
-            )
-    except Problem as problem:
-        if (refused := {409: "full", 404: "missing"}.get(problem.status)) is not None:
-            outcomes[refused].inc()
-        raise
-    outcomes[outcome.value].inc()
-    status = OUTCOME_STATUS[outcome]
+    async with connection(request) as conn:
+        applied = await enrollments.enroll(
+            conn,
+            student_id=student_id,
+            course_id=course_id,
+            waitlist=data.get("waitlist", False),
+            actor=actor(request),
+        )
+    request.app[METRICS].outcomes[applied.outcome].inc()
+    if isinstance(applied.value, Problem):
+        raise applied.value
+    status = applied.outcome.status
     if status == 201:
         location = f"/students/{student_id}/courses/{course_id}"
     elif status == 202:
         location = f"/students/{student_id}/waitlist/{course_id}"
     else:
-        return render.json(result)
-    return render.json(result, status=status, headers={"Location": location})
+        return render.json(applied.value)
+    return render.json(applied.value, status=status, headers={"Location": location})
 
 
 async def list_courses(request: web.Request) -> web.Response:
@@ -76,12 +66,12 @@ async def delete(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     course_id = v.path_id(request, "course_id", "enrollment in course")
     async with connection(request) as conn:
-        deleted = await enrollments.delete(
+        applied = await enrollments.delete(
             conn, student_id=student_id, course_id=course_id, actor=actor(request)
         )
-    if not deleted:
-        raise not_found(f"student {student_id} is not enrolled in course {course_id}")
-    return web.Response(status=204)
+    if isinstance(applied.value, Problem):
+        raise applied.value
+    return web.Response(status=applied.outcome.status)
 
 
 async def list_students(request: web.Request) -> web.Response:

@@ -1,26 +1,27 @@
 """Batches: many enrollments, students or courses applied in one statement.
 
-Each call runs one statement of sql/batches.sql, a function that applies
-the items in order under the same locks as the single statements
-(batch_enroll as migration 0012 last defined it; batch_students and
-batch_courses, migration 0007's). It commits alone, so a deadlock with
-another batch leaves nothing behind and the whole call runs again
-(retry.py). Each item comes
-back as an `Applied`: its outcome slug and what the single request would
-have answered, a model, a Problem, or None (a drop's 204).
+Each call runs one statement of sql/batches.sql, a function of
+sql/functions/batches.sql that applies the items in order (batch_enroll
+hands each run of enroll items to enroll_run() and each drop to
+drop_enrollment(), the functions of the single requests). It commits alone,
+so a deadlock with another batch leaves nothing behind and the whole call
+runs again (retry.py). Each item comes back as an `Applied`: its outcome and
+what the single request would have answered, a model, a Problem, or None (a
+drop's 204).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import asyncpg
 
-from ..errors import busy, conflict, not_found
-from ..models import Course, Enrollment, Student, WaitlistEntry
+from ..errors import conflict
+from ..models import Course, Student
+from ..outcomes import Outcome
 from ..sql import QUERIES
-from .enrollments import RACES
+from .enrollments import Applied, applied
 from .retry import retried
 
 Q = QUERIES.batches
@@ -46,16 +47,6 @@ class CourseItem:
     waitlist_capacity: int | None  # None: keep, or 0 on a create
 
 
-@dataclass(slots=True)
-class Applied:
-    outcome: str
-    value: Any  # a model, a Problem, or None
-
-
-class _Raced(Exception):
-    pass
-
-
 async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: str) -> list[Applied]:
     """Enroll or drop, item by item; one Applied per item, in order."""
     arrays = (
@@ -66,53 +57,21 @@ async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: st
         [i.course_code for i in items],
         [i.waitlist for i in items],
     )
-    try:
-        rows = await retried(_fetch_enroll, conn, arrays, actor, races=(_Raced,))
-    except _Raced:
-        raise busy() from None
-    return [_enrolled(item, row) for item, row in zip(items, rows, strict=True)]
+    rows = await retried(_fetch_enroll, conn, arrays, actor)
+    return [
+        applied(
+            row,
+            student_email=item.student_email if item.student_id is None else None,
+            course_code=item.course_code if item.course_id is None else None,
+        )
+        for item, row in zip(items, rows, strict=True)
+    ]
 
 
 async def _fetch_enroll(
     conn: asyncpg.Connection, arrays: tuple[list, ...], actor: str
 ) -> list[asyncpg.Record]:
-    try:
-        return await conn.fetch(Q.enroll, *arrays, actor)
-    except asyncpg.CheckViolationError as exc:
-        # Only a writer that skipped the course lock can cause these (see
-        # repositories/enrollments.py): run the batch again.
-        if exc.constraint_name not in RACES:
-            raise
-        raise _Raced from None
-
-
-def _enrolled(item: EnrollItem, row: asyncpg.Record) -> Applied:
-    outcome = row["outcome"]
-    student_id, course_id = row["student_id"], row["course_id"]
-    if outcome == "enrolled" or outcome == "already-enrolled":
-        return Applied(outcome, Enrollment(course_id, *row[4:11], row["enrolled_at"]))
-    if outcome == "waitlisted" or outcome == "already-waiting":
-        entry = WaitlistEntry(course_id, *row[4:11], row["waitlisted_at"], row["queue_position"])
-        return Applied(outcome, entry)
-    if outcome == "dropped":
-        return Applied(outcome, None)
-    if outcome == "not-enrolled":
-        detail = f"student {student_id} is not enrolled in course {course_id}"
-        return Applied(outcome, not_found(detail))
-    if outcome == "student-not-found":
-        if item.student_id is None:
-            return Applied(outcome, not_found(f"no student has email {item.student_email}"))
-        return Applied(outcome, not_found(f"student {student_id} does not exist"))
-    if outcome == "course-not-found":
-        if item.course_id is None:
-            return Applied(outcome, not_found(f"no course has code {item.course_code}"))
-        return Applied(outcome, not_found(f"course {course_id} does not exist"))
-    if outcome == "course-full":
-        return Applied(outcome, conflict(f"course {course_id} is full", "course-full"))
-    if outcome == "waitlist-full":
-        detail = f"course {course_id} is full and so is its waitlist"
-        return Applied(outcome, conflict(detail, "waitlist-full"))
-    raise AssertionError(f"unknown outcome {outcome!r}")
+    return await conn.fetch(Q.enroll, *arrays, actor)
 
 
 async def students(
@@ -120,7 +79,7 @@ async def students(
 ) -> list[Applied]:
     """Create, or rename the student with that email; one Applied per item, in order."""
     rows = await retried(_fetch_students, conn, names, emails, actor)
-    return [Applied(row["outcome"], Student(*row[2:])) for row in rows]
+    return [Applied(Outcome(row["outcome"]), _by_name(Student, row)) for row in rows]
 
 
 async def _fetch_students(
@@ -151,12 +110,16 @@ async def _fetch_courses(
 
 
 def _course(item: CourseItem, row: asyncpg.Record) -> Applied:
-    outcome = row["outcome"]
+    outcome = Outcome(row["outcome"])
     # The details PATCH /courses/{id} gives (repositories/courses.py).
-    if outcome == "capacity-below-enrollments":
+    if outcome is Outcome.CAPACITY_BELOW_ENROLLMENTS:
         detail = f"course {row['id']} has more enrolled students than {item.capacity}"
         return Applied(outcome, conflict(detail, outcome))
-    if outcome == "waitlist-capacity-below-waiting":
+    if outcome is Outcome.WAITLIST_CAPACITY_BELOW_WAITING:
         detail = f"course {row['id']} has more students waiting than {item.waitlist_capacity}"
         return Applied(outcome, conflict(detail, outcome))
-    return Applied(outcome, Course(*row[2:]))
+    return Applied(outcome, _by_name(Course, row))
+
+
+def _by_name(model: type, row: asyncpg.Record) -> Any:
+    return model(**{f.name: row[f.name] for f in fields(model)})

@@ -2,93 +2,99 @@
 
 from __future__ import annotations
 
-import enum
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from ..errors import busy, conflict, not_found
+from ..errors import conflict, not_found
 from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry
+from ..outcomes import Outcome
 from ..sql import QUERIES
-from . import waitlist
 from .retry import retried
 
 Q = QUERIES.enrollments
 
-# Refusals, named by the constraint or trigger that raised them (migration
-# 0005's names, kept by the triggers of 0010 and 0012 that took over the
-# counting), that only a concurrent change between this statement's
-# snapshot and its lock can cause: run it again.
-RACES = frozenset(
-    {
-        "course_waitlist_not_enrolled",
-        "course_waitlist_course_full",
-        "courses_enrolled_within_capacity",
-        "courses_waitlisted_within_capacity",
-        "student_courses_not_waiting",
-    }
-)
 
+@dataclass(slots=True)
+class Applied:
+    """An enroll or a drop as the database decided it, and what the request answers."""
 
-class Outcome(enum.Enum):
-    CREATED = "created"  # newly enrolled
-    EXISTING = "existing"  # was enrolled already
-    WAITLISTED = "waitlisted"  # newly on the waitlist
-    WAITING = "waiting"  # was on the waitlist already
-
-
-class _Raced(Exception):
-    pass
+    outcome: Outcome
+    value: Any  # an Enrollment, a WaitlistEntry, a Problem, or None (a drop's 204)
 
 
 async def enroll(
     conn: asyncpg.Connection, *, student_id: int, course_id: int, waitlist: bool, actor: str
-) -> tuple[Enrollment | WaitlistEntry, Outcome]:
-    """Enroll once, or wait for a seat when the course is full and `waitlist` asks."""
-    try:
-        return await retried(_enroll, conn, student_id, course_id, waitlist, actor, races=(_Raced,))
-    except _Raced:
-        raise busy() from None
+) -> Applied:
+    """Enroll once, or wait for a seat when the course is full and `waitlist` asks.
+
+    enroll_run() decides (sql/functions/enrollments.sql), as for every item
+    of a batch.
+    """
+    row = await retried(_enroll, conn, student_id, course_id, waitlist, actor)
+    return applied(row)
 
 
 async def _enroll(
     conn: asyncpg.Connection, student_id: int, course_id: int, waitlist_: bool, actor: str
-) -> tuple[Enrollment | WaitlistEntry, Outcome]:
-    try:
-        row = await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_, actor)
-    except asyncpg.ForeignKeyViolationError as exc:
-        if exc.constraint_name and "student_id" in exc.constraint_name:
-            raise not_found(f"student {student_id} does not exist") from None
-        raise not_found(f"course {course_id} does not exist") from None
-    except asyncpg.CheckViolationError as exc:
-        if exc.constraint_name not in RACES:
-            raise
-        raise _Raced from None
-    if not row["student_exists"]:
-        raise not_found(f"student {student_id} does not exist")
-    if row["id"] is None:
-        raise not_found(f"course {course_id} does not exist")
-    course = row[:8]
-    if row["enrolled_at"] is not None:
-        outcome = Outcome.CREATED if row["created"] else Outcome.EXISTING
-        return Enrollment(*course, row["enrolled_at"]), outcome
-    if row["waitlisted_at"] is not None:
-        outcome = Outcome.WAITLISTED if row["queued"] else Outcome.WAITING
-        return WaitlistEntry(*course, row["waitlisted_at"], row["position"]), outcome
-    # Neither a seat nor a place: full, unless a concurrent request enrolled
-    # or queued this student after our snapshot was taken.
-    if (existing := await get(conn, student_id=student_id, course_id=course_id)) is not None:
-        return existing, Outcome.EXISTING
-    entry = await waitlist.get(conn, student_id=student_id, course_id=course_id)
-    if entry is not None:
-        return entry, Outcome.WAITING
-    if waitlist_ and row["waitlist_capacity"] > 0:
-        raise conflict(f"course {course_id} is full and so is its waitlist", "waitlist-full")
-    raise conflict(f"course {course_id} is full", "course-full")
+) -> asyncpg.Record:
+    return await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_, actor)
+
+
+def applied(
+    row: asyncpg.Record, *, student_email: str | None = None, course_code: str | None = None
+) -> Applied:
+    """One row of enroll_run() or drop_enrollment() as the single request answers it.
+
+    student_email and course_code: how the item named them, when not by id.
+    """
+    outcome = Outcome(row["outcome"])
+    student_id, course_id = row["student_id"], row["course_id"]
+    if outcome in (Outcome.ENROLLED, Outcome.ALREADY_ENROLLED):
+        return Applied(outcome, Enrollment(**_course(row), enrolled_at=row["enrolled_at"]))
+    if outcome in (Outcome.WAITLISTED, Outcome.ALREADY_WAITING):
+        entry = WaitlistEntry(
+            **_course(row), waitlisted_at=row["waitlisted_at"], position=row["queue_position"]
+        )
+        return Applied(outcome, entry)
+    if outcome is Outcome.DROPPED:
+        return Applied(outcome, None)
+    if outcome is Outcome.NOT_ENROLLED:
+        detail = f"student {student_id} is not enrolled in course {course_id}"
+        return Applied(outcome, not_found(detail))
+    if outcome is Outcome.STUDENT_NOT_FOUND:
+        if student_email is not None:
+            return Applied(outcome, not_found(f"no student has email {student_email}"))
+        return Applied(outcome, not_found(f"student {student_id} does not exist"))
+    if outcome is Outcome.COURSE_NOT_FOUND:
+        if course_code is not None:
+            return Applied(outcome, not_found(f"no course has code {course_code}"))
+        return Applied(outcome, not_found(f"course {course_id} does not exist"))
+    if outcome is Outcome.COURSE_FULL:
+        return Applied(outcome, conflict(f"course {course_id} is full", outcome))
+    if outcome is Outcome.WAITLIST_FULL:
+        detail = f"course {course_id} is full and so is its waitlist"
+        return Applied(outcome, conflict(detail, outcome))
+    raise AssertionError(f"not an enrollment outcome: {outcome!r}")
+
+
+def _course(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["course_id"],
+        "code": row["code"],
+        "title": row["title"],
+        "capacity": row["capacity"],
+        "waitlist_capacity": row["waitlist_capacity"],
+        "enrolled": row["enrolled"],
+        "waitlisted": row["waitlisted"],
+        "created_at": row["created_at"],
+    }
 
 
 async def get(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> Enrollment | None:
     row = await conn.fetchrow(Q.get_enrollment, student_id, course_id)
-    return Enrollment(*row) if row else None
+    return Enrollment(**row) if row else None
 
 
 async def list_courses_of_student(
@@ -98,7 +104,7 @@ async def list_courses_of_student(
     rows = await conn.fetch(Q.list_student_courses, student_id, after, limit + 1)
     if not rows:
         return None
-    items = [Enrollment(*row) for row in rows[:limit] if row["id"] is not None]
+    items = [Enrollment(**row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -109,14 +115,18 @@ async def list_students_of_course(
     rows = await conn.fetch(Q.list_course_students, course_id, after, limit + 1)
     if not rows:
         return None
-    items = [EnrolledStudent(*row) for row in rows[:limit] if row["id"] is not None]
+    items = [EnrolledStudent(**row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
-async def delete(conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str) -> bool:
-    """Unenroll; the freed seat goes to the head of the queue in the same statement."""
-    return await retried(_delete, conn, student_id, course_id, actor)
+async def delete(
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str
+) -> Applied:
+    """Unenroll (drop_enrollment); the freed seat goes to the head of the queue at once."""
+    return applied(await retried(_delete, conn, student_id, course_id, actor))
 
 
-async def _delete(conn: asyncpg.Connection, student_id: int, course_id: int, actor: str) -> bool:
-    return await conn.fetchval(Q.delete_enrollment, student_id, course_id, actor) is not None
+async def _delete(
+    conn: asyncpg.Connection, student_id: int, course_id: int, actor: str
+) -> asyncpg.Record:
+    return await conn.fetchrow(Q.delete_enrollment, student_id, course_id, actor)
