@@ -12,6 +12,13 @@
 -- (READ COMMITTED takes a new snapshot per statement), so what it decides
 -- holds when it commits: no re-check, no retry.
 
+-- seats_left: the seats a course has free, null when it has no limit. The
+-- one rule of "a seat is free", for enroll_run() and promote_waitlist().
+create or replace function seats_left(capacity integer, enrolled integer) returns integer
+language sql immutable as $$
+    select capacity - enrolled
+$$;
+
 -- enroll_run: a run of enroll items into one course, in order, as if applied
 -- one by one; one row per item, k its place in the run (1-based).
 --
@@ -66,7 +73,7 @@ language plpgsql as $$
 declare
     c record;
     course_found boolean;
-    seats_left integer;
+    free_seats integer;
     room integer;
     students bigint[];
     outcomes text[];
@@ -92,7 +99,7 @@ begin
     end if;
     course_found := found;
     if course_found then
-        seats_left := case when c.capacity is not null then c.capacity - c.enrolled end;
+        free_seats := seats_left(c.capacity, c.enrolled);
         room := c.waitlist_capacity - c.waitlisted;
     end if;
 
@@ -120,12 +127,12 @@ begin
         left join course_waitlist w on w.student_id = i.student and w.course_id = c.id
     ),
     -- Rule 3: the new students' first items, numbered; a seat for the first
-    -- seats_left of them.
+    -- free_seats of them.
     seat as (
         select h.*,
                h.new and h.first
                    and count(*) filter (where h.new and h.first) over (order by h.k)
-                       <= coalesce(seats_left, h.k) as seated
+                       <= coalesce(free_seats, h.k) as seated
         from held h
     ),
     -- Rule 4: the first item asking to wait of each new student without a
@@ -285,15 +292,14 @@ $$;
 create or replace function promote_waitlist(c bigint) returns void
 language plpgsql as $$
 declare
-    seats integer;
-    taken integer;
+    free integer;
     heads bigint[];
     promoted integer;
     n integer;
     actor text := current_setting('enrollment.actor', true);
 begin
-    select capacity, enrolled into seats, taken from courses where id = c for no key update;
-    if not found or (seats is not null and taken >= seats) then
+    select seats_left(capacity, enrolled) into free from courses where id = c for no key update;
+    if not found or free <= 0 then
         return;
     end if;
     -- The head of the queue, as many as there are seats left (a null limit:
@@ -305,7 +311,7 @@ begin
         join students s on s.id = w.student_id
         where w.course_id = c
         order by w.seq
-        limit seats - taken
+        limit free
     ) h;
     promoted := coalesce(array_length(heads, 1), 0);
     if promoted = 0 then
