@@ -8,7 +8,8 @@
 -- tests/fold_case_table.py from Python's unicodedata (Unicode 14.0), and
 -- tests/test_letter_case.py compares the function with Python for every code
 -- point. The indexes hold what it returned when each row was written: a
--- change to what it returns needs a migration that rebuilds them.
+-- change to what it returns leaves them stale until they are rebuilt (and
+-- rows may then collide that did not).
 --
 -- Immutable (the table is fixed, no locale is consulted), so indexes may use
 -- it. An SQL-standard body is parsed once, here: no search_path at call time
