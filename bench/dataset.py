@@ -31,7 +31,7 @@ from service import migrations
 
 DATABASE = "enrollment_bench"
 # Bumped when the generated data changes shape, so an older load is not reused.
-# 2: reserved students; the seat counters of migration 0005 filled in.
+# 2: reserved students; the seat counters (enrolled, waitlisted) filled in.
 # 3: a tag in every student's name, for the lookup scenario.
 # 4: the reserved students named "Reserved", for lookup-late.
 FORMAT = 4
@@ -174,8 +174,8 @@ async def _skip_triggers(conn: asyncpg.Connection) -> bool:
 async def _count_seats(conn: asyncpg.Connection, first_course: int) -> None:
     """Set the counters of courses from id `first_course` on from their rows.
 
-    What migration 0005's triggers keep with every row, for rows loaded while
-    the triggers were off.
+    What the triggers of sql/functions/counts.sql keep with every row, for
+    rows loaded while the triggers were off.
     """
     await conn.execute(
         """
@@ -494,7 +494,7 @@ def _run_courses(plan: dict[RunKey, Runs]) -> Iterator[tuple]:
             yield runs.course, f"H{runs.course:06d}", f"Hot course {runs.course}", None, 0
             continue
         if isinstance(runs, QueueCourse):
-            # As many may wait as the database allows (0005's check).
+            # As many may wait as the database allows (courses_waitlist_capacity_check).
             yield runs.course, f"Q{runs.course:06d}", f"Queue {runs.course}", runs.seats, 100_000
             continue
         for course in range(runs.first_course, runs.first_course + runs.courses):

@@ -11,7 +11,7 @@ folder, starts a throw-away embedded PostgreSQL (fsync off, as make bench) and
 start, the file read twice, every batch sent and answered), with its peak
 memory. Then, on a fresh migrated database of the same cluster, it times a
 bare COPY of the same rows into the same tables: once with the tables'
-triggers (the events recorded and seats counted per row, as through the
+triggers (the events recorded and the seats counted, as through the
 API), once without them (session_replication_role = replica), the physical
 limit.
 """

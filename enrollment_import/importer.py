@@ -211,7 +211,7 @@ KINDS: dict[str, Kind] = {
 @functools.lru_cache(maxsize=4096)
 def _fold_character(ch: str) -> str:
     # Simple case folding, one character for one, as the service's
-    # fold_case() (migration 0004, tests/fold_case_table.py): casefold() is
+    # fold_case() (sql/functions/text.sql, tests/fold_case_table.py): casefold() is
     # the full folding (ß -> ss), so where it gives more than one character
     # lower() gives the simple one (ẞ -> ß), or there is none (İ stays).
     folded = ch.casefold()

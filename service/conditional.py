@@ -3,10 +3,10 @@
 The ETag is the row's `xmin` as text: the id of the transaction that wrote
 the current version of the row. PostgreSQL sets it on every write at no cost,
 and a course's `enrolled` and `waitlisted` are written into its row by the
-seat triggers (0005, 0010), so an enrollment, a drop or a promotion changes the
-course's ETag too. It exposes a transaction number, which the event ids
-(xid << 20 | n, 0006) publish already, and no data. It is 32 bits and wraps:
-a tag held across 2**32 transactions, or across a restore into another
+seat triggers (sql/functions/counts.sql), so an enrollment, a drop or a
+promotion changes the course's ETag too. It exposes a transaction number,
+which the event ids (xid << 20 | n, sql/functions/events.sql) publish
+already, and no data. It is 32 bits and wraps: a tag held across 2**32 transactions, or across a restore into another
 cluster (rows get new xmin values there), could by chance name a different
 version of the same row; nobody holds a tag that long, and clients re-read
 after a restore. A version column would rule that out at the price of a

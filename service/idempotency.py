@@ -25,7 +25,7 @@ back, and the client may fix the request and send it with the same key.
 Requests without the header take none of this path: no transaction, no
 statement more.
 
-What is stored is bounded (migration 0014):
+What is stored is bounded (tables of migration 0014, sql/functions/idempotency.sql):
 
 - In number: a scope holds at most LIMIT_IDEMPOTENCY_KEYS live keys. The
   statement that looks for the stored answer also reads, when there is

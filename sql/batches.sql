@@ -1,5 +1,5 @@
--- Batches: many changes in one statement: batch_enroll() as migration 0012
--- last defined it, batch_students() and batch_courses() of migration 0007.
+-- Batches: many changes in one statement, each a call of batch_enroll(),
+-- batch_students() or batch_courses() (sql/functions/batches.sql).
 -- Each statement applies its items in order and returns one row per item,
 -- in item order. The actor (last) is set by the function for the events.
 

@@ -1,4 +1,5 @@
--- Courses. enrolled and waitlisted are kept by triggers (migration 0005).
+-- Courses. enrolled and waitlisted are kept by triggers
+-- (sql/functions/counts.sql).
 
 -- name: get_course
 -- One course by id, and the version of its row: xmin, the value of its ETag.
@@ -20,7 +21,7 @@ limit $2;
 -- ?code=: the course with that code in any letter case (the unique index
 -- courses_code_key of migration 0004), if after the cursor id ($1); $3 is the
 -- page size. With ?q= too, only if its code or title also contains the text
--- $4 (null: no ?q=), as search_pattern() of migration 0011 has it.
+-- $4 (null: no ?q=), as search_pattern() (sql/functions/search.sql) has it.
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
 from courses
 where fold_case(code) = fold_case($2) and id > $1

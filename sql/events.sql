@@ -1,12 +1,15 @@
 -- Events: the history of every change and the feed that follows it.
 --
--- The triggers of migration 0006 write the events, with the actor the
--- writing statement set: every statement of the service that changes
--- something starts with set_config('enrollment.actor', <token name>, true).
+-- The triggers of sql/functions/events.sql write the events (new
+-- enrollments: student_courses_inserted(); promotions: promote_waitlist()),
+-- with the actor the writing statement set: every statement of the service
+-- that changes something starts with set_config('enrollment.actor', <token
+-- name>, true), or passes it to the function it calls, which sets it.
 --
 -- The feed serves only ids below the horizon: events of transactions older
 -- than the oldest one still running, which can no longer change. Horizon and
--- events come from one statement, so from one snapshot (see the migration).
+-- events come from one statement, so from one snapshot (why ids are made
+-- so: the header of sql/functions/events.sql).
 -- With fewer rows than asked for, everything below the horizon has been
 -- read: the next page may start at the horizon.
 

@@ -1,6 +1,8 @@
 -- Idempotency keys: the stored answers of POSTs sent with an Idempotency-Key
--- (migrations 0008 and 0014). Every statement but the expiry runs inside the request's
--- transaction, after the advisory lock below (see service/idempotency.py).
+-- (the tables of migrations 0008 and 0014, their triggers in
+-- sql/functions/idempotency.sql). Every statement but the expiry runs inside
+-- the request's transaction, after the advisory lock below (see
+-- service/idempotency.py).
 
 -- name: lock_key
 -- The key's advisory lock, $1 a 64-bit hash of its scope and key, held to the
@@ -11,7 +13,8 @@ select pg_try_advisory_xact_lock($1);
 -- The stored answer of key $2 in scope $1, unless it is older than $3 (an
 -- interval), and whether its body is compressed; when there is none, `held`:
 -- the scope's live keys as far as the limit $4 needs them. The count is
--- kept, not counted (idempotency_scope_counts, migration 0014): the sum of
+-- kept, not counted (idempotency_scope_counts, by the triggers of
+-- sql/functions/idempotency.sql): the sum of
 -- the scope's 16 shards, committed keys only. From $4 on, the keys that
 -- expired but are not deleted yet (a minute's worth, as the expiry runs) are
 -- taken off: read oldest first from an index on created_at, as many as it
@@ -52,8 +55,9 @@ where scope = $1 and created_at > now() - $2::interval;
 -- keep; zlib-compressed when $9). $10 are the emails the body carries: the
 -- students who have them (any letter case) are recorded, and their rows held
 -- (FOR KEY SHARE) to the commit, so that a delete of one waits and then
--- redacts this answer (migration 0014). An expired row of the same key
--- (older than $7) is replaced; a live one never is (no row comes back).
+-- redacts this answer (redact_idempotent_answers()). An expired row of the
+-- same key (older than $7) is replaced; a live one never is (no row comes
+-- back).
 insert into idempotency_keys as k
     (scope, key, fingerprint, status, content_type, location, body, compressed, student_ids)
 select $8, $1, $2, $3, $4, $5, $6, $9, nullif(array(

@@ -19,7 +19,8 @@ limit $2;
 -- ?email=: the student with that email in any letter case (the unique index
 -- students_email_key of migration 0004), if after the cursor id ($1); $3 is
 -- the page size. With ?q= too, only if its name or email also contains the
--- text $4 (null: no ?q=), as search_pattern() of migration 0011 has it.
+-- text $4 (null: no ?q=), as search_pattern() (sql/functions/search.sql)
+-- has it.
 select id, name, email, created_at
 from students
 where fold_case(email) = fold_case($2) and id > $1

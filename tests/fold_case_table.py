@@ -2,17 +2,20 @@
 
 migrations/0004_unicode_letter_case.sql makes emails and course codes unique
 by fold_case(value): every character replaced by its simple case folding with
-PostgreSQL's translate(), from a table written into the function. That table
-comes from here, from Python's unicodedata, and the tests compare the
-database's fold_case() with `fold` below for every code point.
+PostgreSQL's translate(), from a table written into the function (its
+current definition: sql/functions/text.sql). That table comes from here, from
+Python's unicodedata, and the tests compare the database's fold_case() with
+`fold` below for every code point.
 
-The migration's text was printed by Python 3.11 (Unicode 14.0) with
+The function, in the migration and in sql/functions/text.sql (there as
+`create or replace`), was printed by Python 3.11 (Unicode 14.0) with
 
     .venv/bin/python -m tests.fold_case_table
 
-A migration is never edited once applied somewhere; a later Unicode with
-more case pairs (Python 3.14 has Unicode 16.0) needs a new migration.
-Python 3.12 and 3.13 (Unicode 15.0, 15.1) print the same table.
+Python 3.12 and 3.13 (Unicode 15.0, 15.1) print the same table. A later
+Unicode with more case pairs (Python 3.14 has Unicode 16.0) changes what
+fold_case() returns, and so what the unique and trigram indexes on it must
+hold: they are stale until rebuilt, and rows may collide that did not.
 
 This module lives in tests/ and not next to the migrations because yoyo reads
 every .py file in migrations/ as a migration.

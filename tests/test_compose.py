@@ -763,8 +763,8 @@ async def test_tables_of_a_later_migration_get_dml_for_the_app_and_yoyos_get_not
 
 
 async def test_the_service_works_through_http_as_the_app_role(roles_database, aiohttp_client):
-    # Every query the handlers send (including the capacity trigger, ON
-    # CONFLICT and the cascade) runs under the app role's privileges.
+    # Every query the handlers send (including the triggers of sql/functions,
+    # ON CONFLICT and the cascade) runs under the app role's privileges.
     db = roles_database
     await db.set_up()
     config = Config(database_url=db.url_as(db.app), pool_min_size=1, pool_max_size=2, workers=1)
@@ -779,7 +779,7 @@ async def test_the_service_works_through_http_as_the_app_role(roles_database, ai
     assert (await problem(full))["type"] == "/problems/course-full"
     response = await client.patch(f"/students/{student['id']}", json={"name": "Renamed"})
     assert response.status == 200, await response.text()
-    # The waitlist (a table, its triggers and functions of a later migration):
+    # The waitlist (a table of a later migration, its triggers and functions):
     # join a full course's queue, then a drop hands the seat on.
     queued = await create_course(client, capacity=1, waitlist_capacity=1)
     assert (await enroll(client, student["id"], queued["id"])).status == 201

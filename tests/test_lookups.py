@@ -282,7 +282,7 @@ async def test_the_search_functions_plan_generically_and_only_while_they_run(db)
         "select proname, proconfig from pg_proc"
         " where proname in ('search_student_page', 'search_course_page') order by proname"
     )
-    # And restore the scans they turn off around the index step (migration 0013).
+    # And restore the scans they turn off around the index step.
     settings = ["plan_cache_mode=force_generic_plan", "enable_indexscan=on", "enable_seqscan=on"]
     assert [(row["proname"], row["proconfig"]) for row in rows] == [
         ("search_course_page", settings),
@@ -522,7 +522,7 @@ async def test_the_pattern_trigrams_are_those_pg_trgm_looks_up(db, text, trigram
 
 
 async def test_search_fold_is_fold_case(db):
-    # The walk's cheaper folding (migration 0013) agrees with fold_case()
+    # The walk's cheaper folding (sql/functions/search.sql) agrees with fold_case()
     # for every code point, alone and inside ASCII text.
     differ = await db.fetch(
         "select i from generate_series(1, 1114111) i"
@@ -581,7 +581,7 @@ NARROWING_CASES = [
 
 
 async def test_the_refusal_rule_is_what_the_trigram_index_does(db):
-    # search_narrows() (migration 0011) against the index itself: a GIN
+    # search_narrows() (sql/functions/search.sql) against the index itself: a GIN
     # trigram index on rows that none of these texts match returns no row
     # for a pattern with a trigram, and every row for one without (it reads
     # the whole index).

@@ -72,7 +72,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "waitlist.list_student_waitlist": (4_242, 0, 51),
     "waitlist.list_course_waitlist": (42, 9_000, 51),  # a page in the middle of the queue
     "waitlist.leave": (4_242, 42, "registrar"),
-    # A function call (migration 0007): its statements are in IMPLICIT below.
+    # Function calls (sql/functions/batches.sql): their statements are in IMPLICIT below.
     # Arrays as PostgreSQL's literals: one item each.
     "batches.enroll": ("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{f}", "registrar"),
     "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
@@ -100,7 +100,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     ),
     "idempotency.expire_keys": ("24 hours",),  # of 100,000 keys, a tenth expired
     "search.narrows": ("QJKRZ",),
-    # Function calls (migration 0013): their statements are in IMPLICIT below.
+    # Function calls (sql/functions/search.sql): their statements are in IMPLICIT below.
     # A tag's five letters (bench/dataset.py): a few students of the 20,000.
     "search.students": (0, "QJKRZ", 51, 200, "{}", 100_000),
     "search.courses": (0, "c00421", 51, 200, "{}", 100_000),  # C004210 .. C004219
@@ -110,8 +110,8 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
 }
 
 # Statements the database runs with a generic plan only, whatever the
-# session's plan_cache_mode: those of the search functions of migration 0013,
-# whose SET clause forces it (service/repositories/search.py). Planned with
+# session's plan_cache_mode: those of search_student_page() and
+# search_course_page() (sql/functions/search.sql), whose SET clause forces it (service/repositories/search.py). Planned with
 # the values, a rare text among the 5,000 courses is rightly read by a scan
 # stopped early.
 GENERIC_ONLY = {
@@ -123,7 +123,7 @@ GENERIC_ONLY = {
     "search: the courses' walk end": ["force_generic_plan"],
 }
 # Settings a function changes around a statement, planned under them: the
-# index step of migration 0013's search functions, with index and
+# index step of search_student_page() and search_course_page(), with index and
 # sequential scans off so that only the trigram indexes' bitmap serves it.
 SETTINGS = {
     "search: the students' matches": ("enable_indexscan = off", "enable_seqscan = off"),
@@ -131,17 +131,20 @@ SETTINGS = {
 }
 
 # What the database runs for us and EXPLAIN of the named query does not show:
-# the statements of the seat and waitlist triggers (0005) as PL/pgSQL
-# prepares them, and those of the foreign keys' triggers (0002), which check
-# every new enrollment and cascade every delete.
+# the statements of the functions and triggers of sql/functions (the counts,
+# enroll_run(), drop_enrollment(), promote_waitlist(), the idempotency keys'
+# count and redaction) as PL/pgSQL prepares them, and those of the foreign
+# keys' triggers, which check every new enrollment and cascade every delete.
 IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
-    # student_courses_count_delete, course_waitlist_count_*: the counters
+    # student_courses_count_delete, course_waitlist_count_insert, and
+    # student_courses_inserted for a statement into one course: the counters
     "seat trigger: count the seat": (
         "update courses set enrolled = enrolled + 1 where id = $1",
         (42,),
     ),
-    # student_courses_count_inserted (0010): one count per course of a statement's
-    # new rows (its transition table, here an unnest), and none of them waiting
+    # student_courses_inserted (trigger student_courses_counted_inserted): one
+    # count per course of a statement's new rows (its transition table, here
+    # an unnest), and none of them waiting
     "seat trigger: the statement's courses": (
         "select i.course_id, count(*)::integer as added"
         " from unnest($1::bigint[], $2::bigint[]) as i (student_id, course_id)"
@@ -169,7 +172,7 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "select exists (select 1 from student_courses where student_id = $1 and course_id = $2)",
         (4_242, 42),
     ),
-    # promote_waitlist (0012): the head of the queue whose students still
+    # promote_waitlist: the head of the queue whose students still
     # exist, as many as the seats left; their entries deleted in one statement
     "promotion: the head of the queue": (
         "select array_agg(h.student_id order by h.seq) from ("
@@ -183,8 +186,8 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         " where w.course_id = $1 and w.student_id = h.student_id",
         (42, "{4242,4243}"),
     ),
-    # course_waitlist_deleted (0012): one count per course of a statement's
-    # departures (its transition table, here an unnest)
+    # course_waitlist_deleted (trigger course_waitlist_counted_deleted): one
+    # count per course of a statement's departures (its transition table, here an unnest)
     "waitlist trigger: the statement's courses": (
         "select d.course_id, count(*)::integer as gone"
         " from unnest($1::bigint[], $2::bigint[]) as d (student_id, course_id)"
@@ -221,15 +224,15 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "delete from only course_waitlist where course_id = $1",
         (42,),
     ),
-    # students_redact_idempotent_answers (0014): the answers naming the deleted
-    # students (the trigger's transition table, here an unnest)
+    # students_redact_idempotent_answers (redact_idempotent_answers()): the
+    # answers naming the deleted students (the trigger's transition table, here an unnest)
     "redaction: the answers naming deleted students": (
         "update idempotency_keys set body = null, compressed = false, student_ids = null"
         " where student_ids && array(select id from unnest($1::bigint[]) as gone (id))",
         ("{4242}",),
     ),
-    # idempotency_keys_counted_inserted and _deleted (0014): one count per
-    # scope and shard of a statement's keys (the transition table, here an
+    # idempotency_keys_counted_inserted and _deleted (count_idempotency_keys()):
+    # one count per scope and shard of a statement's keys (the transition table, here an
     # unnest; $3 is 1 for an insert, -1 for a delete)
     "key count trigger: count the statement's keys": (
         "insert into idempotency_scope_counts as c (scope, shard, stored)"
@@ -239,8 +242,8 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         " on conflict (scope, shard) do update set stored = c.stored + excluded.stored",
         ("{registrar,registrar,importer}", "{key-2,key-4,key-1}", -1),
     ),
-    # The batch functions of 0007: an item's student and course by email or
-    # code (any letter case), locked as the single statements lock them.
+    # enroll_run(), for the single enroll and a batch's runs alike: the course
+    # and each student by id or by email or code (any letter case), locked.
     "batch: a student by email": (
         "select s.id from students s where fold_case(s.email) = fold_case($1) for key share",
         ("STUDENT4242@bench.example",),
@@ -255,13 +258,15 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "select s.id from students s where s.id = $1 for key share",
         (4_242,),
     ),
-    # batch_enroll (0012): a course's queue, read once for its positions
+    # No function runs this one today: enroll_run() counts the entries up to
+    # a waiting student's seq instead.
     "batch: a course's queue": (
         "select coalesce(array_agg(a.seq order by a.seq), '{}')"
         " from course_waitlist a where a.course_id = $1",
         (42,),
     ),
-    # batch_enroll of 0010: a run's students, each locked, and their enrollments
+    # enroll_run(): a run's students, each locked, and their enrollments in
+    # the course (its `items` and `held`, without the waitlist's join)
     "batch: a run's students": (
         "select l.k, l.student, sc.enrolled_at from ("
         " select t.k, case when t.sid is not null then"
@@ -276,7 +281,7 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "delete from student_courses sc where sc.student_id = $1 and sc.course_id = $2",
         (4_242, 42),
     ),
-    # The search functions of 0013: the index step (a rare text), the walk
+    # search_student_page() and search_course_page(): the index step (a rare text), the walk
     # in id order and its end (a text of heavy trigrams). $2, $3: the
     # pattern search_pattern() makes of the text.
     "search: the students' matches": (
@@ -320,8 +325,9 @@ async def load(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         # Consistent by construction: skip the foreign key checks and the
-        # capacity trigger, which would run once per row (the test database's
-        # owner is a superuser on the embedded server).
+        # triggers of sql/functions (counts, history, guards), which the rows
+        # below do without (the test database's owner is a superuser on the
+        # embedded server).
         await conn.execute("set session_replication_role = replica")
         async with conn.transaction():
             await conn.copy_records_to_table(

@@ -375,7 +375,8 @@ async def test_the_database_refuses_what_would_break_the_counts(client, db, stat
 
 
 async def test_an_operators_insert_of_many_rows_counts_each_and_records_them_in_order(client, db):
-    # Seats are counted once per statement (0010): two courses, three rows each.
+    # Seats are counted once per statement (student_courses_inserted()): two
+    # courses, three rows each.
     first = await create_course(client, capacity=3)
     second = await create_course(client)
     students = [await create_student(client) for _ in range(3)]

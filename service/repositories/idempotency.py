@@ -58,10 +58,11 @@ async def get(
 ) -> Found:
     """The live answer under `key`, or, when there is none, how many live keys `scope` holds.
 
-    The count is kept by the database (migration 0014), not counted: a few
-    rows read, however many keys the scope holds. It is exact below `limit`;
-    from `limit` on, only as far as needed to compare with it (`limit` - 1
-    when expired keys not yet deleted bring the live ones below it).
+    The count is kept by triggers (sql/functions/idempotency.sql), not
+    counted: a few rows read, however many keys the scope holds. It is exact
+    below `limit`; from `limit` on, only as far as needed to compare with it
+    (`limit` - 1 when expired keys not yet deleted bring the live ones below
+    it).
     """
     row = await conn.fetchrow(Q.get_answer, scope, key, ttl, limit)
     if row["status"] is None:

@@ -1,8 +1,8 @@
 """?q=: "contains this text, in any letter case", run by the database in one call, bounded.
 
-search_student_page() and search_course_page() (migration 0013) answer a
-page in one statement, so a search is one round trip, as a plain page is,
-and examine a bounded number of rows whatever the text:
+search_student_page() and search_course_page() (sql/functions/search.sql)
+answer a page in one statement, so a search is one round trip, as a plain
+page is, and examine a bounded number of rows whatever the text:
 
 1. The trigram indexes (migration 0009), when affordable in each searched
    column: one of the text's trigrams is in fewer than HEAVY_ROWS rows (so
@@ -21,7 +21,7 @@ missing or out of date only changes which step runs, never the answer.
 
 A text whose LIKE pattern yields no trigram ("...", or "a..") would make
 the index return every row: the functions refuse it (SQLSTATE 22023 naming
-the column q), decided by pg_trgm itself (search_narrows() of 0011), and
+the column q), decided by pg_trgm itself (search_narrows()), and
 the service answers 422 naming q.
 """
 

@@ -1,4 +1,8 @@
---- batch_enroll: POST /enrollments/batch, items applied in order, one row
+-- The batch functions, one statement each for POST /enrollments/batch,
+-- /students/batch and /courses/batch (sql/batches.sql): items applied in
+-- order, one row per item.
+
+-- batch_enroll: POST /enrollments/batch, items applied in order, one row
 -- per item (item: its place, 1-based). Item n drops when drops[n], else
 -- enrolls; its student is student_ids[n] or the one with student_emails[n],
 -- its course course_ids[n] or the one with course_codes[n]; waitlists[n] as
@@ -75,7 +79,8 @@ end;
 $$;
 
 -- Create students, or rename the student with that email (any letter case:
--- the unique index of 0004 decides what is the same email). Outcomes:
+-- students_email_key, the unique index of migration 0004 on fold_case(email),
+-- decides what is the same email). Outcomes:
 -- created, updated, unchanged. The email of an existing student is kept as
 -- stored. A student created by a concurrent transaction after the lookup
 -- makes the insert do nothing (ON CONFLICT waits for that transaction);

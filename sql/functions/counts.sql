@@ -1,4 +1,26 @@
--- What keeps the counters equal to the rows: nothing else may change them.
+-- The kept counts of every course (courses.enrolled, courses.waitlisted),
+-- updated by the triggers below in the transaction of the rows they count,
+-- and the guards that refuse, for any writer (a script in psql included),
+-- what would break the rules of enrolling. They decide no outcome:
+-- enroll_run(), drop_enrollment() and promote_waitlist() (enrollments.sql) do.
+--
+-- Each counter update locks the course row until commit, so the changes to
+-- one course's seats and queue serialize on that lock, and the check
+-- constraints on the counters (courses_enrolled_within_capacity,
+-- courses_waitlisted_within_capacity, of migration 0005) refuse one seat or
+-- one place too many, exactly, whatever the concurrency. A count kept, not
+-- counted: the 10,000th enrollment of a course costs what the first did.
+--
+-- AFTER triggers of one table and event fire row triggers first, each kind
+-- in name order: the foreign keys' checks ("RI_ConstraintTrigger_...") come
+-- first, so a missing student or course is reported as such, not as a full
+-- course; on a delete from student_courses, student_courses_audit
+-- (events.sql) records the drop before student_courses_counted_delete
+-- promotes ("audit" sorts before "counted").
+
+-- The guards' function: refuses the change with the message tg_argv[0], as
+-- a check violation of the constraint named tg_argv[1]. Its triggers are
+-- below (the *_kept and *_no_truncate ones) and in idempotency.sql.
 create or replace function refuse_counted_change() returns trigger
 language plpgsql as $$
 begin
@@ -7,7 +29,20 @@ begin
 end;
 $$;
 
--- 2: 0010's function, its events left to promote_waitlist() while it inserts.
+-- student_courses_counted_inserted: once per statement that inserts
+-- enrollments, however many rows (its transition table `inserted`): their
+-- enrollment.created events, numbered as record_event() numbers them, in
+-- insertion order; one update per course, which locks the course row
+-- (courses_enrolled_within_capacity refuses a seat too many, for the
+-- statement as a whole); then the check that none of the students is
+-- waiting, made under that lock (a place joined concurrently locks the row
+-- first: seen here, or its guard sees the enrollment). Per statement, not
+-- per row: every update of one row in a transaction adds a version that
+-- later ones walk, so n enrollments into a course counted one by one cost
+-- O(n^2). A statement trigger fires after the row triggers, so the foreign
+-- keys name a missing student or course first. While promote_waitlist()
+-- inserts (enrollment.promoting 'on') it records no event: promote_waitlist()
+-- has recorded them.
 create or replace function student_courses_inserted() returns trigger
 language plpgsql as $$
 declare
@@ -38,7 +73,8 @@ begin
                case when actor is null then 'sql:' || session_user else nullif(actor, '') end,
                i.student_id,
                i.course_id,
-               -- Inserted by a trigger (promote_waitlist): a promotion.
+               -- From inside a trigger: a promotion. promote_waitlist(), the
+               -- one such insert, skips this branch, so it is 'request' here.
                jsonb_build_object(
                    'via', case when pg_trigger_depth() > 1 then 'waitlist' else 'request' end
                )
@@ -72,6 +108,12 @@ begin
 end;
 $$;
 
+-- student_courses_counted_delete, per enrollment deleted (a drop, a
+-- cascade from its student or course, an operator's delete): the seat is
+-- counted free and the head of the queue takes it at once, in the same
+-- transaction (promote_waitlist(), under the course lock this update took).
+-- Per row, so that each drop is recorded (student_courses_audit, which sorts
+-- first) before the promotion its seat gives rise to.
 create or replace function student_courses_count_delete() returns trigger
 language plpgsql as $$
 begin
@@ -81,6 +123,10 @@ begin
 end;
 $$;
 
+-- course_waitlist_checked, before each place joined, under the course
+-- row's lock (the lock every change to its seats and queue takes): no place
+-- while a seat is free (course_waitlist_course_full), none for a student
+-- enrolled in the course (course_waitlist_not_enrolled).
 create or replace function course_waitlist_check_insert() returns trigger
 language plpgsql as $$
 declare
@@ -106,6 +152,8 @@ begin
 end;
 $$;
 
+-- course_waitlist_counted_insert: each place joined counted
+-- (courses_waitlisted_within_capacity refuses one too many).
 create or replace function course_waitlist_count_insert() returns trigger
 language plpgsql as $$
 begin
@@ -114,7 +162,12 @@ begin
 end;
 $$;
 
--- 3: departures counted once per statement and course, in course id order.
+-- course_waitlist_counted_deleted: the departures from the queues (a
+-- promotion, a leave, a cascade) counted once per statement and course, from
+-- the statement's deleted rows (its transition table `deleted`), so that a
+-- promotion of n students updates its course once, not n times. In course id
+-- order, so that two such statements lock the courses they share in one
+-- order and never deadlock.
 create or replace function course_waitlist_deleted() returns trigger
 language plpgsql as $$
 declare
@@ -132,6 +185,9 @@ begin
 end;
 $$;
 
+-- courses_promote_on_capacity: a capacity raised, or set to null (no limit),
+-- gives its new seats to the head of the queue (promote_waitlist(), under the
+-- lock the update holds on the course row).
 create or replace function courses_capacity_raised() returns trigger
 language plpgsql as $$
 begin
@@ -140,6 +196,11 @@ begin
 end;
 $$;
 
+-- The guards: the counters change only from inside the triggers
+-- (pg_trigger_depth() 0 is a client's own statement) and start at zero; a
+-- counted row never moves to another student or course (it would need two
+-- counts); a counted table is never truncated (TRUNCATE fires no delete
+-- trigger: no count, no promotion).
 create or replace trigger courses_counts_kept
     before update of enrolled, waitlisted on courses
     for each row
@@ -182,6 +243,7 @@ create or replace trigger course_waitlist_no_truncate
         'truncate skips the triggers that keep the waitlist counts: delete instead',
         'course_waitlist_no_truncate');
 
+-- The counters' triggers (their functions above say what each does).
 create or replace trigger student_courses_counted_inserted
     after insert on student_courses
     referencing new table as inserted

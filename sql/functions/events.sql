@@ -1,3 +1,27 @@
+-- The history: record_event() and the triggers that record every change to
+-- students, courses, enrollments and waitlists in the transaction of the
+-- change, whatever makes it (a request, a cascade, a promotion, an operator's
+-- SQL); a change that rolls back takes its events with it. Events carry ids,
+-- field names and reasons, never a name or an email. Two more writers record
+-- many events in one insert, numbered as record_event() numbers them:
+-- student_courses_inserted() (counts.sql) a statement's new enrollments,
+-- promote_waitlist() (enrollments.sql) a promotion's pairs.
+--
+-- An event's id is its transaction's id and its number in the transaction,
+-- xid << 20 | n (n kept in the transaction-local setting enrollment.event_n,
+-- 1,048,575 at most). An id from a sequence is taken at insert, not at
+-- commit: a reader could pass 101 before the transaction holding 100 commits,
+-- and never see it. The feed (sql/events.sql) serves only the events of
+-- transactions older than the oldest one still running, so it gives every
+-- committed event exactly once, in id order.
+--
+-- The actor is the transaction-local setting enrollment.actor, which every
+-- statement of the service that writes sets (the functions it calls, from
+-- their `actor` argument): the token's name, or '' without tokens (null in
+-- the event). Without it (an operator's SQL) the actor is 'sql:<role>'.
+
+-- One event of type `kind` about a student and/or a course, numbered next in
+-- the transaction.
 create or replace function record_event(kind text, student bigint, course bigint, details jsonb)
 returns void
 language plpgsql as $$
@@ -42,6 +66,8 @@ language sql stable as $$
     end
 $$;
 
+-- students_audit and students_audit_delete: a student created, deleted, or
+-- changed in name or email (the fields that changed, never their values).
 create or replace function students_record() returns trigger
 language plpgsql as $$
 declare
@@ -62,6 +88,8 @@ begin
 end;
 $$;
 
+-- courses_audit and courses_audit_delete: a course created, deleted, or
+-- changed in code, title, capacity or waitlist_capacity (which ones).
 create or replace function courses_record() returns trigger
 language plpgsql as $$
 declare
@@ -84,11 +112,15 @@ begin
 end;
 $$;
 
+-- student_courses_audit: an enrollment deleted, and why (dropped,
+-- student_deleted, course_deleted). The trigger fires on deletes only: new
+-- enrollments are recorded by student_courses_inserted() (counts.sql), so the
+-- INSERT branch is not reached.
 create or replace function student_courses_record() returns trigger
 language plpgsql as $$
 begin
     if tg_op = 'INSERT' then
-        -- Inserted by a trigger (promote_waitlist): a promotion.
+        -- Not reached (see above). From inside a trigger: a promotion.
         perform record_event(
             'enrollment.created', new.student_id, new.course_id,
             jsonb_build_object('via', case when pg_trigger_depth() > 1 then 'waitlist' else 'request' end)
@@ -103,13 +135,19 @@ begin
 end;
 $$;
 
+-- course_waitlist_audit: a place joined (waitlist.joined) or left
+-- (waitlist.left, and why: left, student_deleted, course_deleted). A
+-- promotion's departures are recorded by promote_waitlist(), with this
+-- trigger silent meanwhile.
 create or replace function course_waitlist_record() returns trigger
 language plpgsql as $$
 begin
     if tg_op = 'INSERT' then
         perform record_event('waitlist.joined', new.student_id, new.course_id, '{}');
     else
-        -- Deleted by a trigger (promote_waitlist), the parents still there: promoted.
+        -- Deleted from inside a trigger, both parents still there: a
+        -- promotion. promote_waitlist() records its own with this trigger
+        -- silent, so here it is 'left' or a parent deleted.
         perform record_event(
             'waitlist.left', old.student_id, old.course_id,
             jsonb_build_object('reason', departure(
@@ -144,12 +182,16 @@ create or replace trigger courses_audit_delete
     before delete on courses
     for each row execute function courses_record();
 
--- 0006's trigger for deletes only, under its name: "audit" still sorts before
--- "counted", so a dropped enrollment is recorded ahead of its promotion.
+-- Deletes only (inserts: student_courses_counted_inserted, counts.sql).
+-- "audit" sorts before "counted": a dropped enrollment is recorded ahead of
+-- the promotion its seat gives rise to (student_courses_counted_delete).
 create or replace trigger student_courses_audit
     after delete on student_courses
     for each row execute function student_courses_record();
 
+-- Silent while promote_waitlist() moves the head of a queue
+-- (enrollment.promoting 'on'): it records those events itself. The WHEN is
+-- checked as each row changes, so nothing is queued meanwhile.
 create or replace trigger course_waitlist_audit
     after insert or delete on course_waitlist
     for each row

@@ -1,4 +1,12 @@
--- Statement triggers: one insert per (scope, shard) a statement touched,
+-- Idempotency keys: the kept count of the keys each scope has stored
+-- (idempotency_scope_counts, migration 0014: 16 shards per scope, a key in
+-- the shard of its hash, so two requests of one token contend for a counter
+-- row only when their keys share a shard), and the redaction of the stored
+-- answers that name a deleted student. The service's statements are in
+-- sql/idempotency.sql.
+
+-- idempotency_keys_counted_inserted and idempotency_keys_counted_deleted:
+-- statement triggers, one insert per (scope, shard) a statement touched,
 -- however many keys (the expiry deletes 5,000 a statement: a few rows
 -- here). In (scope, shard) order, so that two statements lock the rows
 -- they share in the same order and never deadlock. The store's ON CONFLICT
@@ -18,7 +26,8 @@ begin
 end
 $$;
 
--- TRUNCATE fires no delete trigger: it empties the counts with the keys.
+-- idempotency_keys_counts_truncated: TRUNCATE fires no delete trigger, so
+-- this empties the counts with the keys.
 create or replace function clear_idempotency_scope_counts() returns trigger
 language plpgsql as $$
 begin
@@ -27,7 +36,10 @@ begin
 end
 $$;
 
--- A statement-level trigger: one update per DELETE, however many students it
+-- students_redact_idempotent_answers: a deleted student's name and email
+-- leave every stored answer that carries them (its body dropped; status,
+-- content type and Location stay), whatever deleted the row. A
+-- statement-level trigger: one update per DELETE, however many students it
 -- deleted (its transition table). A delete that waits for a request holding
 -- the student's row (the store's FOR KEY SHARE) runs this after that request
 -- committed, and so sees, and redacts, its answer too.

@@ -1,3 +1,11 @@
+-- ?q=, the bounded search: search_student_page() and search_course_page()
+-- answer a page of the rows that contain a text, in id order, examining a
+-- bounded number of rows: through the trigram indexes of migration 0009
+-- when the heavy trigrams (the extended statistics of migration 0013) say
+-- that is affordable, else by walking the next rows in id order. The
+-- service's statements are in sql/search.sql, its bounds in
+-- service/repositories/search.py.
+
 -- Whether '%' || q || '%' yields a trigram the indexes can look up; false
 -- for a q of fewer than three characters (the service's minimum), for
 -- which the rule below does not hold ("ab"). pg_trgm splits a
@@ -38,8 +46,10 @@ return array(
     select unnest(show_trgm('x' || fold_case(q) || 'x'))
 );
 
--- {statistics object: {trigram: rows}} for the statistics of this
--- migration, the trigrams in at least `rows_at_least` rows (their share
+-- {statistics object: {trigram: rows}} for the extended statistics of
+-- migration 0013 (students_name_trigrams and the three others, the most
+-- common elements of show_trgm() of each folded column, as ANALYZE last
+-- made them), the trigrams in at least `rows_at_least` rows (their share
 -- times the table's estimated rows). Security definer: the statistics are
 -- visible to the tables' owner only.
 create or replace function search_heavy_trigrams(rows_at_least real)
@@ -69,7 +79,7 @@ language sql immutable parallel safe
 return exists (select from unnest(grams) as g where not coalesce(heavy ? g, false))
    and (select coalesce(sum((heavy ->> g)::real), 0) from unnest(grams) as g) <= budget;
 
--- fold_case() (migration 0004), cheaper on ASCII text: lower() under the C
+-- fold_case() (text.sql), cheaper on ASCII text: lower() under the C
 -- collation changes A to Z alone, as fold_case()'s ASCII branch does with
 -- translate(), about ten times faster (translate(): 10 us a value). For the
 -- walk, which folds every row it examines; the indexes' rechecks must use
@@ -88,6 +98,10 @@ end;
 -- order, then, if the walk ran and rows remain, the walk's end (a row with
 -- only its id). heavy: search_heavy_trigrams()'s answer; budget: the rows
 -- the heavy trigrams' lists may hold; walk: the rows a walk examines.
+-- The index runs only when affordable in both columns (search_affordable()),
+-- and only its first 2,000 matches are kept: more, and the walk answers, so
+-- either way the rows examined are bounded. Both give exactly the matches,
+-- in id order: a wrong statistic changes only which one runs.
 create or replace function search_student_page(
     after bigint, q text, lim integer, walk integer, heavy jsonb, budget real
 )
@@ -110,7 +124,8 @@ begin
     end if;
     if search_affordable(grams, heavy -> 'students_name_trigrams', budget)
        and search_affordable(grams, heavy -> 'students_email_trigrams', budget) then
-        -- 1. The index: a constant limit, as in 0011. Planned (once per
+        -- 1. The index, with a constant limit: with a parameter, a generic
+        -- plan would guess a tenth of the rows it expects. Planned (once per
         -- session, the plan kept) with index and sequential scans off, so
         -- that it is the trigram indexes' bitmap whatever the table's size
         -- (planned without the text, it walks the primary key below about

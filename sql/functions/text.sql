@@ -1,4 +1,16 @@
--- Letter case the Unicode way: the simple case folding of every character.
+-- fold_case(): letter case the Unicode way, the same on every server
+-- whatever its locale (lower() follows the locale, and the C locale folds A
+-- to Z only). The unique indexes on emails and course codes (migration 0004)
+-- and the trigram indexes (migration 0009) are on fold_case() of the column.
+--
+-- The simple case folding of every character: one character to one, so É
+-- and é, ẞ and ß fold alike, ß and ss do not. The table below was printed by
+-- tests/fold_case_table.py from Python's unicodedata (Unicode 14.0), and
+-- tests/test_letter_case.py compares the function with Python for every code
+-- point. The indexes hold what it returned when each row was written: a
+-- change to what it returns leaves them stale until they are rebuilt (and
+-- rows may then collide that did not).
+--
 -- Immutable (the table is fixed, no locale is consulted), so indexes may use
 -- it. An SQL-standard body is parsed once, here: no search_path at call time
 -- changes what it calls. Not STRICT, though null gives null all the same
