@@ -7,9 +7,11 @@
 --
 --   - no DDL: no CREATE in schema public or the database, no ALTER, DROP or
 --     TRUNCATE, no TEMP tables;
---   - none of yoyo's tables (_yoyo_migration, _yoyo_log, _yoyo_version,
---     yoyo_lock), so it cannot rewrite the migration history or hold the
---     migration lock;
+--   - none of the migrations' bookkeeping: yoyo's tables (_yoyo_migration,
+--     _yoyo_log, _yoyo_version, yoyo_lock) and schema_functions (which
+--     version of sql/functions the database holds), so it cannot rewrite the
+--     migration history, hold the migration lock, or make a migrate skip a
+--     changed function;
 --   - no CONNECT to any other database of the cluster;
 --   - no sequence privileges: identity columns need none to insert (a serial
 --     column would need USAGE on its sequence, granted by its migration).
@@ -198,7 +200,8 @@ begin
             from pg_class c
             cross join lateral aclexplode(c.relacl) acl
             left join pg_roles r on r.oid = acl.grantee
-            where c.oid = created and c.relname ~ '^_?yoyo_' and acl.grantee <> c.relowner
+            where c.oid = created and c.relname ~ '^(_?yoyo_|schema_functions$)'
+              and acl.grantee <> c.relowner
         loop
             execute format('revoke all on table %s from %s', created, grantee);
         end loop;
@@ -215,7 +218,8 @@ create event trigger enrollment_private_yoyo_tables on ddl_command_end
 -- an older one left them granted.
 select format('revoke all on table %s from public, %I', c.oid::regclass, :'app_role')
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
-where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname ~ '^_?yoyo_'
+where n.nspname = 'public' and c.relkind in ('r', 'p')
+  and c.relname ~ '^(_?yoyo_|schema_functions$)'
 \gexec
 
 commit;

@@ -472,8 +472,9 @@ def with_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-# yoyo's own tables: the app role may not touch them.
-YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock")
+# The migrations' bookkeeping, yoyo's and sql/functions' (schema_functions):
+# the app role may not touch it.
+YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "schema_functions")
 DML = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
 
@@ -616,9 +617,10 @@ async def granted_to(conn: asyncpg.Connection, role: str) -> set[tuple[str, str]
 
 
 async def service_tables(conn: asyncpg.Connection) -> set[str]:
-    """The tables of schema public that are not yoyo's: the service's own."""
+    """The tables of schema public that are not the migrations' bookkeeping: the service's own."""
     rows = await conn.fetch(
-        "select tablename from pg_tables where schemaname = 'public' and tablename !~ '^_?yoyo_'"
+        "select tablename from pg_tables"
+        " where schemaname = 'public' and tablename !~ '^(_?yoyo_|schema_functions$)'"
     )
     return {row["tablename"] for row in rows}
 
@@ -669,6 +671,9 @@ async def test_app_role_reads_and_writes_rows_but_cannot_change_the_schema(roles
             "insert into yoyo_lock (locked, ctime, pid) values (1, now(), 1)",
             "select * from yoyo_lock",
             "lock table yoyo_lock",
+            # which version of sql/functions the database holds
+            "update schema_functions set digest = 'forged'",
+            "select * from schema_functions",
         ]
         # Every statement is tried, so a failure lists all the role could run.
         allowed = []

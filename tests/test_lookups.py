@@ -442,17 +442,6 @@ async def test_no_search_reads_more_than_its_bound(client, db, text):
     assert rows[-1]["name"] is None
 
 
-async def test_the_old_search_read_every_row_for_those_texts(db):
-    # The search of migration 0011, for comparison: the same texts read the
-    # table whole (every candidate rechecked) or walk it up to the late rows.
-    await load_adversarial(db)
-    for text in ADVERSARIAL_TEXTS:
-        _, read = await rows_read(
-            db, "select id from search_students($1, $2, $3, $4)", 0, text, 51, 2000
-        )
-        assert read >= ADVERSARIAL_STUDENTS - ADVERSARIAL_LATE, (text, read)
-
-
 async def test_rare_text_is_looked_up_in_the_index_among_many_rows(client, db):
     # "12345@": trigrams in few emails (45 followed by @: one in a hundred).
     await load_adversarial(db)

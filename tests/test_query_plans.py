@@ -258,26 +258,26 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "select s.id from students s where s.id = $1 for key share",
         (4_242,),
     ),
-    # No function runs this one today: enroll_run() counts the entries up to
-    # a waiting student's seq instead.
-    "batch: a course's queue": (
-        "select coalesce(array_agg(a.seq order by a.seq), '{}')"
-        " from course_waitlist a where a.course_id = $1",
-        (42,),
+    # enroll_run(): the place of a student waiting from before the run
+    "enroll: a place in the queue": (
+        "select count(*) from course_waitlist a where a.course_id = $1 and a.seq <= $2",
+        (42, 150),
     ),
     # enroll_run(): a run's students, each locked, and their enrollments in
-    # the course (its `items` and `held`, without the waitlist's join)
-    "batch: a run's students": (
+    # the course and its queue (its `items` and `held`)
+    "enroll: a run's students": (
         "select l.k, l.student, sc.enrolled_at from ("
         " select t.k, case when t.sid is not null then"
         " (select s.id from students s where s.id = t.sid for key share)"
         " else (select s.id from students s"
         " where fold_case(s.email) = fold_case(t.email) for key share) end as student"
         " from unnest($1::bigint[], $2::text[]) with ordinality as t (sid, email, k)) l"
-        " left join student_courses sc on sc.student_id = l.student and sc.course_id = $3",
+        " left join student_courses sc on sc.student_id = l.student and sc.course_id = $3"
+        " left join course_waitlist w on w.student_id = l.student and w.course_id = $3",
         ("{4242,NULL}", "{NULL,STUDENT4243@bench.example}", 42),
     ),
-    "batch: drop an enrollment": (
+    # drop_enrollment()
+    "drop: the enrollment": (
         "delete from student_courses sc where sc.student_id = $1 and sc.course_id = $2",
         (4_242, 42),
     ),
