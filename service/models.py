@@ -1,20 +1,44 @@
 """What repositories return and handlers render: plain dataclasses.
 
 orjson serializes them directly; datetimes come out as RFC 3339 with offset.
-Field order matches the column order of the queries in sql/, so rows become
-objects positionally (`Student(*row)`); no slots, since orjson serializes
-slotted dataclasses about twice as slowly.
+Rows become objects by column name (`from_row(Student, row)`), so a query
+may add, drop or reorder columns without shifting a value into the wrong
+field; no slots, since orjson serializes slotted dataclasses about twice as
+slowly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
 T = TypeVar("T")
+
+
+class Row(Protocol):
+    """A row by column name: an asyncpg Record, or a dict."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def from_row(model: type[T], row: Row, **given: Any) -> T:
+    """A `model` whose fields are `row`'s columns of the same names; `given` ones win.
+
+    `given` names the fields whose column has another name or whose value
+    needs converting: `from_row(Enrollment, row, id=row["course_id"])`. A
+    field with no such column is a KeyError naming it.
+    """
+    return model(**{name: given[name] if name in given else row[name] for name in _names(model)})
+
+
+@functools.cache
+def _names(model: type) -> tuple[str, ...]:
+    # Once per model: dataclasses.fields() builds its tuple on every call.
+    return tuple(f.name for f in fields(model))
 
 
 @dataclass

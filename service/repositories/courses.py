@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from ..errors import Problem, conflict, precondition_failed
-from ..models import Course, Page, Versioned
+from ..models import Course, Page, Versioned, from_row
 from ..sql import QUERIES
 from . import search
 from .retry import retried
@@ -25,8 +25,8 @@ def _changed(course_id: int) -> Problem:
 
 
 def _versioned(row: asyncpg.Record) -> Versioned[Course]:
-    *fields, version = row
-    return Versioned(Course(*fields), version)
+    # The version is the row's xmin (sql/courses.sql).
+    return Versioned(from_row(Course, row), row["xmin"])
 
 
 async def get(conn: asyncpg.Connection, *, course_id: int) -> Versioned[Course] | None:
@@ -50,14 +50,14 @@ async def list_page(
         rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, q)
     elif q is not None:
         found = await search.page(conn, "courses", after=after, text=q, limit=limit + 1, **bounds)
-        items = [Course(*row) for row in found.rows[:limit]]
+        items = [from_row(Course, row) for row in found.rows[:limit]]
         if len(found.rows) > limit:
             return Page(items, items[-1].id)
         # A walk that stopped short of the table's end: the next page resumes there.
         return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_courses, after, limit + 1)
-    items = [Course(*row) for row in rows[:limit]]
+    items = [from_row(Course, row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -74,7 +74,7 @@ async def create(
         row = await conn.fetchrow(Q.create_course, code, title, capacity, waitlist_capacity, actor)
     except asyncpg.UniqueViolationError:
         raise _code_taken(code) from None
-    return Course(*row)
+    return from_row(Course, row)
 
 
 async def update(
