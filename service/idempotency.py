@@ -45,8 +45,8 @@ What is stored is bounded (migration 0014):
   deleting one of them drops the body in the database (a trigger), however
   the student was deleted.
 
-The whole transaction runs again on a deadlock or a lost race (a Busy
-problem), up to retry.ATTEMPTS times: inside a transaction a repository
+The whole transaction runs again on a deadlock, a serialization failure
+or a lost race (retry.Contended), up to retry.ATTEMPTS times: inside a transaction a repository
 cannot retry one statement alone (retry.py).
 """
 
@@ -68,11 +68,11 @@ from multidict import istr
 
 from .auth import actor
 from .db import TRANSIENT
-from .errors import Busy, FieldError, Problem, busy, render, too_many_requests
+from .errors import FieldError, Problem, render, too_many_requests
 from .keys import CONFIG, CONNECTION, POOL
 from .repositories import idempotency
 from .repositories.idempotency import Answer
-from .repositories.retry import ATTEMPTS
+from .repositories.retry import ATTEMPTS, Contended
 from .validation import read_body
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,13 @@ async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await _once(handler, request, conn, key, scope, digest, ttl, limit)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Busy) as exc:
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Contended) as exc:
                 # Everything rolled back: running it all again is safe.
                 if attempt < ATTEMPTS:
                     continue
                 if isinstance(exc, asyncpg.SerializationError):
-                    raise busy() from None
-                raise  # a deadlock: 503 as outside a transaction
+                    raise Contended from None
+                raise  # a deadlock or a lost race: 503 as outside a transaction
     raise AssertionError("unreachable")
 
 

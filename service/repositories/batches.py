@@ -17,11 +17,11 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import busy, conflict, not_found
+from ..errors import conflict, not_found
 from ..models import Course, Enrollment, Student, WaitlistEntry
 from ..sql import QUERIES
 from .enrollments import RACES
-from .retry import retried
+from .retry import Contended, retried
 
 Q = QUERIES.batches
 
@@ -69,7 +69,7 @@ async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: st
     try:
         rows = await retried(_fetch_enroll, conn, arrays, actor, races=(_Raced,))
     except _Raced:
-        raise busy() from None
+        raise Contended from None
     return [_enrolled(item, row) for item, row in zip(items, rows, strict=True)]
 
 

@@ -6,11 +6,11 @@ import enum
 
 import asyncpg
 
-from ..errors import busy, conflict, not_found
+from ..errors import conflict, not_found
 from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry
 from ..sql import QUERIES
 from . import waitlist
-from .retry import retried
+from .retry import Contended, retried
 
 Q = QUERIES.enrollments
 
@@ -47,7 +47,7 @@ async def enroll(
     try:
         return await retried(_enroll, conn, student_id, course_id, waitlist, actor, races=(_Raced,))
     except _Raced:
-        raise busy() from None
+        raise Contended from None
 
 
 async def _enroll(

@@ -5,6 +5,10 @@ it, nothing of it is left: running it again is safe. Two aborts call for it:
 a deadlock (a promotion locks a course, then a student; deleting a student
 locks the student, then their courses), and a refusal by a trigger that only
 a concurrent change can cause (the caller names those exceptions).
+
+When the races outlast the attempts, the caller raises Contended: the HTTP
+layer answers it with 503 busy, and a request's idempotency transaction
+runs again whole.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import asyncpg
 
 T = TypeVar("T")
 ATTEMPTS = 5
+
+
+class Contended(Exception):
+    """A change that lost every race with concurrent ones: the same change later may succeed."""
 
 
 async def retried(
