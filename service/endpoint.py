@@ -30,7 +30,7 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import BUSY, UNAVAILABLE
+from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, TOKENS
 from .logs import AccessLog
@@ -98,6 +98,9 @@ def endpoint(
     vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
     keyed = method == "POST"  # honours Idempotency-Key (service/idempotency.py)
+    # Where the handler's statements run unless idempotency.answer runs them
+    # in its transaction (db.Work).
+    autocommit = Autocommit(app)
     idempotency_key = idempotency.IDEMPOTENCY_KEY
     perf_counter = time.perf_counter
 
@@ -121,7 +124,7 @@ def endpoint(
             if keyed and idempotency_key in request.headers:
                 response = await idempotency.answer(handler, request)
             else:
-                response = await handler(request)
+                response = await run(handler, request, autocommit)
         except Exception as exc:
             response = _error_response(request, exc, rid)
         finally:

@@ -14,9 +14,9 @@ carries the header here instead of straight to its handler:
    the lock so that it sees whatever the previous holder committed. An
    answer to the same request is sent again, byte for byte, with
    Idempotent-Replayed: true; one to another request is 422.
-3. Otherwise the handler runs, its `connection(request)` lending it this
-   transaction's connection (a savepoint per block, see db.Savepoint), and
-   its answer is stored before the commit: the effect and the record of it
+3. Otherwise the handler runs with this transaction as its Work
+   (db.InTransaction: a savepoint per block, see db.Savepoint), and its
+   answer is stored before the commit: the effect and the record of it
    commit together or not at all.
 
 Answers that changed nothing because the request was at fault (400, 408,
@@ -67,9 +67,9 @@ from aiohttp import hdrs, web
 from multidict import istr
 
 from .auth import actor
-from .db import TRANSIENT
+from .db import TRANSIENT, InTransaction, Work, run
 from .errors import FieldError, Problem, render, too_many_requests
-from .keys import CONFIG, CONNECTION, POOL
+from .keys import CONFIG, POOL
 from .repositories import idempotency
 from .repositories.idempotency import Answer
 from .repositories.retry import ATTEMPTS, Contended
@@ -270,11 +270,7 @@ async def _in_transaction(
     if found.held >= limit:
         seconds = await idempotency.first_expiry(conn, scope=scope, ttl=ttl) or 1
         raise _too_many(limit, min(max(seconds, 1), MAX_RETRY_AFTER))
-    request[CONNECTION] = conn
-    try:
-        response = await _handle(handler, request)
-    finally:
-        del request[CONNECTION]
+    response = await _handle(handler, request, InTransaction(conn))
     if not kept(response.status):
         return response, False
     answer = _record(response, digest)
@@ -291,9 +287,9 @@ async def _in_transaction(
     return response, True
 
 
-async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
+async def _handle(handler: Handler, request: web.Request, work: Work) -> web.StreamResponse:
     try:
-        return await handler(request)
+        return await run(handler, request, work)
     except Problem as problem:
         if not kept(problem.status):
             raise  # rolls back; the request context renders it

@@ -19,9 +19,8 @@ from aiohttp import web
 
 from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import FieldError, Problem, invalid, problem_body
-from ..keys import LIMITS, METRICS
+from ..keys import LIMITS, METRICS, WORK
 from ..repositories import batches
 from . import courses, enrollments, render, students
 
@@ -156,8 +155,9 @@ async def enroll(request: web.Request) -> web.Response:
     results, positions, valid = _checked(items, _enroll_item)
     applied: list[batches.Applied] = []
     if valid:
-        async with connection(request) as conn:
-            applied = await batches.enroll(conn, items=valid, actor=actor(request))
+        work = request[WORK]
+        async with work.block() as conn:
+            applied = await batches.enroll(conn, items=valid, actor=actor(request), work=work)
         outcomes = request.app[METRICS].outcomes
         counted = Counter(COUNTED.get(a.outcome) for a in applied)
         for label, n in counted.items():
@@ -172,12 +172,14 @@ async def create_students(request: web.Request) -> web.Response:
     results, positions, valid = _checked(items, _student_item)
     applied: list[batches.Applied] = []
     if valid:
-        async with connection(request) as conn:
+        work = request[WORK]
+        async with work.block() as conn:
             applied = await batches.students(
                 conn,
                 names=[name for name, _ in valid],
                 emails=[email for _, email in valid],
                 actor=actor(request),
+                work=work,
             )
     return _respond(results, positions, applied)
 
@@ -188,6 +190,7 @@ async def create_courses(request: web.Request) -> web.Response:
     results, positions, valid = _checked(items, _course_item)
     applied: list[batches.Applied] = []
     if valid:
-        async with connection(request) as conn:
-            applied = await batches.courses(conn, items=valid, actor=actor(request))
+        work = request[WORK]
+        async with work.block() as conn:
+            applied = await batches.courses(conn, items=valid, actor=actor(request), work=work)
     return _respond(results, positions, applied)

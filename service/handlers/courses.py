@@ -9,9 +9,8 @@ from aiohttp import web
 from .. import conditional
 from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import not_found
-from ..keys import LIMITS
+from ..keys import LIMITS, WORK
 from ..repositories import courses
 from . import render
 
@@ -30,7 +29,7 @@ FILTERS = {"code": v.code, "q": v.text(3, 100)}
 
 async def create(request: web.Request) -> web.Response:
     data = v.fields(await v.json_object(request), FIELDS, required=("code", "title"))
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         course = await courses.create(
             conn,
             code=data["code"],
@@ -51,7 +50,7 @@ async def list_(request: web.Request) -> web.Response:
         else nullcontext()
     )
     with searching:
-        async with connection(request) as conn:
+        async with request[WORK].block() as conn:
             result = await courses.list_page(
                 conn, after=page.after, limit=page.limit, **page.filters
             )
@@ -60,7 +59,7 @@ async def list_(request: web.Request) -> web.Response:
 
 async def get(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         found = await courses.get(conn, course_id=course_id)
     if found is None:
         raise not_found(f"course {course_id} does not exist")
@@ -72,7 +71,8 @@ async def get(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
     data = v.fields(await v.json_object(request), FIELDS, at_least_one=True)
-    async with connection(request) as conn:
+    work = request[WORK]
+    async with work.block() as conn:
         updated = await courses.update(
             conn,
             course_id=course_id,
@@ -82,6 +82,7 @@ async def update(request: web.Request) -> web.Response:
             waitlist_capacity=data.get("waitlist_capacity"),
             if_match=conditional.if_match(request),
             actor=actor(request),
+            work=work,
         )
     if updated is None:
         raise not_found(f"course {course_id} does not exist")
@@ -90,12 +91,14 @@ async def update(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
-    async with connection(request) as conn:
+    work = request[WORK]
+    async with work.block() as conn:
         deleted = await courses.delete(
             conn,
             course_id=course_id,
             if_match=conditional.if_match(request),
             actor=actor(request),
+            work=work,
         )
     if not deleted:
         raise not_found(f"course {course_id} does not exist")

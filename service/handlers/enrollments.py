@@ -6,9 +6,8 @@ from aiohttp import web
 
 from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import Problem, not_found
-from ..keys import METRICS
+from ..keys import METRICS, WORK
 from ..repositories import enrollments
 from . import render
 
@@ -26,14 +25,16 @@ async def enroll(request: web.Request) -> web.Response:
     data = v.fields(await v.json_object(request), ENROLL, required=("course_id",))
     course_id = data["course_id"]
     outcomes = request.app[METRICS].outcomes
+    work = request[WORK]
     try:
-        async with connection(request) as conn:
+        async with work.block() as conn:
             result, outcome = await enrollments.enroll(
                 conn,
                 student_id=student_id,
                 course_id=course_id,
                 waitlist=data.get("waitlist", False),
                 actor=actor(request),
+                work=work,
             )
     except Problem as problem:
         if (refused := {409: "full", 404: "missing"}.get(problem.status)) is not None:
@@ -53,7 +54,7 @@ async def enroll(request: web.Request) -> web.Response:
 async def list_courses(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     page = v.page_query(request)
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         result = await enrollments.list_courses_of_student(
             conn, student_id=student_id, after=page.after, limit=page.limit
         )
@@ -65,7 +66,7 @@ async def list_courses(request: web.Request) -> web.Response:
 async def get(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     course_id = v.path_id(request, "course_id", "enrollment in course")
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         enrollment = await enrollments.get(conn, student_id=student_id, course_id=course_id)
     if enrollment is None:
         raise not_found(f"student {student_id} is not enrolled in course {course_id}")
@@ -75,9 +76,10 @@ async def get(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     course_id = v.path_id(request, "course_id", "enrollment in course")
-    async with connection(request) as conn:
+    work = request[WORK]
+    async with work.block() as conn:
         deleted = await enrollments.delete(
-            conn, student_id=student_id, course_id=course_id, actor=actor(request)
+            conn, student_id=student_id, course_id=course_id, actor=actor(request), work=work
         )
     if not deleted:
         raise not_found(f"student {student_id} is not enrolled in course {course_id}")
@@ -87,7 +89,7 @@ async def delete(request: web.Request) -> web.Response:
 async def list_students(request: web.Request) -> web.Response:
     course_id = v.path_id(request, "course_id", "course")
     page = v.page_query(request)
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         result = await enrollments.list_students_of_course(
             conn, course_id=course_id, after=page.after, limit=page.limit
         )

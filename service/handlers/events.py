@@ -7,10 +7,9 @@ import asyncio
 from aiohttp import web
 
 from .. import validation as v
-from ..db import connection
 from ..errors import FieldError, Problem, invalid
 from ..feed import Filter
-from ..keys import FEED, LIMITS
+from ..keys import FEED, LIMITS, WORK
 from ..repositories import events
 from . import render
 
@@ -73,7 +72,7 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def _read(request: web.Request, after: int, limit: int, filters: dict) -> events.FeedPage:
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         page = await events.page(conn, after=after, limit=limit, **filters)
     if "cursor" in request.query and after < page.purged_through:
         raise Problem(

@@ -9,9 +9,8 @@ from aiohttp import web
 from .. import conditional
 from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import not_found
-from ..keys import LIMITS
+from ..keys import LIMITS, WORK
 from ..repositories import students
 from . import render
 
@@ -23,7 +22,7 @@ FILTERS = {"email": v.email, "q": v.text(3, 100)}
 
 async def create(request: web.Request) -> web.Response:
     data = v.fields(await v.json_object(request), CREATE, required=("name", "email"))
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         student = await students.create(conn, **data, actor=actor(request))
     return render.json(student, status=201, headers={"Location": f"/students/{student.id}"})
 
@@ -37,7 +36,7 @@ async def list_(request: web.Request) -> web.Response:
         else nullcontext()
     )
     with searching:
-        async with connection(request) as conn:
+        async with request[WORK].block() as conn:
             result = await students.list_page(
                 conn, after=page.after, limit=page.limit, **page.filters
             )
@@ -46,7 +45,7 @@ async def list_(request: web.Request) -> web.Response:
 
 async def get(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         found = await students.get(conn, student_id=student_id)
     if found is None:
         raise not_found(f"student {student_id} does not exist")
@@ -58,7 +57,7 @@ async def get(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
     data = v.fields(await v.json_object(request), CREATE, at_least_one=True)
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         updated = await students.update(
             conn,
             student_id=student_id,
@@ -74,12 +73,14 @@ async def update(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     student_id = v.path_id(request, "student_id", "student")
-    async with connection(request) as conn:
+    work = request[WORK]
+    async with work.block() as conn:
         deleted = await students.delete(
             conn,
             student_id=student_id,
             if_match=conditional.if_match(request),
             actor=actor(request),
+            work=work,
         )
     if not deleted:
         raise not_found(f"student {student_id} does not exist")

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from ..db import Work
 from ..errors import conflict, not_found
 from ..models import Course, Enrollment, Student, WaitlistEntry
 from ..sql import QUERIES
@@ -56,7 +57,9 @@ class _Raced(Exception):
     pass
 
 
-async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: str) -> list[Applied]:
+async def enroll(
+    conn: asyncpg.Connection, *, items: list[EnrollItem], actor: str, work: Work
+) -> list[Applied]:
     """Enroll or drop, item by item; one Applied per item, in order."""
     arrays = (
         [i.drop for i in items],
@@ -67,7 +70,7 @@ async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: st
         [i.waitlist for i in items],
     )
     try:
-        rows = await retried(_fetch_enroll, conn, arrays, actor, races=(_Raced,))
+        rows = await retried(work, _fetch_enroll, conn, arrays, actor, races=(_Raced,))
     except _Raced:
         raise Contended from None
     return [_enrolled(item, row) for item, row in zip(items, rows, strict=True)]
@@ -116,10 +119,10 @@ def _enrolled(item: EnrollItem, row: asyncpg.Record) -> Applied:
 
 
 async def students(
-    conn: asyncpg.Connection, *, names: list[str], emails: list[str], actor: str
+    conn: asyncpg.Connection, *, names: list[str], emails: list[str], actor: str, work: Work
 ) -> list[Applied]:
     """Create, or rename the student with that email; one Applied per item, in order."""
-    rows = await retried(_fetch_students, conn, names, emails, actor)
+    rows = await retried(work, _fetch_students, conn, names, emails, actor)
     return [Applied(row["outcome"], Student(*row[2:])) for row in rows]
 
 
@@ -130,7 +133,7 @@ async def _fetch_students(
 
 
 async def courses(
-    conn: asyncpg.Connection, *, items: list[CourseItem], actor: str
+    conn: asyncpg.Connection, *, items: list[CourseItem], actor: str, work: Work
 ) -> list[Applied]:
     """Create, or update the course with that code; one Applied per item, in order."""
     arrays = (
@@ -140,7 +143,7 @@ async def courses(
         [i.capacity for i in items],
         [i.waitlist_capacity for i in items],
     )
-    rows = await retried(_fetch_courses, conn, arrays, actor)
+    rows = await retried(work, _fetch_courses, conn, arrays, actor)
     return [_course(item, row) for item, row in zip(items, rows, strict=True)]
 
 

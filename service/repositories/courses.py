@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..db import Work
 from ..errors import Problem, conflict, precondition_failed
 from ..models import Course, Page, Versioned, from_row
 from ..sql import QUERIES
@@ -87,6 +88,7 @@ async def update(
     waitlist_capacity: int | None = None,
     if_match: tuple[str, ...] | None = None,
     actor: str,
+    work: Work,
 ) -> Versioned[Course] | None:
     """Change the given fields; a raised capacity promotes from the waitlist at once.
 
@@ -94,7 +96,7 @@ async def update(
     the course does not exist; 412 when it does, at another version.
     """
     updated = await retried(
-        _update, conn, course_id, code, title, capacity, waitlist_capacity, if_match, actor
+        work, _update, conn, course_id, code, title, capacity, waitlist_capacity, if_match, actor
     )
     if updated is None and if_match is not None and await conn.fetchrow(Q.get_course, course_id):
         raise _changed(course_id)
@@ -153,9 +155,10 @@ async def delete(
     course_id: int,
     if_match: tuple[str, ...] | None = None,
     actor: str,
+    work: Work,
 ) -> bool:
     """False when the course does not exist; 412 when it does, at a version `if_match` does not name."""
-    deleted = await retried(_delete, conn, course_id, if_match, actor)
+    deleted = await retried(work, _delete, conn, course_id, if_match, actor)
     if not deleted and if_match is not None and await conn.fetchrow(Q.get_course, course_id):
         raise _changed(course_id)
     return deleted

@@ -6,6 +6,7 @@ import enum
 
 import asyncpg
 
+from ..db import Work
 from ..errors import conflict, not_found
 from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry
 from ..sql import QUERIES
@@ -41,11 +42,19 @@ class _Raced(Exception):
 
 
 async def enroll(
-    conn: asyncpg.Connection, *, student_id: int, course_id: int, waitlist: bool, actor: str
+    conn: asyncpg.Connection,
+    *,
+    student_id: int,
+    course_id: int,
+    waitlist: bool,
+    actor: str,
+    work: Work,
 ) -> tuple[Enrollment | WaitlistEntry, Outcome]:
     """Enroll once, or wait for a seat when the course is full and `waitlist` asks."""
     try:
-        return await retried(_enroll, conn, student_id, course_id, waitlist, actor, races=(_Raced,))
+        return await retried(
+            work, _enroll, conn, student_id, course_id, waitlist, actor, races=(_Raced,)
+        )
     except _Raced:
         raise Contended from None
 
@@ -113,9 +122,11 @@ async def list_students_of_course(
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
-async def delete(conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str) -> bool:
+async def delete(
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str, work: Work
+) -> bool:
     """Unenroll; the freed seat goes to the head of the queue in the same statement."""
-    return await retried(_delete, conn, student_id, course_id, actor)
+    return await retried(work, _delete, conn, student_id, course_id, actor)
 
 
 async def _delete(conn: asyncpg.Connection, student_id: int, course_id: int, actor: str) -> bool:

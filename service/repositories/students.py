@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..db import Work
 from ..errors import Problem, conflict, precondition_failed
 from ..models import Page, Student, Versioned, from_row
 from ..sql import QUERIES
@@ -96,13 +97,14 @@ async def delete(
     student_id: int,
     if_match: tuple[str, ...] | None = None,
     actor: str,
+    work: Work,
 ) -> bool:
     """Delete; their seats go to the heads of the queues in the same statement.
 
     False when the student does not exist; 412 when it does, at a version
     `if_match` does not name.
     """
-    deleted = await retried(_delete, conn, student_id, if_match, actor)
+    deleted = await retried(work, _delete, conn, student_id, if_match, actor)
     if not deleted and if_match is not None and await conn.fetchrow(Q.get_student, student_id):
         raise _changed(student_id)
     return deleted

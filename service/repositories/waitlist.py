@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..db import Work
 from ..models import Page, WaitlistedStudent, WaitlistEntry, from_row
 from ..sql import QUERIES
 from .retry import retried
@@ -42,8 +43,10 @@ async def list_students_of_course(
     return Page(items, shown[-1]["seq"] if len(rows) > limit else None)
 
 
-async def leave(conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str) -> bool:
-    return await retried(_leave, conn, student_id, course_id, actor)
+async def leave(
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str, work: Work
+) -> bool:
+    return await retried(work, _leave, conn, student_id, course_id, actor)
 
 
 async def _leave(conn: asyncpg.Connection, student_id: int, course_id: int, actor: str) -> bool:
