@@ -35,7 +35,7 @@ from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, TOKENS
 from .logs import AccessLog
 from .repositories.retry import Contended
-from .validation import check_query
+from .validation.query import check_query
 
 log = logging.getLogger(__name__)
 ACCESS_LOGGER = logging.getLogger("service.access")
@@ -56,7 +56,7 @@ _HTTP_DETAILS = {
 }
 # aiohttp's own errors of a condition the service also names: one problem
 # type for it, whichever refuses the request (a body over client_max_size is
-# validation.too_large()'s condition).
+# validation.body's 413).
 _HTTP_SLUGS = {413: "payload-too-large"}
 # An incoming X-Request-ID is kept only if it is safe to echo and to log.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")

@@ -73,7 +73,7 @@ from .keys import CONFIG, POOL
 from .repositories import idempotency
 from .repositories.idempotency import Answer
 from .repositories.retry import ATTEMPTS, Contended
-from .validation import read_body
+from .validation.body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _too_many(limit: int, retry_after: int) -> Problem:
 def emails_in(body: bytes) -> list[str]:
     """The emails an answer's body carries: the words with an @ of its JSON strings.
 
-    A student's email holds no white space (validation.email), so a word of a
+    A student's email holds no white space (validation.fields.email), so a word of a
     sentence ("a student with email ... already exists") is one exactly.
     """
     if b"@" not in body:

@@ -16,7 +16,9 @@ import pytest
 from service.app import OPENAPI_DOCUMENT, create_app
 from service.config import Config, ConfigError, Token
 from service.handlers import batches, events
-from service.validation import MAX_ID, MAX_LIMIT, encode_cursor
+from service.validation.cursors import encode_cursor
+from service.validation.fields import MAX_ID
+from service.validation.query import MAX_LIMIT
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

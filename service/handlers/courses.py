@@ -7,28 +7,30 @@ from contextlib import nullcontext
 from aiohttp import web
 
 from .. import conditional
-from .. import validation as v
 from ..auth import actor
 from ..errors import not_found
 from ..keys import LIMITS, WORK
 from ..repositories import courses
+from ..validation.body import json_object
+from ..validation.fields import code, fields, integer, nullable, read_only, text
+from ..validation.query import page_query, path_id
 from . import render
 
 FIELDS = {
-    "code": v.code,
-    "title": v.text(1, 200),
-    "capacity": v.nullable(v.integer(1, 100_000)),
-    "waitlist_capacity": v.integer(0, 100_000),
-    "enrolled": v.read_only,
-    "waitlisted": v.read_only,
+    "code": code,
+    "title": text(1, 200),
+    "capacity": nullable(integer(1, 100_000)),
+    "waitlist_capacity": integer(0, 100_000),
+    "enrolled": read_only,
+    "waitlisted": read_only,
 }
 # ?code= is a code as the field takes it; ?q= is 3..100 characters after
 # trimming (see Lookups in docs/api.md).
-FILTERS = {"code": v.code, "q": v.text(3, 100)}
+FILTERS = {"code": code, "q": text(3, 100)}
 
 
 async def create(request: web.Request) -> web.Response:
-    data = v.fields(await v.json_object(request), FIELDS, required=("code", "title"))
+    data = fields(await json_object(request), FIELDS, required=("code", "title"))
     async with request[WORK].block() as conn:
         course = await courses.create(
             conn,
@@ -42,7 +44,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_(request: web.Request) -> web.Response:
-    page = v.page_query(request, FILTERS)
+    page = page_query(request, FILTERS)
     # A search holds one of its client's places (service/limits.py) while it runs.
     searching = (
         request.app[LIMITS].searches.place(request)
@@ -58,7 +60,7 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def get(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
+    course_id = path_id(request, "course_id", "course")
     async with request[WORK].block() as conn:
         found = await courses.get(conn, course_id=course_id)
     if found is None:
@@ -69,8 +71,8 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def update(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
-    data = v.fields(await v.json_object(request), FIELDS, at_least_one=True)
+    course_id = path_id(request, "course_id", "course")
+    data = fields(await json_object(request), FIELDS, at_least_one=True)
     work = request[WORK]
     async with work.block() as conn:
         updated = await courses.update(
@@ -90,7 +92,7 @@ async def update(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
+    course_id = path_id(request, "course_id", "course")
     work = request[WORK]
     async with work.block() as conn:
         deleted = await courses.delete(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import validation as v
 from ..auth import actor
 from ..errors import Problem, not_found
 from ..keys import METRICS, WORK
 from ..repositories import enrollments
+from ..validation.body import json_object
+from ..validation.fields import MAX_ID, boolean, fields, integer
+from ..validation.query import page_query, path_id
 from . import render
 
-ENROLL = {"course_id": v.integer(1, v.MAX_ID), "waitlist": v.boolean}
+ENROLL = {"course_id": integer(1, MAX_ID), "waitlist": boolean}
 OUTCOME_STATUS = {
     enrollments.Outcome.CREATED: 201,
     enrollments.Outcome.EXISTING: 200,
@@ -21,8 +23,8 @@ OUTCOME_STATUS = {
 
 
 async def enroll(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    data = v.fields(await v.json_object(request), ENROLL, required=("course_id",))
+    student_id = path_id(request, "student_id", "student")
+    data = fields(await json_object(request), ENROLL, required=("course_id",))
     course_id = data["course_id"]
     outcomes = request.app[METRICS].outcomes
     work = request[WORK]
@@ -52,8 +54,8 @@ async def enroll(request: web.Request) -> web.Response:
 
 
 async def list_courses(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    page = v.page_query(request)
+    student_id = path_id(request, "student_id", "student")
+    page = page_query(request)
     async with request[WORK].block() as conn:
         result = await enrollments.list_courses_of_student(
             conn, student_id=student_id, after=page.after, limit=page.limit
@@ -64,8 +66,8 @@ async def list_courses(request: web.Request) -> web.Response:
 
 
 async def get(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    course_id = v.path_id(request, "course_id", "enrollment in course")
+    student_id = path_id(request, "student_id", "student")
+    course_id = path_id(request, "course_id", "enrollment in course")
     async with request[WORK].block() as conn:
         enrollment = await enrollments.get(conn, student_id=student_id, course_id=course_id)
     if enrollment is None:
@@ -74,8 +76,8 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    course_id = v.path_id(request, "course_id", "enrollment in course")
+    student_id = path_id(request, "student_id", "student")
+    course_id = path_id(request, "course_id", "enrollment in course")
     work = request[WORK]
     async with work.block() as conn:
         deleted = await enrollments.delete(
@@ -87,8 +89,8 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def list_students(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
-    page = v.page_query(request)
+    course_id = path_id(request, "course_id", "course")
+    page = page_query(request)
     async with request[WORK].block() as conn:
         result = await enrollments.list_students_of_course(
             conn, course_id=course_id, after=page.after, limit=page.limit
