@@ -46,8 +46,8 @@ What is stored is bounded (migration 0014):
   the student was deleted.
 
 The whole transaction runs again on a deadlock, a serialization failure
-or a lost race (retry.Contended), up to retry.ATTEMPTS times: inside a transaction a repository
-cannot retry one statement alone (retry.py).
+or a lost race (retry.Contended), up to retry.ATTEMPTS times: its Work,
+db.InTransaction, lets no repository retry one statement alone (retry.py).
 """
 
 from __future__ import annotations
@@ -171,8 +171,9 @@ def _too_many(limit: int, retry_after: int) -> Problem:
 def emails_in(body: bytes) -> list[str]:
     """The emails an answer's body carries: the words with an @ of its JSON strings.
 
-    A student's email holds no white space (validation.fields.email), so a word of a
-    sentence ("a student with email ... already exists") is one exactly.
+    A student's email holds no white space (validation.fields.email), so a
+    word of a sentence ("a student with email ... already exists") is one
+    exactly.
     """
     if b"@" not in body:
         return []
