@@ -9,7 +9,7 @@ slowly.
 
 from __future__ import annotations
 
-import functools
+import operator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -32,13 +32,30 @@ def from_row(model: type[T], row: Row, **given: Any) -> T:
     needs converting: `from_row(Enrollment, row, id=row["course_id"])`. A
     field with no such column is a KeyError naming it.
     """
-    return model(**{name: given[name] if name in given else row[name] for name in _names(model)})
+    columns = _columns.get(model)
+    if columns is None:
+        columns = _columns[model] = _Columns(model)
+    if not given:
+        return model(*columns.values(row))
+    return model(*[given[name] if name in given else row[name] for name in columns.names])
 
 
-@functools.cache
-def _names(model: type) -> tuple[str, ...]:
-    # Once per model: dataclasses.fields() builds its tuple on every call.
-    return tuple(f.name for f in fields(model))
+class _Columns:
+    """A model's field names, and a getter of their values from a row in field order.
+
+    Built once per model: a row costs about three times what `Model(*row)`
+    did, against 8 times for a dict of the fields by name (timeit, Course).
+    """
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, model: type) -> None:
+        self.names = tuple(f.name for f in fields(model))
+        get = operator.itemgetter(*self.names)
+        self.values = get if len(self.names) > 1 else lambda row: (get(row),)
+
+
+_columns: dict[type, _Columns] = {}
 
 
 @dataclass
