@@ -43,7 +43,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from service.validation import cursor_scope, encode_cursor
+from service.validation.cursors import cursor_scope, encode_cursor
 
 from . import wrk
 

@@ -15,7 +15,7 @@ from .keys import CONFIG, LIMITS, METRICS, OPENAPI, TOKENS
 from .limits import Limits
 from .metrics import Metrics
 from .tokens import TokenTable
-from .validation import MAX_BODY
+from .validation.body import MAX_BODY
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 OPENAPI_DOCUMENT: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))

@@ -1,4 +1,8 @@
-"""The connection pool: one per process, opened and closed with the app."""
+"""The connection pool: one per process, opened and closed with the app.
+
+And a request's Work: where its statements run, autocommitted on the pool or
+inside its idempotency transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -14,7 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from .config import Config
-from .keys import CONFIG, CONNECTION, METRICS, POOL
+from .keys import CONFIG, METRICS, POOL, WORK
 from .pool import Loan, Pool, PoolExhausted
 from .sql import QUERIES
 
@@ -148,15 +152,71 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
             pool.terminate()
 
 
-def connection(request: web.Request) -> Loan | Savepoint:
-    """A pooled connection for one request: `async with connection(request) as conn`.
+class Work:
+    """Where a request's statements run: `async with work.block() as conn`.
 
-    Inside a POST with an Idempotency-Key, the connection of its transaction
-    instead, each block in a savepoint (service/idempotency.py).
+    Chosen by the request context for each request and set, through run()
+    only, as request[WORK], where its handler takes it: Autocommit, or
+    InTransaction for a POST with an Idempotency-Key (service/idempotency.py).
+    The same handler code runs in either. `retries_alone` says whether a
+    statement that failed may simply run again (repositories/retry.py).
     """
-    if (conn := request.get(CONNECTION)) is not None:
-        return Savepoint(conn)
-    return Loan(request.app[POOL])
+
+    __slots__ = ()
+    retries_alone: bool
+
+    def block(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        raise NotImplementedError
+
+
+class Autocommit(Work):
+    """No transaction: each block on a connection lent from the pool, each statement committed alone.
+
+    A statement that fails leaves nothing behind: it may run again.
+    """
+
+    __slots__ = ("app",)
+    retries_alone = True
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app  # the pool is looked up per block: it opens after the routes are set up
+
+    def block(self) -> Loan:
+        return Loan(self.app[POOL])
+
+
+class InTransaction(Work):
+    """Inside the request's idempotency transaction, on its connection: each block a Savepoint.
+
+    A statement that fails aborts its savepoint, which the block rolls back.
+    It may not run again alone: the locks the transaction's earlier
+    statements hold would deadlock it again, so idempotency.answer runs the
+    whole transaction again instead.
+    """
+
+    __slots__ = ("conn",)
+    retries_alone = False
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    def block(self) -> Savepoint:
+        return Savepoint(self.conn)
+
+
+def run(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    request: web.Request,
+    work: Work,
+) -> Awaitable[web.StreamResponse]:
+    """`handler`'s answer to `request`, its statements run as `work` says.
+
+    The one place request[WORK] is set: by the request context (endpoint.py)
+    and by idempotency.answer, each with the Work it chose. Not a coroutine
+    of its own: no extra layer on every request.
+    """
+    request[WORK] = work
+    return handler(request)
 
 
 class Savepoint:

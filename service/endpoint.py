@@ -30,11 +30,12 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import BUSY, UNAVAILABLE
+from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, TOKENS
 from .logs import AccessLog
-from .validation import check_query
+from .repositories.retry import Contended
+from .validation.query import check_query
 
 log = logging.getLogger(__name__)
 ACCESS_LOGGER = logging.getLogger("service.access")
@@ -55,7 +56,7 @@ _HTTP_DETAILS = {
 }
 # aiohttp's own errors of a condition the service also names: one problem
 # type for it, whichever refuses the request (a body over client_max_size is
-# validation.too_large()'s condition).
+# validation.body's 413).
 _HTTP_SLUGS = {413: "payload-too-large"}
 # An incoming X-Request-ID is kept only if it is safe to echo and to log.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -97,6 +98,9 @@ def endpoint(
     vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
     keyed = method == "POST"  # honours Idempotency-Key (service/idempotency.py)
+    # Where the handler's statements run unless idempotency.answer runs them
+    # in its transaction (db.Work).
+    autocommit = Autocommit(app)
     idempotency_key = idempotency.IDEMPOTENCY_KEY
     perf_counter = time.perf_counter
 
@@ -120,7 +124,7 @@ def endpoint(
             if keyed and idempotency_key in request.headers:
                 response = await idempotency.answer(handler, request)
             else:
-                response = await handler(request)
+                response = await run(handler, request, autocommit)
         except Exception as exc:
             response = _error_response(request, exc, rid)
         finally:
@@ -208,6 +212,8 @@ def _error_response(request: web.Request, exc: Exception, rid: str) -> web.Strea
         else:
             detail = _HTTP_DETAILS.get(exc.status, exc.reason)
         return render(Problem(exc.status, detail, _HTTP_SLUGS.get(exc.status, ""), headers=headers))
+    if isinstance(exc, Contended):
+        return render(busy())
     extra = {"request_id": rid}
     if isinstance(exc, BUSY):
         log.warning("database busy: %s: %s", type(exc).__name__, exc, extra=extra)

@@ -77,21 +77,17 @@ def too_many_requests(detail: str, *, limit: int, retry_after: int) -> Problem:
     )
 
 
-@dataclass
-class Busy(Problem):
-    """A 503 that running the same change again may well avoid (see busy())."""
-
-
 BUSY_RETRY_AFTER = 1  # seconds: contention is over well within it
 
 
-def busy(detail: str = "the course changed under too many concurrent requests; retry") -> Busy:
+def busy(detail: str = "the course changed under too many concurrent requests; retry") -> Problem:
     """The database is there but the change could not get its turn: the client may retry.
 
-    A change that lost every race with concurrent ones (rare), or a lock or
-    statement that ran out of time (db.BUSY).
+    The answer to a change that lost every race with concurrent ones (rare,
+    repositories.retry.Contended), or to a lock or statement that ran out of
+    time (db.BUSY); the request context (endpoint.py) renders both.
     """
-    return Busy(503, detail, "busy", headers={"Retry-After": str(BUSY_RETRY_AFTER)})
+    return Problem(503, detail, "busy", headers={"Retry-After": str(BUSY_RETRY_AFTER)})
 
 
 def problem_body(problem: Problem) -> dict:

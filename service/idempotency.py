@@ -14,9 +14,9 @@ carries the header here instead of straight to its handler:
    the lock so that it sees whatever the previous holder committed. An
    answer to the same request is sent again, byte for byte, with
    Idempotent-Replayed: true; one to another request is 422.
-3. Otherwise the handler runs, its `connection(request)` lending it this
-   transaction's connection (a savepoint per block, see db.Savepoint), and
-   its answer is stored before the commit: the effect and the record of it
+3. Otherwise the handler runs with this transaction as its Work
+   (db.InTransaction: a savepoint per block, see db.Savepoint), and its
+   answer is stored before the commit: the effect and the record of it
    commit together or not at all.
 
 Answers that changed nothing because the request was at fault (400, 408,
@@ -45,9 +45,9 @@ What is stored is bounded (tables of migration 0014, sql/functions/idempotency.s
   deleting one of them drops the body in the database (a trigger), however
   the student was deleted.
 
-The whole transaction runs again on a deadlock or a lost race (a Busy
-problem), up to retry.ATTEMPTS times: inside a transaction a repository
-cannot retry one statement alone (retry.py).
+The whole transaction runs again on a deadlock, a serialization failure
+or a lost race (retry.Contended), up to retry.ATTEMPTS times: its Work,
+db.InTransaction, lets no repository retry one statement alone (retry.py).
 """
 
 from __future__ import annotations
@@ -67,13 +67,13 @@ from aiohttp import hdrs, web
 from multidict import istr
 
 from .auth import actor
-from .db import TRANSIENT
-from .errors import Busy, FieldError, Problem, busy, render, too_many_requests
-from .keys import CONFIG, CONNECTION, POOL
+from .db import TRANSIENT, InTransaction, Work, run
+from .errors import FieldError, Problem, render, too_many_requests
+from .keys import CONFIG, POOL
 from .repositories import idempotency
 from .repositories.idempotency import Answer
-from .repositories.retry import ATTEMPTS
-from .validation import read_body
+from .repositories.retry import ATTEMPTS, Contended
+from .validation.body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,9 @@ def _too_many(limit: int, retry_after: int) -> Problem:
 def emails_in(body: bytes) -> list[str]:
     """The emails an answer's body carries: the words with an @ of its JSON strings.
 
-    A student's email holds no white space (validation.email), so a word of a
-    sentence ("a student with email ... already exists") is one exactly.
+    A student's email holds no white space (validation.fields.email), so a
+    word of a sentence ("a student with email ... already exists") is one
+    exactly.
     """
     if b"@" not in body:
         return []
@@ -209,13 +210,13 @@ async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await _once(handler, request, conn, key, scope, digest, ttl, limit)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Busy) as exc:
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Contended) as exc:
                 # Everything rolled back: running it all again is safe.
                 if attempt < ATTEMPTS:
                     continue
                 if isinstance(exc, asyncpg.SerializationError):
-                    raise busy() from None
-                raise  # a deadlock: 503 as outside a transaction
+                    raise Contended from None
+                raise  # a deadlock or a lost race: 503 as outside a transaction
     raise AssertionError("unreachable")
 
 
@@ -270,11 +271,7 @@ async def _in_transaction(
     if found.held >= limit:
         seconds = await idempotency.first_expiry(conn, scope=scope, ttl=ttl) or 1
         raise _too_many(limit, min(max(seconds, 1), MAX_RETRY_AFTER))
-    request[CONNECTION] = conn
-    try:
-        response = await _handle(handler, request)
-    finally:
-        del request[CONNECTION]
+    response = await _handle(handler, request, InTransaction(conn))
     if not kept(response.status):
         return response, False
     answer = _record(response, digest)
@@ -291,9 +288,9 @@ async def _in_transaction(
     return response, True
 
 
-async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
+async def _handle(handler: Handler, request: web.Request, work: Work) -> web.StreamResponse:
     try:
-        return await handler(request)
+        return await run(handler, request, work)
     except Problem as problem:
         if not kept(problem.status):
             raise  # rolls back; the request context renders it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import asyncpg
 from aiohttp import web
 
 from .config import Config
@@ -12,7 +11,8 @@ from .metrics import Metrics
 from .pool import Pool
 from .tokens import TokenTable
 
-if TYPE_CHECKING:  # feed.py and limits.py use these keys themselves
+if TYPE_CHECKING:  # db.py, feed.py and limits.py use these keys themselves
+    from .db import Work
     from .feed import FeedWatcher
     from .limits import Limits
 
@@ -26,6 +26,7 @@ FEED: web.AppKey[FeedWatcher] = web.AppKey("feed")
 # Per request: the name of the token it was made with ("" without tokens),
 # which the events of its changes record as their actor.
 ACTOR = web.RequestKey("actor", str)
-# Per request, while a POST with an Idempotency-Key runs: the connection of
-# its transaction, which db.connection() lends to the handler (see idempotency.py).
-CONNECTION = web.RequestKey("connection", asyncpg.Connection)
+# Per request: where its handler's statements run (db.Work), set by db.run()
+# alone, before the handler starts: autocommitted, or inside the request's
+# idempotency transaction.
+WORK: web.RequestKey[Work] = web.RequestKey("work")

@@ -1,20 +1,61 @@
 """What repositories return and handlers render: plain dataclasses.
 
 orjson serializes them directly; datetimes come out as RFC 3339 with offset.
-Field order matches the column order of the queries in sql/, so rows become
-objects positionally (`Student(*row)`); no slots, since orjson serializes
-slotted dataclasses about twice as slowly.
+Rows become objects by column name (`from_row(Student, row)`), so a query
+may add, drop or reorder columns without shifting a value into the wrong
+field; no slots, since orjson serializes slotted dataclasses about twice as
+slowly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
 T = TypeVar("T")
+
+
+class Row(Protocol):
+    """A row by column name: an asyncpg Record, or a dict."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def from_row(model: type[T], row: Row, **given: Any) -> T:
+    """A `model` whose fields are `row`'s columns of the same names; `given` ones win.
+
+    `given` names the fields whose column has another name or whose value
+    needs converting: `from_row(Enrollment, row, id=row["course_id"])`. A
+    field with no such column is a KeyError naming it.
+    """
+    columns = _columns.get(model)
+    if columns is None:
+        columns = _columns[model] = _Columns(model)
+    if not given:
+        return model(*columns.values(row))
+    return model(*[given[name] if name in given else row[name] for name in columns.names])
+
+
+class _Columns:
+    """A model's field names, and a getter of their values from a row in field order.
+
+    Built once per model: a row costs about three times what `Model(*row)`
+    did, against 8 times for a dict of the fields by name (timeit, Course).
+    """
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, model: type) -> None:
+        self.names = tuple(f.name for f in fields(model))
+        get = operator.itemgetter(*self.names)
+        self.values = get if len(self.names) > 1 else lambda row: (get(row),)
+
+
+_columns: dict[type, _Columns] = {}
 
 
 @dataclass

@@ -24,7 +24,7 @@ from bench import __main__ as bench
 from bench import dataset, feed, wrk
 from service import migrations
 from service.embedded import free_port
-from service.validation import cursor_scope, encode_cursor
+from service.validation.cursors import cursor_scope, encode_cursor
 from tests.cli import REPO_ROOT
 from tests.migrating import connected
 

@@ -26,6 +26,7 @@ from service.config import Token
 from service.errors import Problem
 from service.keys import POOL
 from service.repositories import idempotency as keys
+from service.repositories import retry
 
 from .api import create_course, create_student, problem
 from .migrating import apply, connected
@@ -448,6 +449,37 @@ async def test_a_deadlock_runs_the_whole_transaction_again(client, database_url,
     assert answer.status == 201, answer.body
     assert await db.fetchval("select count(*) from student_courses") == 1
     assert await db.fetchval("select status from idempotency_keys where key = 'dl'") == 201
+
+
+async def test_a_race_lost_every_time_is_503_busy_retried_alone_only_without_a_key(client, db):
+    # A trigger refuses every seat as a deadlock would; a sequence, which no
+    # rollback undoes, counts the tries.
+    await db.execute(
+        "create sequence tries;"
+        " create function lose() returns trigger language plpgsql as"
+        " $$ begin perform nextval('tries'); raise exception 'raced' using"
+        " errcode = 'deadlock_detected'; end $$;"
+        " create trigger lose before insert on student_courses"
+        " for each row execute function lose()"
+    )
+    student, course = await create_student(client), await create_course(client)
+    path = f"/students/{student['id']}/courses"
+
+    # Without a key each statement commits alone: the repository runs it again.
+    plain = await post(client, path, {"course_id": course["id"]})
+    assert plain.status == 503, plain.body
+    assert problem_of(plain)["type"] == "/problems/busy"
+    assert plain.headers["Retry-After"] == "1"
+    assert await db.fetchval("select last_value from tries") == retry.ATTEMPTS
+
+    # With one, the statement may not run again inside the transaction: the
+    # whole transaction does, once a try, and nothing is kept.
+    keyed_ = await post(client, path, {"course_id": course["id"]}, **keyed("lost"))
+    assert keyed_.status == 503, keyed_.body
+    assert problem_of(keyed_)["type"] == "/problems/busy"
+    assert keyed_.headers["Retry-After"] == "1"
+    assert await db.fetchval("select last_value from tries") == 2 * retry.ATTEMPTS
+    assert await db.fetchval("select count(*) from idempotency_keys") == 0
 
 
 # --- how many keys a token may hold ----------------------------------------------

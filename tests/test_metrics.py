@@ -157,8 +157,7 @@ async def test_enrollment_outcomes_are_counted_exactly(client):
     samples = await scrape(client)
 
     counted = {
-        outcome: value(samples, "enrollments_total", outcome=outcome)
-        for outcome in ENROLL_OUTCOMES
+        outcome: value(samples, "enrollments_total", outcome=outcome) for outcome in ENROLL_OUTCOMES
     }
     assert {outcome: n for outcome, n in counted.items() if n} == {
         "enrolled": 2,

@@ -18,7 +18,9 @@ from service.app import OPENAPI_DOCUMENT, create_app
 from service.config import Config, ConfigError, Token
 from service.handlers import batches, events
 from service.outcomes import DROP_OUTCOMES, ENROLL_OUTCOMES, Outcome
-from service.validation import MAX_ID, MAX_LIMIT, encode_cursor
+from service.validation.cursors import encode_cursor
+from service.validation.fields import MAX_ID
+from service.validation.query import MAX_LIMIT
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -288,13 +290,13 @@ async def test_the_rate_limit_fields_are_declared_only_on_the_429s(document):
 
 
 def problem_types_named_in_the_code() -> set[str]:
-    """Every problem type slug service/ passes as a literal to Problem, Busy or conflict."""
+    """Every problem type slug service/ passes as a literal to Problem or conflict."""
     slugs = set()
     for source in (Path(__file__).parents[1] / "service").rglob("*.py"):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
                 continue
-            position = {"Problem": 2, "Busy": 2, "conflict": 1}.get(node.func.id)
+            position = {"Problem": 2, "conflict": 1}.get(node.func.id)
             if position is None:
                 continue
             given = node.args[position] if len(node.args) > position else None

@@ -17,24 +17,33 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import FieldError, Problem, invalid, problem_body
-from ..keys import LIMITS, METRICS
+from ..keys import LIMITS, METRICS, WORK
 from ..outcomes import Outcome
 from ..repositories import batches
 from ..repositories.enrollments import Applied
+from ..validation.body import json_object
+from ..validation.fields import (
+    MAX_ID,
+    batch_items,
+    code,
+    email,
+    exactly_one,
+    fields,
+    integer,
+    one_of,
+)
 from . import courses, enrollments, render, students
 
 MAX_ITEMS = 1000
 
 ENROLL_ITEM = {
-    "action": v.one_of("enroll", "drop"),
-    "student_id": v.integer(1, v.MAX_ID),
-    "student_email": v.email,
+    "action": one_of("enroll", "drop"),
+    "student_id": integer(1, MAX_ID),
+    "student_email": email,
     "course_id": enrollments.ENROLL["course_id"],
-    "course_code": v.code,
+    "course_code": code,
     "waitlist": enrollments.ENROLL["waitlist"],
 }
 
@@ -51,10 +60,10 @@ def _invalid(problem: Problem) -> dict[str, Any]:
 
 
 def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
-    errors = v.exactly_one(raw, "student_id", "student_email")
-    errors += v.exactly_one(raw, "course_id", "course_code")
+    errors = exactly_one(raw, "student_id", "student_email")
+    errors += exactly_one(raw, "course_id", "course_code")
     try:
-        data = v.fields(raw, ENROLL_ITEM)
+        data = fields(raw, ENROLL_ITEM)
     except Problem as problem:
         raise invalid(problem.errors + errors) from None
     drop = data.get("action") == "drop"
@@ -73,12 +82,12 @@ def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
 
 
 def _student_item(raw: dict[str, Any]) -> tuple[str, str]:
-    data = v.fields(raw, students.CREATE, required=("name", "email"))
+    data = fields(raw, students.CREATE, required=("name", "email"))
     return data["name"], data["email"]
 
 
 def _course_item(raw: dict[str, Any]) -> batches.CourseItem:
-    data = v.fields(raw, courses.FIELDS, required=("code", "title"))
+    data = fields(raw, courses.FIELDS, required=("code", "title"))
     return batches.CourseItem(
         data["code"],
         data["title"],
@@ -130,12 +139,13 @@ def _limited(handler: Handler) -> Handler:
 
 @_limited
 async def enroll(request: web.Request) -> web.Response:
-    items = v.batch_items(await v.json_object(request), MAX_ITEMS)
+    items = batch_items(await json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _enroll_item)
     applied: list[Applied] = []
     if valid:
-        async with connection(request) as conn:
-            applied = await batches.enroll(conn, items=valid, actor=actor(request))
+        work = request[WORK]
+        async with work.block() as conn:
+            applied = await batches.enroll(conn, items=valid, actor=actor(request), work=work)
         outcomes = request.app[METRICS].outcomes
         for outcome, n in Counter(a.outcome for a in applied).items():
             if outcome in outcomes:  # a drop is not counted
@@ -145,26 +155,29 @@ async def enroll(request: web.Request) -> web.Response:
 
 @_limited
 async def create_students(request: web.Request) -> web.Response:
-    items = v.batch_items(await v.json_object(request), MAX_ITEMS)
+    items = batch_items(await json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _student_item)
     applied: list[Applied] = []
     if valid:
-        async with connection(request) as conn:
+        work = request[WORK]
+        async with work.block() as conn:
             applied = await batches.students(
                 conn,
                 names=[name for name, _ in valid],
                 emails=[email for _, email in valid],
                 actor=actor(request),
+                work=work,
             )
     return _respond(results, positions, applied)
 
 
 @_limited
 async def create_courses(request: web.Request) -> web.Response:
-    items = v.batch_items(await v.json_object(request), MAX_ITEMS)
+    items = batch_items(await json_object(request), MAX_ITEMS)
     results, positions, valid = _checked(items, _course_item)
     applied: list[Applied] = []
     if valid:
-        async with connection(request) as conn:
-            applied = await batches.courses(conn, items=valid, actor=actor(request))
+        work = request[WORK]
+        async with work.block() as conn:
+            applied = await batches.courses(conn, items=valid, actor=actor(request), work=work)
     return _respond(results, positions, applied)

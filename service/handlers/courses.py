@@ -7,30 +7,31 @@ from contextlib import nullcontext
 from aiohttp import web
 
 from .. import conditional
-from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import not_found
-from ..keys import LIMITS
+from ..keys import LIMITS, WORK
 from ..repositories import courses
+from ..validation.body import json_object
+from ..validation.fields import code, fields, integer, nullable, read_only, text
+from ..validation.query import page_query, path_id
 from . import render
 
 FIELDS = {
-    "code": v.code,
-    "title": v.text(1, 200),
-    "capacity": v.nullable(v.integer(1, 100_000)),
-    "waitlist_capacity": v.integer(0, 100_000),
-    "enrolled": v.read_only,
-    "waitlisted": v.read_only,
+    "code": code,
+    "title": text(1, 200),
+    "capacity": nullable(integer(1, 100_000)),
+    "waitlist_capacity": integer(0, 100_000),
+    "enrolled": read_only,
+    "waitlisted": read_only,
 }
 # ?code= is a code as the field takes it; ?q= is 3..100 characters after
 # trimming (see Lookups in docs/api.md).
-FILTERS = {"code": v.code, "q": v.text(3, 100)}
+FILTERS = {"code": code, "q": text(3, 100)}
 
 
 async def create(request: web.Request) -> web.Response:
-    data = v.fields(await v.json_object(request), FIELDS, required=("code", "title"))
-    async with connection(request) as conn:
+    data = fields(await json_object(request), FIELDS, required=("code", "title"))
+    async with request[WORK].block() as conn:
         course = await courses.create(
             conn,
             code=data["code"],
@@ -43,7 +44,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_(request: web.Request) -> web.Response:
-    page = v.page_query(request, FILTERS)
+    page = page_query(request, FILTERS)
     # A search holds one of its client's places (service/limits.py) while it runs.
     searching = (
         request.app[LIMITS].searches.place(request)
@@ -51,7 +52,7 @@ async def list_(request: web.Request) -> web.Response:
         else nullcontext()
     )
     with searching:
-        async with connection(request) as conn:
+        async with request[WORK].block() as conn:
             result = await courses.list_page(
                 conn, after=page.after, limit=page.limit, **page.filters
             )
@@ -59,8 +60,8 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def get(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
-    async with connection(request) as conn:
+    course_id = path_id(request, "course_id", "course")
+    async with request[WORK].block() as conn:
         found = await courses.get(conn, course_id=course_id)
     if found is None:
         raise not_found(f"course {course_id} does not exist")
@@ -70,9 +71,10 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def update(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
-    data = v.fields(await v.json_object(request), FIELDS, at_least_one=True)
-    async with connection(request) as conn:
+    course_id = path_id(request, "course_id", "course")
+    data = fields(await json_object(request), FIELDS, at_least_one=True)
+    work = request[WORK]
+    async with work.block() as conn:
         updated = await courses.update(
             conn,
             course_id=course_id,
@@ -82,6 +84,7 @@ async def update(request: web.Request) -> web.Response:
             waitlist_capacity=data.get("waitlist_capacity"),
             if_match=conditional.if_match(request),
             actor=actor(request),
+            work=work,
         )
     if updated is None:
         raise not_found(f"course {course_id} does not exist")
@@ -89,13 +92,15 @@ async def update(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
-    async with connection(request) as conn:
+    course_id = path_id(request, "course_id", "course")
+    work = request[WORK]
+    async with work.block() as conn:
         deleted = await courses.delete(
             conn,
             course_id=course_id,
             if_match=conditional.if_match(request),
             actor=actor(request),
+            work=work,
         )
     if not deleted:
         raise not_found(f"course {course_id} does not exist")

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import Problem, not_found
-from ..keys import METRICS
+from ..keys import METRICS, WORK
 from ..repositories import enrollments
+from ..validation.body import json_object
+from ..validation.fields import MAX_ID, boolean, fields, integer
+from ..validation.query import page_query, path_id
 from . import render
 
-ENROLL = {"course_id": v.integer(1, v.MAX_ID), "waitlist": v.boolean}
+ENROLL = {"course_id": integer(1, MAX_ID), "waitlist": boolean}
 
 
 async def enroll(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    data = v.fields(await v.json_object(request), ENROLL, required=("course_id",))
+    student_id = path_id(request, "student_id", "student")
+    data = fields(await json_object(request), ENROLL, required=("course_id",))
     course_id = data["course_id"]
-    async with connection(request) as conn:
+    work = request[WORK]
+    async with work.block() as conn:
         applied = await enrollments.enroll(
             conn,
             student_id=student_id,
             course_id=course_id,
             waitlist=data.get("waitlist", False),
             actor=actor(request),
+            work=work,
         )
     request.app[METRICS].outcomes[applied.outcome].inc()
     if isinstance(applied.value, Problem):
@@ -41,9 +44,9 @@ async def enroll(request: web.Request) -> web.Response:
 
 
 async def list_courses(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    page = v.page_query(request)
-    async with connection(request) as conn:
+    student_id = path_id(request, "student_id", "student")
+    page = page_query(request)
+    async with request[WORK].block() as conn:
         result = await enrollments.list_courses_of_student(
             conn, student_id=student_id, after=page.after, limit=page.limit
         )
@@ -53,9 +56,9 @@ async def list_courses(request: web.Request) -> web.Response:
 
 
 async def get(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    course_id = v.path_id(request, "course_id", "enrollment in course")
-    async with connection(request) as conn:
+    student_id = path_id(request, "student_id", "student")
+    course_id = path_id(request, "course_id", "enrollment in course")
+    async with request[WORK].block() as conn:
         enrollment = await enrollments.get(conn, student_id=student_id, course_id=course_id)
     if enrollment is None:
         raise not_found(f"student {student_id} is not enrolled in course {course_id}")
@@ -63,11 +66,12 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    course_id = v.path_id(request, "course_id", "enrollment in course")
-    async with connection(request) as conn:
+    student_id = path_id(request, "student_id", "student")
+    course_id = path_id(request, "course_id", "enrollment in course")
+    work = request[WORK]
+    async with work.block() as conn:
         applied = await enrollments.delete(
-            conn, student_id=student_id, course_id=course_id, actor=actor(request)
+            conn, student_id=student_id, course_id=course_id, actor=actor(request), work=work
         )
     if isinstance(applied.value, Problem):
         raise applied.value
@@ -75,9 +79,9 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def list_students(request: web.Request) -> web.Response:
-    course_id = v.path_id(request, "course_id", "course")
-    page = v.page_query(request)
-    async with connection(request) as conn:
+    course_id = path_id(request, "course_id", "course")
+    page = page_query(request)
+    async with request[WORK].block() as conn:
         result = await enrollments.list_students_of_course(
             conn, course_id=course_id, after=page.after, limit=page.limit
         )

@@ -6,12 +6,11 @@ import asyncio
 
 from aiohttp import web
 
-from .. import validation as v
-from ..db import connection
 from ..errors import FieldError, Problem, invalid
 from ..feed import Filter
-from ..keys import FEED, LIMITS
+from ..keys import FEED, LIMITS, WORK
 from ..repositories import events
+from ..validation.query import page_query, query_id, query_integer
 from . import render
 
 DEFAULT_LIMIT = 100
@@ -52,16 +51,16 @@ async def list_(request: web.Request) -> web.Response:
     query = request.query
     # Cursors from before they were bound (v1) are taken with any filters:
     # followers keep theirs across upgrades.
-    paging = v.page_query(
+    paging = page_query(
         request, FILTERS, default=DEFAULT_LIMIT, maximum=MAX_LIMIT, v1_cursors_with_filters=True
     )
     after, limit = paging.after, paging.limit
     filters = {
         "types": _types(query),
-        "student_id": v.query_id(query, "student_id"),
-        "course_id": v.query_id(query, "course_id"),
+        "student_id": query_id(query, "student_id"),
+        "course_id": query_id(query, "course_id"),
     }
-    wait = v.query_integer(query, "wait", 0, MAX_WAIT) or 0
+    wait = query_integer(query, "wait", 0, MAX_WAIT) or 0
     if not wait:
         page = await _read(request, after, limit, filters)
     else:
@@ -73,7 +72,7 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def _read(request: web.Request, after: int, limit: int, filters: dict) -> events.FeedPage:
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         page = await events.page(conn, after=after, limit=limit, **filters)
     if "cursor" in request.query and after < page.purged_through:
         raise Problem(

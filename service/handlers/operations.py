@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..db import connection
-from ..keys import METRICS, OPENAPI
+from ..keys import METRICS, OPENAPI, WORK
 from ..sql import QUERIES
 from . import render
 
@@ -16,7 +15,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     # Database errors become 503 in the request context (endpoint.py).
-    async with connection(request) as conn:
+    async with request[WORK].block() as conn:
         await conn.fetchval(QUERIES.health.ping)
     return render.json({"status": "ok"})
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..models import Page
-from ..validation import PageQuery
+from ..validation.query import PageQuery
 
 
 def json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

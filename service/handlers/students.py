@@ -7,29 +7,30 @@ from contextlib import nullcontext
 from aiohttp import web
 
 from .. import conditional
-from .. import validation as v
 from ..auth import actor
-from ..db import connection
 from ..errors import not_found
-from ..keys import LIMITS
+from ..keys import LIMITS, WORK
 from ..repositories import students
+from ..validation.body import json_object
+from ..validation.fields import email, fields, text
+from ..validation.query import page_query, path_id
 from . import render
 
-CREATE = {"name": v.text(1, 200), "email": v.email}
+CREATE = {"name": text(1, 200), "email": email}
 # ?email= is an email as the field takes it; ?q= is 3..100 characters after
 # trimming, like a name (see Lookups in docs/api.md).
-FILTERS = {"email": v.email, "q": v.text(3, 100)}
+FILTERS = {"email": email, "q": text(3, 100)}
 
 
 async def create(request: web.Request) -> web.Response:
-    data = v.fields(await v.json_object(request), CREATE, required=("name", "email"))
-    async with connection(request) as conn:
+    data = fields(await json_object(request), CREATE, required=("name", "email"))
+    async with request[WORK].block() as conn:
         student = await students.create(conn, **data, actor=actor(request))
     return render.json(student, status=201, headers={"Location": f"/students/{student.id}"})
 
 
 async def list_(request: web.Request) -> web.Response:
-    page = v.page_query(request, FILTERS)
+    page = page_query(request, FILTERS)
     # A search holds one of its client's places (service/limits.py) while it runs.
     searching = (
         request.app[LIMITS].searches.place(request)
@@ -37,7 +38,7 @@ async def list_(request: web.Request) -> web.Response:
         else nullcontext()
     )
     with searching:
-        async with connection(request) as conn:
+        async with request[WORK].block() as conn:
             result = await students.list_page(
                 conn, after=page.after, limit=page.limit, **page.filters
             )
@@ -45,8 +46,8 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def get(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    async with connection(request) as conn:
+    student_id = path_id(request, "student_id", "student")
+    async with request[WORK].block() as conn:
         found = await students.get(conn, student_id=student_id)
     if found is None:
         raise not_found(f"student {student_id} does not exist")
@@ -56,9 +57,9 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def update(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    data = v.fields(await v.json_object(request), CREATE, at_least_one=True)
-    async with connection(request) as conn:
+    student_id = path_id(request, "student_id", "student")
+    data = fields(await json_object(request), CREATE, at_least_one=True)
+    async with request[WORK].block() as conn:
         updated = await students.update(
             conn,
             student_id=student_id,
@@ -73,13 +74,15 @@ async def update(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    student_id = v.path_id(request, "student_id", "student")
-    async with connection(request) as conn:
+    student_id = path_id(request, "student_id", "student")
+    work = request[WORK]
+    async with work.block() as conn:
         deleted = await students.delete(
             conn,
             student_id=student_id,
             if_match=conditional.if_match(request),
             actor=actor(request),
+            work=work,
         )
     if not deleted:
         raise not_found(f"student {student_id} does not exist")

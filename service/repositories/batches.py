@@ -12,13 +12,13 @@ drop's 204).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
 
+from ..db import Work
 from ..errors import conflict
-from ..models import Course, Student
+from ..models import Course, Student, from_row
 from ..outcomes import Outcome
 from ..sql import QUERIES
 from .enrollments import Applied, applied
@@ -47,7 +47,9 @@ class CourseItem:
     waitlist_capacity: int | None  # None: keep, or 0 on a create
 
 
-async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: str) -> list[Applied]:
+async def enroll(
+    conn: asyncpg.Connection, *, items: list[EnrollItem], actor: str, work: Work
+) -> list[Applied]:
     """Enroll or drop, item by item; one Applied per item, in order."""
     arrays = (
         [i.drop for i in items],
@@ -57,7 +59,7 @@ async def enroll(conn: asyncpg.Connection, *, items: list[EnrollItem], actor: st
         [i.course_code for i in items],
         [i.waitlist for i in items],
     )
-    rows = await retried(_fetch_enroll, conn, arrays, actor)
+    rows = await retried(work, _fetch_enroll, conn, arrays, actor)
     return [
         applied(
             row,
@@ -75,11 +77,11 @@ async def _fetch_enroll(
 
 
 async def students(
-    conn: asyncpg.Connection, *, names: list[str], emails: list[str], actor: str
+    conn: asyncpg.Connection, *, names: list[str], emails: list[str], actor: str, work: Work
 ) -> list[Applied]:
     """Create, or rename the student with that email; one Applied per item, in order."""
-    rows = await retried(_fetch_students, conn, names, emails, actor)
-    return [Applied(Outcome(row["outcome"]), _by_name(Student, row)) for row in rows]
+    rows = await retried(work, _fetch_students, conn, names, emails, actor)
+    return [Applied(Outcome(row["outcome"]), from_row(Student, row)) for row in rows]
 
 
 async def _fetch_students(
@@ -89,7 +91,7 @@ async def _fetch_students(
 
 
 async def courses(
-    conn: asyncpg.Connection, *, items: list[CourseItem], actor: str
+    conn: asyncpg.Connection, *, items: list[CourseItem], actor: str, work: Work
 ) -> list[Applied]:
     """Create, or update the course with that code; one Applied per item, in order."""
     arrays = (
@@ -99,7 +101,7 @@ async def courses(
         [i.capacity for i in items],
         [i.waitlist_capacity for i in items],
     )
-    rows = await retried(_fetch_courses, conn, arrays, actor)
+    rows = await retried(work, _fetch_courses, conn, arrays, actor)
     return [_course(item, row) for item, row in zip(items, rows, strict=True)]
 
 
@@ -118,8 +120,4 @@ def _course(item: CourseItem, row: asyncpg.Record) -> Applied:
     if outcome is Outcome.WAITLIST_CAPACITY_BELOW_WAITING:
         detail = f"course {row['id']} has more students waiting than {item.waitlist_capacity}"
         return Applied(outcome, conflict(detail, outcome))
-    return Applied(outcome, _by_name(Course, row))
-
-
-def _by_name(model: type, row: asyncpg.Record) -> Any:
-    return model(**{f.name: row[f.name] for f in fields(model)})
+    return Applied(outcome, from_row(Course, row))

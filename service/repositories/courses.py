@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..db import Work
 from ..errors import Problem, conflict, precondition_failed
-from ..models import Course, Page, Versioned
+from ..models import Course, Page, Versioned, from_row
 from ..sql import QUERIES
 from . import search
 from .retry import retried
@@ -25,8 +26,8 @@ def _changed(course_id: int) -> Problem:
 
 
 def _versioned(row: asyncpg.Record) -> Versioned[Course]:
-    *fields, version = row
-    return Versioned(Course(*fields), version)
+    # The version is the row's xmin (sql/courses.sql).
+    return Versioned(from_row(Course, row), row["xmin"])
 
 
 async def get(conn: asyncpg.Connection, *, course_id: int) -> Versioned[Course] | None:
@@ -50,14 +51,14 @@ async def list_page(
         rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, q)
     elif q is not None:
         found = await search.page(conn, "courses", after=after, text=q, limit=limit + 1, **bounds)
-        items = [Course(*row) for row in found.rows[:limit]]
+        items = [from_row(Course, row) for row in found.rows[:limit]]
         if len(found.rows) > limit:
             return Page(items, items[-1].id)
         # A walk that stopped short of the table's end: the next page resumes there.
         return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_courses, after, limit + 1)
-    items = [Course(*row) for row in rows[:limit]]
+    items = [from_row(Course, row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -74,7 +75,7 @@ async def create(
         row = await conn.fetchrow(Q.create_course, code, title, capacity, waitlist_capacity, actor)
     except asyncpg.UniqueViolationError:
         raise _code_taken(code) from None
-    return Course(*row)
+    return from_row(Course, row)
 
 
 async def update(
@@ -87,6 +88,7 @@ async def update(
     waitlist_capacity: int | None = None,
     if_match: tuple[str, ...] | None = None,
     actor: str,
+    work: Work,
 ) -> Versioned[Course] | None:
     """Change the given fields; a raised capacity promotes from the waitlist at once.
 
@@ -94,7 +96,7 @@ async def update(
     the course does not exist; 412 when it does, at another version.
     """
     updated = await retried(
-        _update, conn, course_id, code, title, capacity, waitlist_capacity, if_match, actor
+        work, _update, conn, course_id, code, title, capacity, waitlist_capacity, if_match, actor
     )
     if updated is None and if_match is not None and await conn.fetchrow(Q.get_course, course_id):
         raise _changed(course_id)
@@ -153,9 +155,10 @@ async def delete(
     course_id: int,
     if_match: tuple[str, ...] | None = None,
     actor: str,
+    work: Work,
 ) -> bool:
     """False when the course does not exist; 412 when it does, at a version `if_match` does not name."""
-    deleted = await retried(_delete, conn, course_id, if_match, actor)
+    deleted = await retried(work, _delete, conn, course_id, if_match, actor)
     if not deleted and if_match is not None and await conn.fetchrow(Q.get_course, course_id):
         raise _changed(course_id)
     return deleted

@@ -7,8 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from ..db import Work
 from ..errors import conflict, not_found
-from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry
+from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry, from_row
 from ..outcomes import Outcome
 from ..sql import QUERIES
 from .retry import retried
@@ -25,14 +26,20 @@ class Applied:
 
 
 async def enroll(
-    conn: asyncpg.Connection, *, student_id: int, course_id: int, waitlist: bool, actor: str
+    conn: asyncpg.Connection,
+    *,
+    student_id: int,
+    course_id: int,
+    waitlist: bool,
+    actor: str,
+    work: Work,
 ) -> Applied:
     """Enroll once, or wait for a seat when the course is full and `waitlist` asks.
 
     enroll_run() decides (sql/functions/enrollments.sql), as for every item
     of a batch.
     """
-    row = await retried(_enroll, conn, student_id, course_id, waitlist, actor)
+    row = await retried(work, _enroll, conn, student_id, course_id, waitlist, actor)
     return applied(row)
 
 
@@ -52,11 +59,9 @@ def applied(
     outcome = Outcome(row["outcome"])
     student_id, course_id = row["student_id"], row["course_id"]
     if outcome in (Outcome.ENROLLED, Outcome.ALREADY_ENROLLED):
-        return Applied(outcome, Enrollment(**_course(row), enrolled_at=row["enrolled_at"]))
+        return Applied(outcome, from_row(Enrollment, row, id=course_id))
     if outcome in (Outcome.WAITLISTED, Outcome.ALREADY_WAITING):
-        entry = WaitlistEntry(
-            **_course(row), waitlisted_at=row["waitlisted_at"], position=row["queue_position"]
-        )
+        entry = from_row(WaitlistEntry, row, id=course_id, position=row["queue_position"])
         return Applied(outcome, entry)
     if outcome is Outcome.DROPPED:
         return Applied(outcome, None)
@@ -79,22 +84,9 @@ def applied(
     raise AssertionError(f"not an enrollment outcome: {outcome!r}")
 
 
-def _course(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["course_id"],
-        "code": row["code"],
-        "title": row["title"],
-        "capacity": row["capacity"],
-        "waitlist_capacity": row["waitlist_capacity"],
-        "enrolled": row["enrolled"],
-        "waitlisted": row["waitlisted"],
-        "created_at": row["created_at"],
-    }
-
-
 async def get(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> Enrollment | None:
     row = await conn.fetchrow(Q.get_enrollment, student_id, course_id)
-    return Enrollment(**row) if row else None
+    return from_row(Enrollment, row) if row else None
 
 
 async def list_courses_of_student(
@@ -104,7 +96,7 @@ async def list_courses_of_student(
     rows = await conn.fetch(Q.list_student_courses, student_id, after, limit + 1)
     if not rows:
         return None
-    items = [Enrollment(**row) for row in rows[:limit] if row["id"] is not None]
+    items = [from_row(Enrollment, row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -115,15 +107,15 @@ async def list_students_of_course(
     rows = await conn.fetch(Q.list_course_students, course_id, after, limit + 1)
     if not rows:
         return None
-    items = [EnrolledStudent(**row) for row in rows[:limit] if row["id"] is not None]
+    items = [from_row(EnrolledStudent, row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
 async def delete(
-    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str, work: Work
 ) -> Applied:
     """Unenroll (drop_enrollment); the freed seat goes to the head of the queue at once."""
-    return applied(await retried(_delete, conn, student_id, course_id, actor))
+    return applied(await retried(work, _delete, conn, student_id, course_id, actor))
 
 
 async def _delete(

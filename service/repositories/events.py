@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from ..models import Event
+from ..models import Event, from_row
 from ..sql import QUERIES
 
 Q = QUERIES.events
@@ -40,17 +40,7 @@ async def page(
     else:
         rows = await conn.fetch(Q.list_events, after, types, limit)
     items = [
-        Event(
-            r["id"],
-            r["type"],
-            r["at"],
-            r["actor"],
-            r["student_id"],
-            r["course_id"],
-            orjson.Fragment(r["data"]),
-        )
-        for r in rows
-        if r["id"] is not None
+        from_row(Event, r, data=orjson.Fragment(r["data"])) for r in rows if r["id"] is not None
     ]
     below, purged_through = rows[0]["below"], rows[0]["purged_through"]
     if len(items) == limit:
@@ -73,7 +63,7 @@ class Mark:
 async def since(conn: asyncpg.Connection, *, first: int, limit: int) -> tuple[int, list[Mark]]:
     """The feed's horizon, and the servable events from id `first` on (`limit` at most)."""
     rows = await conn.fetch(Q.events_since, first, limit)
-    marks = [Mark(r["id"], r["type"], r["student_id"], r["course_id"]) for r in rows if r["id"]]
+    marks = [from_row(Mark, r) for r in rows if r["id"]]
     return rows[0]["below"], marks
 
 

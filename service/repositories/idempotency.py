@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from ..models import from_row
 from ..sql import QUERIES
 
 Q = QUERIES.idempotency
@@ -70,9 +71,7 @@ async def get(
     body = row["body"]
     if body is not None and row["compressed"]:
         body = zlib.decompress(body)
-    return Found(
-        Answer(row["fingerprint"], row["status"], row["content_type"], row["location"], body), 0
-    )
+    return Found(from_row(Answer, row, body=body), 0)
 
 
 async def first_expiry(conn: asyncpg.Connection, *, scope: str, ttl: timedelta) -> int | None:

@@ -1,10 +1,17 @@
 """Running a one-statement change again when the database says it may succeed now.
 
 A statement outside a transaction commits alone, so when PostgreSQL aborts
-it, nothing of it is left: running it again is safe. Two aborts call for it:
+it, nothing of it is left: running it again is safe. The request's Work
+says whether its statements run so (db.Autocommit); inside a transaction
+(db.InTransaction) the first failure is raised, and the transaction's owner
+runs it all again. Two aborts call for it:
 a deadlock (a promotion locks a course, then a student; deleting a student
 locks the student, then their courses), and a refusal by a trigger that only
 a concurrent change can cause (the caller names those exceptions).
+
+When the races outlast the attempts, the caller raises Contended: the HTTP
+layer answers it with 503 busy, and a request's idempotency transaction
+runs again whole.
 """
 
 from __future__ import annotations
@@ -14,20 +21,29 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from ..db import Work
+
 T = TypeVar("T")
 ATTEMPTS = 5
 
 
+class Contended(Exception):
+    """A change that lost every race with concurrent ones: the same change later may succeed."""
+
+
 async def retried(
+    work: Work,
     change: Callable[..., Awaitable[T]],
     conn: asyncpg.Connection,
     *args: Any,
     races: tuple[type[Exception], ...] = (),
 ) -> T:
-    for attempt in range(1, ATTEMPTS + 1):
+    """`change(conn, *args)`, run again on a deadlock or one of `races` if `work` allows."""
+    attempts = ATTEMPTS if work.retries_alone else 1
+    for attempt in range(1, attempts + 1):
         try:
             return await change(conn, *args)
         except (asyncpg.DeadlockDetectedError, *races):
-            if attempt == ATTEMPTS or conn.is_in_transaction():
+            if attempt == attempts:
                 raise
     raise AssertionError("unreachable")

@@ -111,9 +111,10 @@ async def page(
         if exc.column_name == "q":
             raise not_narrowed() from None
         raise
-    # The walk's end, if any, is the last row, with only its id.
-    if rows and rows[-1][1] is None:
-        return Found(rows[:-1], rows[-1][0])
+    # The walk's end, if any, is the last row, with only its id (created_at
+    # is never null in a row of either table).
+    if rows and rows[-1]["created_at"] is None:
+        return Found(rows[:-1], rows[-1]["id"])
     return Found(rows, None)
 
 

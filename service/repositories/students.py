@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..db import Work
 from ..errors import Problem, conflict, precondition_failed
-from ..models import Page, Student, Versioned
+from ..models import Page, Student, Versioned, from_row
 from ..sql import QUERIES
 from . import search
 from .retry import retried
@@ -24,8 +25,8 @@ def _changed(student_id: int) -> Problem:
 
 
 def _versioned(row: asyncpg.Record) -> Versioned[Student]:
-    *fields, version = row
-    return Versioned(Student(*fields), version)
+    # The version is the row's xmin (sql/students.sql).
+    return Versioned(from_row(Student, row), row["xmin"])
 
 
 async def get(conn: asyncpg.Connection, *, student_id: int) -> Versioned[Student] | None:
@@ -49,14 +50,14 @@ async def list_page(
         rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, q)
     elif q is not None:
         found = await search.page(conn, "students", after=after, text=q, limit=limit + 1, **bounds)
-        items = [Student(*row) for row in found.rows[:limit]]
+        items = [from_row(Student, row) for row in found.rows[:limit]]
         if len(found.rows) > limit:
             return Page(items, items[-1].id)
         # A walk that stopped short of the table's end: the next page resumes there.
         return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_students, after, limit + 1)
-    items = [Student(*row) for row in rows[:limit]]
+    items = [from_row(Student, row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -65,7 +66,7 @@ async def create(conn: asyncpg.Connection, *, name: str, email: str, actor: str)
         row = await conn.fetchrow(Q.create_student, name, email, actor)
     except asyncpg.UniqueViolationError:
         raise _email_taken(email) from None
-    return Student(*row)
+    return from_row(Student, row)
 
 
 async def update(
@@ -96,13 +97,14 @@ async def delete(
     student_id: int,
     if_match: tuple[str, ...] | None = None,
     actor: str,
+    work: Work,
 ) -> bool:
     """Delete; their seats go to the heads of the queues in the same statement.
 
     False when the student does not exist; 412 when it does, at a version
     `if_match` does not name.
     """
-    deleted = await retried(_delete, conn, student_id, if_match, actor)
+    deleted = await retried(work, _delete, conn, student_id, if_match, actor)
     if not deleted and if_match is not None and await conn.fetchrow(Q.get_student, student_id):
         raise _changed(student_id)
     return deleted

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..models import Page, WaitlistedStudent, WaitlistEntry
+from ..db import Work
+from ..models import Page, WaitlistedStudent, WaitlistEntry, from_row
 from ..sql import QUERIES
 from .retry import retried
 
@@ -13,7 +14,7 @@ Q = QUERIES.waitlist
 
 async def get(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> WaitlistEntry | None:
     row = await conn.fetchrow(Q.get_entry, student_id, course_id)
-    return WaitlistEntry(*row) if row else None
+    return from_row(WaitlistEntry, row) if row else None
 
 
 async def list_courses_of_student(
@@ -23,7 +24,7 @@ async def list_courses_of_student(
     rows = await conn.fetch(Q.list_student_waitlist, student_id, after, limit + 1)
     if not rows:
         return None
-    items = [WaitlistEntry(*row) for row in rows[:limit] if row["id"] is not None]
+    items = [from_row(WaitlistEntry, row) for row in rows[:limit] if row["id"] is not None]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -38,12 +39,14 @@ async def list_students_of_course(
     if not rows:
         return None
     shown = [row for row in rows[:limit] if row["id"] is not None]
-    items = [WaitlistedStudent(*row[:6]) for row in shown]
+    items = [from_row(WaitlistedStudent, row) for row in shown]
     return Page(items, shown[-1]["seq"] if len(rows) > limit else None)
 
 
-async def leave(conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str) -> bool:
-    return await retried(_leave, conn, student_id, course_id, actor)
+async def leave(
+    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str, work: Work
+) -> bool:
+    return await retried(work, _leave, conn, student_id, course_id, actor)
 
 
 async def _leave(conn: asyncpg.Connection, student_id: int, course_id: int, actor: str) -> bool:

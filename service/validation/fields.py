@@ -1,0 +1,204 @@
+"""Field checks: each takes a JSON value and returns it cleaned, or raises Bad.
+
+Rules follow the HTTP contract: unknown fields are rejected, integers are JSON
+integers only (not true, "7", 7.0 or null), strings are trimmed and must not
+carry control characters (PostgreSQL cannot store NUL, and the others are
+never meant in a name). `fields()` checks a whole object and answers one 422
+naming every bad field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import FieldError, Problem, invalid
+from .decoding import OUT_OF_RANGE
+
+MAX_ID = 2**63 - 1
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_NOT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Bad(Exception):
+    """A value a check refuses; its message says why (the 422 names the field)."""
+
+
+def text(low: int, high: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Bad("must be a string")
+        # Tab, CR and LF may surround a value and are trimmed; other control
+        # characters are refused wherever they are (str.strip would drop
+        # U+001C..U+001F silently).
+        if _CONTROL_NOT_SPACE.search(value):
+            raise Bad("must not contain control characters")
+        value = value.strip()
+        _plain(value)
+        if not low <= len(value) <= high:
+            raise Bad(f"must be {low} to {high} characters long")
+        return value
+
+    return check
+
+
+def _plain(value: str) -> None:
+    if _CONTROL.search(value):
+        raise Bad("must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Bad("must be valid Unicode text") from None
+
+
+def email(value: Any) -> str:
+    value = text(3, 254)(value)
+    local, at, domain = value.partition("@")
+    if not at or not local or not domain or "@" in domain:
+        raise Bad("must contain exactly one @ with text on both sides")
+    if any(ch.isspace() for ch in value):
+        raise Bad("must not contain white space")
+    return value
+
+
+def code(value: Any) -> str:
+    value = text(1, 32)(value)
+    if any(ch.isspace() for ch in value):
+        raise Bad("must not contain white space")
+    return value
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        # orjson reads integers beyond 64 bits as floats; they are out of range.
+        if value is OUT_OF_RANGE or (isinstance(value, float) and abs(value) >= 2**63):
+            raise Bad(f"must be between {low} and {high}")
+        if type(value) is not int:
+            raise Bad("must be an integer")
+        if not low <= value <= high:
+            raise Bad(f"must be between {low} and {high}")
+        return value
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise Bad("must be true or false")
+    return value
+
+
+def one_of(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise Bad(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def read_only(value: Any) -> Any:
+    raise Bad("is read-only: the service keeps it")
+
+
+def nullable(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def wrapped(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return wrapped
+
+
+def fields(
+    document: dict[str, Any],
+    checks: dict[str, Callable[[Any], Any]],
+    *,
+    required: tuple[str, ...] = (),
+    at_least_one: bool = False,
+) -> dict[str, Any]:
+    """Check a JSON object against named field checks; collect every error."""
+    # Most bodies are valid: one pass over them, and only a body that fails
+    # it pays for collecting every error (about half the cost, by callgrind).
+    clean: dict[str, Any] = {}
+    try:
+        for name, value in document.items():
+            clean[name] = checks[name](value)
+    except (KeyError, Bad):
+        pass  # an unknown field or a bad value
+    else:
+        if _complete(clean, required, at_least_one):
+            return clean
+    raise _every_error(document, checks, required, at_least_one)
+
+
+def exactly_one(document: dict[str, Any], first: str, second: str) -> list[FieldError]:
+    """The errors when `document` has neither or both of two fields that name one thing."""
+    if first in document:
+        if second not in document:
+            return []
+        message = f"give only one of {first} and {second}"
+        return [FieldError(first, message), FieldError(second, message)]
+    if second in document:
+        return []
+    return [FieldError(first, f"is required, or {second}")]
+
+
+def batch_items(document: dict[str, Any], maximum: int) -> list[dict[str, Any]]:
+    """The items of a batch body, `{"items": [1..maximum objects]}`; else the whole body's 422."""
+    errors = [
+        FieldError(printable(name), "is not a known field") for name in document if name != "items"
+    ]
+    items = document.get("items")
+    if "items" not in document:
+        errors.append(FieldError("items", "is required"))
+    elif not isinstance(items, list) or not 1 <= len(items) <= maximum:
+        errors.append(FieldError("items", f"must be a list of 1 to {maximum} objects"))
+    else:
+        errors += [
+            FieldError(f"items[{i}]", "must be an object")
+            for i, item in enumerate(items)
+            if not isinstance(item, dict)
+        ]
+    if errors:
+        raise invalid(errors)
+    return items
+
+
+def _complete(clean: dict[str, Any], required: tuple[str, ...], at_least_one: bool) -> bool:
+    for name in required:
+        if name not in clean:
+            return False
+    return bool(clean) or not at_least_one
+
+
+def _every_error(
+    document: dict[str, Any],
+    checks: dict[str, Callable[[Any], Any]],
+    required: tuple[str, ...],
+    at_least_one: bool,
+) -> Problem:
+    """The 422 naming every field that is missing, unknown or invalid."""
+    errors = [FieldError(name, "is required") for name in required if name not in document]
+    errors += [
+        FieldError(printable(name), "is not a known field")
+        for name in document
+        if name not in checks
+    ]
+    for name, check in checks.items():
+        if name in document:
+            try:
+                check(document[name])
+            except Bad as exc:
+                errors.append(FieldError(name, str(exc)))
+    if at_least_one and not document:
+        writable = ", ".join(name for name, check in checks.items() if check is not read_only)
+        errors.append(FieldError("body", f"give at least one of {writable}"))
+    return invalid(errors)
+
+
+def printable(name: str) -> str:
+    """A name the client sent, fit to echo in a problem: valid text, no control characters, short."""
+    name = name.encode("utf-8", "replace").decode("utf-8")
+    name = _CONTROL.sub("?", name)
+    return name if len(name) <= 64 else name[:61] + "..."
