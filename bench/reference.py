@@ -58,15 +58,15 @@ async def enroll(request: web.Request) -> web.Response:
     course_id = orjson.loads(await request.read())["course_id"]
     async with request.app[POOL].acquire() as conn:
         row = await conn.fetchrow(Q.enroll, student_id, course_id, False, "")
-    return _json(dict(row), status=201 if row["created"] else 200)
+    return _json(dict(row), status=201 if row["outcome"] == "enrolled" else 200)
 
 
 async def drop(request: web.Request) -> web.Response:
     student_id = int(request.match_info["student_id"])
     course_id = int(request.match_info["course_id"])
     async with request.app[POOL].acquire() as conn:
-        deleted = await conn.fetchval(Q.delete_enrollment, student_id, course_id, "")
-    if deleted is None:
+        outcome = await conn.fetchval(Q.delete_enrollment, student_id, course_id, "")
+    if outcome != "dropped":
         return web.Response(body=NOT_FOUND, status=404, content_type="application/json")
     return web.Response(status=204)
 
