@@ -8,7 +8,7 @@
 -- enrollment's or the waitlist entry's time, the position in the queue.
 select outcome, student_id, course_id, code, title, capacity, waitlist_capacity, enrolled,
        waitlisted, created_at, enrolled_at, waitlisted_at, queue_position
-from enroll_run($2, null, array[$1::bigint], array[null::text], array[$3::boolean], $4);
+from enroll_run($2, null, array[$1::bigint], array[$3::boolean], $4);
 
 -- name: get_enrollment
 -- One enrollment of student $1, with its course.

@@ -266,15 +266,20 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     # enroll_run(): a run's students, each locked, and their enrollments in
     # the course and its queue (its `items` and `held`)
     "enroll: a run's students": (
-        "select l.k, l.student, sc.enrolled_at from ("
-        " select t.k, case when t.sid is not null then"
-        " (select s.id from students s where s.id = t.sid for key share)"
-        " else (select s.id from students s"
-        " where fold_case(s.email) = fold_case(t.email) for key share) end as student"
-        " from unnest($1::bigint[], $2::text[]) with ordinality as t (sid, email, k)) l"
-        " left join student_courses sc on sc.student_id = l.student and sc.course_id = $3"
-        " left join course_waitlist w on w.student_id = l.student and w.course_id = $3",
-        ("{4242,NULL}", "{NULL,STUDENT4243@bench.example}", 42),
+        "select l.k, l.student, sc.enrolled_at, w.seq from ("
+        " select t.k, (select s.id from students s where s.id = t.sid for key share) as student"
+        " from unnest($1::bigint[]) with ordinality as t (sid, k)) l"
+        " left join student_courses sc on sc.student_id = l.student and sc.course_id = $2"
+        " left join course_waitlist w on w.student_id = l.student and w.course_id = $2",
+        ("{4242,4243}", 42),
+    ),
+    # batch_enroll(): the students of a run named by email
+    "batch: students by email": (
+        "select array_agg(coalesce(t.sid, ("
+        " select s.id from students s where fold_case(s.email) = fold_case(t.email)"
+        " )) order by t.k)"
+        " from unnest($1::bigint[], $2::text[]) with ordinality as t (sid, email, k)",
+        ("{4242,NULL}", "{NULL,STUDENT4243@bench.example}"),
     ),
     # drop_enrollment()
     "drop: the enrollment": (

@@ -44,6 +44,7 @@ declare
     items integer := coalesce(array_length(drops, 1), 0);
     first integer := 1;
     last integer;
+    run_students bigint[];
 begin
     while first <= items loop
         if drops[first] then
@@ -67,12 +68,22 @@ begin
         loop
             last := last + 1;
         end loop;
+        -- Students named by email: their ids (null: no one has it), looked up
+        -- without a lock; enroll_run() locks them by id after the course.
+        run_students := student_ids[first:last];
+        if array_position(run_students, null) is not null then
+            select array_agg(coalesce(t.sid, (
+                       select s.id from students s where fold_case(s.email) = fold_case(t.email)
+                   )) order by t.k)
+            into run_students
+            from unnest(run_students, student_emails[first:last]) with ordinality as t (sid, email, k);
+        end if;
         return query
         select (first - 1 + r.k)::bigint, r.outcome, r.student_id, r.course_id, r.code, r.title,
                r.capacity, r.waitlist_capacity, r.enrolled, r.waitlisted, r.created_at,
                r.enrolled_at, r.waitlisted_at, r.queue_position
-        from enroll_run(course_ids[first], course_codes[first], student_ids[first:last],
-                        student_emails[first:last], waitlists[first:last], actor) r;
+        from enroll_run(course_ids[first], course_codes[first], run_students,
+                        waitlists[first:last], actor) r;
         first := last + 1;
     end loop;
 end;
