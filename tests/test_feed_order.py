@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from .api import create_course, create_student, walk
@@ -140,3 +142,31 @@ async def test_replaying_each_course_in_feed_order_gives_states_it_really_had(cl
         assert seen.enrolled == enrolled
         assert seen.queue == queue
         assert seen.promoting is None
+
+
+async def test_a_change_to_a_course_not_locked_first_is_refused(client, db):
+    student = (await create_student(client))["id"]
+    locked, other = [(await create_course(client))["id"] for _ in range(2)]
+
+    async with db.transaction():
+        await db.execute("select lock_courses($1::bigint[])", [locked])
+        with pytest.raises(asyncpg.SerializationError, match=f"course {other} changed"):
+            await db.execute(
+                "insert into student_courses (student_id, course_id) values ($1, $2)",
+                student,
+                other,
+            )
+    # Nor may a course be locked once the transaction has written: its id
+    # came before the lock.
+    async with db.transaction():
+        await db.execute("select lock_courses($1::bigint[])", [locked])
+        await db.execute(
+            "insert into student_courses (student_id, course_id) values ($1, $2)", student, locked
+        )
+        with pytest.raises(asyncpg.SerializationError, match=f"course {other} is locked after"):
+            await db.execute("select lock_courses($1::bigint[])", [other])
+    # An operator's SQL, which locks nothing, is let through.
+    await db.execute(
+        "insert into student_courses (student_id, course_id) values ($1, $2)", student, other
+    )
+    assert await db.fetchval("select count(*) from student_courses") == 1

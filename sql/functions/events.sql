@@ -26,9 +26,11 @@
 -- transaction takes the locks of every course it will change first, before
 -- anything gives it an id: lock_courses(), an advisory lock per course,
 -- which gives none. Its id then comes after the commit of whatever held
--- those courses before it. reserve_events() refuses an event about a course
--- the service's transaction did not lock so (an operator's SQL, with no
--- enrollment.actor set, is let through: its events keep the old order).
+-- those courses before it. reserve_events() refuses, in a transaction that
+-- locks courses, an event about a course it did not lock so. A transaction
+-- that locks none (an operator's SQL; an instance of the release before
+-- this one during a rolling upgrade) is let through, its events ordered by
+-- its id as before.
 -- Logical decoding would order by commit too, at the price of a slot to
 -- keep, a decoder to run and the feed's ids no longer being the rows'.
 --
@@ -73,8 +75,10 @@ $$;
 
 -- reserve_events: numbers for `count` events of this transaction about
 -- `courses`; returns the id of the first less one (event k of the `count`
--- has the id base + k). Refuses (serialization_failure: run the transaction
--- again) an event about a course a service transaction did not lock first.
+-- has the id base + k). In a transaction that locks courses (every change
+-- the service makes does, with lock_courses()), refuses an event about a
+-- course it did not lock first (serialization_failure: run the transaction
+-- again; a student deleted while they joined another course meets it).
 create or replace function reserve_events(count integer, courses bigint[]) returns bigint
 language plpgsql as $$
 declare
@@ -86,8 +90,8 @@ begin
         raise exception 'a transaction records at most 1048575 events: split it'
             using errcode = 'program_limit_exceeded';
     end if;
-    if current_setting('enrollment.actor', true) is not null then
-        held := coalesce(current_setting('enrollment.courses', true), '');
+    held := coalesce(current_setting('enrollment.courses', true), '');
+    if held <> '' then
         select u.id into unlocked
         from unnest(courses) as u (id)
         where u.id is not null and strpos(held, ',' || u.id || ',') = 0
