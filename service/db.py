@@ -47,8 +47,8 @@ UNAVAILABLE = (
 )
 # Errors that mean "it is there but this statement could not get its turn":
 # a lock not granted within lock_timeout, a statement past statement_timeout,
-# a deadlock still there after the repositories' retries, every pooled
-# connection in use past DB_ACQUIRE_TIMEOUT. Answered with 503 busy and a
+# a deadlock or a serialization failure still there after the repositories'
+# retries, every pooled connection in use past DB_ACQUIRE_TIMEOUT. Answered with 503 busy and a
 # short Retry-After: the contention is usually gone by then. Checked before
 # UNAVAILABLE (a query cancelled is also a class 57 error, a pool wait that
 # timed out a TimeoutError).
@@ -57,6 +57,7 @@ BUSY = (
     asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
 )
 # Either: what a background loop shrugs off and tries again at its next turn.
 TRANSIENT = UNAVAILABLE + BUSY

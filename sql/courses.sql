@@ -48,13 +48,14 @@ returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitli
 -- If-Match accepts (null: any); the row changes only if its xmin is one of
 -- them, re-checked on the newest version when a concurrent change (an
 -- enrollment too) commits first, so the compare and the write are one step.
--- Returns the new version. $8: the actor.
+-- Returns the new version. $8: the actor. The course's feed lock first
+-- (lock_courses(), sql/functions/events.sql).
 update courses
 set code = coalesce($2, code),
     title = coalesce($3, title),
     capacity = case when $4::boolean then $5::integer else capacity end,
     waitlist_capacity = coalesce($6, waitlist_capacity)
-from (select set_config('enrollment.actor', $8, true)) as actor
+from (select set_config('enrollment.actor', $8, true), lock_courses(array[$1::bigint])) as actor
 where id = $1 and ($7::text[] is null or courses.xmin::text = any($7::text[]))
 returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
     courses.xmin::text;
@@ -62,8 +63,8 @@ returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitli
 -- name: delete_course
 -- Delete a course; its enrollments and waitlist go with it (ON DELETE CASCADE).
 -- $2: the versions If-Match accepts (null: any), compared as in update_course.
--- $3: the actor.
+-- $3: the actor. The course's feed lock first.
 delete from courses
-using (select set_config('enrollment.actor', $3, true)) as actor
+using (select set_config('enrollment.actor', $3, true), lock_courses(array[$1::bigint])) as actor
 where id = $1 and ($2::text[] is null or courses.xmin::text = any($2::text[]))
 returning id;

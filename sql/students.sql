@@ -53,7 +53,17 @@ returning id, name, email, created_at, students.xmin::text;
 -- Delete a student; their enrollments and waitlist entries go with them (ON
 -- DELETE CASCADE), their seats to the heads of the queues. $2: the versions
 -- If-Match accepts (null: any), compared as in update_student. $3: the actor.
+-- The feed locks of the student's courses first (lock_courses(),
+-- sql/functions/events.sql); a course joined after they were read makes the
+-- cascade's event refuse the whole (serialization_failure): run it again.
 delete from students
-using (select set_config('enrollment.actor', $3, true)) as actor
+using (
+    select set_config('enrollment.actor', $3, true),
+           lock_courses(array(
+               select course_id from student_courses where student_id = $1
+               union
+               select course_id from course_waitlist where student_id = $1
+           ))
+) as actor
 where id = $1 and ($2::text[] is null or students.xmin::text = any($2::text[]))
 returning id;

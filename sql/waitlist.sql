@@ -55,7 +55,8 @@ order by q.seq;
 
 -- name: leave
 -- Student $1 leaves the queue of course $2; everyone behind moves up. $3: the actor.
+-- The course's feed lock first (lock_courses(), sql/functions/events.sql).
 delete from course_waitlist
-using (select set_config('enrollment.actor', $3, true)) as actor
+using (select set_config('enrollment.actor', $3, true), lock_courses(array[$2::bigint])) as actor
 where student_id = $1 and course_id = $2
 returning course_id;

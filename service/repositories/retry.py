@@ -4,10 +4,13 @@ A statement outside a transaction commits alone, so when PostgreSQL aborts
 it, nothing of it is left: running it again is safe. The request's Work
 says whether its statements run so (db.Autocommit); inside a transaction
 (db.InTransaction) the first failure is raised, and the transaction's owner
-runs it all again. Two aborts call for it:
+runs it all again. Three aborts call for it:
 a deadlock (a promotion locks a course, then a student; deleting a student
-locks the student, then their courses), and a refusal by a trigger that only
-a concurrent change can cause (the caller names those exceptions).
+locks the student, then their courses), a serialization failure (an event
+about a course its transaction did not lock first: a student deleted while
+they joined another course, reserve_events() in sql/functions/events.sql),
+and a refusal by a trigger that only a concurrent change can cause (the
+caller names those exceptions).
 
 When the races outlast the attempts, the caller raises Contended: the HTTP
 layer answers it with 503 busy, and a request's idempotency transaction
@@ -43,7 +46,7 @@ async def retried(
     for attempt in range(1, attempts + 1):
         try:
             return await change(conn, *args)
-        except (asyncpg.DeadlockDetectedError, *races):
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, *races):
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")

@@ -46,6 +46,14 @@ declare
     last integer;
     run_students bigint[];
 begin
+    -- Every course of the batch's feed locks first, before any change
+    -- (lock_courses, events.sql); a code that names no course locks nothing.
+    perform lock_courses(array(
+        select coalesce(t.cid, (
+                   select x.id from courses x where fold_case(x.code) = fold_case(t.code)
+               ))
+        from unnest(course_ids, course_codes) as t (cid, code)
+    ));
     while first <= items loop
         if drops[first] then
             return query
@@ -136,6 +144,7 @@ begin
             returning students.id, students.name, students.email, students.created_at
             into id, name, email, created_at;
             if found then
+                perform lock_courses(array[id], created => true);
                 outcome := 'created';
                 exit;
             end if;
@@ -183,6 +192,11 @@ declare
     new_waitlist integer;
 begin
     perform set_config('enrollment.actor', actor, true);
+    -- The feed locks of the courses it updates, first (lock_courses, events.sql).
+    perform lock_courses(array(
+        select x.id from courses x
+        where fold_case(x.code) in (select fold_case(c) from unnest(codes) as c)
+    ));
     for it in
         select *
         from unnest(codes, titles, set_capacities, capacities, waitlist_capacities)
@@ -229,6 +243,7 @@ begin
                       courses.created_at
             into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
             if found then
+                perform lock_courses(array[id], created => true);
                 outcome := 'created';
                 exit;
             end if;

@@ -51,7 +51,7 @@ declare
     last_course bigint;
     course record;
     waiting record;
-    n integer := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
+    base bigint;
     actor text := current_setting('enrollment.actor', true);
 begin
     select count(*), min(i.course_id), max(i.course_id) into added, first_course, last_course
@@ -62,13 +62,11 @@ begin
 
     -- A promotion's events are recorded by promote_waitlist(), in its own order.
     if current_setting('enrollment.promoting', true) is distinct from 'on' then
-        if n + added >= 1048576 then
-            raise exception 'a transaction records at most 1048575 events: split it'
-                using errcode = 'program_limit_exceeded';
-        end if;
-        perform set_config('enrollment.event_n', (n + added)::text, true);
+        base := reserve_events(
+            added, array(select distinct i.course_id from inserted i)
+        );
         insert into events (id, type, actor, student_id, course_id, data)
-        select (pg_current_xact_id()::text::bigint << 20) | (n + i.k),
+        select base + i.k,
                'enrollment.created',
                case when actor is null then 'sql:' || session_user else nullif(actor, '') end,
                i.student_id,

@@ -76,6 +76,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
+    course bigint;
     c record;
     course_found boolean;
     free_seats integer;
@@ -89,19 +90,17 @@ declare
     counted integer;
 begin
     perform set_config('enrollment.actor', actor, true);
-    if course_ref is not null then
-        select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
-               x.waitlisted, x.created_at
-        into c
-        from courses x where x.id = course_ref
-        for no key update;
-    else
-        select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
-               x.waitlisted, x.created_at
-        into c
-        from courses x where fold_case(x.code) = fold_case(course_code)
-        for no key update;
+    -- The course's feed lock first, then its row (lock_courses, events.sql).
+    course := course_ref;
+    if course is null then
+        select x.id into course from courses x where fold_case(x.code) = fold_case(course_code);
     end if;
+    perform lock_courses(array[course]);
+    select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+           x.waitlisted, x.created_at
+    into c
+    from courses x where x.id = course
+    for no key update;
     course_found := found;
     if course_found then
         free_seats := seats_left(c.capacity, c.enrolled);
@@ -269,6 +268,7 @@ begin
             return;
         end if;
     end if;
+    perform lock_courses(array[course_id]);
     delete from student_courses sc
     where sc.student_id = drop_enrollment.student_id and sc.course_id = drop_enrollment.course_id;
     outcome := case when found then 'dropped' else 'not-enrolled' end;
@@ -295,7 +295,7 @@ declare
     free integer;
     heads bigint[];
     promoted integer;
-    n integer;
+    base bigint;
     actor text := current_setting('enrollment.actor', true);
 begin
     select seats_left(capacity, enrolled) into free from courses where id = c for no key update;
@@ -320,14 +320,9 @@ begin
 
     -- Their events, as record_event() would number them one by one: for each
     -- student in queue order, waitlist.left then enrollment.created.
-    n := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
-    if n + 2 * promoted >= 1048576 then
-        raise exception 'a transaction records at most 1048575 events: split it'
-            using errcode = 'program_limit_exceeded';
-    end if;
-    perform set_config('enrollment.event_n', (n + 2 * promoted)::text, true);
+    base := reserve_events(2 * promoted, array[c]);
     insert into events (id, type, actor, student_id, course_id, data)
-    select (pg_current_xact_id()::text::bigint << 20) | (n + 2 * (h.k - 1) + e.k),
+    select base + 2 * (h.k - 1) + e.k,
            e.type,
            case when actor is null then 'sql:' || session_user else nullif(actor, '') end,
            h.student_id,

@@ -3,9 +3,9 @@
 -- change, whatever makes it (a request, a cascade, a promotion, an operator's
 -- SQL); a change that rolls back takes its events with it. Events carry ids,
 -- field names and reasons, never a name or an email. Two more writers record
--- many events in one insert, numbered as record_event() numbers them:
--- student_courses_inserted() (counts.sql) a statement's new enrollments,
--- promote_waitlist() (enrollments.sql) a promotion's pairs.
+-- many events in one insert: student_courses_inserted() (counts.sql) a
+-- statement's new enrollments, promote_waitlist() (enrollments.sql) a
+-- promotion's pairs. All three number them with reserve_events().
 --
 -- An event's id is its transaction's id and its number in the transaction,
 -- xid << 20 | n (n kept in the transaction-local setting enrollment.event_n,
@@ -15,10 +15,97 @@
 -- transactions older than the oldest one still running, so it gives every
 -- committed event exactly once, in id order.
 --
+-- Causal order. Every change to a course's seats, queue or settings waits
+-- for the course's lock, so one that depends on another (a promotion of a
+-- student whose join committed first, a join after the seat it could not
+-- have taken) commits after it. For the feed to show them in that order, the
+-- later transaction's id must be the larger: PostgreSQL hands a transaction
+-- its id at its first write or row lock, and one that got it before waiting
+-- for the course (its delete of an enrollment, its lock of the course row)
+-- may hold a smaller id than the transaction it waited for. So a
+-- transaction takes the locks of every course it will change first, before
+-- anything gives it an id: lock_courses(), an advisory lock per course,
+-- which gives none. Its id then comes after the commit of whatever held
+-- those courses before it. reserve_events() refuses, in a transaction that
+-- locks courses, an event about a course it did not lock so. A transaction
+-- that locks none (an operator's SQL; an instance of the release before
+-- this one during a rolling upgrade) is let through, its events ordered by
+-- its id as before.
+-- Logical decoding would order by commit too, at the price of a slot to
+-- keep, a decoder to run and the feed's ids no longer being the rows'.
+--
 -- The actor is the transaction-local setting enrollment.actor, which every
 -- statement of the service that writes sets (the functions it calls, from
 -- their `actor` argument): the token's name, or '' without tokens (null in
 -- the event). Without it (an operator's SQL) the actor is 'sql:<role>'.
+
+-- lock_courses: the feed locks of courses `ids` (nulls skipped), in id order
+-- (two transactions never wait for each other in a circle), each held to the
+-- end of the transaction; their ids are kept in the transaction-local setting
+-- enrollment.courses (",1,5,"). A course locked already is skipped. Locking
+-- one more course after the transaction has its id is refused: its events
+-- could come before those of the transaction it waits for
+-- (serialization_failure: the transaction runs again, and locks the course
+-- first this time); unless `created`: courses this transaction created,
+-- which no other can have changed.
+create or replace function lock_courses(ids bigint[], created boolean default false)
+returns void
+language plpgsql as $$
+declare
+    held text := coalesce(nullif(current_setting('enrollment.courses', true), ''), ',');
+    course bigint;
+begin
+    for course in
+        select distinct u.id from unnest(ids) as u (id) where u.id is not null order by u.id
+    loop
+        continue when strpos(held, ',' || course || ',') > 0;
+        if not created and pg_current_xact_id_if_assigned() is not null then
+            raise exception 'course % is locked after this transaction changed something', course
+                using errcode = 'serialization_failure',
+                      hint = 'lock every course a transaction changes first, in one lock_courses()';
+        end if;
+        -- The two-key form: apart from the one-key locks of idempotency keys.
+        perform pg_advisory_xact_lock((course >> 32)::integer,
+                                      (course & 4294967295)::bit(32)::integer);
+        held := held || course || ',';
+    end loop;
+    perform set_config('enrollment.courses', held, true);
+end;
+$$;
+
+-- reserve_events: numbers for `count` events of this transaction about
+-- `courses`; returns the id of the first less one (event k of the `count`
+-- has the id base + k). In a transaction that locks courses (every change
+-- the service makes does, with lock_courses()), refuses an event about a
+-- course it did not lock first (serialization_failure: run the transaction
+-- again; a student deleted while they joined another course meets it).
+create or replace function reserve_events(count integer, courses bigint[]) returns bigint
+language plpgsql as $$
+declare
+    n integer := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
+    held text;
+    unlocked bigint;
+begin
+    if n + count >= 1048576 then
+        raise exception 'a transaction records at most 1048575 events: split it'
+            using errcode = 'program_limit_exceeded';
+    end if;
+    held := coalesce(current_setting('enrollment.courses', true), '');
+    if held <> '' then
+        select u.id into unlocked
+        from unnest(courses) as u (id)
+        where u.id is not null and strpos(held, ',' || u.id || ',') = 0
+        limit 1;
+        if found then
+            raise exception 'course % changed by a transaction that did not lock it first', unlocked
+                using errcode = 'serialization_failure',
+                      hint = 'lock_courses() before the first change';
+        end if;
+    end if;
+    perform set_config('enrollment.event_n', (n + count)::text, true);
+    return (pg_current_xact_id()::text::bigint << 20) | n;
+end;
+$$;
 
 -- One event of type `kind` about a student and/or a course, numbered next in
 -- the transaction.
@@ -26,17 +113,14 @@ create or replace function record_event(kind text, student bigint, course bigint
 returns void
 language plpgsql as $$
 declare
-    n integer := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer + 1;
     actor text := current_setting('enrollment.actor', true);
+    base bigint := reserve_events(
+        1, case when course is not null and kind <> 'course.created' then array[course] end
+    );
 begin
-    if n >= 1048576 then
-        raise exception 'a transaction records at most 1048575 events: split it'
-            using errcode = 'program_limit_exceeded';
-    end if;
-    perform set_config('enrollment.event_n', n::text, true);
     insert into events (id, type, actor, student_id, course_id, data)
     values (
-        (pg_current_xact_id()::text::bigint << 20) | n,
+        base + 1,
         kind,
         case when actor is null then 'sql:' || session_user else nullif(actor, '') end,
         student,
