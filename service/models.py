@@ -10,6 +10,7 @@ slowly.
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -38,6 +39,26 @@ def from_row(model: type[T], row: Row, **given: Any) -> T:
     if not given:
         return model(*columns.values(row))
     return model(*[given[name] if name in given else row[name] for name in columns.names])
+
+
+def from_rows(model: type[T], rows: Sequence[Any]) -> list[T]:
+    """`from_row` for each row of a result, checked by name once for the whole result.
+
+    When the first row's columns are the model's fields, same names in the
+    same order, every row of the result is (a result's rows share their
+    columns), and each becomes its model positionally: a page of 50 rows
+    costs what `Model(*row)` did, a third of looking each field up by name.
+    Otherwise each row is taken by name.
+    """
+    if not rows:
+        return []
+    columns = _columns.get(model)
+    if columns is None:
+        columns = _columns[model] = _Columns(model)
+    keys = getattr(rows[0], "keys", None)
+    if keys is not None and tuple(keys()) == columns.names:
+        return [model(*row) for row in rows]
+    return [model(*columns.values(row)) for row in rows]
 
 
 class _Columns:

@@ -6,7 +6,7 @@ import asyncpg
 
 from ..db import Work
 from ..errors import Problem, conflict, precondition_failed
-from ..models import Course, Page, Versioned, from_row
+from ..models import Course, Page, Versioned, from_row, from_rows
 from ..sql import QUERIES
 from . import search
 from .retry import retried
@@ -51,14 +51,14 @@ async def list_page(
         rows = await conn.fetch(Q.list_courses_by_code, after, code, limit + 1, q)
     elif q is not None:
         found = await search.page(conn, "courses", after=after, text=q, limit=limit + 1, **bounds)
-        items = [from_row(Course, row) for row in found.rows[:limit]]
+        items = from_rows(Course, found.rows[:limit])
         if len(found.rows) > limit:
             return Page(items, items[-1].id)
         # A walk that stopped short of the table's end: the next page resumes there.
         return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_courses, after, limit + 1)
-    items = [from_row(Course, row) for row in rows[:limit]]
+    items = from_rows(Course, rows[:limit])
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 

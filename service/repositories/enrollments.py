@@ -9,7 +9,7 @@ import asyncpg
 
 from ..db import Work
 from ..errors import conflict, not_found
-from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry, from_row
+from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry, from_row, from_rows
 from ..outcomes import Outcome
 from ..sql import QUERIES
 from .retry import retried
@@ -96,7 +96,7 @@ async def list_courses_of_student(
     rows = await conn.fetch(Q.list_student_courses, student_id, after, limit + 1)
     if not rows:
         return None
-    items = [from_row(Enrollment, row) for row in rows[:limit] if row["id"] is not None]
+    items = from_rows(Enrollment, [row for row in rows[:limit] if row["id"] is not None])
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -107,7 +107,7 @@ async def list_students_of_course(
     rows = await conn.fetch(Q.list_course_students, course_id, after, limit + 1)
     if not rows:
         return None
-    items = [from_row(EnrolledStudent, row) for row in rows[:limit] if row["id"] is not None]
+    items = from_rows(EnrolledStudent, [row for row in rows[:limit] if row["id"] is not None])
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 

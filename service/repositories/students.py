@@ -6,7 +6,7 @@ import asyncpg
 
 from ..db import Work
 from ..errors import Problem, conflict, precondition_failed
-from ..models import Page, Student, Versioned, from_row
+from ..models import Page, Student, Versioned, from_row, from_rows
 from ..sql import QUERIES
 from . import search
 from .retry import retried
@@ -50,14 +50,14 @@ async def list_page(
         rows = await conn.fetch(Q.list_students_by_email, after, email, limit + 1, q)
     elif q is not None:
         found = await search.page(conn, "students", after=after, text=q, limit=limit + 1, **bounds)
-        items = [from_row(Student, row) for row in found.rows[:limit]]
+        items = from_rows(Student, found.rows[:limit])
         if len(found.rows) > limit:
             return Page(items, items[-1].id)
         # A walk that stopped short of the table's end: the next page resumes there.
         return Page(items, found.walked_to)
     else:
         rows = await conn.fetch(Q.list_students, after, limit + 1)
-    items = [from_row(Student, row) for row in rows[:limit]]
+    items = from_rows(Student, rows[:limit])
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 

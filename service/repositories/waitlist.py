@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from ..db import Work
-from ..models import Page, WaitlistedStudent, WaitlistEntry, from_row
+from ..models import Page, WaitlistedStudent, WaitlistEntry, from_row, from_rows
 from ..sql import QUERIES
 from .retry import retried
 
@@ -24,7 +24,7 @@ async def list_courses_of_student(
     rows = await conn.fetch(Q.list_student_waitlist, student_id, after, limit + 1)
     if not rows:
         return None
-    items = [from_row(WaitlistEntry, row) for row in rows[:limit] if row["id"] is not None]
+    items = from_rows(WaitlistEntry, [row for row in rows[:limit] if row["id"] is not None])
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -39,7 +39,7 @@ async def list_students_of_course(
     if not rows:
         return None
     shown = [row for row in rows[:limit] if row["id"] is not None]
-    items = [from_row(WaitlistedStudent, row) for row in shown]
+    items = from_rows(WaitlistedStudent, shown)
     return Page(items, shown[-1]["seq"] if len(rows) > limit else None)
 
 

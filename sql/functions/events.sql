@@ -55,10 +55,13 @@ declare
     held text := coalesce(nullif(current_setting('enrollment.courses', true), ''), ',');
     course bigint;
 begin
-    for course in
-        select distinct u.id from unnest(ids) as u (id) where u.id is not null order by u.id
-    loop
-        continue when strpos(held, ',' || course || ',') > 0;
+    if cardinality(ids) > 1 then  -- one course (most calls) needs no sort
+        ids := array(
+            select distinct u.id from unnest(ids) as u (id) where u.id is not null order by u.id
+        );
+    end if;
+    foreach course in array coalesce(ids, '{}') loop
+        continue when course is null or strpos(held, ',' || course || ',') > 0;
         if not created and pg_current_xact_id_if_assigned() is not null then
             raise exception 'course % is locked after this transaction changed something', course
                 using errcode = 'serialization_failure',
@@ -83,24 +86,21 @@ create or replace function reserve_events(count integer, courses bigint[]) retur
 language plpgsql as $$
 declare
     n integer := coalesce(nullif(current_setting('enrollment.event_n', true), ''), '0')::integer;
-    held text;
-    unlocked bigint;
+    held text := coalesce(current_setting('enrollment.courses', true), '');
+    course bigint;
 begin
     if n + count >= 1048576 then
         raise exception 'a transaction records at most 1048575 events: split it'
             using errcode = 'program_limit_exceeded';
     end if;
-    held := coalesce(current_setting('enrollment.courses', true), '');
     if held <> '' then
-        select u.id into unlocked
-        from unnest(courses) as u (id)
-        where u.id is not null and strpos(held, ',' || u.id || ',') = 0
-        limit 1;
-        if found then
-            raise exception 'course % changed by a transaction that did not lock it first', unlocked
-                using errcode = 'serialization_failure',
-                      hint = 'lock_courses() before the first change';
-        end if;
+        foreach course in array coalesce(courses, '{}') loop
+            if course is not null and strpos(held, ',' || course || ',') = 0 then
+                raise exception 'course % changed by a transaction that did not lock it first', course
+                    using errcode = 'serialization_failure',
+                          hint = 'lock_courses() before the first change';
+            end if;
+        end loop;
     end if;
     perform set_config('enrollment.event_n', (n + count)::text, true);
     return (pg_current_xact_id()::text::bigint << 20) | n;
