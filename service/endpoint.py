@@ -34,7 +34,6 @@ from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, TOKENS
 from .logs import AccessLog
-from .repositories.retry import Contended
 from .validation.query import check_query
 
 log = logging.getLogger(__name__)
@@ -212,8 +211,6 @@ def _error_response(request: web.Request, exc: Exception, rid: str) -> web.Strea
         else:
             detail = _HTTP_DETAILS.get(exc.status, exc.reason)
         return render(Problem(exc.status, detail, _HTTP_SLUGS.get(exc.status, ""), headers=headers))
-    if isinstance(exc, Contended):
-        return render(busy())
     extra = {"request_id": rid}
     if isinstance(exc, BUSY):
         log.warning("database busy: %s: %s", type(exc).__name__, exc, extra=extra)

@@ -83,9 +83,9 @@ BUSY_RETRY_AFTER = 1  # seconds: contention is over well within it
 def busy(detail: str = "the course changed under too many concurrent requests; retry") -> Problem:
     """The database is there but the change could not get its turn: the client may retry.
 
-    The answer to a change that lost every race with concurrent ones (rare,
-    repositories.retry.Contended), or to a lock or statement that ran out of
-    time (db.BUSY); the request context (endpoint.py) renders both.
+    The answer to a deadlock or serialization failure that outlasted the
+    retries, or to a lock or statement that ran out of time (db.BUSY),
+    rendered by the request context (endpoint.py).
     """
     return Problem(503, detail, "busy", headers={"Retry-After": str(BUSY_RETRY_AFTER)})
 

@@ -45,8 +45,8 @@ What is stored is bounded (tables of migration 0014, sql/functions/idempotency.s
   deleting one of them drops the body in the database (a trigger), however
   the student was deleted.
 
-The whole transaction runs again on a deadlock, a serialization failure
-or a lost race (retry.Contended), up to retry.ATTEMPTS times: its Work,
+The whole transaction runs again on a deadlock or a serialization failure,
+up to retry.ATTEMPTS times: its Work,
 db.InTransaction, lets no repository retry one statement alone (retry.py).
 """
 
@@ -72,7 +72,7 @@ from .errors import FieldError, Problem, render, too_many_requests
 from .keys import CONFIG, POOL
 from .repositories import idempotency
 from .repositories.idempotency import Answer
-from .repositories.retry import ATTEMPTS, Contended
+from .repositories.retry import ATTEMPTS
 from .validation.body import read_body
 
 log = logging.getLogger(__name__)
@@ -210,13 +210,11 @@ async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await _once(handler, request, conn, key, scope, digest, ttl, limit)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, Contended) as exc:
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 # Everything rolled back: running it all again is safe.
                 if attempt < ATTEMPTS:
                     continue
-                if isinstance(exc, asyncpg.SerializationError):
-                    raise Contended from None
-                raise  # a deadlock or a lost race: 503 as outside a transaction
+                raise  # 503 busy, as outside a transaction (db.BUSY)
     raise AssertionError("unreachable")
 
 
