@@ -48,7 +48,7 @@ returning terms.id, code, title, starts_on, ends_on, registration_opens_at,
 -- Before a change of the term's max_credits, in its transaction and before
 -- its first write: the feed locks of the courses of the term where someone
 -- waits, whom a raised limit may promote (sql/functions/registration.sql).
-select lock_term_waits($1);
+select lock_term_waits($1::bigint);
 
 -- name: update_term
 -- Change the given fields: a null :code, :title, :starts_on or :ends_on

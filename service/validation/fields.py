@@ -108,11 +108,12 @@ def tenths(low: int, high: float) -> Callable[[Any], Decimal]:
 
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-# RFC 3339's date-time (section 5.6): T and Z in either case, any fraction of
-# a second (microseconds kept), an explicit offset. A leap second (:60) is
-# the next minute's first, as PostgreSQL reads it.
+# RFC 3339's date-time (section 5.6), as JSON Schema's format date-time has
+# it: T and Z in either case, an explicit offset, a leap second (:60) only at
+# 23:59 UTC (then the next minute's first, as PostgreSQL reads it); and a
+# fraction of at most 9 digits (microseconds kept), a bound of our own.
 _TIMESTAMP = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
     r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
 
@@ -145,9 +146,14 @@ def timestamp(value: Any) -> datetime:
             offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
             zone = timezone(-offset if sign == "-" else offset)
         leap = second == 60
-        moment = datetime(year, month, day, hour, minute, 59 if leap else second, micro, zone)
         # In UTC, as the database stores it: past the year 9999 it is no datetime.
-        return (moment + timedelta(seconds=1) if leap else moment).astimezone(UTC)
+        moment = datetime(year, month, day, hour, minute, 59 if leap else second, micro, zone)
+        moment = moment.astimezone(UTC)
+        if leap:
+            if (moment.hour, moment.minute) != (23, 59):
+                raise ValueError("a leap second is 23:59:60 UTC")
+            moment += timedelta(seconds=1)
+        return moment
     except (ValueError, OverflowError):
         raise Bad("must be a valid RFC 3339 timestamp between the years 0001 and 9999") from None
 
