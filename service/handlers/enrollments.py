@@ -7,9 +7,9 @@ from aiohttp import web
 from ..auth import actor, check_registrar
 from ..errors import FieldError, Problem, invalid, not_found
 from ..keys import METRICS, WORK
+from ..outcomes import ENROLL_RULES, Outcome
 from ..repositories import enrollments
 from ..validation.body import json_object
-from ..outcomes import ENROLL_RULES, Outcome
 from ..validation.fields import MAX_ID, boolean, fields, integer, rules
 from ..validation.query import page_query, path_id
 from . import render
