@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
-from .api import TERM_FIELDS, create_term, problem, walk
+from . import registration
+from .api import TERM_FIELDS, create_student, create_term, enroll, problem, walk
 
 SPRING = {
     "code": "2027-SPRING",
@@ -117,6 +120,8 @@ INVALID = [
     ({"registration_closes_at": "2026-11-02T08:00:00Z"}, "registration_closes_at"),  # = opens
     ({"registration_closes_at": "2026-11-01T12:00:00Z"}, "registration_closes_at"),  # < opens
     ({"drop_deadline": "next friday"}, "drop_deadline"),
+    ({"drop_deadline": "2027-03-19T12:30:60Z"}, "drop_deadline"),  # a leap second not at 23:59 UTC
+    ({"drop_deadline": "2027-03-19T23:59:59.1234567890Z"}, "drop_deadline"),  # 10 fraction digits
     ({"max_credits": 12.25}, "max_credits"),  # two decimals
     ({"max_credits": 0.30000000000000004}, "max_credits"),  # not exactly one decimal
     ({"max_credits": 100}, "max_credits"),  # above 99.9
@@ -366,6 +371,100 @@ async def test_patch_of_no_term_is_404(client):
     response = await client.patch("/terms/999999", json={"title": "Nothing"})
 
     assert response.status == 404
+
+
+async def passed_over_for_credits(client, db, term_id: int) -> tuple[int, int]:
+    """A student waiting for a course whose freed seat they were passed over for: the term's limit.
+
+    The term allows 6 credits; the student holds two courses of 3 and waits
+    for a third. Returns the student's and the course's ids.
+    """
+    algebra, geometry = [await registration.course(db, term_id, credits=3) for _ in range(2)]
+    full = await registration.course(db, term_id, capacity=1, waitlist=1, credits=3)
+    ada, bo = await create_student(client), await create_student(client)
+    assert (await enroll(client, bo["id"], full)).status == 201
+    assert (await enroll(client, ada["id"], algebra)).status == 201
+    waiting = await client.post(
+        f"/students/{ada['id']}/courses", json={"course_id": full, "waitlist": True}
+    )
+    assert waiting.status == 202
+    assert (await enroll(client, ada["id"], geometry)).status == 201  # a place does not count
+    assert (await client.delete(f"/students/{bo['id']}/courses/{full}")).status == 204
+    assert await db.fetchval("select enrolled from courses where id = $1", full) == 0
+    return ada["id"], full
+
+
+async def seated(db, student_id: int, course_id: int) -> bool:
+    return await db.fetchval(
+        "select exists (select 1 from student_courses where student_id = $1 and course_id = $2)",
+        student_id,
+        course_id,
+    )
+
+
+async def test_raising_max_credits_promotes_a_student_passed_over_for_it(client, db):
+    term = await create_term(client, max_credits=6)
+    student_id, course_id = await passed_over_for_credits(client, db, term["id"])
+
+    response = await client.patch(f"/terms/{term['id']}", json={"max_credits": 9})
+
+    assert response.status == 200, await response.text()
+    assert await seated(db, student_id, course_id)
+
+
+async def test_a_batch_raising_max_credits_promotes_as_the_patch_does(client, db):
+    term = await create_term(client, max_credits=6)
+    student_id, course_id = await passed_over_for_credits(client, db, term["id"])
+    item = {k: term[k] for k in ("code", "title", "starts_on", "ends_on")}
+
+    [result] = await batch(client, [{**item, "max_credits": None}])
+
+    assert result["outcome"] == "updated", result
+    assert await seated(db, student_id, course_id)
+
+
+async def waiting_for_a_lock(db, text: str) -> None:
+    """Until a statement containing `text` waits for a lock."""
+    for _ in range(500):
+        waiting = await db.fetchval(
+            "select count(*) from pg_stat_activity"
+            " where wait_event_type = 'Lock' and strpos(query, $1) > 0",
+            text,
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nothing like {text!r} waited for a lock")
+
+
+@pytest.mark.parametrize("via", ["patch", "batch"])
+async def test_a_new_max_credits_waits_for_the_feed_lock_of_a_course_with_a_queue(
+    client, db, database_url, via
+):
+    # The promotion it may make is recorded after whatever holds that course:
+    # lock_term_waits() before the write (the feed's causal order, events.sql).
+    term = await create_term(client, max_credits=6)
+    student_id, course_id = await passed_over_for_credits(client, db, term["id"])
+    item = {k: term[k] for k in ("code", "title", "starts_on", "ends_on")}
+    holder = await asyncpg.connect(database_url)
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("select lock_courses(array[$1::bigint])", course_id)
+        if via == "patch":
+            change = client.patch(f"/terms/{term['id']}", json={"max_credits": 9})
+        else:
+            change = client.post("/terms/batch", json={"items": [{**item, "max_credits": 9}]})
+        sent = asyncio.ensure_future(change)
+        await waiting_for_a_lock(db, "lock_term_waits" if via == "patch" else "batch_terms")
+        assert not sent.done()
+        assert not await seated(db, student_id, course_id)
+        await tx.rollback()
+    finally:
+        await holder.close()
+
+    assert (await sent).status == 200
+    assert await seated(db, student_id, course_id)
 
 
 # Conditional requests
