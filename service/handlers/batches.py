@@ -1,9 +1,9 @@
 """/enrollments/batch, /students/batch, /courses/batch and /terms/batch
 
-Each item is checked here with the field table of its single request
-(enrollments.ENROLL, students.CREATE, courses.FIELDS, terms.checked), so an
-invalid item's 422 is the single request's; the valid ones go to the database in one
-statement, which applies them in order (repositories/batches.py). Every
+Each item is checked here as its single request checks it (enrollments.ENROLL,
+students.CREATE, courses.FIELDS, terms.checked), so an invalid item's 422 is
+the single request's; the valid ones go to the database in one statement,
+which applies them in order (repositories/batches.py). Every
 result is `{"status", "outcome", "body"}`: the single request's status and
 body, and a slug saying what happened.
 """

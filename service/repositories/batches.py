@@ -1,13 +1,13 @@
 """Batches: many enrollments, students, courses or terms applied in one statement.
 
 Each call runs one statement of sql/batches.sql, a function of
-sql/functions/batches.sql that applies the items in order (batch_enroll
-hands each run of enroll items to enroll_run() and each drop to
-drop_enrollment(), the functions of the single requests). It commits alone,
-so a deadlock with another batch leaves nothing behind and the whole call
-runs again (retry.py). Each item comes back as an `Applied`: its outcome and
-what the single request would have answered, a model, a Problem, or None (a
-drop's 204).
+sql/functions/batches.sql (batch_terms: terms.sql) that applies the items
+in order (batch_enroll hands each run of enroll items to enroll_run() and
+each drop to drop_enrollment(), the functions of the single requests). It
+commits alone, so a deadlock with another batch leaves nothing behind and
+the whole call runs again (retry.py). Each item comes back as an `Applied`:
+its outcome and what the single request would have answered, a model, a
+Problem, or None (a drop's 204).
 """
 
 from __future__ import annotations
