@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from . import registration
-from .api import TERM_FIELDS, create_student, create_term, enroll, problem, walk
+from .api import TERM_FIELDS, create_course, create_student, create_term, enroll, problem, walk
 
 SPRING = {
     "code": "2027-SPRING",
@@ -260,8 +260,6 @@ async def test_a_bad_query_is_422_naming_it(client, query, field):
 
 
 async def test_a_cursor_of_the_course_list_is_refused(client):
-    from .api import create_course
-
     for _ in range(2):
         await create_course(client)
     cursor = (await (await client.get("/courses", params={"limit": 1})).json())["next_cursor"]
@@ -578,20 +576,21 @@ async def test_a_batch_creates_updates_by_code_in_any_letter_case_and_reports_ea
     assert await db.fetchval("select count(*) from terms") == 2
 
 
-async def test_a_batch_item_answers_as_the_single_post_would(client):
-    results = await batch(client, [{**SPRING}, {**SPRING, "ends_on": "2026-01-01"}, {"code": "X"}])
-    single = await client.post("/terms", json={**SPRING, "code": "OTHER"})
+@pytest.mark.parametrize(
+    "item",
+    [
+        {**SPRING, "ends_on": "2026-01-01"},  # out of order
+        {"code": "X"},  # title and dates missing
+        {**SPRING, "max_credits": "18", "title": ""},  # two bad fields
+    ],
+)
+async def test_an_invalid_batch_item_answers_the_single_posts_422(client, db, item):
+    [result] = await batch(client, [item])
+    single = await client.post("/terms", json=item)
 
-    assert results[0]["body"] == {
-        **await single.json(),
-        "id": results[0]["body"]["id"],
-        "code": SPRING["code"],
-        "created_at": results[0]["body"]["created_at"],
-    }
-    assert results[1]["body"]["errors"] == [
-        {"field": "ends_on", "message": "must be on or after starts_on"}
-    ]
-    assert {e["field"] for e in results[2]["body"]["errors"]} == {"title", "starts_on", "ends_on"}
+    assert (result["status"], result["outcome"]) == (single.status, "invalid") == (422, "invalid")
+    assert result["body"] == await problem(single)
+    assert await db.fetchval("select count(*) from terms") == 0
 
 
 async def test_a_batch_update_out_of_order_with_the_stored_term_is_its_own_422(client, db):
