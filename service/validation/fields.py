@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from ..errors import FieldError, Problem, invalid
@@ -97,6 +99,55 @@ def one_of(*allowed: str) -> Callable[[Any], str]:
         return value
 
     return check
+
+
+def decimal(low: str, high: str, places: int) -> Callable[[Any], Decimal]:
+    """A JSON number low..high with at most `places` decimals (numeric(p, places) in the database).
+
+    Taken as the shortest decimal that reads back as the same float (12.3,
+    not 12.300000000000000710...), so what the client wrote is what is checked.
+    """
+    bottom, top = Decimal(low), Decimal(high)
+    step = Decimal(1).scaleb(-places)
+    message = f"must be a number from {low} to {high} with at most {places} decimal"
+    message += "s" if places > 1 else ""
+
+    def check(value: Any) -> Decimal:
+        if value is OUT_OF_RANGE:
+            raise Bad(message)
+        if type(value) is int:
+            number = Decimal(value)
+        elif type(value) is float:
+            number = Decimal(repr(value))
+        else:
+            raise Bad("must be a number")
+        if not bottom <= number <= top or number != number.quantize(step):
+            raise Bad(message)
+        return number
+
+    return check
+
+
+# RFC 3339's date-time (section 5.6): the offset is required, so no moment is
+# read in the server's time zone.
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def timestamp(value: Any) -> datetime:
+    message = "must be an RFC 3339 timestamp with a UTC offset, e.g. 2027-01-15T09:00:00Z"
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise Bad(message)
+    try:
+        # fromisoformat keeps microseconds (any further digits are cut) and
+        # refuses what the pattern lets through but the calendar does not
+        # (February 30, hour 24, second 60); a moment outside years 1..9999
+        # in UTC cannot be stored.
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise Bad(message) from None
 
 
 def read_only(value: Any) -> Any:
