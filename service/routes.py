@@ -7,7 +7,19 @@ from aiohttp import web
 from . import cors
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
 from .errors import Problem
-from .handlers import batches, courses, docs, enrollments, events, operations, students, waitlist
+from .handlers import (
+    batches,
+    completions,
+    courses,
+    docs,
+    enrollments,
+    events,
+    holds,
+    operations,
+    student_terms,
+    students,
+    waitlist,
+)
 from .keys import CONFIG
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
@@ -29,6 +41,16 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/students/{student_id}/waitlist/{course_id}", waitlist.get, NONE),
     ("DELETE", "/students/{student_id}/waitlist/{course_id}", waitlist.leave, NONE),
     ("GET", "/courses/{course_id}/waitlist", waitlist.list_students, PAGE),
+    ("GET", "/students/{student_id}/holds", holds.list_, PAGE),
+    ("POST", "/students/{student_id}/holds", holds.create, NONE),
+    ("GET", "/students/{student_id}/holds/{hold_id}", holds.get, NONE),
+    ("DELETE", "/students/{student_id}/holds/{hold_id}", holds.delete, NONE),
+    ("GET", "/students/{student_id}/completions", completions.list_, PAGE),
+    ("POST", "/students/{student_id}/completions", completions.create, NONE),
+    ("GET", "/students/{student_id}/completions/{completion_id}", completions.get, NONE),
+    ("DELETE", "/students/{student_id}/completions/{completion_id}", completions.delete, NONE),
+    ("GET", "/students/{student_id}/terms/{term_id}", student_terms.get, NONE),
+    ("PUT", "/students/{student_id}/terms/{term_id}", student_terms.put, NONE),
     ("POST", "/students", students.create, NONE),
     ("GET", "/students", students.list_, STUDENTS),
     ("GET", "/students/{student_id}", students.get, NONE),
