@@ -128,6 +128,24 @@ def decimal(low: str, high: str, places: int) -> Callable[[Any], Decimal]:
     return check
 
 
+def rules(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
+    """Rules a registrar overrides: a list of distinct names among `allowed`.
+
+    Comma-joined as the database functions take them; None for an empty list.
+    """
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, list) or not all(
+            isinstance(rule, str) and rule in allowed for rule in value
+        ):
+            raise Bad(f"must be a list of rules among {', '.join(allowed)}")
+        if len(set(value)) != len(value):
+            raise Bad("names a rule more than once")
+        return ",".join(value) or None
+
+    return check
+
+
 # RFC 3339's date-time (section 5.6): the offset is required, so no moment is
 # read in the server's time zone.
 _TIMESTAMP = re.compile(
