@@ -133,8 +133,8 @@ begin
        and coalesce(mine.credits, 0) + c.credits > coalesce(mine.max_credits, t.max_credits) then
         rule := 'credit-limit';
         about := array[
-            coalesce(mine.credits, 0)::text, c.credits::text,
-            coalesce(mine.max_credits, t.max_credits)::text
+            trim_scale(coalesce(mine.credits, 0))::text, trim_scale(c.credits)::text,
+            trim_scale(coalesce(mine.max_credits, t.max_credits))::text
         ];
     end if;
 end;
