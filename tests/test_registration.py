@@ -357,7 +357,8 @@ async def test_promotion_skips_the_window_but_not_a_conflict(client, db):
 
 
 @pytest.mark.parametrize(
-    "remedy", ["hold removed", "completion added", "limit raised", "conflict dropped"]
+    "remedy",
+    ["hold removed", "completion added", "limit raised", "conflict dropped", "course deleted"],
 )
 async def test_a_student_becoming_able_is_promoted_at_once(client, db, remedy):
     t = await term(db, max_credits=4)
@@ -378,7 +379,7 @@ async def test_a_student_becoming_able_is_promoted_at_once(client, db, remedy):
             db,
             t,
             credits=4 if remedy == "limit raised" else 0,
-            meetings=MON_9 if remedy == "conflict dropped" else TUE_9,
+            meetings=TUE_9 if remedy == "limit raised" else MON_9,
         )
         assert (await enroll(client, student["id"], other)).status == 201
     assert (await client.delete(f"/students/{seated['id']}/courses/{target}")).status == 204
@@ -390,8 +391,10 @@ async def test_a_student_becoming_able_is_promoted_at_once(client, db, remedy):
         await complete(db, student["id"], "x1")
     elif remedy == "limit raised":
         await settings(db, student["id"], t, max_credits=8)
-    else:
+    elif remedy == "conflict dropped":
         assert (await client.delete(f"/students/{student['id']}/courses/{other}")).status == 204
+    else:
+        assert (await client.delete(f"/courses/{other}")).status == 204
 
     assert (await client.get(f"/students/{student['id']}/courses/{target}")).status == 200
     assert (await client.get(f"/students/{student['id']}/waitlist/{target}")).status == 404

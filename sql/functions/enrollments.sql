@@ -356,6 +356,9 @@ begin
     perform lock_courses(array[course_id]);
     if term is not null then
         perform lock_student_waits(student_id, term);
+        -- The student's registration lock (registration.sql), before their
+        -- credits change and their other queues are looked at.
+        perform 1 from students s where s.id = drop_enrollment.student_id for no key update;
         select t.drop_deadline into deadline from terms t where t.id = term;
         if now() >= deadline and not 'drop-deadline-passed' = any(skip)
            and exists (

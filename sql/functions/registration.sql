@@ -133,8 +133,8 @@ begin
        and coalesce(mine.credits, 0) + c.credits > coalesce(mine.max_credits, t.max_credits) then
         rule := 'credit-limit';
         about := array[
-            coalesce(mine.credits, 0)::text, c.credits::text,
-            coalesce(mine.max_credits, t.max_credits)::text
+            trim_scale(coalesce(mine.credits, 0))::text, trim_scale(c.credits)::text,
+            trim_scale(coalesce(mine.max_credits, t.max_credits))::text
         ];
     end if;
 end;
@@ -373,3 +373,43 @@ create or replace trigger courses_registration_changed
     when (new.term_id is not null and (new.credits <> old.credits
           or new.meetings <> old.meetings or new.prerequisites <> old.prerequisites))
     execute function courses_registration_changed();
+
+-- courses_registration_deleted: a course of a term with students enrolled
+-- is deleted. Before the row goes (its enrollments go after it, by the
+-- foreign key's cascade, when the course can no longer be read): their
+-- credits in the term are freed, and the course's term is noted in the
+-- transaction-local setting enrollment.deleted_courses (",course:term,")
+-- for student_courses_count_delete (counts.sql), which then looks at each
+-- student's other queues in the term.
+create or replace function courses_registration_deleted() returns trigger
+language plpgsql as $$
+begin
+    update student_terms st
+    set credits = st.credits - old.credits
+    from (
+        select e.student_id from student_courses e where e.course_id = old.id order by e.student_id
+    ) e
+    where st.student_id = e.student_id and st.term_id = old.term_id;
+    perform set_config(
+        'enrollment.deleted_courses',
+        coalesce(nullif(current_setting('enrollment.deleted_courses', true), ''), ',')
+            || old.id || ':' || old.term_id || ',',
+        true
+    );
+    return old;
+end;
+$$;
+
+-- The term of a course courses_registration_deleted noted, or null.
+create or replace function course_deleted_term(course bigint) returns bigint
+language sql stable as $$
+    select substring(
+        current_setting('enrollment.deleted_courses', true) from ',' || course || ':(\d+),'
+    )::bigint
+$$;
+
+create or replace trigger courses_registration_deleted
+    before delete on courses
+    for each row
+    when (old.term_id is not null and old.enrolled > 0)
+    execute function courses_registration_deleted();
