@@ -229,6 +229,10 @@ def record_every_kind_of_event(call, open_course: int) -> None:
     z = call("POST", "/courses", {"code": "Z", "title": "Z", "capacity": 1}, 201)["id"]
     call("PATCH", f"/students/{x}", {"email": "x2@example.org"}, 200)  # fields [email]
     call("PATCH", f"/courses/{z}", {"title": "Zed", "waitlist_capacity": 2}, 200)
+    hold = call("POST", f"/students/{x}/holds", {"reason": "Fees"}, 201)["id"]
+    call("DELETE", f"/students/{x}/holds/{hold}")  # hold.placed, hold.removed
+    passed = call("POST", f"/students/{x}/completions", {"code": "Z"}, 201)["id"]
+    call("DELETE", f"/students/{x}/completions/{passed}")  # completion.added, .removed
     wait = {"course_id": z, "waitlist": True}
     call("POST", f"/students/{x}/courses", wait, 201)
     call("POST", f"/students/{y}/courses", wait, 202)  # waitlist.joined
