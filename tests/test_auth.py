@@ -17,6 +17,7 @@ from service.app import create_app
 from service.config import Config, ConfigError, Token
 from service.keys import TOKENS
 
+from . import registration
 from .api import create_course, create_student, enroll, problem
 from .cli import clean_env, one_line, run_cli
 from .test_shutdown import serving
@@ -125,15 +126,12 @@ async def setup_records(client: TestClient, db) -> tuple[dict, dict, dict, dict,
 async def rules_of(client: TestClient, db, student: dict, headers: dict[str, str]) -> dict:
     """A hold and a completion of the student, and a term: the ids their routes name.
 
-    The term is written straight into the database: its own routes are not the point here.
+    The term is written with SQL (tests/registration.py): its own routes are not the point here.
     """
     path = f"/students/{student['id']}"
     hold = await created(client, f"{path}/holds", {"reason": "Fees"}, headers)
     completion = await created(client, f"{path}/completions", {"code": "C0"}, headers)
-    term_id = await db.fetchval(
-        "insert into terms (code, title, starts_on, ends_on)"
-        " values ('T1', 'Term 1', '2027-01-11', '2027-05-07') returning id"
-    )
+    term_id = await registration.term(db)
     return {"hold_id": hold["id"], "completion_id": completion["id"], "term_id": term_id}
 
 
@@ -302,10 +300,7 @@ async def test_write_token_may_do_everything(secured, db):
     hold = await ok("POST", "/students/{student_id}/holds", 201, **ids)
     completion = await ok("POST", "/students/{student_id}/completions", 201, **ids)
     ids |= {"hold_id": hold["id"], "completion_id": completion["id"]}
-    ids["term_id"] = await db.fetchval(
-        "insert into terms (code, title, starts_on, ends_on)"
-        " values ('T1', 'Term 1', '2027-01-11', '2027-05-07') returning id"
-    )
+    ids["term_id"] = await registration.term(db)
     await ok("PUT", "/students/{student_id}/terms/{term_id}", 200, **ids)
     for method, template in routes(secured):
         if method in ("GET", "HEAD"):

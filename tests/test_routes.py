@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.routes import ROUTES
+from tests import registration
 from tests.api import create_course, create_student, enroll, problem
 
 GET_ROUTES = [(path, "limit" in query) for method, path, _, query in ROUTES if method == "GET"]
@@ -15,8 +16,8 @@ PER_RESPONSE = {"Date", "X-Request-ID"}
 async def seeded(client, db) -> dict[str, int]:
     """A student enrolled in a course and waiting for a full one, with a hold and a completion.
 
-    Every template names something; the term is written straight into the
-    database (the service's own ids, so no route depends on another's).
+    Every template names something; the term is written with SQL
+    (tests/registration.py).
     """
     student = await create_student(client)
     course = await create_course(client)
@@ -27,10 +28,7 @@ async def seeded(client, db) -> dict[str, int]:
     assert (await client.post(f"/students/{student['id']}/courses", json=body)).status == 202
     hold = await client.post(f"/students/{student['id']}/holds", json={"reason": "Fees"})
     completion = await client.post(f"/students/{student['id']}/completions", json={"code": "M1"})
-    term_id = await db.fetchval(
-        "insert into terms (code, title, starts_on, ends_on)"
-        " values ('T1', 'Term 1', '2027-01-11', '2027-05-07') returning id"
-    )
+    term_id = await registration.term(db)
     return {
         "student_id": student["id"],
         "course_id": course["id"],

@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from itertools import count
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from . import registration
 from .api import create_student, problem, walk
 
 HOLD_FIELDS = {"id", "reason", "created_at"}
 COMPLETION_FIELDS = {"id", "code", "completed_at"}
 TERM_FIELDS = {"student_id", "term_id", "registration_opens_at", "max_credits", "credits"}
-
-_terms = count(1)
-
-
-async def create_term(db: asyncpg.Connection, **fields: Any) -> int:
-    """A term, written straight into the database: its own API is tested in its own file."""
-    n = next(_terms)
-    return await db.fetchval(
-        "insert into terms (code, title, starts_on, ends_on) values ($1, $2, $3, $4) returning id",
-        fields.get("code", f"T{n}"),
-        f"Term {n}",
-        datetime(2027, 1, 11).date(),
-        datetime(2027, 5, 7).date(),
-    )
 
 
 def fields_of(body: dict[str, Any]) -> list[str]:
@@ -391,7 +377,7 @@ async def put_settings(client: TestClient, sid: int, term_id: int, body: dict[st
 
 async def test_without_a_put_the_settings_are_null_and_the_credits_0(client, db):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
 
     response = await client.get(f"/students/{sid}/terms/{term_id}")
 
@@ -408,7 +394,7 @@ async def test_without_a_put_the_settings_are_null_and_the_credits_0(client, db)
 
 async def test_a_put_sets_both_settings(client, db):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
     body = {"registration_opens_at": "2027-01-04T08:00:00-05:00", "max_credits": 18}
 
     response = await put_settings(client, sid, term_id, body)
@@ -432,7 +418,7 @@ async def test_a_put_sets_both_settings(client, db):
 
 async def test_a_put_replaces_both_settings(client, db):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
     path = f"/students/{sid}/terms/{term_id}"
     both = {"registration_opens_at": "2027-01-04T08:00:00Z", "max_credits": 18}
     assert (await put_settings(client, sid, term_id, both)).status == 200
@@ -452,7 +438,7 @@ async def test_a_put_replaces_both_settings(client, db):
 
 async def test_settings_are_per_student_and_term(client, db):
     sid, other = (await create_student(client))["id"], (await create_student(client))["id"]
-    term_id, other_term = await create_term(db), await create_term(db)
+    term_id, other_term = await registration.term(db), await registration.term(db)
 
     await put_settings(client, sid, term_id, {"max_credits": 9})
 
@@ -465,7 +451,7 @@ async def test_the_credits_shown_are_those_kept(client, db):
     # credits is kept by the triggers of student_courses; here set by hand, to
     # see it read and written as a number.
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
     await put_settings(client, sid, term_id, {"max_credits": 20})
     await db.execute("update student_terms set credits = 7.5")
 
@@ -489,7 +475,7 @@ async def test_the_credits_shown_are_those_kept(client, db):
 )
 async def test_max_credits_takes_numbers_of_one_decimal(client, db, sent, shown):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
 
     response = await put_settings(client, sid, term_id, {"max_credits": sent})
 
@@ -521,7 +507,7 @@ async def test_max_credits_takes_numbers_of_one_decimal(client, db, sent, shown)
 )
 async def test_invalid_settings_are_422_naming_the_field(client, db, body, fields):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
 
     response = await put_settings(client, sid, term_id, body)
 
@@ -532,7 +518,7 @@ async def test_invalid_settings_are_422_naming_the_field(client, db, body, field
 
 async def test_credits_is_refused_as_read_only(client, db):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
 
     response = await put_settings(client, sid, term_id, {"credits": 0})
 
@@ -545,7 +531,7 @@ async def test_settings_of_a_student_or_term_that_does_not_exist_are_404_naming_
     client, db, method
 ):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
     body = {"max_credits": 12} if method == "PUT" else None
 
     no_student = await client.request(method, f"/students/999999/terms/{term_id}", json=body)
@@ -561,13 +547,35 @@ async def test_settings_of_a_student_or_term_that_does_not_exist_are_404_naming_
 
 async def test_a_students_settings_go_with_the_term(client, db):
     sid = (await create_student(client))["id"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
     await put_settings(client, sid, term_id, {"max_credits": 12})
 
     await db.execute("delete from terms where id = $1", term_id)
 
     assert (await client.get(f"/students/{sid}/terms/{term_id}")).status == 404
     assert await db.fetchval("select count(*) from student_terms") == 0
+
+
+async def test_a_put_answers_with_the_credits_of_the_promotion_it_made(client, db):
+    # The promotion happens in a trigger after the write: the answer is read
+    # again after it, not taken from the write's RETURNING.
+    term_id = await registration.term(db)
+    course_id = await registration.course(db, term_id, capacity=1, waitlist=5, credits=4)
+    seated, sid = (await create_student(client))["id"], (await create_student(client))["id"]
+    assert (
+        await client.post(f"/students/{seated}/courses", json={"course_id": course_id})
+    ).status == 201
+    wait = {"course_id": course_id, "waitlist": True}
+    assert (await client.post(f"/students/{sid}/courses", json=wait)).status == 202
+    assert (await put_settings(client, sid, term_id, {"max_credits": 3})).status == 200
+    assert (await client.delete(f"/students/{seated}/courses/{course_id}")).status == 204
+    assert (await client.get(f"/students/{sid}/waitlist/{course_id}")).status == 200  # passed over
+
+    response = await put_settings(client, sid, term_id, {"max_credits": 4})
+
+    assert response.status == 200
+    assert (await response.json())["credits"] == 4
+    assert (await client.get(f"/students/{sid}/courses/{course_id}")).status == 200
 
 
 # -- the locks first --------------------------------------------------------------------
@@ -639,15 +647,13 @@ async def test_a_change_that_may_promote_takes_the_feed_locks_first_in_a_stateme
 
 
 async def create_course_in_term(client: TestClient, db: asyncpg.Connection) -> dict[str, Any]:
-    """A full course (one seat, taken; room to wait) of a new term, with its term_id."""
-    term_id = await create_term(db)
-    body = {"code": f"F{next(_terms)}", "title": "Full", "capacity": 1, "waitlist_capacity": 5}
-    course = await (await client.post("/courses", json=body)).json()
-    await db.execute("update courses set term_id = $1 where id = $2", term_id, course["id"])
+    """A full course (one seat, taken; room to wait) of a new term: its id and term_id."""
+    term_id = await registration.term(db)
+    course_id = await registration.course(db, term_id, capacity=1, waitlist=5)
     seated = (await create_student(client))["id"]
-    enrolled = await client.post(f"/students/{seated}/courses", json={"course_id": course["id"]})
+    enrolled = await client.post(f"/students/{seated}/courses", json={"course_id": course_id})
     assert enrolled.status == 201
-    return {**course, "term_id": term_id}
+    return {"id": course_id, "term_id": term_id}
 
 
 # -- every route -------------------------------------------------------------------------
@@ -657,7 +663,7 @@ async def test_head_answers_like_get_on_every_new_route(client, db):
     sid = (await create_student(client))["id"]
     hold = (await place(client, sid)).headers["Location"]
     completion = (await complete(client, sid, code="M1")).headers["Location"]
-    term_id = await create_term(db)
+    term_id = await registration.term(db)
     paths = [
         f"/students/{sid}/holds",
         hold,
