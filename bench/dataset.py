@@ -243,6 +243,9 @@ async def prepare(server_url: str, sizes: Sizes) -> str:
         wanted = {"format": FORMAT, "schema": schema(), **asdict(sizes)}
         if stored and {k: stored.get(k) for k in wanted} == wanted:
             print(f"reusing {DATABASE}: {sizes.describe()}")
+            # The same migrations; the functions of sql/functions/ as they are
+            # now (applied again where a file changed, as a deploy does).
+            await asyncio.to_thread(migrations.apply, url)
             await _forget_bench_writes(url, sizes, datetime.fromisoformat(stored["loaded_at"]))
             return url
         # The comment is written last, so a half-finished load is never reused.
