@@ -193,10 +193,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reserved-students",
         type=_positive,
         default=100_000,
-        help="students beyond --students, for hot-course-* and drop-promote only: a hot-course "
-        "run may enroll all of them but --hot-enrolled, a drop-promote run drop the seats of "
-        "half of them (the other half waits). The default lasts a 10 s run at 5,000 req/s: "
-        "raise it for faster machines or longer runs",
+        help="students beyond --students, for the scenarios that never repeat a request and "
+        "the rules': a hot-course run may enroll all of them but --hot-enrolled, a drop-promote "
+        "run drop the seats of half of them (the other half waits), an enroll-rules run enroll "
+        "each in 4 courses, bulk and bulk-rules go through them in passes, rush takes the first "
+        "400. The default lasts a 10 s run at 5,000 req/s: raise it for faster machines or "
+        "longer runs",
     )
     runs = parser.add_argument_group("the runs' own courses (built anew every time)")
     runs.add_argument(
