@@ -34,6 +34,19 @@ second against enroll's req/s in the same rounds (target: at least 10x),
 with the enrollments the database holds after each run checked against
 those answered.
 
+Issue 27's scenarios run with the rules of registration on, each run in a
+term of its own (built by SQL, bench/dataset.py): enroll-rules enrolls
+students, never the same pair twice, into courses with meetings, credits
+and a prerequisite each, which every request passes (a time ticket, the
+prerequisite completed, no overlap, within the credit limit), judged
+against the reference's plain enroll in the same rounds (AGAINST_REFERENCE);
+bulk-rules is bulk into such courses, judged against enroll-rules as bulk is
+against enroll; rush sends random students into 20 hot sections of one
+term (some overlapping, a credit limit, few seats, short waitlists), with
+drops, on the service alone, counts the answers by status and problem type
+(409s are expected there), and checks the term's invariants in SQL after
+each run (bench/dataset.py's RUSH_INVARIANTS).
+
 The queue scenario (issue 23, bench/queue.py), run by default when
 --reserved-students holds its 54,000, needs neither wrk nor the reference: per round, on a course of
 its own with 50,000 students waiting, it times a 1,000-item batch of
@@ -53,6 +66,7 @@ import shlex
 import shutil
 import statistics
 import sys
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +97,11 @@ COMPARISONS = (
     ("hot-course-empty", "enroll", None),
     ("hot-course-prefilled", "enroll", None),
 )
+# Issue 27's target: (scenario, the reference's scenario, the service's req/s
+# in the first at least this share of the reference's in the second, paired
+# by round), no errors. The reference answers enroll-rules too (the rules are
+# the database's, enroll_run()): shown, no target.
+AGAINST_REFERENCE = ((dataset.RULES_SCENARIO, "enroll", 0.85),)
 # The feed scenario's target: the follower gets an enrollment's event within
 # this many seconds of its commit at the 99th percentile, under the enroll
 # load. Its load's req/s is shown against FEED_BASELINE's, with no target.
@@ -93,6 +112,27 @@ FEED_BASELINE = "enroll"
 # BULK_BASELINE (one enrollment per request) in the same rounds.
 BULK_BASELINE = "enroll"
 BULK_TARGET = 10
+# bulk-rules the same, against enroll-rules: each batch scenario's baseline.
+BULKS = {
+    dataset.BULK_SCENARIO: BULK_BASELINE,
+    dataset.BULK_RULES_SCENARIO: dataset.RULES_SCENARIO,
+}
+# The rush scenario's answers that are not errors: the others (404, 503,
+# 409 for a rule its data never breaks) fail it, as do socket errors and
+# any invariant violation (bench/dataset.py's RUSH_INVARIANTS).
+RUSH_EXPECTED = (
+    "200",
+    "201",
+    "202",
+    "204",
+    "409 course-full",
+    "409 waitlist-full",
+    "409 prerequisite-missing",
+    "409 time-conflict",
+    "409 credit-limit",
+)
+# The scenarios whose answers wrk counts by status (a cost the others skip).
+COUNTED = (dataset.RUSH_SCENARIO,)
 # The lookup scenarios (GET /students?q=: of text matching few of the
 # students; of text whose trigrams every row holds and that matches none; of
 # text only the highest ids match) against a plain page of GET /students in
@@ -107,15 +147,23 @@ SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
 # needs 54,000 (a small run, such as tests/test_bench.py's, leaves it out).
 ON_REQUEST = (queue.SCENARIO,)
 # The scenarios the reference cannot serve: run on the service alone.
-SERVICE_ONLY = (feed.SCENARIO, dataset.BULK_SCENARIO, *LOOKUPS, LOOKUP_BASELINE)
+SERVICE_ONLY = (
+    feed.SCENARIO,
+    dataset.BULK_SCENARIO,
+    dataset.BULK_RULES_SCENARIO,
+    dataset.RUSH_SCENARIO,
+    *LOOKUPS,
+    LOOKUP_BASELINE,
+)
 # The scenarios measured by this process rather than by wrk, on the service
 # alone, with a table of their own.
 WITHOUT_WRK = (queue.SCENARIO,)
 # Scenarios shown against one another, run in the same block (see run_order).
 RELATED = (
     *((s, b) for s, b, _ in COMPARISONS),
+    *((s, b) for s, b, _ in AGAINST_REFERENCE),
     (feed.SCENARIO, FEED_BASELINE),
-    (dataset.BULK_SCENARIO, BULK_BASELINE),
+    *BULKS.items(),
     *((lookup, LOOKUP_BASELINE) for lookup in LOOKUPS),
 )
 
@@ -145,10 +193,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reserved-students",
         type=_positive,
         default=100_000,
-        help="students beyond --students, for hot-course-* and drop-promote only: a hot-course "
-        "run may enroll all of them but --hot-enrolled, a drop-promote run drop the seats of "
-        "half of them (the other half waits). The default lasts a 10 s run at 5,000 req/s: "
-        "raise it for faster machines or longer runs",
+        help="students beyond --students, for the scenarios that never repeat a request and "
+        "the rules': a hot-course run may enroll all of them but --hot-enrolled, a drop-promote "
+        "run drop the seats of half of them (the other half waits), an enroll-rules run enroll "
+        "each in 4 courses, bulk and bulk-rules go through them in passes, rush takes the first "
+        "400. The default lasts a 10 s run at 5,000 req/s: raise it for faster machines or "
+        "longer runs",
     )
     runs = parser.add_argument_group("the runs' own courses (built anew every time)")
     runs.add_argument(
@@ -214,6 +264,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"drop-promote needs --reserved-students of at least {2 * dataset.DROP_SEATS}")
     if queue.SCENARIO in args.scenarios and args.reserved_students < queued:
         parser.error(f"queue needs --reserved-students of at least {queued}")
+    for scenario, needed in (
+        (dataset.BULK_RULES_SCENARIO, dataset.BULK_ITEMS),
+        (dataset.RUSH_SCENARIO, dataset.RUSH_STUDENTS),
+    ):
+        if scenario in args.scenarios and args.reserved_students < needed:
+            parser.error(f"{scenario} needs --reserved-students of at least {needed}")
     return args
 
 
@@ -230,8 +286,10 @@ class Row:
     cpu_us: list[float]
     # The feed scenario's follower, one per round.
     followed: list[feed.Followed] = field(default_factory=list)
-    # The bulk scenario: enrollments found in each round's courses after its run.
+    # The bulk scenarios: enrollments found in each round's courses after its run.
     stored: list[int] = field(default_factory=list)
+    # The rush scenario: each round's RUSH_INVARIANTS violations, by invariant.
+    violations: list[dict[str, int]] = field(default_factory=list)
 
     def values(self, attribute: str) -> list[float]:
         """One value per round: cpu_us, or a wrk.Result attribute."""
@@ -439,16 +497,24 @@ def verdicts(rows: list[Row]) -> list[str]:
             f"and socket errors in the two (target 0): {'met' if met else 'NOT met'}"
         )
     by_key = {(row.scenario, row.server): row for row in rows}
+    for scenario, baseline, target in AGAINST_REFERENCE:
+        ours, theirs = by_key.get((scenario, "service")), by_key.get((baseline, "reference"))
+        if ours is not None and theirs is not None:
+            lines.append(
+                against_reference_verdict(ours, theirs, by_key.get((scenario, "reference")), target)
+            )
     for row in rows:
         if row.scenario == feed.SCENARIO:
             lines.append(feed_verdict(row, by_key.get((FEED_BASELINE, row.server))))
-        if row.scenario == dataset.BULK_SCENARIO:
-            lines.append(bulk_verdict(row, by_key.get((BULK_BASELINE, row.server))))
+        if row.scenario in BULKS:
+            lines.append(bulk_verdict(row, by_key.get((BULKS[row.scenario], row.server))))
     plain = by_key.get((LOOKUP_BASELINE, "service"))
     for scenario in LOOKUPS:
         lookup = by_key.get((scenario, "service"))
         if lookup is not None and plain is not None:
             lines.append(lookup_verdict(lookup, plain))
+    if (rush := by_key.get((dataset.RUSH_SCENARIO, "service"))) is not None:
+        lines.append(rush_verdict(rush))
     for row in rows:
         if past_end := sum(r.past_end for r in row.results):
             lines.append(
@@ -485,8 +551,57 @@ def feed_verdict(row: Row, baseline: Row | None) -> str:
     return f"{line}: {'met' if met else 'NOT met'}"
 
 
+def against_reference_verdict(row: Row, baseline: Row, same: Row | None, target: float) -> str:
+    """The service's scenario against another scenario of the reference, paired by round.
+
+    `same` is the reference's run of the service's scenario, if it ran: its
+    ratios are shown, with no target.
+    """
+    rates = row.values("requests_per_sec")
+    rate = paired_ratio(rates, baseline.values("requests_per_sec"))
+    p99 = paired_ratio(row.values("p99"), baseline.values("p99"))
+    errors = _errors(row)
+    met = rate >= target and errors == 0
+    line = (
+        f"{row.scenario}: req/s {rate:.3f} of the reference's {baseline.scenario} "
+        f"(target >= {target}), p99 {p99:.3f}x its (no target)"
+    )
+    if same is not None:
+        alike = paired_ratio(rates, same.values("requests_per_sec"))
+        cost = paired_ratio(same.values("requests_per_sec"), baseline.values("requests_per_sec"))
+        line += (
+            f"; {alike:.3f} of the reference's {row.scenario}, which is {cost:.3f} of its "
+            f"{baseline.scenario} (no target)"
+        )
+    return f"{line}; {errors} non-2xx and socket errors (target 0): {'met' if met else 'NOT met'}"
+
+
+def rush_verdict(row: Row) -> str:
+    """The rush's answers by kind, none unexpected, and its invariants after every run."""
+    answered: Counter[str] = Counter()
+    for result in row.results:
+        answered.update(result.statuses)
+    unexpected = sum(n for kind, n in answered.items() if kind not in RUSH_EXPECTED)
+    sockets = sum(sum(r.socket_errors) for r in row.results)
+    broken: Counter[str] = Counter()
+    for violations in row.violations:
+        broken.update(violations)
+    violated = sum(broken.values())
+    met = bool(answered) and unexpected == 0 and sockets == 0 and violated == 0
+    kinds = ", ".join(f"{kind} {answered[kind]:,}" for kind in sorted(answered)) or "nothing"
+    line = (
+        f"{row.scenario}: {row.median('requests_per_sec'):,.0f} req/s, p99 "
+        f"{_latency(row.median('p99'))}; answered {kinds}; {unexpected:,} answers other than "
+        f"{', '.join(RUSH_EXPECTED)} and {sockets} socket errors (target 0); "
+        f"{violated} invariant violations"
+    )
+    if violated:
+        line += " (" + ", ".join(f"{n} {name}" for name, n in broken.items() if n) + ")"
+    return f"{line} in {len(row.violations)} run(s) (target 0): {'met' if met else 'NOT met'}"
+
+
 def bulk_verdict(row: Row, baseline: Row | None) -> str:
-    """Enrollments per second through batches against BULK_BASELINE's req/s, same rounds."""
+    """Enrollments per second through batches against BULKS' baseline req/s, same rounds."""
     per_second = [r.requests_per_sec * dataset.BULK_ITEMS for r in row.results]
     answered = sum(r.requests - r.past_end for r in row.results) * dataset.BULK_ITEMS
     stored = sum(row.stored)
@@ -496,16 +611,16 @@ def bulk_verdict(row: Row, baseline: Row | None) -> str:
         f"({dataset.BULK_ITEMS} per POST /enrollments/batch)"
     )
     if baseline is None:
-        return f"{line} ({BULK_BASELINE} not run: no target)"
+        return f"{line} ({BULKS[row.scenario]} not run: no target)"
     ratio = paired_ratio(per_second, baseline.values("requests_per_sec"))
     # wrk counts the answers it read; a request cut off at the end of a run
     # may still commit, so the database may hold a batch more per connection.
     complete = stored >= answered
     met = ratio >= BULK_TARGET and errors == 0 and complete
     return (
-        f"{line}, {ratio:.1f}x {BULK_BASELINE}'s "
+        f"{line}, {ratio:.1f}x {baseline.scenario}'s "
         f"{baseline.median('requests_per_sec'):,.0f} req/s "
-        f"(target: bulk enrollments/s >= {BULK_TARGET}x {BULK_BASELINE}'s); "
+        f"(target: {row.scenario} enrollments/s >= {BULK_TARGET}x {baseline.scenario}'s); "
         f"{stored:,} enrollments stored for {answered:,} answered (target: all); "
         f"{errors} non-2xx and socket errors (target 0): {'met' if met else 'NOT met'}"
     )
@@ -553,10 +668,27 @@ def runs_facts(plan: dict[dataset.RunKey, dataset.Runs]) -> str:
     for (scenario, _, _, warmup), runs in plan.items():
         if warmup or scenario in facts:
             continue
-        if isinstance(runs, dataset.BulkCourses):
+        if isinstance(runs, dataset.BulkCourses) and runs.term is not None:
+            facts[scenario] = (
+                f"{scenario}: a term with {runs.courses:,} empty courses of {runs.items} seats, "
+                f"{runs.items} enrollments into one per request, "
+                f"{runs.students // runs.items} requests per slot of the week"
+            )
+        elif isinstance(runs, dataset.BulkCourses):
             facts[scenario] = (
                 f"{scenario}: {runs.courses:,} empty courses without a capacity, "
                 f"{runs.items} enrollments into one per request"
+            )
+        elif isinstance(runs, dataset.RulesCourses):
+            facts[scenario] = (
+                f"{scenario}: a term with {runs.courses:,} courses of {runs.seats} seats, "
+                f"{runs.students:,} students holding {runs.prefilled} of them each, "
+                f"{runs.items:,} enrollments to make"
+            )
+        elif isinstance(runs, dataset.RushTerm):
+            facts[scenario] = (
+                f"{scenario}: a term with {runs.sections} sections of {dataset.RUSH_SEATS} "
+                f"seats and {dataset.RUSH_WAITLIST} waiting, {runs.students} students"
             )
         elif isinstance(runs, dataset.QueueCourse):
             facts[scenario] = (
@@ -567,7 +699,7 @@ def runs_facts(plan: dict[dataset.RunKey, dataset.Runs]) -> str:
                 f"{scenario}: {runs.enrolled:,} enrolled at the start, "
                 f"{runs.students:,} students to enroll"
             )
-        else:
+        elif isinstance(runs, dataset.DropCourses):
             facts[scenario] = (
                 f"{scenario}: {runs.courses:,} full courses of {runs.seats} seats, "
                 f"{runs.seats} waiting for each, {runs.drops:,} seats to drop"
@@ -720,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=next(seeds),
                     seconds=seconds,
                     data=data(False),
+                    statuses=row.scenario in COUNTED,
                     **options,
                 )
 
@@ -730,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=next(seeds),
                     seconds=args.warmup,
                     data=data(True),
+                    statuses=row.scenario in COUNTED,
                     **options,
                 )
             cpu_before = server.cpu_seconds()
@@ -742,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = plan.get((row.scenario, server.name, round_, False))
             if isinstance(runs, dataset.BulkCourses):
                 row.stored.append(asyncio.run(dataset.count_enrollments(url, runs)))
+            if isinstance(runs, dataset.RushTerm):
+                row.violations.append(asyncio.run(dataset.rush_violations(url, runs)))
             cpu_us = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
             row.results.append(result)
             row.cpu_us.append(cpu_us)
@@ -749,6 +885,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {row.scenario:<20} {server.name:<9} {result.requests_per_sec:>10,.0f} req/s"
                 f"  p99 {_latency(result.p99)}  CPU {cpu_us:.0f} us/req"
             )
+            if row.violations and isinstance(runs, dataset.RushTerm):
+                line += f"  {sum(row.violations[-1].values())} invariant violations"
             if followed is not None:
                 lags = followed.lags
                 line += (

@@ -9,7 +9,11 @@ Besides the students the GET and enroll scenarios draw from, the load sets
 a request (hot-course-*, drop-promote) use them, in courses of their own:
 one set per run (server, round, warm-up or measured), built by
 `prepare_runs` before every invocation that needs them and removed by the
-next one, since a run uses its set up.
+next one, since a run uses its set up. The scenarios of the rules of
+registration (enroll-rules, bulk-rules, rush) get a term of their own per
+run besides, with the completions, per-term settings and enrollments
+before the run that they need, built the same way (by SQL: the bench does
+not depend on the API that creates terms).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -238,6 +243,9 @@ async def prepare(server_url: str, sizes: Sizes) -> str:
         wanted = {"format": FORMAT, "schema": schema(), **asdict(sizes)}
         if stored and {k: stored.get(k) for k in wanted} == wanted:
             print(f"reusing {DATABASE}: {sizes.describe()}")
+            # The same migrations; the functions of sql/functions/ as they are
+            # now (applied again where a file changed, as a deploy does).
+            await asyncio.to_thread(migrations.apply, url)
             await _forget_bench_writes(url, sizes, datetime.fromisoformat(stored["loaded_at"]))
             return url
         # The comment is written last, so a half-finished load is never reused.
@@ -368,6 +376,12 @@ class BulkCourses:
     first_course + r: students first_student + (r * items + k) % students for
     k below items (bench/scenarios.lua computes the same), so no pair repeats,
     and concurrent requests lock courses of their own.
+
+    With a `term` (bulk-rules), the courses are of that term, each with
+    RULES_CREDITS, RULES_PREREQUISITE and `items` seats, and `students` a
+    multiple of `items`: the requests come in passes of students / items,
+    each pass enrolling every student once, and the courses of pass p meet
+    in slot p (slot_meetings), so no student's courses overlap.
     """
 
     first_course: int
@@ -375,10 +389,15 @@ class BulkCourses:
     first_student: int
     students: int
     items: int = BULK_ITEMS
+    term: int | None = None
 
     @property
     def enrollments(self) -> int:
         return self.courses * self.items
+
+    def slot(self, request: int) -> int:
+        """The slot of the week of request `request`'s course (with a term)."""
+        return request // (self.students // self.items)
 
     def wrk_args(self) -> list[str]:
         return [
@@ -417,8 +436,150 @@ class QueueCourse:
         return []  # not a wrk scenario
 
 
+# Issue 27: the rules of registration on (spec: "Terms and the rules of
+# registration"). Each run of these scenarios gets a term of its own, open
+# for registration (opened a day before the invocation, closing and the
+# drop deadline a month after it), with a credit limit.
+RULES_SCENARIO = "enroll-rules"
+BULK_RULES_SCENARIO = "bulk-rules"
+RUSH_SCENARIO = "rush"
+RULES_SCENARIOS = (RULES_SCENARIO, BULK_RULES_SCENARIO, RUSH_SCENARIO)
+# Every course of enroll-rules and bulk-rules requires this code, which
+# every reserved student has completed; each has RULES_CREDITS credits and
+# meets in a slot of the week (slot_meetings), two days, 50 minutes.
+RULES_PREREQUISITE = "BENCH100"
+RULES_CREDITS = Decimal("3.0")
+DAY_PAIRS = (("mon", "thu"), ("tue", "fri"), ("wed", "sat"))
+# Slots 07:00 to 22:50, no two overlapping.
+SLOTS = 3 * 16
+# enroll-rules: each student of a run holds RULES_PREFILLED courses of the
+# term before it, one per slot, and the run may add RULES_NEW, one per slot
+# again: (2 + 4) * 3 = 18 credits, within the term's RULES_MAX_CREDITS. A
+# slot has RULES_SECTIONS sections, so concurrent requests (consecutive
+# students) go to different courses. Planned for RULES_RATE requests a second
+# (like BULK_RATE: past that a run finds no data left, and says so).
+RULES_PREFILLED = 2
+RULES_NEW = 4
+RULES_SECTIONS = 100
+RULES_MAX_CREDITS = Decimal("20.0")
+RULES_RATE = 5_000
+# bulk-rules: the bulk scenario's batches, into courses of a term whose
+# limit lets a student take a course in each of BULK_RULES_PASSES slots.
+BULK_RULES_MAX_CREDITS = Decimal("99.9")
+BULK_RULES_PASSES = min(SLOTS, int(BULK_RULES_MAX_CREDITS // RULES_CREDITS))
+# rush: RUSH_STUDENTS students (reserved ones, the same in every run) into
+# RUSH_SECTIONS hot sections of one term (rush_meetings: section j overlaps
+# j - 3 and j + 3), RUSH_CREDITS each, a limit of RUSH_MAX_CREDITS (of
+# RUSH_OWN_LIMIT for every RUSH_OWN_LIMIT_EVERY-th student, their own), few
+# seats and a short waitlist; every RUSH_PREREQUISITE_EVERY-th section
+# requires RUSH_PREREQUISITE, which every RUSH_MISSING_EVERY-th student lacks.
+RUSH_SECTIONS = 20
+RUSH_SEATS = 25
+RUSH_WAITLIST = 10
+RUSH_STUDENTS = 400
+RUSH_CREDITS = Decimal("4.0")
+RUSH_MAX_CREDITS = Decimal("12.0")
+RUSH_OWN_LIMIT = Decimal("8.0")
+RUSH_OWN_LIMIT_EVERY = 4
+RUSH_PREREQUISITE = "RUSH100"
+RUSH_PREREQUISITE_EVERY = 5
+RUSH_MISSING_EVERY = 3
+
+
+def slot_meetings(slot: int) -> list[dict]:
+    """A course's meetings in `slot` of the week: no two slots overlap."""
+    days = DAY_PAIRS[slot % len(DAY_PAIRS)]
+    hour = 7 + slot // len(DAY_PAIRS)
+    return [{"days": list(days), "starts": f"{hour:02d}:00", "ends": f"{hour:02d}:50"}]
+
+
+def rush_meetings(section: int) -> list[dict]:
+    """Rush section j: 90 minutes from 08:00 + (j // 3) hours on a pair of days.
+
+    Sections j and j + 3 share their days and half an hour: a student in
+    one gets time-conflict for the other. Others do not overlap.
+    """
+    days = DAY_PAIRS[section % len(DAY_PAIRS)]
+    hour = 8 + section // len(DAY_PAIRS)
+    return [{"days": list(days), "starts": f"{hour:02d}:00", "ends": f"{hour + 1:02d}:30"}]
+
+
+@dataclass(frozen=True)
+class RulesCourses:
+    """enroll-rules: a term of its own, every rule on, and its courses.
+
+    Course first_course + slot * sections + j meets in `slot` (slot_meetings),
+    has RULES_CREDITS, requires RULES_PREREQUISITE and has `seats`. Student
+    first_student + s (s below `students`) takes section s % sections in
+    every slot: before the run, the first `prefilled` slots (and a time
+    ticket, opened before the term's opening); item i of the run (bench/
+    scenarios.lua computes the same) enrolls student s = i % students into
+    slot prefilled + i // students. So no pair repeats, none of a student's
+    courses overlap another, every request passes every rule and is
+    answered 201, and concurrent requests are for different students.
+    """
+
+    term: int
+    first_course: int
+    first_student: int
+    students: int
+    sections: int = RULES_SECTIONS
+    prefilled: int = RULES_PREFILLED
+    new: int = RULES_NEW
+
+    @property
+    def courses(self) -> int:
+        return (self.prefilled + self.new) * self.sections
+
+    @property
+    def seats(self) -> int:
+        return math.ceil(self.students / self.sections)
+
+    @property
+    def items(self) -> int:
+        return self.students * self.new
+
+    def course(self, student: int, slot: int) -> int:
+        """The course of slot `slot` of the run's student number `student` (0-based)."""
+        return self.first_course + slot * self.sections + student % self.sections
+
+    def wrk_args(self) -> list[str]:
+        return [
+            str(self.first_course),
+            str(self.sections),
+            str(self.prefilled),
+            str(self.first_student),
+            str(self.students),
+            str(self.new),
+        ]
+
+
+@dataclass(frozen=True)
+class RushTerm:
+    """rush: a term of its own with `sections` hot sections and `students` to rush them.
+
+    Courses first_course .. + sections - 1 (rush_meetings), students
+    first_student .. + students - 1; nobody enrolled or waiting before the
+    run. bench/scenarios.lua picks students and sections at random.
+    """
+
+    term: int
+    first_course: int
+    first_student: int
+    sections: int = RUSH_SECTIONS
+    students: int = RUSH_STUDENTS
+
+    def wrk_args(self) -> list[str]:
+        return [
+            str(self.first_course),
+            str(self.sections),
+            str(self.first_student),
+            str(self.students),
+        ]
+
+
 # What one run works on.
-Runs = HotCourse | DropCourses | BulkCourses | QueueCourse
+Runs = HotCourse | DropCourses | BulkCourses | QueueCourse | RulesCourses | RushTerm
 
 
 def plan_runs(
@@ -439,16 +600,23 @@ def plan_runs(
     worth of enrollments (the other half waits), a warm-up run
     `warmup_share` of that (its seconds over the measured ones); 0 means no
     warm-up runs. A bulk run (service only) gets courses for BULK_RATE
-    requests a second over its `seconds` (its share of them, warming up).
-    A queue run (service only, never warmed up) gets one QueueCourse.
+    requests a second over its `seconds` (its share of them, warming up);
+    a bulk-rules run the same, up to BULK_RULES_PASSES passes. An
+    enroll-rules run gets students for RULES_RATE requests a second. A rush
+    run (service only) gets RUSH_SECTIONS sections. The runs of the rules
+    scenarios each get a term of their own, ids from 1. A queue run
+    (service only, never warmed up) gets one QueueCourse.
     """
     plan: dict[RunKey, Runs] = {}
     first_student = sizes.students + 1
     full_set = sizes.reserved // (2 * DROP_SEATS)
     phases = (True, False) if warmup_share > 0 else (False,)
     course = sizes.courses + 1
+    term = 1
+    own = (*HOT_SCENARIOS, DROP_SCENARIO, BULK_SCENARIO, QUEUE_SCENARIO, *RULES_SCENARIOS)
+    service_only = (BULK_SCENARIO, BULK_RULES_SCENARIO, RUSH_SCENARIO)
     for scenario in scenarios:
-        if scenario not in (*HOT_SCENARIOS, DROP_SCENARIO, BULK_SCENARIO, QUEUE_SCENARIO):
+        if scenario not in own:
             continue
         for round_ in range(rounds):
             if scenario == QUEUE_SCENARIO:
@@ -456,18 +624,39 @@ def plan_runs(
                 course += 1
                 continue
             for server in servers:
-                if scenario == BULK_SCENARIO and server != "service":
+                if scenario in service_only and server != "service":
                     continue
                 for warmup in phases:
                     key = (scenario, server, round_, warmup)
+                    share = min(warmup_share, 1) if warmup else 1
                     if scenario == BULK_SCENARIO:
-                        share = min(warmup_share, 1) if warmup else 1
                         courses = max(1, math.ceil(BULK_RATE * seconds * share))
                         plan[key] = BulkCourses(course, courses, first_student, sizes.reserved)
                         course += courses
                         continue
+                    if scenario == BULK_RULES_SCENARIO:
+                        students = sizes.reserved // BULK_ITEMS * BULK_ITEMS
+                        passes = BULK_RULES_PASSES * (students // BULK_ITEMS)
+                        courses = max(1, min(math.ceil(BULK_RATE * seconds * share), passes))
+                        plan[key] = BulkCourses(course, courses, first_student, students, term=term)
+                        course += courses
+                        term += 1
+                        continue
+                    if scenario == RULES_SCENARIO:
+                        students = math.ceil(RULES_RATE * seconds * share / RULES_NEW)
+                        runs = RulesCourses(
+                            term, course, first_student, max(1, min(students, sizes.reserved))
+                        )
+                        plan[key] = runs
+                        course += runs.courses
+                        term += 1
+                        continue
+                    if scenario == RUSH_SCENARIO:
+                        plan[key] = RushTerm(term, course, first_student)
+                        course += RUSH_SECTIONS
+                        term += 1
+                        continue
                     if scenario == DROP_SCENARIO:
-                        share = min(warmup_share, 1) if warmup else 1
                         courses = max(1, math.ceil(full_set * share))
                         plan[key] = DropCourses(course, courses, first_student)
                         course += courses
@@ -483,40 +672,170 @@ def plan_runs(
     return plan
 
 
-def _run_courses(plan: dict[RunKey, Runs]) -> Iterator[tuple]:
-    """id, code, title, capacity, waitlist_capacity."""
+def _terms(plan: dict[RunKey, Runs], now: datetime) -> Iterator[tuple]:
+    """id, code, title, starts_on, ends_on, registration_opens_at,
+    registration_closes_at, drop_deadline, max_credits."""
+    starts_on = (now + timedelta(days=30)).date()
     for runs in plan.values():
+        if isinstance(runs, RulesCourses):
+            limit = RULES_MAX_CREDITS
+        elif isinstance(runs, BulkCourses) and runs.term is not None:
+            limit = BULK_RULES_MAX_CREDITS
+        elif isinstance(runs, RushTerm):
+            limit = RUSH_MAX_CREDITS
+        else:
+            continue
+        yield (
+            runs.term,
+            f"BENCH-{runs.term}",
+            f"Bench term {runs.term}",
+            starts_on,
+            starts_on + timedelta(days=120),
+            now - timedelta(days=1),
+            now + timedelta(days=30),
+            now + timedelta(days=30),
+            limit,
+        )
+
+
+def _run_courses(plan: dict[RunKey, Runs]) -> Iterator[tuple]:
+    """id, code, title, capacity, waitlist_capacity, term_id, credits, meetings, prerequisites."""
+    no_term = (None, Decimal(0), "[]", [])
+    for runs in plan.values():
+        if isinstance(runs, BulkCourses) and runs.term is not None:
+            for r in range(runs.courses):
+                course = runs.first_course + r
+                yield (
+                    course,
+                    f"BR{course:06d}",
+                    f"Bulk course {course} with rules",
+                    runs.items,
+                    0,
+                    runs.term,
+                    RULES_CREDITS,
+                    json.dumps(slot_meetings(runs.slot(r))),
+                    [RULES_PREREQUISITE],
+                )
+            continue
         if isinstance(runs, BulkCourses):
             for course in range(runs.first_course, runs.first_course + runs.courses):
-                yield course, f"B{course:06d}", f"Bulk course {course}", None, 0
+                yield course, f"B{course:06d}", f"Bulk course {course}", None, 0, *no_term
+            continue
+        if isinstance(runs, RulesCourses):
+            for slot in range(runs.prefilled + runs.new):
+                meetings = json.dumps(slot_meetings(slot))
+                for section in range(runs.sections):
+                    course = runs.course(section, slot)
+                    yield (
+                        course,
+                        f"R{course:06d}",
+                        f"Section {section} of slot {slot}",
+                        runs.seats,
+                        0,
+                        runs.term,
+                        RULES_CREDITS,
+                        meetings,
+                        [RULES_PREREQUISITE],
+                    )
+            continue
+        if isinstance(runs, RushTerm):
+            for section in range(runs.sections):
+                course = runs.first_course + section
+                required = section % RUSH_PREREQUISITE_EVERY == RUSH_PREREQUISITE_EVERY - 1
+                yield (
+                    course,
+                    f"S{course:06d}",
+                    f"Hot section {section}",
+                    RUSH_SEATS,
+                    RUSH_WAITLIST,
+                    runs.term,
+                    RUSH_CREDITS,
+                    json.dumps(rush_meetings(section)),
+                    [RUSH_PREREQUISITE] if required else [],
+                )
             continue
         if isinstance(runs, HotCourse):
-            yield runs.course, f"H{runs.course:06d}", f"Hot course {runs.course}", None, 0
+            yield (
+                runs.course,
+                f"H{runs.course:06d}",
+                f"Hot course {runs.course}",
+                None,
+                0,
+                *no_term,
+            )
             continue
         if isinstance(runs, QueueCourse):
             # As many may wait as the database allows (courses_waitlist_capacity_check).
-            yield runs.course, f"Q{runs.course:06d}", f"Queue {runs.course}", runs.seats, 100_000
+            yield (
+                runs.course,
+                f"Q{runs.course:06d}",
+                f"Queue {runs.course}",
+                runs.seats,
+                100_000,
+                *no_term,
+            )
             continue
         for course in range(runs.first_course, runs.first_course + runs.courses):
-            yield course, f"F{course:06d}", f"Full course {course}", runs.seats, runs.seats
+            yield (
+                course,
+                f"F{course:06d}",
+                f"Full course {course}",
+                runs.seats,
+                runs.seats,
+                *no_term,
+            )
 
 
 def _run_enrollments(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
     for runs in plan.values():
-        if isinstance(runs, BulkCourses):
-            continue
         if isinstance(runs, HotCourse):
             first = runs.first_student + runs.students
             for student in range(first, first + runs.enrolled):
                 yield student, runs.course
-            continue
-        if isinstance(runs, QueueCourse):
+        elif isinstance(runs, QueueCourse):
             for student in range(runs.first_student, runs.first_waiting):
                 yield student, runs.course
-            continue
-        for i in range(runs.courses):
-            for rank in range(runs.seats):
-                yield runs.seated(i, rank), runs.first_course + i
+        elif isinstance(runs, RulesCourses):
+            for s in range(runs.students):
+                for slot in range(runs.prefilled):
+                    yield runs.first_student + s, runs.course(s, slot)
+        elif isinstance(runs, DropCourses):
+            for i in range(runs.courses):
+                for rank in range(runs.seats):
+                    yield runs.seated(i, rank), runs.first_course + i
+
+
+def _student_terms(plan: dict[RunKey, Runs], now: datetime) -> Iterator[tuple]:
+    """student_id, term_id, registration_opens_at, max_credits, credits (0: counted after).
+
+    enroll-rules' students hold a time ticket (opened before the term's
+    opening); every RUSH_OWN_LIMIT_EVERY-th rush student a limit of their own.
+    """
+    for runs in plan.values():
+        if isinstance(runs, RulesCourses):
+            ticket = now - timedelta(days=2)
+            for student in range(runs.first_student, runs.first_student + runs.students):
+                yield student, runs.term, ticket, None, Decimal(0)
+        elif isinstance(runs, RushTerm):
+            for s in range(0, runs.students, RUSH_OWN_LIMIT_EVERY):
+                yield runs.first_student + s, runs.term, None, RUSH_OWN_LIMIT, Decimal(0)
+
+
+def _completions(sizes: Sizes, plan: dict[RunKey, Runs]) -> Iterator[tuple[int, str]]:
+    """student_id, code: what the rules scenarios' students have completed.
+
+    RULES_PREREQUISITE for every reserved student (bulk-rules goes through
+    them all); RUSH_PREREQUISITE for the rush students but every
+    RUSH_MISSING_EVERY-th.
+    """
+    first = sizes.students + 1
+    if any(isinstance(r, RulesCourses | BulkCourses) and r.term for r in plan.values()):
+        for student in range(first, first + sizes.reserved):
+            yield student, RULES_PREREQUISITE
+    rush = max((r.students for r in plan.values() if isinstance(r, RushTerm)), default=0)
+    for s in range(rush):
+        if s % RUSH_MISSING_EVERY != 0:
+            yield first + s, RUSH_PREREQUISITE
 
 
 def _run_waitlists(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
@@ -532,7 +851,7 @@ def _run_waitlists(plan: dict[RunKey, Runs]) -> Iterator[tuple[int, int]]:
 
 
 async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None:
-    """Remove the courses earlier invocations' runs used up; build `plan`'s."""
+    """Remove the courses and terms earlier invocations' runs used up; build `plan`'s."""
     conn = await asyncpg.connect(url)
     try:
         without_triggers = await _skip_triggers(conn)
@@ -548,12 +867,51 @@ async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None
             removed = int(status.split()[-1])
             if removed:
                 print(f"  removed the {removed:,} courses of earlier runs")
+            # Every term is a run's (the loaded courses have none).
+            await conn.execute("delete from student_terms")
+            await conn.execute("delete from terms")
+            await conn.execute(
+                "delete from student_completions where student_id > $1", sizes.students
+            )
+            now = await conn.fetchval("select now()")
             copied = {}
             for table, columns, rows in (
                 (
+                    "terms",
+                    [
+                        "id",
+                        "code",
+                        "title",
+                        "starts_on",
+                        "ends_on",
+                        "registration_opens_at",
+                        "registration_closes_at",
+                        "drop_deadline",
+                        "max_credits",
+                    ],
+                    _terms(plan, now),
+                ),
+                (
                     "courses",
-                    ["id", "code", "title", "capacity", "waitlist_capacity"],
+                    [
+                        "id",
+                        "code",
+                        "title",
+                        "capacity",
+                        "waitlist_capacity",
+                        "term_id",
+                        "credits",
+                        "meetings",
+                        "prerequisites",
+                    ],
                     _run_courses(plan),
+                ),
+                ("student_completions", ["student_id", "code"], _completions(sizes, plan)),
+                # Before the seats: with the triggers on, those add their credits.
+                (
+                    "student_terms",
+                    ["student_id", "term_id", "registration_opens_at", "max_credits", "credits"],
+                    _student_terms(plan, now),
                 ),
                 ("student_courses", ["student_id", "course_id"], _run_enrollments(plan)),
                 # After the seats: a student may only wait for a full course.
@@ -563,19 +921,50 @@ async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None
                 copied[table] = int(status.split()[-1])
             if without_triggers:
                 await _count_seats(conn, sizes.courses + 1)
+                await _count_credits(conn)
             await conn.execute(
                 "select setval(pg_get_serial_sequence('courses', 'id'), max(id)) from courses"
             )
+            if copied["terms"]:
+                await conn.execute(
+                    "select setval(pg_get_serial_sequence('terms', 'id'), max(id)) from terms"
+                )
         if plan:
             print(
                 f"  runs' courses: {copied['courses']:,} courses, "
                 f"{copied['student_courses']:,} enrollments, "
-                f"{copied['course_waitlist']:,} waiting, in {time.perf_counter() - started:.1f} s"
+                f"{copied['course_waitlist']:,} waiting, {copied['terms']:,} terms, "
+                f"{copied['student_completions']:,} completions, "
+                f"in {time.perf_counter() - started:.1f} s"
             )
         if removed or plan:
-            await conn.execute("vacuum analyze courses, student_courses, course_waitlist")
+            await conn.execute(
+                "vacuum analyze courses, student_courses, course_waitlist, terms, student_terms,"
+                " student_completions"
+            )
     finally:
         await conn.close()
+
+
+async def _count_credits(conn: asyncpg.Connection) -> None:
+    """Set student_terms.credits from the enrollments (what counts.sql keeps).
+
+    For rows copied with credits 0 while the triggers were off, each of
+    which `_student_terms` gave every student enrolled in a course of a term.
+    """
+    await conn.execute(
+        """
+        update student_terms st
+        set credits = s.credits
+        from (
+            select e.student_id, c.term_id, sum(c.credits) as credits
+            from student_courses e join courses c on c.id = e.course_id
+            where c.term_id is not null
+            group by e.student_id, c.term_id
+        ) s
+        where st.student_id = s.student_id and st.term_id = s.term_id
+        """
+    )
 
 
 async def count_enrollments(url: str, runs: BulkCourses) -> int:
@@ -587,5 +976,83 @@ async def count_enrollments(url: str, runs: BulkCourses) -> int:
             runs.first_course,
             runs.first_course + runs.courses - 1,
         )
+    finally:
+        await conn.close()
+
+
+# rush's invariants (spec: Waitlists, and "Terms and the rules of
+# registration"), each a count of what breaks it in the run's term; all
+# hold whatever the order of the concurrent requests.
+RUSH_INVARIANTS = {
+    "overlapping enrollments": """
+        select count(*)
+        from student_courses a
+        join courses x on x.id = a.course_id
+        join student_courses b on b.student_id = a.student_id and b.course_id > a.course_id
+        join courses y on y.id = b.course_id
+        where x.term_id = $1 and y.term_id = $1
+          and a.overrides is null and b.overrides is null
+          and meetings_overlap(x.meetings, y.meetings)
+    """,
+    "students over their credit limit": """
+        select count(*)
+        from (
+            select e.student_id, sum(c.credits) as credits,
+                   bool_or(e.overrides is not null) as overridden
+            from student_courses e join courses c on c.id = e.course_id
+            where c.term_id = $1
+            group by e.student_id
+        ) s
+        join terms t on t.id = $1
+        left join student_terms st on st.student_id = s.student_id and st.term_id = $1
+        where not s.overridden and s.credits > coalesce(st.max_credits, t.max_credits)
+    """,
+    "kept credits unequal to the enrollments'": """
+        select count(*)
+        from (
+            select e.student_id, sum(c.credits) as credits
+            from student_courses e join courses c on c.id = e.course_id
+            where c.term_id = $1
+            group by e.student_id
+        ) s
+        full join (select student_id, credits from student_terms where term_id = $1) st
+            using (student_id)
+        where coalesce(s.credits, 0) <> coalesce(st.credits, 0)
+    """,
+    "courses with wrong seat counts": """
+        select count(*) from courses c
+        where c.term_id = $1
+          and (c.enrolled > c.capacity or c.waitlisted > c.waitlist_capacity
+               or c.enrolled <> (select count(*) from student_courses e where e.course_id = c.id)
+               or c.waitlisted <> (select count(*) from course_waitlist w
+                                   where w.course_id = c.id))
+    """,
+    "students both enrolled and waiting": """
+        select count(*)
+        from student_courses e
+        join course_waitlist w on w.student_id = e.student_id and w.course_id = e.course_id
+        join courses c on c.id = e.course_id
+        where c.term_id = $1
+    """,
+    "free seats while a student who may take one waits": """
+        select count(*) from courses c
+        where c.term_id = $1 and c.enrolled < c.capacity
+          and exists (
+              select 1 from course_waitlist w
+              where w.course_id = c.id
+                and (select b.rule
+                     from registration_blocker(w.student_id, c.id, w.overrides, false) b) is null
+          )
+    """,
+}
+
+
+async def rush_violations(url: str, runs: RushTerm) -> dict[str, int]:
+    """RUSH_INVARIANTS in the run's term: what breaks each (0 each when all hold)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return {
+            name: await conn.fetchval(query, runs.term) for name, query in RUSH_INVARIANTS.items()
+        }
     finally:
         await conn.close()

@@ -31,7 +31,9 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+    # default: a course's credits, numeric, come as Decimal.
+    body = orjson.dumps(data, default=float)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def _page(rows: list[asyncpg.Record]) -> web.Response:
@@ -57,7 +59,8 @@ async def enroll(request: web.Request) -> web.Response:
     student_id = int(request.match_info["student_id"])
     course_id = orjson.loads(await request.read())["course_id"]
     async with request.app[POOL].acquire() as conn:
-        row = await conn.fetchrow(Q.enroll, student_id, course_id, False, "")
+        # No waitlist, no overrides, no actor.
+        row = await conn.fetchrow(Q.enroll, student_id, course_id, False, None, "")
     return _json(dict(row), status=201 if row["outcome"] == "enrolled" else 200)
 
 
@@ -65,7 +68,8 @@ async def drop(request: web.Request) -> web.Response:
     student_id = int(request.match_info["student_id"])
     course_id = int(request.match_info["course_id"])
     async with request.app[POOL].acquire() as conn:
-        outcome = await conn.fetchval(Q.delete_enrollment, student_id, course_id, "")
+        # No overrides, no actor.
+        outcome = await conn.fetchval(Q.delete_enrollment, student_id, course_id, None, "")
     if outcome != "dropped":
         return web.Response(body=NOT_FOUND, status=404, content_type="application/json")
     return web.Response(status=204)

@@ -29,18 +29,39 @@
 --     FIRST_COURSE + i seats students FIRST_STUDENT + i * SEATS + r, r below
 --     SEATS): the courses take turns, so concurrent drops are on different
 --     courses.
---   bulk FIRST_COURSE COURSES FIRST_STUDENT STUDENTS ITEMS:
+--   bulk, bulk-rules FIRST_COURSE COURSES FIRST_STUDENT STUDENTS ITEMS:
 --     POST /enrollments/batch of ITEMS new enrollments, item r (a request)
 --     enrolling students FIRST_STUDENT + (r * ITEMS + k) % STUDENTS, k below
---     ITEMS, into course FIRST_COURSE + r, for r below COURSES.
+--     ITEMS, into course FIRST_COURSE + r, for r below COURSES;
+--   enroll-rules FIRST_COURSE SECTIONS PREFILLED FIRST_STUDENT STUDENTS NEW:
+--     POST /students/{id}/courses into a course of a term with every rule
+--     on, item i enrolling student FIRST_STUDENT + s, s = i % STUDENTS, into
+--     FIRST_COURSE + slot * SECTIONS + s % SECTIONS, slot = PREFILLED +
+--     floor(i / STUDENTS), for i below STUDENTS * NEW (bench/dataset.py's
+--     RulesCourses: every one passes every rule).
 -- Past the end of the list, a thread asks for a path that answers 404 and
 -- done() prints how many times ("Past the prepared data: N"). wrk calls
 -- request() once before the run to check the script, in thread 1, and
 -- never sends what it returns: item 0 is skipped, never repeated.
 --
+-- rush FIRST_COURSE SECTIONS FIRST_STUDENT STUDENTS repeats requests on
+-- purpose: POST /students/{id}/courses of a random one of STUDENTS students
+-- into a random one of SECTIONS hot sections, half of them asking to wait;
+-- and, one request in RUSH_DROP_EVERY, DELETE of an enrollment this thread
+-- was answered 201 for (its Location), so seats free up and queues move all
+-- run long.
+--
 -- The Authorization header comes from wrk's -H option.
+--
+-- With BENCH_WRK_STATUSES=1 in the environment (bench/wrk.py sets it for the
+-- scenarios whose answers are counted), done() prints how many answers of
+-- each status there were ("Answered 201: N"), the 4xx and 5xx ones by the
+-- problem's type ("Answered 409 time-conflict: N"). Only then: a script
+-- with a response() function makes wrk read every answer's headers and body
+-- into Lua, a cost the other scenarios do not pay.
 
 local threads = {}
+local RUSH_DROP_EVERY = 5
 
 -- bench/dataset.py's TAG_LETTERS and QUERY_LENGTH.
 local TAG_LETTERS = "fgijkoqrvwyz"
@@ -75,20 +96,56 @@ function init(args)
     seats = tonumber(args[8])
     first_student = tonumber(args[9])
     items = drop_courses * seats
-  elseif scenario == "bulk" then
+  elseif scenario == "bulk" or scenario == "bulk-rules" then
     first_course = tonumber(args[6])
     items = tonumber(args[7])
     first_student = tonumber(args[8])
     bulk_students = tonumber(args[9])
     bulk_items = tonumber(args[10])
+  elseif scenario == "enroll-rules" then
+    first_course = tonumber(args[6])
+    sections = tonumber(args[7])
+    prefilled = tonumber(args[8])
+    first_student = tonumber(args[9])
+    rules_students = tonumber(args[10])
+    items = rules_students * tonumber(args[11])
+  elseif scenario == "rush" then
+    first_course = tonumber(args[6])
+    sections = tonumber(args[7])
+    first_student = tonumber(args[8])
+    rush_students = tonumber(args[9])
+    -- The paths of the enrollments this thread was answered 201 for.
+    enrolled = {}
   elseif scenario ~= "student-courses" and scenario ~= "enroll"
       and scenario ~= "course-students" and scenario ~= "healthz"
       and scenario ~= "lookup" and scenario ~= "students-page"
       and scenario ~= "lookup-common" and scenario ~= "lookup-late" then
     error("unknown scenario: " .. tostring(scenario))
   end
-  if scenario == "enroll" or hot_course or scenario == "bulk" then
+  if scenario == "enroll" or hot_course or scenario == "bulk" or scenario == "bulk-rules"
+      or scenario == "enroll-rules" or scenario == "rush" then
     wrk.headers["Content-Type"] = "application/json"
+  end
+end
+
+if os.getenv("BENCH_WRK_STATUSES") == "1" then
+  statuses = {}
+
+  function response(status, headers, body)
+    local key = tostring(status)
+    if status >= 400 then
+      local slug = body and body:match('"type":%s*"/problems/([%w%-]+)"')
+      if slug then
+        key = key .. " " .. slug
+      end
+    end
+    statuses[key] = (statuses[key] or 0) + 1
+    if status == 201 and enrolled then
+      local location = headers["Location"]
+      if location then
+        table.insert(enrolled, location)
+      end
+    end
   end
 end
 
@@ -155,7 +212,29 @@ function request()
     end
     local body = '{"course_id": ' .. hot_course .. '}'
     return wrk.format("POST", "/students/" .. (first_student + i) .. "/courses", nil, body)
-  elseif scenario == "bulk" then
+  elseif scenario == "enroll-rules" then
+    local i = take()
+    if not i then
+      return past_the_end()
+    end
+    local s = i % rules_students
+    local slot = prefilled + math.floor(i / rules_students)
+    local body = '{"course_id": ' .. (first_course + slot * sections + s % sections) .. '}'
+    return wrk.format("POST", "/students/" .. (first_student + s) .. "/courses", nil, body)
+  elseif scenario == "rush" then
+    if #enrolled > 0 and math.random(1, RUSH_DROP_EVERY) == 1 then
+      local k = math.random(1, #enrolled)
+      local path = enrolled[k]
+      enrolled[k] = enrolled[#enrolled]
+      enrolled[#enrolled] = nil
+      return wrk.format("DELETE", path)
+    end
+    local student = first_student + math.random(0, rush_students - 1)
+    local course = first_course + math.random(0, sections - 1)
+    local wait = math.random(0, 1) == 1 and "true" or "false"
+    local body = '{"course_id": ' .. course .. ', "waitlist": ' .. wait .. '}'
+    return wrk.format("POST", "/students/" .. student .. "/courses", nil, body)
+  elseif scenario == "bulk" or scenario == "bulk-rules" then
     local r = take()
     if not r then
       return past_the_end()
@@ -189,5 +268,21 @@ function done(summary, latency, requests)
   end
   if total > 0 then
     io.write("Past the prepared data: " .. total .. "\n")
+  end
+  if statuses then
+    local answered = {}
+    for _, thread in ipairs(threads) do
+      for key, count in pairs(thread:get("statuses") or {}) do
+        answered[key] = (answered[key] or 0) + count
+      end
+    end
+    local keys = {}
+    for key in pairs(answered) do
+      table.insert(keys, key)
+    end
+    table.sort(keys)
+    for _, key in ipairs(keys) do
+      io.write("Answered " .. key .. ": " .. answered[key] .. "\n")
+    end
   end
 end

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("scenarios.lua")
@@ -17,6 +18,9 @@ SCENARIOS = (
     "hot-course-prefilled",
     "drop-promote",
     "bulk",
+    "enroll-rules",
+    "bulk-rules",
+    "rush",
     "lookup",
     "lookup-common",
     "lookup-late",
@@ -44,6 +48,9 @@ class Result:
     # Requests a scenario that never repeats one had nothing left for: sent
     # to a path that answers 404, so they count in non_2xx too.
     past_end: int = 0
+    # With statuses=True: the answers by status, 4xx and 5xx by the
+    # problem's type too ("201", "409 time-conflict").
+    statuses: dict[str, int] = field(default_factory=dict)
 
 
 def _seconds(text: str) -> float:
@@ -70,6 +77,10 @@ def parse(output: str) -> Result:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     past_end = _search(r"^Past the prepared data:\s+(\d+)", output)
+    statuses = {
+        m[1]: int(m[2])
+        for m in re.finditer(r"^Answered (\d{3}(?: [\w-]+)?): (\d+)$", output, re.MULTILINE)
+    }
     return Result(
         requests=int(total[1]),
         requests_per_sec=float(rate[1]),
@@ -80,6 +91,7 @@ def parse(output: str) -> Result:
         if errors
         else (0, 0, 0, 0),
         past_end=int(past_end[1]) if past_end else 0,
+        statuses=statuses,
     )
 
 
@@ -95,9 +107,12 @@ def run(
     seconds: float,
     token: str,
     data: Sequence[str] = (),
+    statuses: bool = False,
 ) -> Result:
     """One wrk run; `data` is what the scenario works on beyond the random ids
-    (the wrk_args of a bench.dataset.HotCourse, DropCourses or BulkCourses)."""
+    (the wrk_args of a bench.dataset.HotCourse, DropCourses, BulkCourses,
+    RulesCourses or RushTerm); `statuses` counts the answers by status
+    (Result.statuses), at some cost to wrk (see bench/scenarios.lua)."""
     command = [
         "wrk",
         f"-t{threads}",
@@ -120,8 +135,9 @@ def run(
         str(threads),
         *data,
     ]
+    env = {**os.environ, "BENCH_WRK_STATUSES": "1" if statuses else "0"}
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=False
+        command, capture_output=True, text=True, timeout=seconds + 60, check=False, env=env
     )
     if done.returncode != 0:
         raise WrkError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")

@@ -1,4 +1,4 @@
-"""`make bench`: the harness runs end to end and judges a run by issues 4, 16 and 17's targets.
+"""`make bench`: the harness runs end to end and judges a run by issues 4, 16, 17 and 27's targets.
 
 The run here is tiny (1,000 students, 1 s per run) and proves the harness
 works on a fresh clone, not the service's speed: speed is only ever judged
@@ -8,15 +8,18 @@ from a real `make bench` run, never from a test.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -123,6 +126,38 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
                 dataset.DROP_SEATS,
             )
             assert drops["free"] == 0 and drops["promoted"] > 0, drops
+            # A term per run of the rules scenarios: enroll-rules on both
+            # servers, bulk-rules and rush on the service, 2 rounds each.
+            terms = await conn.fetch("select id from terms order by id")
+            assert len(terms) == 2 * (2 + 1 + 1)
+            # Every enroll-rules and bulk-rules run enrolled someone new
+            # (enroll-rules: beyond the 2 courses each of its students, those
+            # with a time ticket, held before).
+            runs = await conn.fetch(
+                """
+                select t.id, bool_or(c.code like 'S%') as rush,
+                       count(e.*) filter (where c.code like 'R%') as rules,
+                       count(e.*) filter (where c.code like 'BR%') as bulk,
+                       (select count(*) from student_terms st
+                        where st.term_id = t.id and st.registration_opens_at is not null)
+                           as ticketed
+                from terms t
+                join courses c on c.term_id = t.id
+                left join student_courses e on e.course_id = c.id
+                group by t.id
+                """
+            )
+            for run in runs:
+                if run["ticketed"]:
+                    assert run["rules"] > run["ticketed"] * dataset.RULES_PREFILLED, run
+                elif not run["rush"]:
+                    assert run["bulk"] > 0, run
+            # Whatever the runs did, the rules' invariants hold in every term.
+            for term in terms:
+                violations = await dataset.rush_violations(
+                    pg_server.url_for(dataset.DATABASE), dataset.RushTerm(term["id"], 0, 0)
+                )
+                assert set(violations.values()) == {0}, (term, violations)
     finally:
         async with connected(pg_server.admin_url) as admin:
             await admin.execute(f"drop database if exists {dataset.DATABASE} with (force)")
@@ -142,8 +177,10 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
     for (scenario, server), cells in rows.items():
         requests_per_sec, non_2xx, socket_errors = cells[2], cells[5], cells[6]
         assert float(requests_per_sec.replace(",", "")) > 0, cells
-        # The harness sends valid tokens, ids and bodies: every answer is 2xx.
-        assert (non_2xx, socket_errors) == ("0", "0/0/0/0"), cells
+        # The harness sends valid tokens, ids and bodies: every answer is 2xx,
+        # but in the rush, where 409s are expected (its verdict below).
+        assert socket_errors == "0/0/0/0", cells
+        assert non_2xx == "0" or scenario == dataset.RUSH_SCENARIO, cells
         if scenario in bench.SERVICE_ONLY:
             # No reference to compare with.
             assert (cells[7], cells[8], cells[10]) == ("-", "-", "-"), cells
@@ -167,10 +204,25 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         *bench.TARGET_SCENARIOS,
         "hot-course-prefilled",
         "drop-promote",
+        "enroll-rules",
         "bulk",
+        "bulk-rules",
         "feed",
         *bench.LOOKUPS,
+        "rush",
     ]
+    (rules_verdict,) = (line for line in verdicts if line.startswith("- enroll-rules: "))
+    assert " of the reference's enroll (target >= 0.85), p99 " in rules_verdict
+    assert " of the reference's enroll-rules, which is " in rules_verdict
+    assert "; 0 non-2xx and socket errors (target 0): " in rules_verdict
+    (bulk_rules_verdict,) = (line for line in verdicts if line.startswith("- bulk-rules: "))
+    assert "(target: bulk-rules enrollments/s >= 10x enroll-rules's)" in bulk_rules_verdict
+    assert "(target: all); 0 non-2xx and socket errors (target 0)" in bulk_rules_verdict
+    # The rush: answers of several kinds, none unexpected, the invariants held.
+    (rush_verdict,) = (line for line in verdicts if line.startswith("- rush: "))
+    assert "; answered " in rush_verdict and " 201 " in rush_verdict
+    assert " 0 answers other than 200, 201, 202, 204, 409 course-full, " in rush_verdict
+    assert " and 0 socket errors (target 0); 0 invariant violations in 2 run(s) " in rush_verdict
     # Every batch enrolled its 500 (the report checks the database against the answers).
     (bulk_verdict,) = (line for line in verdicts if line.startswith("- bulk: "))
     assert " enrollments/s (500 per POST /enrollments/batch), " in bulk_verdict
@@ -193,6 +245,8 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         assert f"- {hot}: req/s " in report and " of enroll's (the reference's " in report
     assert "hot-course-prefilled: 1,000 enrolled at the start, 9,000 students to enroll" in report
     assert "drop-promote: 100 full courses of 50 seats, 50 waiting for each" in report
+    assert "enroll-rules: a term with 600 courses of 13 seats, 1,250 students holding 2" in report
+    assert "rush: a term with 20 sections of 25 seats and 10 waiting, 400 students" in report
     assert "max RSS per worker, service:" in report
     # Each server's output is kept next to the report.
     assert (tmp_path / "service.log").stat().st_size > 0
@@ -316,8 +370,18 @@ def test_a_run_past_its_data_is_reported():
 def test_compared_scenarios_run_interleaved_and_the_others_alone():
     assert bench.run_order(list(bench.SCENARIOS)) == [
         ["student-courses"],
-        ["enroll", "hot-course-empty", "hot-course-prefilled", "drop-promote", "bulk", "feed"],
+        [
+            "enroll",
+            "hot-course-empty",
+            "hot-course-prefilled",
+            "drop-promote",
+            "bulk",
+            "enroll-rules",
+            "bulk-rules",
+            "feed",
+        ],
         ["course-students"],
+        ["rush"],
         ["lookup", "lookup-common", "lookup-late", "students-page"],
         ["healthz"],
     ]
@@ -326,6 +390,11 @@ def test_compared_scenarios_run_interleaved_and_the_others_alone():
         ["drop-promote", "hot-course-prefilled", "enroll"]
     ]
     assert bench.run_order(["healthz", "drop-promote"]) == [["healthz"], ["drop-promote"]]
+    # bulk-rules is measured against enroll-rules, and that against enroll.
+    assert bench.run_order(["bulk-rules", "rush", "enroll", "enroll-rules"]) == [
+        ["bulk-rules", "enroll", "enroll-rules"],
+        ["rush"],
+    ]
 
 
 def _feed_row(lags: list[list[float]], rates: list[float], **followed) -> bench.Row:
@@ -441,22 +510,45 @@ def test_every_run_gets_courses_of_its_own_and_students_no_other_scenario_uses()
         warmup_share=0.3,
     )
     # 3 scenarios x 2 rounds x 2 servers x (warm-up, measured), and bulk on the
+    # service alone; enroll-rules on both servers, bulk-rules and rush on the
     # service alone.
-    assert len(plan) == 24 + 4
+    assert len(plan) == 24 + 4 + 8 + 4 + 4
     courses = []
+    terms = []
     for (scenario, server, _, warmup), runs in plan.items():
-        if isinstance(runs, dataset.BulkCourses):
+        if isinstance(runs, dataset.BulkCourses) and runs.term is not None:
+            assert (scenario, server) == ("bulk-rules", "service")
+            terms.append(runs.term)
+            courses += range(runs.first_course, runs.first_course + runs.courses)
+            # 1,000 students make 2 requests a pass: the passes a limit of
+            # 99.9 credits allows at 3 a course, 33, are 66 requests.
+            assert runs.courses == 66
+            assert (runs.first_student, runs.students, runs.items) == (1001, 1000, 500)
+        elif isinstance(runs, dataset.BulkCourses):
             assert server == "service"
             courses += range(runs.first_course, runs.first_course + runs.courses)
             # BULK_RATE requests a second for 10 s, a warm-up 30% of that.
             assert runs.courses == (600 if warmup else 2000)
             assert (runs.first_student, runs.students, runs.items) == (1001, 1000, 500)
+        elif isinstance(runs, dataset.RulesCourses):
+            terms.append(runs.term)
+            courses += range(runs.first_course, runs.first_course + runs.courses)
+            # RULES_RATE requests a second for 10 s, 4 per student, or a
+            # warm-up's 30% of that: more than the 1,000 reserved.
+            assert (runs.first_student, runs.students) == (1001, 1000)
+            assert (runs.courses, runs.seats, runs.items) == (600, 10, 4000)
+        elif isinstance(runs, dataset.RushTerm):
+            assert server == "service"
+            terms.append(runs.term)
+            courses += range(runs.first_course, runs.first_course + runs.sections)
+            assert (runs.first_student, runs.students) == (1001, 400)
         elif isinstance(runs, dataset.HotCourse):
             courses.append(runs.course)
             assert (runs.first_student, runs.students) == (1001, 600)
             prefilled = scenario == "hot-course-prefilled" and not warmup
             assert runs.enrolled == (400 if prefilled else 0)
         else:
+            assert isinstance(runs, dataset.DropCourses)
             courses += range(runs.first_course, runs.first_course + runs.courses)
             # 10 courses of 50 seats, 50 waiting each, in 1,000 students;
             # a warm-up 30% of that.
@@ -466,12 +558,75 @@ def test_every_run_gets_courses_of_its_own_and_students_no_other_scenario_uses()
             assert len(set(students)) == len(students)
             assert min(students) == 1001 and max(students) <= 2000
     assert len(set(courses)) == len(courses) and min(courses) == 51
+    assert sorted(terms) == list(range(1, 17))
     # The prefilled students come after those the runs enroll.
     enrolled = set(dataset._run_enrollments(plan))
     for (scenario, _, _, warmup), runs in plan.items():
         if scenario == "hot-course-prefilled" and not warmup:
             assert {(1601, runs.course), (2000, runs.course)} <= enrolled
             assert (1600, runs.course) not in enrolled
+
+
+def _rules_items(runs: dataset.RulesCourses) -> list[tuple[int, int]]:
+    """enroll-rules' (student, course) of every item, as bench/scenarios.lua computes them."""
+    return [
+        (
+            runs.first_student + i % runs.students,
+            runs.course(i % runs.students, runs.prefilled + i // runs.students),
+        )
+        for i in range(runs.items)
+    ]
+
+
+def _bulk_items(runs: dataset.BulkCourses) -> list[list[tuple[int, int]]]:
+    """A bulk run's requests, each its (student, course) items, as bench/scenarios.lua does."""
+    return [
+        [
+            (runs.first_student + (r * runs.items + k) % runs.students, runs.first_course + r)
+            for k in range(runs.items)
+        ]
+        for r in range(runs.courses)
+    ]
+
+
+def test_no_request_of_the_rules_scenarios_breaks_a_rule_by_construction():
+    """What every enroll-rules and bulk-rules student takes: no pair twice, no
+    two courses in one slot (slots never overlap), credits within the limit."""
+    sizes = dataset.Sizes(students=100, courses=10, per_student=1, reserved=2000)
+    plan = dataset.plan_runs(
+        sizes,
+        ["enroll-rules", "bulk-rules"],
+        ("reference", "service"),
+        1,
+        hot_enrolled=1,
+        warmup_share=0,
+        seconds=1,
+    )
+    slots = {course[0]: json.loads(course[7]) for course in dataset._run_courses(plan)}
+    for runs in plan.values():
+        if isinstance(runs, dataset.RulesCourses):
+            limit = dataset.RULES_MAX_CREDITS
+            taken = [*dataset._run_enrollments({("x", "x", 0, False): runs}), *_rules_items(runs)]
+        else:
+            assert isinstance(runs, dataset.BulkCourses)
+            limit = dataset.BULK_RULES_MAX_CREDITS
+            taken = [pair for request in _bulk_items(runs) for pair in request]
+        assert len(set(taken)) == len(taken)
+        by_student: dict[int, list[int]] = {}
+        for student, course in taken:
+            by_student.setdefault(student, []).append(course)
+        for courses in by_student.values():
+            meetings = [json.dumps(slots[c]) for c in courses]
+            assert len(set(meetings)) == len(meetings)
+            assert len(courses) * dataset.RULES_CREDITS <= limit
+    # Slots: no two share a day and an hour.
+    times = [
+        (day, meeting["starts"])
+        for slot in range(dataset.SLOTS)
+        for meeting in dataset.slot_meetings(slot)
+        for day in meeting["days"]
+    ]
+    assert len(set(times)) == len(times)
 
 
 async def _recording_server(seen: list[tuple[str, str]]) -> tuple[web.AppRunner, str]:
@@ -551,3 +706,317 @@ def test_bulk_is_judged_by_enrollments_per_second_against_enroll_and_what_was_st
     bulk.stored = [500_000, 499_999]
     (line,) = (v for v in bench.verdicts([enroll, bulk]) if v.startswith("bulk"))
     assert line.endswith(": NOT met")
+
+
+async def _scripted_server(answer) -> tuple[web.AppRunner, str]:
+    """A server whose every answer is `answer(request)`'s."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return await answer(request)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def _run_wrk(url: str, scenario: str, data: list[str], statuses: bool = False) -> wrk.Result:
+    return wrk.run(
+        url,
+        scenario,
+        students=1,
+        courses=1,
+        seed=1,
+        threads=2,
+        connections=8,
+        seconds=1,
+        token="t",
+        data=data,
+        statuses=statuses,
+    )
+
+
+@needs_wrk
+async def test_wrk_enrolls_each_pair_of_enroll_rules_once_then_says_it_ran_out():
+    runs = dataset.RulesCourses(
+        term=1, first_course=11, first_student=101, students=30, sections=7, prefilled=2, new=3
+    )
+    seen: list[tuple[int, int]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        if request.path.startswith("/bench/"):
+            return web.Response(status=404)
+        student = int(request.path.split("/")[2])
+        seen.append((student, (await request.json())["course_id"]))
+        return web.Response(status=201)
+
+    runner, url = await _scripted_server(record)
+    try:
+        result = await asyncio.to_thread(_run_wrk, url, "enroll-rules", runs.wrk_args())
+    finally:
+        await runner.cleanup()
+    expected = _rules_items(runs)
+    # Item 0 may be missing (wrk's check of the script), no other; none twice.
+    assert len(set(seen)) == len(seen)
+    assert set(expected[1:]) <= set(seen) <= set(expected)
+    assert result.past_end > 0 and result.non_2xx > 0
+    # Statuses are counted only when asked for.
+    assert result.statuses == {}
+
+
+@needs_wrk
+async def test_the_rush_counts_answers_by_kind_and_drops_only_what_it_enrolled():
+    runs = dataset.RushTerm(term=1, first_course=11, first_student=101, sections=4, students=6)
+    enrolled: Counter[str] = Counter()
+    answered: Counter[str] = Counter()
+    dropped: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.method == "DELETE":
+            dropped.append(request.path)
+            answered["204"] += 1
+            return web.Response(status=204)
+        assert request.method == "POST"
+        body = await request.json()
+        assert 11 <= body["course_id"] <= 14 and isinstance(body["waitlist"], bool)
+        student = int(request.path.split("/")[2])
+        assert 101 <= student <= 106
+        if body["course_id"] % 2:
+            answered["409 time-conflict"] += 1
+            return web.json_response(
+                {"type": "/problems/time-conflict", "title": "Conflict", "status": 409},
+                status=409,
+                content_type="application/problem+json",
+            )
+        location = f"{request.path}/{body['course_id']}"
+        enrolled[location] += 1
+        answered["201"] += 1
+        return web.json_response({}, status=201, headers={"Location": location})
+
+    runner, url = await _scripted_server(answer)
+    try:
+        result = await asyncio.to_thread(_run_wrk, url, "rush", runs.wrk_args(), True)
+    finally:
+        await runner.cleanup()
+    assert set(result.statuses) == {"201", "204", "409 time-conflict"}, result.statuses
+    assert sum(result.statuses.values()) == result.requests
+    # Answers to requests still in flight when wrk stopped are not counted.
+    for kind, count in result.statuses.items():
+        assert 0 <= answered[kind] - count <= 8, (kind, answered, result.statuses)
+    # A drop only of what a thread was answered 201 for, never more often.
+    assert dropped and all(dropped.count(p) <= enrolled[p] for p in set(dropped))
+    assert result.non_2xx == result.statuses["409 time-conflict"]
+
+
+def test_enroll_rules_is_judged_against_the_reference_enroll():
+    rows = [
+        _row("enroll", "reference", [1000, 2000], [0.01, 0.02]),
+        _row("enroll", "service", [1000, 2000], [0.01, 0.02]),
+        _row("enroll-rules", "reference", [800, 1600], [0.01, 0.02]),
+        # 0.95 and 0.8 of the reference's enroll: median 0.875, met.
+        _row("enroll-rules", "service", [950, 1600], [0.02, 0.02]),
+    ]
+    (line,) = (v for v in bench.verdicts(rows) if v.startswith("enroll-rules"))
+    assert line == (
+        "enroll-rules: req/s 0.875 of the reference's enroll (target >= 0.85), p99 1.500x its "
+        "(no target); 1.094 of the reference's enroll-rules, which is 0.800 of its enroll "
+        "(no target); 0 non-2xx and socket errors (target 0): met"
+    )
+    # 0.9 and 0.75: median 0.825, not met; and any error fails it.
+    rows[3] = _row("enroll-rules", "service", [900, 1500], [0.02, 0.02])
+    (line,) = (v for v in bench.verdicts(rows) if v.startswith("enroll-rules"))
+    assert line.startswith("enroll-rules: req/s 0.825 ") and line.endswith("NOT met")
+    rows[3] = _row("enroll-rules", "service", [2000, 4000], [0.02, 0.02], non_2xx=1)
+    (line,) = (v for v in bench.verdicts(rows) if v.startswith("enroll-rules"))
+    assert "; 2 non-2xx and socket errors (target 0): NOT met" in line
+    # Without the reference's enroll, no verdict.
+    assert not [v for v in bench.verdicts(rows[1:]) if v.startswith("enroll-rules")]
+
+
+def test_bulk_rules_is_judged_against_enroll_rules():
+    rules = _row("enroll-rules", "service", [1000, 2000], [0.01, 0.01])
+    bulk = _row("bulk-rules", "service", [25, 30], [0.5, 0.5])
+    bulk.stored = [500_000, 500_000]
+    (line,) = (v for v in bench.verdicts([rules, bulk]) if v.startswith("bulk-rules"))
+    assert line.startswith("bulk-rules: 13,750 enrollments/s (500 per POST /enrollments/batch)")
+    assert "10.0x enroll-rules's 1,500 req/s (target: bulk-rules enrollments/s >= 10x " in line
+    assert line.endswith(": met")
+    (line,) = (v for v in bench.verdicts([bulk]) if v.startswith("bulk-rules"))
+    assert line.endswith("(enroll-rules not run: no target)")
+
+
+def _rush_row(statuses: list[dict[str, int]], violations: list[dict[str, int]]) -> bench.Row:
+    row = _row("rush", "service", [1000] * len(statuses), [0.05] * len(statuses))
+    row.results = [wrk.Result(1000, 1000, 0.01, 0.05, non_2xx=0, statuses=s) for s in statuses]
+    row.violations = violations
+    return row
+
+
+def test_the_rush_expects_its_409s_but_nothing_else_and_no_broken_invariant():
+    fine = {name: 0 for name in dataset.RUSH_INVARIANTS}
+    statuses = [
+        {"201": 500, "202": 10, "409 time-conflict": 300, "409 course-full": 190},
+        {"201": 400, "204": 100, "409 credit-limit": 500},
+    ]
+    (line,) = bench.verdicts([_rush_row(statuses, [fine, fine])])
+    assert line == (
+        "rush: 1,000 req/s, p99 50.00ms; answered 201 900, 202 10, 204 100, 409 course-full "
+        "190, 409 credit-limit 500, 409 time-conflict 300; 0 answers other than 200, 201, 202, "
+        "204, 409 course-full, 409 waitlist-full, 409 prerequisite-missing, 409 time-conflict, "
+        "409 credit-limit and 0 socket errors (target 0); 0 invariant violations in 2 run(s) "
+        "(target 0): met"
+    )
+    # A 503, a 404 or a rule the data never breaks is an error there.
+    for unexpected in ("503 busy", "404 not-found", "409 registration-hold"):
+        (line,) = bench.verdicts([_rush_row([{**statuses[0], unexpected: 1}], [fine])])
+        assert "; 1 answers other than " in line and line.endswith("NOT met"), unexpected
+    broken = {**fine, "overlapping enrollments": 2}
+    (line,) = bench.verdicts([_rush_row(statuses, [fine, broken])])
+    assert "; 2 invariant violations (2 overlapping enrollments) in 2 run(s) " in line
+    assert line.endswith("NOT met")
+    # Nothing answered at all is no rush.
+    assert bench.verdicts([_rush_row([{}], [fine])])[0].endswith("NOT met")
+
+
+async def _copy_students(conn: asyncpg.Connection, count: int) -> None:
+    await conn.copy_records_to_table(
+        "students",
+        records=[(i, f"Student {i}", f"s{i}@bench.example") for i in range(1, count + 1)],
+        columns=["id", "name", "email"],
+    )
+
+
+async def _enroll(conn: asyncpg.Connection, course: int, students: list[int]) -> list[str]:
+    rows = await conn.fetch(
+        "select outcome from enroll_run($1, null, null, $2, $3, $4, 'bench')",
+        course,
+        students,
+        [False] * len(students),
+        [None] * len(students),
+    )
+    return [row["outcome"] for row in rows]
+
+
+async def test_every_request_of_enroll_rules_and_bulk_rules_enrolls(database_url: str, db):
+    """The data the harness builds lets each request pass every rule, in the order sent."""
+    await _copy_students(db, 100)
+    rules = dataset.RulesCourses(term=1, first_course=1, first_student=1, students=30, sections=7)
+    bulk = dataset.BulkCourses(
+        first_course=rules.courses + 1, courses=12, first_student=31, students=30, items=10, term=2
+    )
+    plan = {("enroll-rules", "service", 0, False): rules, ("bulk-rules", "service", 0, False): bulk}
+    await dataset.prepare_runs(database_url, dataset.Sizes(0, 0, 1, reserved=100), plan)
+    # Before: the prefilled seats, their credits kept, the window open.
+    assert await db.fetchval("select count(*) from student_courses") == 30 * 2
+    assert await db.fetchval("select sum(credits) from student_terms") == 30 * 2 * 3
+    assert await db.fetchval("select bool_and(enrolled <= capacity) from courses")
+    for student, course in _rules_items(rules):
+        assert await _enroll(db, course, [student]) == ["enrolled"], (student, course)
+    for request in _bulk_items(bulk):
+        course = request[0][1]
+        assert await _enroll(db, course, [s for s, _ in request]) == ["enrolled"] * 10
+    # Each student of bulk-rules took a course in each of its 4 passes.
+    assert (
+        await db.fetchval(
+            "select count(*) from student_courses e join courses c on c.id = e.course_id"
+            " where c.term_id = 2"
+        )
+        == 120
+    )
+    for term in (1, 2):
+        violations = await dataset.rush_violations(database_url, dataset.RushTerm(term, 0, 0))
+        assert set(violations.values()) == {0}, violations
+
+
+# The rush term of the next test: sections 1..20, students 1..400 (student
+# s is number s - 1 of the run: student 1 has a limit of 8 credits of their
+# own and lacks RUSH100). Section j + 1 meets like rush_meetings(j): 1 and
+# 4 overlap; 2, 3 and 7 overlap none of one another.
+_RUSH = dataset.RushTerm(term=1, first_course=1, first_student=1)
+
+
+@pytest.mark.parametrize(
+    "statements, broken",
+    [
+        # Two overlapping courses, the counts kept as the triggers would.
+        (
+            [
+                "insert into student_courses (student_id, course_id) values (2, 1), (2, 4)",
+                "update courses set enrolled = enrolled + 1 where id in (1, 4)",
+                "insert into student_terms (student_id, term_id, credits) values (2, 1, 8)",
+            ],
+            {"overlapping enrollments": 1},
+        ),
+        # The same, one of them admitted by a registrar's override: no violation.
+        (
+            [
+                "insert into student_courses (student_id, course_id, overrides)"
+                " values (2, 1, null), (2, 4, '{time-conflict}')",
+                "update courses set enrolled = enrolled + 1 where id in (1, 4)",
+                "insert into student_terms (student_id, term_id, credits) values (2, 1, 8)",
+            ],
+            {},
+        ),
+        # 12 credits for student 1, whose own limit is 8.
+        (
+            [
+                "insert into student_courses (student_id, course_id) values (1, 2), (1, 3), (1, 7)",
+                "update courses set enrolled = enrolled + 1 where id in (2, 3, 7)",
+                "update student_terms set credits = 12 where student_id = 1",
+            ],
+            {"students over their credit limit": 1},
+        ),
+        (
+            ["update student_terms set credits = 4 where student_id = 1"],
+            {"kept credits unequal to the enrollments'": 1},
+        ),
+        (["update courses set enrolled = 1 where id = 5"], {"courses with wrong seat counts": 1}),
+        # Waiting for a course with free seats that student 2 may take; and
+        # enrolled in it besides.
+        (
+            [
+                "insert into course_waitlist (student_id, course_id) values (2, 1)",
+                "update courses set waitlisted = 1 where id = 1",
+            ],
+            {"free seats while a student who may take one waits": 1},
+        ),
+        (
+            [
+                "insert into student_courses (student_id, course_id) values (2, 1)",
+                "insert into course_waitlist (student_id, course_id) values (2, 1)",
+                "update courses set enrolled = 1, waitlisted = 1 where id = 1",
+                "insert into student_terms (student_id, term_id, credits) values (2, 1, 4)",
+            ],
+            {
+                "students both enrolled and waiting": 1,
+                "free seats while a student who may take one waits": 1,
+            },
+        ),
+        # Student 1 lacks the prerequisite of section 5 (4 + 1): waiting
+        # there with seats free is no violation.
+        (
+            [
+                "insert into course_waitlist (student_id, course_id) values (1, 5)",
+                "update courses set waitlisted = 1 where id = 5",
+            ],
+            {},
+        ),
+    ],
+)
+async def test_the_rush_invariants_count_what_breaks_them(
+    database_url: str, db, statements, broken
+):
+    await _copy_students(db, 400)
+    plan = {("rush", "service", 0, False): _RUSH}
+    await dataset.prepare_runs(database_url, dataset.Sizes(0, 0, 1, reserved=400), plan)
+    assert set((await dataset.rush_violations(database_url, _RUSH)).values()) == {0}
+    # Past the triggers and their guards, as a bug would.
+    async with db.transaction():
+        await db.execute("set local session_replication_role = replica")
+        for statement in statements:
+            await db.execute(statement)
+    violations = await dataset.rush_violations(database_url, _RUSH)
+    assert {name: n for name, n in violations.items() if n} == broken

@@ -137,15 +137,22 @@ declare
 begin
     update courses set enrolled = enrolled - 1 where id = old.course_id
     returning term_id, credits into term, points;
-    perform promote_waitlist(old.course_id);
-    -- A course of a term: the student's credits freed, and their meetings;
-    -- their other queues in the term may promote them now (registration.sql).
-    if term is not null then
-        update student_terms set credits = credits - points
-        where student_id = old.student_id and term_id = term;
-        if exists (select 1 from students where id = old.student_id) then
-            perform promote_student(old.student_id, term);
+    if found then
+        perform promote_waitlist(old.course_id);
+        -- A course of a term: the student's credits freed (kept in
+        -- student_terms), and their meetings.
+        if term is not null then
+            update student_terms set credits = credits - points
+            where student_id = old.student_id and term_id = term;
         end if;
+    else
+        -- The course is being deleted: courses_registration_deleted
+        -- (registration.sql) has freed the credits and noted its term.
+        term := course_deleted_term(old.course_id);
+    end if;
+    -- Their other queues in the term may promote them now (registration.sql).
+    if term is not null and exists (select 1 from students where id = old.student_id) then
+        perform promote_student(old.student_id, term);
     end if;
     return null;
 end;

@@ -356,6 +356,9 @@ begin
     perform lock_courses(array[course_id]);
     if term is not null then
         perform lock_student_waits(student_id, term);
+        -- The student's registration lock (registration.sql), before their
+        -- credits change and their other queues are looked at.
+        perform 1 from students s where s.id = drop_enrollment.student_id for no key update;
         select t.drop_deadline into deadline from terms t where t.id = term;
         if now() >= deadline and not 'drop-deadline-passed' = any(skip)
            and exists (
@@ -423,7 +426,7 @@ declare
     base bigint;
     actor text := current_setting('enrollment.actor', true);
     entry record;
-    blocker record;
+    blocker text;
     passed_students bigint[] := '{}';
     passed_rules text[] := '{}';
 begin
@@ -439,10 +442,11 @@ begin
             exit when free <= 0;
             perform 1 from students s where s.id = entry.student_id for no key update;
             continue when not found;
-            blocker := registration_blocker(entry.student_id, c, entry.overrides, false);
-            if blocker.rule is not null then
+            select b.rule into blocker
+            from registration_blocker(entry.student_id, c, entry.overrides, false) b;
+            if blocker is not null then
                 passed_students := passed_students || entry.student_id;
-                passed_rules := passed_rules || blocker.rule;
+                passed_rules := passed_rules || blocker;
                 continue;
             end if;
             perform record_event('waitlist.passed_over', p.student, c,

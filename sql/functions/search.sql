@@ -116,7 +116,7 @@ declare
     grams text[] := search_pattern_trigrams(q);
     found students[];
     walked integer;
-    ended bigint;
+    ended students;
 begin
     if not search_narrows(q) then
         raise exception 'q % has no trigram the indexes can look up', q
@@ -149,10 +149,10 @@ begin
         select w.* from (select * from students s where s.id > after order by s.id limit walk) w
         where search_fold(w.name) like pattern or search_fold(w.email) like pattern
         order by w.id limit lim;
-    select count(*), max(w.id) into walked, ended
+    select count(*), max(w.id) into walked, ended.id
     from (select s.id from students s where s.id > after order by s.id limit walk) w;
     if walked = walk then
-        return query select ended, null::text, null::text, null::timestamptz;
+        return next ended;
     end if;
 end;
 $$;
