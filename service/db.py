@@ -31,6 +31,10 @@ REQUIRED_TABLES = (
     "course_waitlist",
     "events",
     "idempotency_keys",
+    "terms",
+    "student_holds",
+    "student_completions",
+    "student_terms",
 )
 WATCHDOG_PERIOD = 0.25  # seconds between checks for overdue loans
 IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is closed
