@@ -1,4 +1,4 @@
-"""Conditional requests (RFC 9110 section 13) on a student or a course: ETag, If-None-Match, If-Match.
+"""Conditional requests (RFC 9110 section 13) on students, courses, terms: ETag, If-*-Match.
 
 The ETag is the row's `xmin` as text: the id of the transaction that wrote
 the current version of the row. PostgreSQL sets it on every write at no cost,
@@ -13,10 +13,11 @@ after a restore. A version column would rule that out at the price of a
 migration and a trigger on every seat change, the service's hottest write.
 
 The GET, the answer to a PATCH and the If-Match compare all read the same
-`xmin`, in the SQL of sql/students.sql and sql/courses.sql. The compare is in
-the UPDATE's or DELETE's WHERE clause, so it and the write are one step: a
-concurrent change that commits first makes PostgreSQL re-check the WHERE on
-the newest version of the row (READ COMMITTED), which then no longer matches.
+`xmin`, in the SQL of sql/students.sql, sql/courses.sql and sql/terms.sql.
+The compare is in the UPDATE's or DELETE's WHERE clause, so it and the
+write are one step: a concurrent change that commits first makes PostgreSQL
+re-check the WHERE on the newest version of the row (READ COMMITTED), which
+then no longer matches.
 """
 
 from __future__ import annotations

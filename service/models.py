@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -96,6 +96,22 @@ class Course:
     waitlist_capacity: int
     enrolled: int
     waitlisted: int
+    created_at: datetime
+
+
+@dataclass
+class Term:
+    """A term's calendar and credit limit; max_credits leaves the database as float8 (12.5)."""
+
+    id: int
+    code: str
+    title: str
+    starts_on: date
+    ends_on: date
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    drop_deadline: datetime | None
+    max_credits: float | None
     created_at: datetime
 
 

@@ -1,8 +1,8 @@
 """What a change did: one vocabulary, from the database to the client.
 
 The database functions name each item's outcome with these slugs
-(enroll_run, drop_enrollment, batch_students, batch_courses in
-sql/functions/); a batch result carries the slug as `outcome` (the enums of
+(enroll_run, drop_enrollment, batch_students, batch_courses, batch_terms
+in sql/functions/); a batch result carries the slug as `outcome` (the enums of
 service/openapi.json are these, a test checks it); a single request answers
 with the slug's status; service_enrollments_total counts the enrollment
 outcomes by slug; the importer reports rows by slug.
@@ -36,13 +36,15 @@ class Outcome(enum.StrEnum):
     # A drop: DELETE /students/{id}/courses/{id}, a drop item.
     DROPPED = "dropped"
     NOT_ENROLLED = "not-enrolled"
-    # A student or course item.
+    # A student, course or term item.
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     CAPACITY_BELOW_ENROLLMENTS = "capacity-below-enrollments"
     WAITLIST_CAPACITY_BELOW_WAITING = "waitlist-capacity-below-waiting"
-    # An item the service refused before the database saw it.
+    # An item refused for its fields: by the service before the database saw
+    # it, or a term item whose dates would be out of order once merged with
+    # the stored term's (batch_terms).
     INVALID = "invalid"
 
     @property

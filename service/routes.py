@@ -7,7 +7,17 @@ from aiohttp import web
 from . import cors
 from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
 from .errors import Problem
-from .handlers import batches, courses, docs, enrollments, events, operations, students, waitlist
+from .handlers import (
+    batches,
+    courses,
+    docs,
+    enrollments,
+    events,
+    operations,
+    students,
+    terms,
+    waitlist,
+)
 from .keys import CONFIG
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
@@ -15,6 +25,7 @@ PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
 STUDENTS = PAGE | {"email", "q"}
 COURSES = PAGE | {"code", "q"}
+TERMS = PAGE | {"code"}
 DROP = frozenset({"override"})
 
 # (method, path template, handler, query parameters). Every GET route also
@@ -40,9 +51,15 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/courses/{course_id}", courses.get, NONE),
     ("PATCH", "/courses/{course_id}", courses.update, NONE),
     ("DELETE", "/courses/{course_id}", courses.delete, NONE),
+    ("POST", "/terms", terms.create, NONE),
+    ("GET", "/terms", terms.list_, TERMS),
+    ("GET", "/terms/{term_id}", terms.get, NONE),
+    ("PATCH", "/terms/{term_id}", terms.update, NONE),
+    ("DELETE", "/terms/{term_id}", terms.delete, NONE),
     ("POST", "/enrollments/batch", batches.enroll, NONE),
     ("POST", "/students/batch", batches.create_students, NONE),
     ("POST", "/courses/batch", batches.create_courses, NONE),
+    ("POST", "/terms/batch", batches.create_terms, NONE),
     ("GET", "/events", events.list_, events.QUERY),
     ("GET", "/healthz", operations.healthz, NONE),
     ("GET", "/readyz", operations.readyz, NONE),
@@ -56,7 +73,7 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
 # Paths that a route template of another resource also matches: any other
 # method on them is 405 with their Allow, not the other route's answer
 # (PATCH /students/batch is not PATCH /students/{student_id}).
-SHADOWING = {"/students/batch": "POST", "/courses/batch": "POST"}
+SHADOWING = {"/students/batch": "POST", "/courses/batch": "POST", "/terms/batch": "POST"}
 
 
 def setup(app: web.Application) -> None:

@@ -8,13 +8,22 @@ Each file holds statements in the aiosql style:
 
 A repository asks for `QUERIES.students.get_student`; a typo fails at import
 time, not on the first request that needs it.
+
+A statement of more than three parameters names them, as aiosql does:
+`:code`, `:title` (a `::type` cast, or a slice `a[1:n]`, is no name). The
+loader numbers them in order of first appearance, as PostgreSQL takes them,
+into a `Named`, and the repository passes values by name:
+`conn.fetchrow(*Q.create_term.bind(code=..., title=...))`. A statement uses
+`$n` or names, never both; one with `$n` stays a str.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 
 def data_dir(packaged: str, top_level: str) -> Path:
@@ -34,12 +43,46 @@ def data_dir(packaged: str, top_level: str) -> Path:
 SQL_DIR = data_dir("queries", "sql")
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+# A :name parameter: not the second colon of a cast (::text), nor after a
+# word character (a[1:n], '09:30').
+_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+_NUMBERED = re.compile(r"\$[0-9]")
 
 
-def parse(text: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Named:
+    """A statement written with :name parameters: as PostgreSQL takes it ($1..$n), and the names.
+
+    asyncpg takes a statement as a str and its values in order; `bind` gives
+    both: `conn.fetchrow(*Q.create_term.bind(code=..., title=...))`.
+    """
+
+    sql: str
+    names: tuple[str, ...]
+
+    def bind(self, **values: Any) -> tuple[Any, ...]:
+        """The statement, then the values in $n order; every name, and no other, given."""
+        if values.keys() != set(self.names):
+            missing = sorted(set(self.names) - values.keys())
+            unknown = sorted(values.keys() - set(self.names))
+            raise TypeError(f"parameters missing: {missing}, unknown: {unknown}")
+        return (self.sql, *[values[name] for name in self.names])
+
+
+def _numbered(name: str, statement: str) -> str | Named:
+    """`statement` as it is, or, with :name parameters, as a Named."""
+    names = tuple(dict.fromkeys(_PARAMETER.findall(statement)))
+    if not names:
+        return statement
+    if _NUMBERED.search(statement):
+        raise ValueError(f"query {name!r} mixes :name and $n parameters")
+    return Named(_PARAMETER.sub(lambda m: f"${names.index(m[1]) + 1}", statement), names)
+
+
+def parse(text: str) -> dict[str, str | Named]:
     """Split one file's text into {name: statement}."""
     parts = _NAME.split(text)
-    queries: dict[str, str] = {}
+    queries: dict[str, str | Named] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [line for line in body.strip().splitlines() if not line.lstrip().startswith("--")]
         statement = "\n".join(lines).strip().rstrip(";").strip()
@@ -47,7 +90,7 @@ def parse(text: str) -> dict[str, str]:
             raise ValueError(f"query {name!r} is empty")
         if name in queries:
             raise ValueError(f"query {name!r} is defined twice")
-        queries[name] = statement
+        queries[name] = _numbered(name, statement)
     return queries
 
 

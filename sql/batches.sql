@@ -1,5 +1,6 @@
 -- Batches: many changes in one statement, each a call of batch_enroll(),
--- batch_students() or batch_courses() (sql/functions/batches.sql).
+-- batch_students() or batch_courses() (sql/functions/batches.sql), or
+-- batch_terms() (sql/functions/terms.sql).
 -- Each statement applies its items in order and returns one row per item,
 -- in item order. The actor (last) is set by the function for the events.
 
@@ -26,4 +27,17 @@ order by item;
 select item, outcome, id, code, title, capacity, waitlist_capacity, enrolled, waitlisted,
        created_at
 from batch_courses($1::text[], $2::text[], $3::boolean[], $4::integer[], $5::integer[], $6)
+order by item;
+
+-- name: terms
+-- Create or update by code, one element per item: its code, title, dates,
+-- and for each other field whether it applies (:set_...) and its value;
+-- :actor the actor. max_credits leaves as float8, as in sql/terms.sql.
+select item, outcome, out_of_order, id, code, title, starts_on, ends_on, registration_opens_at,
+       registration_closes_at, drop_deadline, max_credits::float8 as max_credits, created_at
+from batch_terms(:codes::text[], :titles::text[], :starts_on::date[], :ends_on::date[],
+                 :set_registration_opens_at::boolean[], :registration_opens_at::timestamptz[],
+                 :set_registration_closes_at::boolean[], :registration_closes_at::timestamptz[],
+                 :set_drop_deadline::boolean[], :drop_deadline::timestamptz[],
+                 :set_max_credits::boolean[], :max_credits::numeric[], :actor)
 order by item;

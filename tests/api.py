@@ -21,6 +21,20 @@ COURSE_FIELDS = [
     "created_at",
 ]
 
+# A term's fields, in the order the service writes them.
+TERM_FIELDS = [
+    "id",
+    "code",
+    "title",
+    "starts_on",
+    "ends_on",
+    "registration_opens_at",
+    "registration_closes_at",
+    "drop_deadline",
+    "max_credits",
+    "created_at",
+]
+
 
 async def create_student(client: TestClient, **fields: Any) -> dict[str, Any]:
     n = next(_serial)
@@ -34,6 +48,20 @@ async def create_course(client: TestClient, **fields: Any) -> dict[str, Any]:
     n = next(_serial)
     body = {"code": f"C{n}", "title": f"Course {n}", **fields}
     response = await client.post("/courses", json=body)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def create_term(client: TestClient, **fields: Any) -> dict[str, Any]:
+    n = next(_serial)
+    body = {
+        "code": f"T{n}",
+        "title": f"Term {n}",
+        "starts_on": "2027-01-11",
+        "ends_on": "2027-05-07",
+        **fields,
+    }
+    response = await client.post("/terms", json=body)
     assert response.status == 201, await response.text()
     return await response.json()
 

@@ -17,7 +17,7 @@ from service.app import create_app
 from service.config import Config, ConfigError, Token
 from service.keys import TOKENS
 
-from .api import create_course, create_student, enroll, problem
+from .api import create_course, create_student, create_term, enroll, problem
 from .cli import clean_env, one_line, run_cli
 from .test_shutdown import serving
 
@@ -30,6 +30,7 @@ WRONG_LIKE_DASHBOARD = "0" + DASHBOARD.secret[1:]
 # /docs and its files: the interactive reference of /openapi.json.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}"}
 WRITE_METHODS = {"POST", "PATCH", "DELETE"}
+TERM_DATES = {"starts_on": "2027-01-11", "ends_on": "2027-05-07"}
 # A body each write route would accept, so that a refusal is the token's doing.
 BODIES = {
     ("POST", "/students"): {"name": "Ada Lovelace", "email": "ada@example.org"},
@@ -43,6 +44,11 @@ BODIES = {
     },
     ("POST", "/students/batch"): {"items": [{"name": "Ada Lovelace", "email": "ada@example.org"}]},
     ("POST", "/courses/batch"): {"items": [{"code": "CS101", "title": "Programming"}]},
+    ("POST", "/terms"): {"code": "2027-SPRING", "title": "Spring", **TERM_DATES},
+    ("PATCH", "/terms/{term_id}"): {"title": "Changed"},
+    ("POST", "/terms/batch"): {
+        "items": [{"code": "2027-SPRING", "title": "Changed", **TERM_DATES}]
+    },
 }
 
 
@@ -60,9 +66,10 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
-def fill(template: str, student_id: int = 1, course_id: int = 1) -> str:
+def fill(template: str, student_id: int = 1, course_id: int = 1, term_id: int = 1) -> str:
     path = template.replace("{student_id}", str(student_id))
     path = path.replace("{course_id}", str(course_id))
+    path = path.replace("{term_id}", str(term_id))
     path = path.replace("{asset}", "init.js")
     assert not re.search(r"[{}]", path), f"unfilled parameter in {template}"
     return path
@@ -89,12 +96,13 @@ async def created(client: TestClient, path: str, body: dict, headers: dict[str, 
 
 
 async def setup_records(client: TestClient) -> tuple[dict, dict, dict, dict]:
-    """A student enrolled in one course and waiting for a full one, and a fourth course.
+    """A student enrolled in one course and waiting for a full one, a fourth course, a term.
 
     Made with the write token; returns the student, the course, the other
     course and the full one.
     """
     write = bearer(REGISTRAR.secret)
+    await created(client, "/terms", BODIES[("POST", "/terms")], write)
     student = await created(client, "/students", {"name": "Ada", "email": "a@x.org"}, write)
     course = await created(client, "/courses", {"code": "C1", "title": "One"}, write)
     other = await created(client, "/courses", {"code": "C2", "title": "Two"}, write)
@@ -128,6 +136,7 @@ async def snapshot(db) -> list:
             for r in await db.fetch("select * from student_courses order by student_id, course_id")
         ],
         [tuple(r) for r in await db.fetch("select * from course_waitlist order by seq")],
+        [tuple(r) for r in await db.fetch("select * from terms order by id")],
     ]
 
 
@@ -162,9 +171,9 @@ UNAUTHORIZED = [
 
 async def test_every_protected_route_refuses_a_request_without_a_valid_token(secured, db):
     protected = [(m, t) for m, t in routes(secured) if t not in PUBLIC_PATHS]
-    # 23 resource operations (the feed and the 3 batches among them) and /metrics,
-    # and HEAD beside each of their 12 GETs: nothing is left out of the check.
-    assert len(protected) == 36, protected
+    # 29 resource operations (the feed and the 4 batches among them) and /metrics,
+    # and HEAD beside each of their 14 GETs: nothing is left out of the check.
+    assert len(protected) == 44, protected
 
     for headers, error in UNAUTHORIZED:
         for method, template in protected:
@@ -182,7 +191,7 @@ async def test_every_protected_route_refuses_a_request_without_a_valid_token(sec
                 assert f'error="{error}"' in challenge, where
             assert "X-Request-ID" in response.headers, where
 
-    assert await snapshot(db) == [[], [], [], []]
+    assert await snapshot(db) == [[], [], [], [], []]
 
 
 async def test_public_paths_answer_without_a_token(secured):
@@ -201,10 +210,11 @@ async def test_public_paths_answer_without_a_token(secured):
 async def test_read_token_may_read_everything(secured):
     student, course, _, full = await setup_records(secured)
     ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
+    ids["term_id"] = 1  # the term setup_records made
 
     reads = [(m, t) for m, t in routes(secured) if m == "GET"]
-    # 12 behind a token, 5 public (/docs and its files among them).
-    assert len(reads) == 17, reads
+    # 14 behind a token, 5 public (/docs and its files among them).
+    assert len(reads) == 19, reads
     for method, template in reads:
         response = await call(secured, method, template, bearer(DASHBOARD.secret), **ids)
         assert response.status == 200, (template, await response.text())
@@ -219,7 +229,7 @@ async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
     before = await snapshot(db)
 
     writes = [(m, t) for m, t in routes(secured) if m in WRITE_METHODS]
-    assert len(writes) == 12, writes
+    assert len(writes) == 16, writes
     for method, template in writes:
         # Enrolling targets the other course, so an accepted request would add a row.
         course_id = other["id"] if method == "POST" else course["id"]
@@ -254,7 +264,8 @@ async def test_write_token_may_do_everything(secured, db):
 
     student = await ok("POST", "/students", 201)
     course = await ok("POST", "/courses", 201)
-    ids = {"student_id": student["id"], "course_id": course["id"]}
+    term = await ok("POST", "/terms", 201)
+    ids = {"student_id": student["id"], "course_id": course["id"], "term_id": term["id"]}
     await ok("POST", "/students/{student_id}/courses", 201, **ids)
     full = await fill_up(secured, write)
     waiting = await secured.post(
@@ -268,7 +279,8 @@ async def test_write_token_may_do_everything(secured, db):
             await ok(method, template, 200, **ids, waiting_for=full["id"])
     await ok("PATCH", "/students/{student_id}", 200, **ids)
     await ok("PATCH", "/courses/{course_id}", 200, **ids)
-    for template in ("/enrollments/batch", "/students/batch", "/courses/batch"):
+    await ok("PATCH", "/terms/{term_id}", 200, **ids)
+    for template in ("/enrollments/batch", "/students/batch", "/courses/batch", "/terms/batch"):
         await ok("POST", template, 200)
     await ok(
         "DELETE", "/students/{student_id}/waitlist/{course_id}", 204, **ids, waiting_for=full["id"]
@@ -276,13 +288,14 @@ async def test_write_token_may_do_everything(secured, db):
     await ok("DELETE", "/students/{student_id}/courses/{course_id}", 204, **ids)
     await ok("DELETE", "/students/{student_id}", 204, **ids)
     await ok("DELETE", "/courses/{course_id}", 204, **ids)
+    await ok("DELETE", "/terms/{term_id}", 204, **ids)
     # What fill_up made, through the API too.
     seated = await (await secured.get(f"/courses/{full['id']}/students", headers=write)).json()
     await ok("DELETE", "/students/{student_id}", 204, student_id=seated["items"][0]["id"])
     await ok("DELETE", "/courses/{course_id}", 204, course_id=full["id"])
 
     assert done == set(routes(secured))  # every route, with its expected success
-    assert await snapshot(db) == [[], [], [], []]
+    assert await snapshot(db) == [[], [], [], [], []]
 
 
 # -- without tokens ----------------------------------------------------------------------
@@ -299,6 +312,7 @@ async def test_without_tokens_the_service_is_open(client, db):
     )
     assert waiting.status == 202
     ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
+    ids["term_id"] = (await create_term(client))["id"]
 
     for method, template in routes(client):
         if method == "GET":

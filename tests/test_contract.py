@@ -41,11 +41,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import operator
 import os
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +102,9 @@ class Seed:
 
     student_ids: list[int] = dataclasses.field(default_factory=list)
     course_ids: list[int] = dataclasses.field(default_factory=list)
+    term_ids: list[int] = dataclasses.field(default_factory=list)
     # A next_cursor of each list without filters, by path: /students,
-    # /courses, and /events (three events into the seeded history). A cursor
+    # /courses, /terms, and /events (three events into the seeded history). A cursor
     # is bound to its list and filters, so it is valid there alone.
     cursors: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -163,7 +166,7 @@ def open_url(config: Config) -> Iterator[str]:
 
 
 def seed(base: str) -> None:
-    """Students 1-4 and courses 1-4, created through the API.
+    """Students 1-4, courses 1-4 and terms 1-2, created through the API.
 
     Courses 1 and 3 are full; course 1 has a waitlist of two, full too (students
     2 and 3 wait, in that order), so every waitlist operation has real data. Then
@@ -206,14 +209,33 @@ def seed(base: str) -> None:
         for student in (1, 2):
             body = {"course_id": courses[0], "waitlist": True}
             post(f"/students/{students[student]}/courses", body, status=202)
+        terms = [
+            post(
+                "/terms",
+                {
+                    "code": f"2027-{season}",
+                    "title": f"{season.title()} 2027",
+                    "starts_on": starts_on,
+                    "ends_on": ends_on,
+                    "registration_opens_at": "2026-11-02T09:00:00Z",
+                    "registration_closes_at": "2027-01-22T17:00:00Z",
+                    "max_credits": 18,
+                },
+            )["id"]
+            for season, starts_on, ends_on in (
+                ("SPRING", "2027-01-11", "2027-05-07"),
+                ("FALL", "2027-08-30", "2027-12-17"),
+            )
+        ]
         record_every_kind_of_event(call, courses[1])
         cursors = {}
-        for path, limit in (("/students", 1), ("/courses", 1), ("/events", 3)):
+        for path, limit in (("/students", 1), ("/courses", 1), ("/terms", 1), ("/events", 3)):
             page = http.get(f"{base}{path}", params={"limit": limit}, timeout=10)
             assert page.status_code == 200, page.text
             assert len(page.json()["items"]) == limit, page.text
             cursors[path] = page.json()["next_cursor"]
     SEED.student_ids, SEED.course_ids, SEED.cursors = students, courses, cursors
+    SEED.term_ids = terms
 
 
 def record_every_kind_of_event(call, open_course: int) -> None:
@@ -238,6 +260,10 @@ def record_every_kind_of_event(call, open_course: int) -> None:
     call("POST", f"/students/{y}/courses", {"course_id": open_course}, 201)
     call("DELETE", f"/courses/{z}")  # y's enrollment: course_deleted
     call("DELETE", f"/students/{y}")  # y's other enrollment: student_deleted
+    dates = {"starts_on": "2028-01-10", "ends_on": "2028-05-05"}
+    term = call("POST", "/terms", {"code": "T", "title": "T", **dates}, 201)["id"]
+    call("PATCH", f"/terms/{term}", {"title": "Tee"}, 200)
+    call("DELETE", f"/terms/{term}")
     recorded = {e["type"] for e in call("GET", "/events?limit=1000", status=200)["items"]}
     assert recorded == set(SECURED.raw_schema["components"]["schemas"]["EventType"]["enum"])
 
@@ -304,7 +330,9 @@ def _id_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
     draws: dict[str, st.SearchStrategy] = {}
     for name, value in (case.path_parameters or {}).items():
         if _is_id(value):
-            pool = SEED.student_ids if name == "student_id" else SEED.course_ids
+            pool = {"student_id": SEED.student_ids, "term_id": SEED.term_ids}.get(
+                name, SEED.course_ids
+            )
             draws[f"path:{name}"] = st.sampled_from([value, *pool])
     body = case.body if isinstance(case.body, dict) else {}
     if _is_id(body.get("course_id")):
@@ -332,12 +360,19 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     - A cursor the server never issued for this list without filters (the one
       the seeding got): the document can only say "string", the contract says
       a malformed cursor, or one issued for another list or other filters, is 422.
+    - A term's: `max_credits` with more than one decimal (the document says
+      so in words: JSON Schema's multipleOf is unsound on floats); dates out
+      of order, both sent (`ends_on` before `starts_on`, `registration_closes_at`
+      not after `registration_opens_at`); an instant outside the years
+      0001..9999 in UTC (`0001-01-01T00:00:00+01:00`).
     """
     fields = set()
     body = case.body if isinstance(case.body, dict) else {}
     for name in ("course_id", "capacity", "waitlist_capacity"):
         if isinstance(body.get(name), float):
             fields.add(name)
+    if case.operation.path in ("/terms", "/terms/{term_id}"):
+        fields |= _term_refusals(body)
     query = case.query or {}
     for name in ("limit", "wait", "student_id", "course_id"):
         if isinstance(query.get(name), float):
@@ -345,6 +380,61 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     if "cursor" in query and (query["cursor"] != _issued_cursor(case) or _FILTERS & set(query)):
         fields.add("cursor")
     return fields
+
+
+# A term's ordered pairs, the second named when both are sent out of order.
+_TERM_ORDERS = (
+    ("starts_on", "ends_on", operator.le),
+    ("registration_opens_at", "registration_closes_at", operator.lt),
+)
+
+
+def _instant(value: str) -> datetime | None:
+    """A timestamp the document accepts, in UTC; None when that is outside the years 1..9999.
+
+    A leap second (23:59:60 UTC, the only one the document accepts) is the
+    next minute's first, as the server reads it.
+    """
+    leap = value[17:19] == "60"
+    if leap:
+        value = value[:17] + "59" + value[19:]
+    try:
+        moment = datetime.fromisoformat(value.upper()).astimezone(UTC)
+        return moment + timedelta(seconds=1) if leap else moment
+    except OverflowError:
+        return None
+
+
+def _term_refusals(body: dict[str, Any]) -> set[str]:
+    fields = set()
+    credits = body.get("max_credits")
+    if isinstance(credits, float) and round(credits, 1) != credits:
+        fields.add("max_credits")
+    values = dict(body)
+    for name in ("registration_opens_at", "registration_closes_at", "drop_deadline"):
+        if isinstance(values.get(name), str):
+            values[name] = _instant(values[name])
+            if values[name] is None:
+                fields.add(name)
+    for first, second, in_order in _TERM_ORDERS:
+        a, b = values.get(first), values.get(second)
+        if a is not None and b is not None and not in_order(a, b):
+            fields.add(second)
+    return fields
+
+
+def term_order_may_be_refused(case: schemathesis.Case) -> bool:
+    """A PATCH of a term sending one date of a pair: in order with the stored other, or not.
+
+    The server checks the pair on the term as changed (422 naming the field
+    sent); the document cannot know the stored term.
+    """
+    body = case.body if isinstance(case.body, dict) else {}
+    if case.operation.path != "/terms/{term_id}" or case.method.upper() != "PATCH":
+        return False
+    return any(
+        (body.get(first) is None) != (body.get(second) is None) for first, second, _ in _TERM_ORDERS
+    )
 
 
 def q_may_be_refused(case: schemathesis.Case) -> bool:
@@ -432,6 +522,13 @@ def call_and_check(case: schemathesis.Case, base_url: str, instance: str) -> Non
         )
         assert response.status_code == 422, response.text
         assert {e["field"] for e in response.json()["errors"]} == contract_rejects
+    elif mode and mode.is_positive and term_order_may_be_refused(case):
+        response = case.call_and_validate(
+            base_url=base_url, excluded_checks=[positive_data_acceptance]
+        )
+        if response.status_code == 422:
+            named = {e["field"] for e in response.json()["errors"]}
+            assert named <= {name for pair in _TERM_ORDERS for name in pair[:2]}, response.text
     elif mode and mode.is_positive and q_may_be_refused(case):
         response = case.call_and_validate(
             base_url=base_url, excluded_checks=[positive_data_acceptance]

@@ -54,6 +54,12 @@ CONTRACT = {
     ("GET", "/courses/{course_id}"): {"200", "304", "404"} | DB,
     ("PATCH", "/courses/{course_id}"): {"200", "404", "409", "412", "422"} | BODY | DB,
     ("DELETE", "/courses/{course_id}"): {"204", "404", "412"} | DB,
+    ("POST", "/terms"): {"201", "409", "422"} | BODY | DB | LIMITED,
+    ("GET", "/terms"): {"200", "422"} | DB,
+    ("GET", "/terms/{term_id}"): {"200", "304", "404"} | DB,
+    ("PATCH", "/terms/{term_id}"): {"200", "404", "409", "412", "422"} | BODY | DB,
+    # 409 term-not-empty while a course belongs to it.
+    ("DELETE", "/terms/{term_id}"): {"204", "404", "409", "412"} | DB,
     ("GET", "/courses/{course_id}/students"): {"200", "404", "422"} | DB,
     ("GET", "/students/{student_id}/waitlist"): {"200", "404", "422"} | DB,
     ("GET", "/students/{student_id}/waitlist/{course_id}"): {"200", "404"} | DB,
@@ -64,6 +70,7 @@ CONTRACT = {
     ("POST", "/enrollments/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
     ("POST", "/students/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
     ("POST", "/courses/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
+    ("POST", "/terms/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
     # The change feed: 410 for a cursor from before the history kept (retention).
     ("GET", "/events"): {"200", "410", "422"} | DB | LIMITED,
     ("GET", "/healthz"): {"200"},
@@ -175,6 +182,9 @@ CONDITIONAL = {
     ("GET", "/courses/{course_id}"): ("200", "IfNoneMatch"),
     ("PATCH", "/courses/{course_id}"): ("200", "IfMatch"),
     ("DELETE", "/courses/{course_id}"): (None, "IfMatch"),
+    ("GET", "/terms/{term_id}"): ("200", "IfNoneMatch"),
+    ("PATCH", "/terms/{term_id}"): ("200", "IfMatch"),
+    ("DELETE", "/terms/{term_id}"): (None, "IfMatch"),
 }
 
 
@@ -326,8 +336,9 @@ def _schema(pointer: str) -> dict:
 
 
 PAGES = ["StudentPage", "CoursePage", "EnrollmentPage", "EnrolledStudentPage"]
-PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage"]
+PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage", "TermPage"]
 RESULTS = ["EnrollmentBatchResults", "StudentBatchResults", "CourseBatchResults"]
+RESULTS += ["TermBatchResults"]
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 LONGEST_CURSOR = len(encode_cursor(MAX_ID, "f" * 12))
 # The document's bounds and the limits the server enforces, side by side: a
@@ -389,6 +400,7 @@ def test_the_batch_outcomes_of_the_document_are_the_services_vocabulary():
     enroll = _outcome_enum("EnrollmentBatchResult")
     assert set(enroll) == {*ENROLL_OUTCOMES, *DROP_OUTCOMES, Outcome.INVALID}
     every = {*enroll, *_outcome_enum("StudentBatchResult"), *_outcome_enum("CourseBatchResult")}
+    every |= {*_outcome_enum("TermBatchResult")}
     assert every == set(Outcome)
 
 

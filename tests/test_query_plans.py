@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from bench import dataset
-from service.sql import QUERIES
+from service.sql import QUERIES, Named
 
 # Big enough that a sequential scan costs more than an index for one row or one
 # page. A small catalog is not: up to about 1,000 courses (at 5 enrollments per
@@ -50,7 +50,8 @@ NAMED = sorted(
 # Realistic arguments for each named query, in the data loaded below (ids
 # 1..20,000 and 1..5,000, five courses per student). A query missing here
 # fails test_every_named_query_has_example_arguments: add it when you add the query.
-EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
+# A query with :name parameters takes them by name.
+EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "students.get_student": (4_242,),
     "students.list_students": (9_000, 51),  # a page in the middle; the handler asks limit + 1
     "students.list_students_by_email": (0, "STUDENT4242@bench.example", 51, None),
@@ -63,6 +64,39 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "courses.create_course": ("CS-101", "Algorithms", 30, 0, "registrar"),
     "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None, None, "registrar"),
     "courses.delete_course": (42, ["1234", "5678"], "registrar"),  # If-Match with two tags
+    "terms.get_term": (7,),
+    "terms.list_terms": (3, 51),
+    "terms.list_terms_by_code": (0, "2027-spring", 51),
+    "terms.create_term": {
+        "code": "2028-SPRING",
+        "title": "Spring 2028",
+        "starts_on": "2028-01-10",
+        "ends_on": "2028-05-05",
+        "registration_opens_at": "2027-11-01T09:00:00+00:00",
+        "registration_closes_at": None,
+        "drop_deadline": None,
+        "max_credits": "18.5",
+        "actor": "registrar",
+    },
+    "terms.lock_term_waits": (7,),
+    "terms.update_term": {
+        "term_id": 7,
+        "code": None,
+        "title": "Spring term",
+        "starts_on": None,
+        "ends_on": None,
+        "set_registration_opens_at": False,
+        "registration_opens_at": None,
+        "set_registration_closes_at": True,
+        "registration_closes_at": None,
+        "set_drop_deadline": False,
+        "drop_deadline": None,
+        "set_max_credits": True,
+        "max_credits": "21",
+        "if_match": ["1234"],
+        "actor": "registrar",
+    },
+    "terms.delete_term": (7, None, "registrar"),
     "enrollments.enroll": (4_242, 42, True, "registrar"),
     "enrollments.get_enrollment": (4_242, 42),
     "enrollments.list_student_courses": (4_242, 0, 51),
@@ -77,6 +111,21 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...]] = {
     "batches.enroll": ("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{f}", "registrar"),
     "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
     "batches.courses": (["CS-101"], ["Algorithms"], "{t}", "{30}", "{NULL}", "registrar"),
+    "batches.terms": {
+        "codes": ["2027-SPRING"],
+        "titles": ["Spring"],
+        "starts_on": "{2027-01-11}",
+        "ends_on": "{2027-05-07}",
+        "set_registration_opens_at": "{f}",
+        "registration_opens_at": "{NULL}",
+        "set_registration_closes_at": "{f}",
+        "registration_closes_at": "{NULL}",
+        "set_drop_deadline": "{f}",
+        "drop_deadline": "{NULL}",
+        "set_max_credits": "{t}",
+        "max_credits": "{18}",
+        "actor": "registrar",
+    },
     "events.list_events": (0, None, 101),
     "events.list_student_events": (0, None, 101, 4_242, None),
     "events.list_course_events": (0, ["enrollment.created"], 101, 42),
@@ -223,6 +272,11 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "cascade: a course's waitlist": (
         "delete from only course_waitlist where course_id = $1",
         (42,),
+    ),
+    # the foreign key's check when a term is deleted: a course of it
+    "foreign key: a term's courses": (
+        "select 1 from only courses x where $1 operator(pg_catalog.=) term_id for key share of x",
+        (7,),
     ),
     # students_redact_idempotent_answers (redact_idempotent_answers()): the
     # answers naming the deleted students (the trigger's transition table, here an unnest)
@@ -511,10 +565,17 @@ def test_every_named_query_has_example_arguments():
 @pytest.mark.parametrize("qualified", NAMED)
 async def test_named_query_uses_indexes(loaded_database, qualified):
     file, name = qualified.split(".")
-    sql = getattr(getattr(QUERIES, file), name)
+    query = getattr(getattr(QUERIES, file), name)
     assert qualified in EXAMPLE_ARGS, f"no example arguments for {qualified}"
+    args = EXAMPLE_ARGS[qualified]
+    if isinstance(query, Named):
+        assert isinstance(args, dict), f"{qualified} takes its arguments by name"
+        sql, *values = query.bind(**args)
+    else:
+        assert isinstance(args, tuple), f"{qualified} takes its arguments in order"
+        sql, values = query, list(args)
 
-    complaints = await seq_scans(loaded_database, sql, EXAMPLE_ARGS[qualified])
+    complaints = await seq_scans(loaded_database, sql, tuple(values))
 
     assert not complaints, f"{qualified} reads a whole table:\n\n" + "\n\n".join(complaints)
 

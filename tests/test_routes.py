@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.routes import ROUTES
-from tests.api import create_course, create_student, enroll, problem
+from tests.api import create_course, create_student, create_term, enroll, problem
 
 GET_ROUTES = [(path, "limit" in query) for method, path, _, query in ROUTES if method == "GET"]
 # Headers that differ between any two responses, whatever the method.
@@ -13,7 +13,7 @@ PER_RESPONSE = {"Date", "X-Request-ID"}
 
 
 async def seeded(client) -> dict[str, int]:
-    """A student enrolled in a course and waiting for a full one: every template names something."""
+    """A student enrolled in a course and waiting for a full one, a term: every template names something."""
     student = await create_student(client)
     course = await create_course(client)
     assert (await enroll(client, student["id"], course["id"])).status == 201
@@ -21,7 +21,13 @@ async def seeded(client) -> dict[str, int]:
     assert (await enroll(client, (await create_student(client))["id"], full["id"])).status == 201
     body = {"course_id": full["id"], "waitlist": True}
     assert (await client.post(f"/students/{student['id']}/courses", json=body)).status == 202
-    return {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
+    term = await create_term(client)
+    return {
+        "student_id": student["id"],
+        "course_id": course["id"],
+        "waiting_for": full["id"],
+        "term_id": term["id"],
+    }
 
 
 def fill(template: str, ids: dict[str, int]) -> str:

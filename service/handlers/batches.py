@@ -1,9 +1,9 @@
-"""/enrollments/batch, /students/batch and /courses/batch
+"""/enrollments/batch, /students/batch, /courses/batch and /terms/batch
 
-Each item is checked here with the field table of its single request
-(enrollments.ENROLL, students.CREATE, courses.FIELDS), so an invalid item's
-422 is the single request's; the valid ones go to the database in one
-statement, which applies them in order (repositories/batches.py). Every
+Each item is checked here as its single request checks it (enrollments.ENROLL,
+students.CREATE, courses.FIELDS, terms.checked), so an invalid item's 422 is
+the single request's; the valid ones go to the database in one statement,
+which applies them in order (repositories/batches.py). Every
 result is `{"status", "outcome", "body"}`: the single request's status and
 body, and a slug saying what happened.
 """
@@ -36,7 +36,7 @@ from ..validation.fields import (
     one_of,
     rules,
 )
-from . import courses, enrollments, render, students
+from . import courses, enrollments, render, students, terms
 
 MAX_ITEMS = 1000
 
@@ -106,6 +106,13 @@ def _course_item(raw: dict[str, Any]) -> batches.CourseItem:
         "capacity" in data,
         data.get("capacity"),
         data.get("waitlist_capacity"),
+    )
+
+
+def _term_item(raw: dict[str, Any]) -> batches.TermItem:
+    data = terms.checked(raw, required=terms.REQUIRED)
+    return batches.TermItem(
+        data.pop("code"), data.pop("title"), data.pop("starts_on"), data.pop("ends_on"), data
     )
 
 
@@ -194,4 +201,16 @@ async def create_courses(request: web.Request) -> web.Response:
         work = request[WORK]
         async with work.block() as conn:
             applied = await batches.courses(conn, items=valid, actor=actor(request), work=work)
+    return _respond(results, positions, applied)
+
+
+@_limited
+async def create_terms(request: web.Request) -> web.Response:
+    items = batch_items(await json_object(request), MAX_ITEMS)
+    results, positions, valid = _checked(items, _term_item)
+    applied: list[Applied] = []
+    if valid:
+        work = request[WORK]
+        async with work.block() as conn:
+            applied = await batches.terms(conn, items=valid, actor=actor(request), work=work)
     return _respond(results, positions, applied)

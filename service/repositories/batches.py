@@ -1,28 +1,31 @@
-"""Batches: many enrollments, students or courses applied in one statement.
+"""Batches: many enrollments, students, courses or terms applied in one statement.
 
 Each call runs one statement of sql/batches.sql, a function of
-sql/functions/batches.sql that applies the items in order (batch_enroll
-hands each run of enroll items to enroll_run() and each drop to
-drop_enrollment(), the functions of the single requests). It commits alone,
-so a deadlock with another batch leaves nothing behind and the whole call
-runs again (retry.py). Each item comes back as an `Applied`: its outcome and
-what the single request would have answered, a model, a Problem, or None (a
-drop's 204).
+sql/functions/batches.sql (batch_terms: terms.sql) that applies the items
+in order (batch_enroll hands each run of enroll items to enroll_run() and
+each drop to drop_enrollment(), the functions of the single requests). It
+commits alone, so a deadlock with another batch leaves nothing behind and
+the whole call runs again (retry.py). Each item comes back as an `Applied`:
+its outcome and what the single request would have answered, a model, a
+Problem, or None (a drop's 204).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 import asyncpg
 
 from ..db import Work
 from ..errors import conflict
-from ..models import Course, Student, from_row
+from ..models import Course, Student, Term, from_row
 from ..outcomes import Outcome
 from ..sql import QUERIES
 from .enrollments import Applied, applied
 from .retry import retried
+from .terms import out_of_order
 
 Q = QUERIES.batches
 
@@ -47,6 +50,21 @@ class CourseItem:
     set_capacity: bool
     capacity: int | None
     waitlist_capacity: int | None  # None: keep, or 0 on a create
+
+
+@dataclass(slots=True)
+class TermItem:
+    code: str
+    title: str
+    starts_on: date
+    ends_on: date
+    # The other fields the item gives, by name: an update keeps those it
+    # does not give, a create stores null.
+    given: dict[str, Any]
+
+
+# The fields of a term item that apply only when given.
+_OPTIONAL = ("registration_opens_at", "registration_closes_at", "drop_deadline", "max_credits")
 
 
 async def enroll(
@@ -125,3 +143,36 @@ def _course(item: CourseItem, row: asyncpg.Record) -> Applied:
         detail = f"course {row['id']} has more students waiting than {item.waitlist_capacity}"
         return Applied(outcome, conflict(detail, outcome))
     return Applied(outcome, from_row(Course, row))
+
+
+async def terms(
+    conn: asyncpg.Connection, *, items: list[TermItem], actor: str, work: Work
+) -> list[Applied]:
+    """Create, or update the term with that code; one Applied per item, in order."""
+    arrays: dict[str, list[Any]] = {
+        "codes": [i.code for i in items],
+        "titles": [i.title for i in items],
+        "starts_on": [i.starts_on for i in items],
+        "ends_on": [i.ends_on for i in items],
+    }
+    for name in _OPTIONAL:
+        arrays[f"set_{name}"] = [name in i.given for i in items]
+        arrays[name] = [i.given.get(name) for i in items]
+    statement = Q.terms.bind(**arrays, actor=actor)
+    rows = await retried(work, _fetch_terms, conn, statement)
+    return [_term(item, row) for item, row in zip(items, rows, strict=True)]
+
+
+async def _fetch_terms(
+    conn: asyncpg.Connection, statement: tuple[Any, ...]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(*statement)
+
+
+def _term(item: TermItem, row: asyncpg.Record) -> Applied:
+    outcome = Outcome(row["outcome"])
+    if outcome is Outcome.INVALID:
+        # The 422 PATCH /terms/{id} gives (repositories/terms.py).
+        given = {"starts_on", "ends_on", *item.given}
+        return Applied(outcome, out_of_order(row["out_of_order"], given))
+    return Applied(outcome, from_row(Term, row))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from ..errors import FieldError, Problem, invalid
@@ -82,6 +84,78 @@ def integer(low: int, high: int) -> Callable[[Any], int]:
         return value
 
     return check
+
+
+def tenths(low: int, high: float) -> Callable[[Any], Decimal]:
+    """A JSON number low..high with at most one decimal (18, 18.0, 12.5), exactly.
+
+    Not true, "12.5" or null. A float has one decimal when rounding it to one
+    changes nothing: 0.3 has, 12.25 and 0.30000000000000004 have not.
+    """
+
+    def check(value: Any) -> Decimal:
+        if value is OUT_OF_RANGE:
+            raise Bad(f"must be between {low} and {high}")
+        if type(value) not in (int, float):
+            raise Bad("must be a number")
+        if not low <= value <= high:
+            raise Bad(f"must be between {low} and {high}")
+        if round(value, 1) != value:
+            raise Bad("must have at most one decimal")
+        return Decimal(repr(value)) + 0  # + 0: -0.0 is 0
+
+    return check
+
+
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+# RFC 3339's date-time (section 5.6), as JSON Schema's format date-time has
+# it: T and Z in either case, an explicit offset, a leap second (:60) only at
+# 23:59 UTC (then the next minute's first, as PostgreSQL reads it); and a
+# fraction of at most 9 digits (microseconds kept), a bound of our own.
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+
+
+def calendar_date(value: Any) -> date:
+    """A date as YYYY-MM-DD (RFC 3339's full-date), years 0001 to 9999."""
+    match = _DATE.fullmatch(value) if isinstance(value, str) else None
+    try:
+        if match:
+            return date(*map(int, match.groups()))
+    except ValueError:
+        pass
+    raise Bad("must be a date as YYYY-MM-DD")
+
+
+def timestamp(value: Any) -> datetime:
+    """An RFC 3339 timestamp with an explicit offset, between the years 0001 and 9999 in UTC."""
+    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+    if not match:
+        raise Bad("must be an RFC 3339 timestamp with an offset, e.g. 2027-01-11T09:00:00Z")
+    year, month, day, hour, minute, second = map(int, match.groups()[:6])
+    fraction, utc, sign, offset_hours, offset_minutes = match.groups()[6:]
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        if utc:
+            zone = UTC
+        else:
+            if int(offset_hours) > 23 or int(offset_minutes) > 59:
+                raise ValueError("offset")
+            offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+            zone = timezone(-offset if sign == "-" else offset)
+        leap = second == 60
+        # In UTC, as the database stores it: past the year 9999 it is no datetime.
+        moment = datetime(year, month, day, hour, minute, 59 if leap else second, micro, zone)
+        moment = moment.astimezone(UTC)
+        if leap:
+            if (moment.hour, moment.minute) != (23, 59):
+                raise ValueError("a leap second is 23:59:60 UTC")
+            moment += timedelta(seconds=1)
+        return moment
+    except (ValueError, OverflowError):
+        raise Bad("must be a valid RFC 3339 timestamp between the years 0001 and 9999") from None
 
 
 def boolean(value: Any) -> bool:
