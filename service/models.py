@@ -13,6 +13,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -167,6 +168,44 @@ class WaitlistedStudent:
     created_at: datetime
     waitlisted_at: datetime
     position: int
+
+
+@dataclass
+class Hold:
+    """A hold on a student's registration; its reason is personal data (never in events or logs)."""
+
+    id: int
+    reason: str
+    created_at: datetime
+
+
+@dataclass
+class Completion:
+    """A course code a student has passed: what prerequisites ask for."""
+
+    id: int
+    code: str
+    completed_at: datetime
+
+
+@dataclass
+class StudentTerm:
+    """A student's settings in a term (null: none), and the credits they are enrolled in there."""
+
+    student_id: int
+    term_id: int
+    registration_opens_at: datetime | None
+    max_credits: int | float | None
+    credits: int | float
+
+
+def number(value: Decimal) -> int | float:
+    """A numeric of the database as the JSON number it stands for: 18, 12.5.
+
+    orjson writes no Decimal; a whole number is written without a fraction.
+    """
+    whole = int(value)
+    return whole if value == whole else float(value)
 
 
 @dataclass

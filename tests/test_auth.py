@@ -17,7 +17,8 @@ from service.app import create_app
 from service.config import Config, ConfigError, Token
 from service.keys import TOKENS
 
-from .api import create_course, create_student, create_term, enroll, problem
+from . import registration
+from .api import create_course, create_student, enroll, problem
 from .cli import clean_env, one_line, run_cli
 from .test_shutdown import serving
 
@@ -29,7 +30,7 @@ WRONG_LIKE_DASHBOARD = "0" + DASHBOARD.secret[1:]
 
 # /docs and its files: the interactive reference of /openapi.json.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}"}
-WRITE_METHODS = {"POST", "PATCH", "DELETE"}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 TERM_DATES = {"starts_on": "2027-01-11", "ends_on": "2027-05-07"}
 # A body each write route would accept, so that a refusal is the token's doing.
 BODIES = {
@@ -49,6 +50,9 @@ BODIES = {
     ("POST", "/terms/batch"): {
         "items": [{"code": "2027-SPRING", "title": "Changed", **TERM_DATES}]
     },
+    ("POST", "/students/{student_id}/holds"): {"reason": "Unpaid fees"},
+    ("POST", "/students/{student_id}/completions"): {"code": "MATH101"},
+    ("PUT", "/students/{student_id}/terms/{term_id}"): {"max_credits": 12},
 }
 
 
@@ -66,9 +70,18 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
-def fill(template: str, student_id: int = 1, course_id: int = 1, term_id: int = 1) -> str:
+def fill(
+    template: str,
+    student_id: int = 1,
+    course_id: int = 1,
+    hold_id: int = 1,
+    completion_id: int = 1,
+    term_id: int = 1,
+) -> str:
     path = template.replace("{student_id}", str(student_id))
     path = path.replace("{course_id}", str(course_id))
+    path = path.replace("{hold_id}", str(hold_id))
+    path = path.replace("{completion_id}", str(completion_id))
     path = path.replace("{term_id}", str(term_id))
     path = path.replace("{asset}", "init.js")
     assert not re.search(r"[{}]", path), f"unfilled parameter in {template}"
@@ -95,14 +108,14 @@ async def created(client: TestClient, path: str, body: dict, headers: dict[str, 
     return await response.json()
 
 
-async def setup_records(client: TestClient) -> tuple[dict, dict, dict, dict]:
-    """A student enrolled in one course and waiting for a full one, a fourth course, a term.
+async def setup_records(client: TestClient, db) -> tuple[dict, dict, dict, dict, dict]:
+    """A student enrolled in one course and waiting for a full one, and a fourth course.
 
     Made with the write token; returns the student, the course, the other
-    course and the full one.
+    course, the full one, and the ids of the student's hold, completion and
+    a term (see rules_of).
     """
     write = bearer(REGISTRAR.secret)
-    await created(client, "/terms", BODIES[("POST", "/terms")], write)
     student = await created(client, "/students", {"name": "Ada", "email": "a@x.org"}, write)
     course = await created(client, "/courses", {"code": "C1", "title": "One"}, write)
     other = await created(client, "/courses", {"code": "C2", "title": "Two"}, write)
@@ -113,7 +126,19 @@ async def setup_records(client: TestClient) -> tuple[dict, dict, dict, dict]:
         path, json={"course_id": full["id"], "waitlist": True}, headers=write
     )
     assert response.status == 202, await response.text()
-    return student, course, other, full
+    return student, course, other, full, await rules_of(client, db, student, write)
+
+
+async def rules_of(client: TestClient, db, student: dict, headers: dict[str, str]) -> dict:
+    """A hold and a completion of the student, and a term: the ids their routes name.
+
+    The term is written with SQL (tests/registration.py): its own routes are not the point here.
+    """
+    path = f"/students/{student['id']}"
+    hold = await created(client, f"{path}/holds", {"reason": "Fees"}, headers)
+    completion = await created(client, f"{path}/completions", {"code": "C0"}, headers)
+    term_id = await registration.term(db)
+    return {"hold_id": hold["id"], "completion_id": completion["id"], "term_id": term_id}
 
 
 async def fill_up(client: TestClient, headers: dict[str, str]) -> dict:
@@ -126,18 +151,23 @@ async def fill_up(client: TestClient, headers: dict[str, str]) -> dict:
     return full
 
 
+# Every table a request may write, each read whole in a stable order.
+TABLES = [
+    "select * from students order by id",
+    "select * from courses order by id",
+    "select * from student_courses order by student_id, course_id",
+    "select * from course_waitlist order by seq",
+    "select * from student_holds order by id",
+    "select * from student_completions order by id",
+    "select * from student_terms order by student_id, term_id",
+    "select * from terms order by id",
+]
+EMPTY: list[list] = [[] for _ in TABLES]
+
+
 async def snapshot(db) -> list:
     """Every row of every table, to show that a refused request changed nothing."""
-    return [
-        [tuple(r) for r in await db.fetch("select * from students order by id")],
-        [tuple(r) for r in await db.fetch("select * from courses order by id")],
-        [
-            tuple(r)
-            for r in await db.fetch("select * from student_courses order by student_id, course_id")
-        ],
-        [tuple(r) for r in await db.fetch("select * from course_waitlist order by seq")],
-        [tuple(r) for r in await db.fetch("select * from terms order by id")],
-    ]
+    return [[tuple(r) for r in await db.fetch(statement)] for statement in TABLES]
 
 
 @pytest.fixture
@@ -171,9 +201,9 @@ UNAUTHORIZED = [
 
 async def test_every_protected_route_refuses_a_request_without_a_valid_token(secured, db):
     protected = [(m, t) for m, t in routes(secured) if t not in PUBLIC_PATHS]
-    # 29 resource operations (the feed and the 4 batches among them) and /metrics,
-    # and HEAD beside each of their 14 GETs: nothing is left out of the check.
-    assert len(protected) == 44, protected
+    # 39 resource operations (the feed and the 4 batches among them) and /metrics,
+    # and HEAD beside each of their 19 GETs: nothing is left out of the check.
+    assert len(protected) == 59, protected
 
     for headers, error in UNAUTHORIZED:
         for method, template in protected:
@@ -191,7 +221,7 @@ async def test_every_protected_route_refuses_a_request_without_a_valid_token(sec
                 assert f'error="{error}"' in challenge, where
             assert "X-Request-ID" in response.headers, where
 
-    assert await snapshot(db) == [[], [], [], [], []]
+    assert await snapshot(db) == EMPTY
 
 
 async def test_public_paths_answer_without_a_token(secured):
@@ -207,14 +237,14 @@ async def test_public_paths_answer_without_a_token(secured):
 # -- scopes ------------------------------------------------------------------------------
 
 
-async def test_read_token_may_read_everything(secured):
-    student, course, _, full = await setup_records(secured)
+async def test_read_token_may_read_everything(secured, db):
+    student, course, _, full, rules = await setup_records(secured, db)
     ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
-    ids["term_id"] = 1  # the term setup_records made
+    ids |= rules
 
     reads = [(m, t) for m, t in routes(secured) if m == "GET"]
-    # 14 behind a token, 5 public (/docs and its files among them).
-    assert len(reads) == 19, reads
+    # 19 behind a token, 5 public (/docs and its files among them).
+    assert len(reads) == 24, reads
     for method, template in reads:
         response = await call(secured, method, template, bearer(DASHBOARD.secret), **ids)
         assert response.status == 200, (template, await response.text())
@@ -225,11 +255,11 @@ async def test_read_token_may_read_everything(secured):
 
 
 async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
-    student, course, other, full = await setup_records(secured)
+    student, course, other, full, rules = await setup_records(secured, db)
     before = await snapshot(db)
 
     writes = [(m, t) for m, t in routes(secured) if m in WRITE_METHODS]
-    assert len(writes) == 16, writes
+    assert len(writes) == 21, writes
     for method, template in writes:
         # Enrolling targets the other course, so an accepted request would add a row.
         course_id = other["id"] if method == "POST" else course["id"]
@@ -241,6 +271,7 @@ async def test_read_token_may_not_write_and_nothing_is_written(secured, db):
             student_id=student["id"],
             course_id=course_id,
             waiting_for=full["id"],
+            **rules,
         )
         where = f"{method} {template}"
         assert response.status == 403, where
@@ -274,6 +305,10 @@ async def test_write_token_may_do_everything(secured, db):
         headers=write,
     )
     assert waiting.status == 202
+    hold = await ok("POST", "/students/{student_id}/holds", 201, **ids)
+    completion = await ok("POST", "/students/{student_id}/completions", 201, **ids)
+    ids |= {"hold_id": hold["id"], "completion_id": completion["id"]}
+    await ok("PUT", "/students/{student_id}/terms/{term_id}", 200, **ids)
     for method, template in routes(secured):
         if method in ("GET", "HEAD"):
             await ok(method, template, 200, **ids, waiting_for=full["id"])
@@ -286,6 +321,8 @@ async def test_write_token_may_do_everything(secured, db):
         "DELETE", "/students/{student_id}/waitlist/{course_id}", 204, **ids, waiting_for=full["id"]
     )
     await ok("DELETE", "/students/{student_id}/courses/{course_id}", 204, **ids)
+    await ok("DELETE", "/students/{student_id}/holds/{hold_id}", 204, **ids)
+    await ok("DELETE", "/students/{student_id}/completions/{completion_id}", 204, **ids)
     await ok("DELETE", "/students/{student_id}", 204, **ids)
     await ok("DELETE", "/courses/{course_id}", 204, **ids)
     await ok("DELETE", "/terms/{term_id}", 204, **ids)
@@ -295,7 +332,7 @@ async def test_write_token_may_do_everything(secured, db):
     await ok("DELETE", "/courses/{course_id}", 204, course_id=full["id"])
 
     assert done == set(routes(secured))  # every route, with its expected success
-    assert await snapshot(db) == [[], [], [], [], []]
+    assert await snapshot(db) == EMPTY
 
 
 # -- without tokens ----------------------------------------------------------------------
@@ -312,7 +349,7 @@ async def test_without_tokens_the_service_is_open(client, db):
     )
     assert waiting.status == 202
     ids = {"student_id": student["id"], "course_id": course["id"], "waiting_for": full["id"]}
-    ids["term_id"] = (await create_term(client))["id"]
+    ids |= await rules_of(client, db, student, {})
 
     for method, template in routes(client):
         if method == "GET":

@@ -65,6 +65,21 @@ CONTRACT = {
     ("GET", "/students/{student_id}/waitlist/{course_id}"): {"200", "404"} | DB,
     ("DELETE", "/students/{student_id}/waitlist/{course_id}"): {"204", "404"} | DB,
     ("GET", "/courses/{course_id}/waitlist"): {"200", "404", "422"} | DB,
+    # Holds and completions: sub-resources of a student; a repeated completion is 409.
+    ("POST", "/students/{student_id}/holds"): {"201", "404", "422"} | BODY | DB | LIMITED,
+    ("GET", "/students/{student_id}/holds"): {"200", "404", "422"} | DB,
+    ("GET", "/students/{student_id}/holds/{hold_id}"): {"200", "404"} | DB,
+    ("DELETE", "/students/{student_id}/holds/{hold_id}"): {"204", "404"} | DB,
+    ("POST", "/students/{student_id}/completions"): {"201", "404", "409", "422"}
+    | BODY
+    | DB
+    | LIMITED,
+    ("GET", "/students/{student_id}/completions"): {"200", "404", "422"} | DB,
+    ("GET", "/students/{student_id}/completions/{completion_id}"): {"200", "404"} | DB,
+    ("DELETE", "/students/{student_id}/completions/{completion_id}"): {"204", "404"} | DB,
+    # A student's settings in a term: 404 for an unknown student or term.
+    ("GET", "/students/{student_id}/terms/{term_id}"): {"200", "404"} | DB,
+    ("PUT", "/students/{student_id}/terms/{term_id}"): {"200", "404", "422"} | BODY | DB,
     # Batches: 200 whatever the items' statuses; 422 for a body that is not 1..1000
     # items; 409 only for an Idempotency-Key in use.
     ("POST", "/enrollments/batch"): {"200", "409", "422"} | BODY | DB | LIMITED,
@@ -336,7 +351,7 @@ def _schema(pointer: str) -> dict:
 
 
 PAGES = ["StudentPage", "CoursePage", "EnrollmentPage", "EnrolledStudentPage"]
-PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage", "TermPage"]
+PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage", "TermPage", "HoldPage", "CompletionPage"]
 RESULTS = ["EnrollmentBatchResults", "StudentBatchResults", "CourseBatchResults"]
 RESULTS += ["TermBatchResults"]
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -355,8 +370,11 @@ BOUNDS = [
     ("components/parameters/Cursor/schema/maxLength", LONGEST_CURSOR),
     ("components/parameters/EventCursor/schema/maxLength", LONGEST_CURSOR),
     ("components/schemas/StudentPage/properties/next_cursor/maxLength", LONGEST_CURSOR),
-    # The longest path a Location names: a waitlist entry of the largest ids.
-    ("components/headers/Location/schema/maxLength", len(f"/students/{MAX_ID}/waitlist/{MAX_ID}")),
+    # The longest path a Location names: a completion of the largest ids.
+    (
+        "components/headers/Location/schema/maxLength",
+        len(f"/students/{MAX_ID}/completions/{MAX_ID}"),
+    ),
     # The longest RFC 3339 timestamp a response holds, as orjson writes it.
     ("components/schemas/Timestamp/maxLength", len(orjson.dumps(LATEST)) - 2),
     (

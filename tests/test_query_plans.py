@@ -106,6 +106,17 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "waitlist.list_student_waitlist": (4_242, 0, 51),
     "waitlist.list_course_waitlist": (42, 9_000, 51),  # a page in the middle of the queue
     "waitlist.leave": (4_242, 42, "registrar"),
+    "holds.get_hold": (4_242, 42),
+    "holds.list_student_holds": (4_242, 0, 51),
+    "holds.create_hold": (4_242, "Unpaid fees", "registrar"),
+    "holds.delete_hold": (4_242, 42),
+    "completions.get_completion": (4_242, 42),
+    "completions.list_student_completions": (4_242, 0, 51),
+    "completions.create_completion": (4_242, "MATH101", None),
+    "completions.delete_completion": (4_242, 42, "registrar"),
+    "student_terms.get_student_term": (4_242, 1),
+    "student_terms.put_student_term": (4_242, 1, "2027-01-04T08:00:00+00:00", "18"),
+    "promotions.lock_student_waits": (4_242, "registrar", None),
     # Function calls (sql/functions/batches.sql): their statements are in IMPLICIT below.
     # Arrays as PostgreSQL's literals: one item each.
     "batches.enroll": ("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{f}", "registrar"),

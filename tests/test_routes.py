@@ -5,15 +5,20 @@ from __future__ import annotations
 import pytest
 
 from service.routes import ROUTES
-from tests.api import create_course, create_student, create_term, enroll, problem
+from tests import registration
+from tests.api import create_course, create_student, enroll, problem
 
 GET_ROUTES = [(path, "limit" in query) for method, path, _, query in ROUTES if method == "GET"]
 # Headers that differ between any two responses, whatever the method.
 PER_RESPONSE = {"Date", "X-Request-ID"}
 
 
-async def seeded(client) -> dict[str, int]:
-    """A student enrolled in a course and waiting for a full one, a term: every template names something."""
+async def seeded(client, db) -> dict[str, int]:
+    """A student enrolled in a course and waiting for a full one, with a hold and a completion.
+
+    Every template names something; the term is written with SQL
+    (tests/registration.py).
+    """
     student = await create_student(client)
     course = await create_course(client)
     assert (await enroll(client, student["id"], course["id"])).status == 201
@@ -21,12 +26,16 @@ async def seeded(client) -> dict[str, int]:
     assert (await enroll(client, (await create_student(client))["id"], full["id"])).status == 201
     body = {"course_id": full["id"], "waitlist": True}
     assert (await client.post(f"/students/{student['id']}/courses", json=body)).status == 202
-    term = await create_term(client)
+    hold = await client.post(f"/students/{student['id']}/holds", json={"reason": "Fees"})
+    completion = await client.post(f"/students/{student['id']}/completions", json={"code": "M1"})
+    term_id = await registration.term(db)
     return {
         "student_id": student["id"],
         "course_id": course["id"],
         "waiting_for": full["id"],
-        "term_id": term["id"],
+        "hold_id": (await hold.json())["id"],
+        "completion_id": (await completion.json())["id"],
+        "term_id": term_id,
     }
 
 
@@ -38,8 +47,8 @@ def fill(template: str, ids: dict[str, int]) -> str:
 
 
 @pytest.mark.parametrize(("template", "paged"), GET_ROUTES)
-async def test_head_answers_like_get_without_a_body(client, template, paged):
-    path = fill(template, await seeded(client)) + ("?limit=1" if paged else "")
+async def test_head_answers_like_get_without_a_body(client, db, template, paged):
+    path = fill(template, await seeded(client, db)) + ("?limit=1" if paged else "")
 
     got = await client.get(path)
     head = await client.head(path)
@@ -87,7 +96,7 @@ ALL_ROUTES = [(method, path, query) for method, path, _, query in ROUTES]
 async def test_a_query_parameter_the_route_does_not_define_is_422_naming_it(
     client, db, method, template, defined
 ):
-    ids = await seeded(client)
+    ids = await seeded(client, db)
     before = await db.fetchval("select count(*) from student_courses")
 
     response = await client.request(method, f"{fill(template, ids)}?limt=5&emial=x", json={})
@@ -122,8 +131,8 @@ async def test_a_defined_query_parameter_given_twice_is_422(client, query):
         "limit=1&",  # an empty pair after it carries no parameter
     ],
 )
-async def test_the_defined_query_parameters_pass(client, query):
-    await seeded(client)
+async def test_the_defined_query_parameters_pass(client, db, query):
+    await seeded(client, db)
 
     response = await client.get(f"/students?{query}")
 

@@ -173,6 +173,33 @@ def one_of(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
+def decimal(low: str, high: str, places: int) -> Callable[[Any], Decimal]:
+    """A JSON number low..high with at most `places` decimals (numeric(p, places) in the database).
+
+    Taken as the shortest decimal that reads back as the same float (12.3,
+    not 12.300000000000000710...), so what the client wrote is what is checked.
+    """
+    bottom, top = Decimal(low), Decimal(high)
+    step = Decimal(1).scaleb(-places)
+    message = f"must be a number from {low} to {high} with at most {places} decimal"
+    message += "s" if places > 1 else ""
+
+    def check(value: Any) -> Decimal:
+        if value is OUT_OF_RANGE:
+            raise Bad(message)
+        if type(value) is int:
+            number = Decimal(value)
+        elif type(value) is float:
+            number = Decimal(repr(value))
+        else:
+            raise Bad("must be a number")
+        if not bottom <= number <= top or number != number.quantize(step):
+            raise Bad(message)
+        return number
+
+    return check
+
+
 def rules(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
     """Rules a registrar overrides: a list of distinct names among `allowed`.
 
