@@ -13,6 +13,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -97,6 +98,20 @@ class Course:
     enrolled: int
     waitlisted: int
     created_at: datetime
+    term_id: int | None
+    # numeric(3, 1) comes as a Decimal, which orjson does not write: a JSON
+    # number here, 3 rather than 3.0 when whole.
+    credits: float
+    # jsonb comes as its text, already the JSON to send: sent as it is.
+    meetings: orjson.Fragment
+    prerequisites: list[str]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.credits, Decimal):
+            whole = int(self.credits)
+            self.credits = whole if whole == self.credits else float(self.credits)
+        if isinstance(self.meetings, str):
+            self.meetings = orjson.Fragment(self.meetings)
 
 
 @dataclass

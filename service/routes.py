@@ -14,7 +14,7 @@ from .keys import CONFIG
 PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
 STUDENTS = PAGE | {"email", "q"}
-COURSES = PAGE | {"code", "q"}
+COURSES = PAGE | {"code", "q", "term_id"}
 
 # (method, path template, handler, query parameters). Every GET route also
 # answers HEAD. The router tries the routes under one prefix (/students,
