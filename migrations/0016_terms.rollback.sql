@@ -19,6 +19,7 @@ alter table students drop column holds;
 
 drop trigger if exists courses_registration_changed on courses;
 drop trigger if exists courses_term_kept on courses;
+drop trigger if exists courses_registration_deleted on courses;
 create unique index courses_code_folded on courses (fold_case(code));
 drop index courses_code_key;
 alter index courses_code_folded rename to courses_code_key;

@@ -1,4 +1,4 @@
-"""Bearer tokens with a read or write scope. Logs carry a token's name, never its secret."""
+"""Bearer tokens with a read, write or registrar scope. Logs carry a token's name, never its secret."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from aiohttp import hdrs, web
 
 from .config import Token
 from .errors import Problem
-from .keys import ACTOR
+from .keys import ACTOR, SCOPE
 from .tokens import TokenTable
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_SCOPES = frozenset({"write", "registrar"})
 CHALLENGE = 'Bearer realm="enrollment"'
 
 
@@ -42,10 +43,27 @@ def actor(request: web.Request) -> str:
 
 
 def check_scope(token: Token, method: str) -> None:
-    """403 unless the token may use `method`: reads need any token, writes a write token."""
-    if token.scope != "write" and method not in READ_METHODS:
+    """403 unless the token may use `method`: reads need any token, writes a write token.
+
+    A registrar token can do all that a write token can, and override rules.
+    """
+    if token.scope not in WRITE_SCOPES and method not in READ_METHODS:
         raise Problem(
             403,
             f"token {token.name} may only read; this needs a write token",
+            "insufficient-scope",
+        )
+
+
+def check_registrar(request: web.Request, field: str) -> None:
+    """403 unless the request may override rules of registration (`field` names them).
+
+    Tokens with the registrar scope may; without tokens every caller may.
+    """
+    scope = request.get(SCOPE)
+    if scope is not None and scope != "registrar":
+        raise Problem(
+            403,
+            f"{field}: only a token with the registrar scope may override rules of registration",
             "insufficient-scope",
         )

@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Token:
     name: str
-    scope: str  # "read" or "write"
+    scope: str  # "read", "write" or "registrar" (write, and may override rules)
     secret: str = field(repr=False)
 
 
@@ -287,10 +287,10 @@ def _parse_tokens(text: str, source: str) -> tuple[Token, ...]:
             continue
         name, _, rest = entry.partition(":")
         scope, _, secret = rest.partition(":")
-        if not name or scope not in ("read", "write") or not secret:
+        if not name or scope not in ("read", "write", "registrar") or not secret:
             # The entry may hold a secret: name only its position, never its text.
             raise ConfigError(
-                f"{source}: entry {len(tokens) + 1} is not name:scope:secret with scope read or write"
+                f"{source}: entry {len(tokens) + 1} is not name:scope:secret with scope read, write or registrar"
             )
         if any(word in secret.lower() for word in PLACEHOLDERS):
             raise ConfigError(

@@ -32,7 +32,7 @@ from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
-from .keys import ACTOR, CONFIG, METRICS, TOKENS
+from .keys import ACTOR, CONFIG, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
 from .validation.query import check_query
 
@@ -118,6 +118,7 @@ def endpoint(
                 if not reads_only:
                     check_scope(token, request.method)
                 request[ACTOR] = token.name
+                request[SCOPE] = token.scope
             if query is not None and request.query_string:
                 check_query(request.query, query)
             if keyed and idempotency_key in request.headers:

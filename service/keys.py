@@ -26,6 +26,8 @@ FEED: web.AppKey[FeedWatcher] = web.AppKey("feed")
 # Per request: the name of the token it was made with ("" without tokens),
 # which the events of its changes record as their actor.
 ACTOR = web.RequestKey("actor", str)
+# Per request: its token's scope (read, write, registrar); absent without tokens.
+SCOPE = web.RequestKey("scope", str)
 # Per request: where its handler's statements run (db.Work), set by db.run()
 # alone, before the handler starts: autocommitted, or inside the request's
 # idempotency transaction.

@@ -23,6 +23,16 @@ class Outcome(enum.StrEnum):
     WAITLIST_FULL = "waitlist-full"
     STUDENT_NOT_FOUND = "student-not-found"
     COURSE_NOT_FOUND = "course-not-found"
+    # The rules of registration of a course of a term, in the order of the
+    # checks (registration_blocker(), sql/functions/registration.sql); a
+    # registrar may override them.
+    REGISTRATION_HOLD = "registration-hold"
+    REGISTRATION_NOT_OPEN = "registration-not-open"
+    REGISTRATION_CLOSED = "registration-closed"
+    PREREQUISITE_MISSING = "prerequisite-missing"
+    TIME_CONFLICT = "time-conflict"
+    CREDIT_LIMIT = "credit-limit"
+    DROP_DEADLINE_PASSED = "drop-deadline-passed"
     # A drop: DELETE /students/{id}/courses/{id}, a drop item.
     DROPPED = "dropped"
     NOT_ENROLLED = "not-enrolled"
@@ -51,6 +61,13 @@ STATUS = {
     Outcome.WAITLIST_FULL: 409,
     Outcome.STUDENT_NOT_FOUND: 404,
     Outcome.COURSE_NOT_FOUND: 404,
+    Outcome.REGISTRATION_HOLD: 409,
+    Outcome.REGISTRATION_NOT_OPEN: 409,
+    Outcome.REGISTRATION_CLOSED: 409,
+    Outcome.PREREQUISITE_MISSING: 409,
+    Outcome.TIME_CONFLICT: 409,
+    Outcome.CREDIT_LIMIT: 409,
+    Outcome.DROP_DEADLINE_PASSED: 409,
     Outcome.DROPPED: 204,
     Outcome.NOT_ENROLLED: 404,
     Outcome.CREATED: 201,
@@ -62,8 +79,22 @@ STATUS = {
     Outcome.INVALID: 422,
 }
 
+# The rules a registrar may override ("override": [...]), in the order of
+# the checks; a drop can override only the last.
+RULES = (
+    Outcome.REGISTRATION_HOLD,
+    Outcome.REGISTRATION_NOT_OPEN,
+    Outcome.REGISTRATION_CLOSED,
+    Outcome.PREREQUISITE_MISSING,
+    Outcome.TIME_CONFLICT,
+    Outcome.CREDIT_LIMIT,
+    Outcome.DROP_DEADLINE_PASSED,
+)
+ENROLL_RULES = RULES[:-1]
+
 # What an enroll can come to: the labels of service_enrollments_total.
 ENROLL_OUTCOMES = (
+    *ENROLL_RULES,
     Outcome.ENROLLED,
     Outcome.ALREADY_ENROLLED,
     Outcome.WAITLISTED,
@@ -75,6 +106,7 @@ ENROLL_OUTCOMES = (
 )
 # What a drop can come to.
 DROP_OUTCOMES = (
+    Outcome.DROP_DEADLINE_PASSED,
     Outcome.DROPPED,
     Outcome.NOT_ENROLLED,
     Outcome.STUDENT_NOT_FOUND,

@@ -15,6 +15,7 @@ PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
 STUDENTS = PAGE | {"email", "q"}
 COURSES = PAGE | {"code", "q", "term_id"}
+DROP = frozenset({"override"})
 
 # (method, path template, handler, query parameters). Every GET route also
 # answers HEAD. The router tries the routes under one prefix (/students,
@@ -23,7 +24,7 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/students/{student_id}/courses", enrollments.list_courses, PAGE),
     ("POST", "/students/{student_id}/courses", enrollments.enroll, NONE),
     ("GET", "/students/{student_id}/courses/{course_id}", enrollments.get, NONE),
-    ("DELETE", "/students/{student_id}/courses/{course_id}", enrollments.delete, NONE),
+    ("DELETE", "/students/{student_id}/courses/{course_id}", enrollments.delete, DROP),
     ("GET", "/courses/{course_id}/students", enrollments.list_students, PAGE),
     ("GET", "/students/{student_id}/waitlist", waitlist.list_courses, PAGE),
     ("GET", "/students/{student_id}/waitlist/{course_id}", waitlist.get, NONE),

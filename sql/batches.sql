@@ -4,12 +4,14 @@
 -- in item order. The actor (last) is set by the function for the events.
 
 -- name: enroll
--- Enroll or drop: $1 drop?, $2 student id or $3 email, $4 course id or $5
--- code, $6 waitlist, one element per item; $7 the actor.
-select item, outcome, student_id, course_id, code, title, capacity, waitlist_capacity,
-       enrolled, waitlisted, created_at, enrolled_at, waitlisted_at, queue_position
-from batch_enroll($1::boolean[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-                  $6::boolean[], $7)
+-- Enroll or drop: $1 drop?, $2 student id or $3 email, $4 course id or $6
+-- code in term $5, $7 waitlist, $8 the rules overridden (comma-separated),
+-- one element per item; $9 the actor.
+select item, outcome, about, student_id, course_id, code, title, capacity, waitlist_capacity,
+       enrolled, waitlisted, created_at, term_id, credits, meetings, prerequisites, enrolled_at,
+       waitlisted_at, queue_position
+from batch_enroll($1::boolean[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
+                  $6::text[], $7::boolean[], $8::text[], $9)
 order by item;
 
 -- name: students

@@ -105,8 +105,10 @@ returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitli
 -- name: delete_course
 -- Delete a course; its enrollments and waitlist go with it (ON DELETE CASCADE).
 -- $2: the versions If-Match accepts (null: any), compared as in update_course.
--- $3: the actor. The course's feed lock first.
+-- $3: the actor. The course's feed lock first, with those of the courses of
+-- its term its students wait for: freed of its meetings and credits, they
+-- may be promoted there (lock_course_rules(), sql/functions/registration.sql).
 delete from courses
-using (select set_config('enrollment.actor', $3, true), lock_courses(array[$1::bigint])) as actor
+using (select set_config('enrollment.actor', $3, true), lock_course_rules($1::bigint)) as actor
 where id = $1 and ($2::text[] is null or courses.xmin::text = any($2::text[]))
 returning id;

@@ -3,12 +3,15 @@
 -- name: enroll
 -- Enroll student $1 in course $2, or put them on its waitlist when it is
 -- full and $3 asks for it: enroll_run() decides (sql/functions/enrollments.sql),
--- as for a batch's items. $4 is the actor the events record (see the header
--- of sql/events.sql). One row: the outcome, the course as of after it, the
--- enrollment's or the waitlist entry's time, the position in the queue.
-select outcome, student_id, course_id, code, title, capacity, waitlist_capacity, enrolled,
-       waitlisted, created_at, enrolled_at, waitlisted_at, queue_position
-from enroll_run($2, null, array[$1::bigint], array[$3::boolean], $4);
+-- as for a batch's items. $4: the rules a registrar overrode, comma-separated
+-- (null: none). $5 is the actor the events record (see the header of
+-- sql/events.sql). One row: the outcome (and about what, for a rule of
+-- registration), the course as of after it, the enrollment's or the
+-- waitlist entry's time, the position in the queue.
+select outcome, about, student_id, course_id, code, title, capacity, waitlist_capacity,
+       enrolled, waitlisted, created_at, term_id, credits, meetings, prerequisites,
+       enrolled_at, waitlisted_at, queue_position
+from enroll_run($2, null, null, array[$1::bigint], array[$3::boolean], array[$4::text], $5);
 
 -- name: get_enrollment
 -- One enrollment of student $1, with its course.
@@ -55,6 +58,7 @@ order by e.student_id;
 -- name: delete_enrollment
 -- Unenroll student $1 from course $2: drop_enrollment() (sql/functions/enrollments.sql),
 -- as for a batch's drops; the freed seat goes to the head of the course's
--- queue in the same transaction. $3: the actor. One row: the outcome.
-select outcome, student_id, course_id
-from drop_enrollment($1, null, $2, null, $3);
+-- queue in the same transaction. $3: the rules a registrar overrode
+-- (drop-deadline-passed, or null); $4: the actor. One row: the outcome.
+select outcome, null::text[] as about, student_id, course_id
+from drop_enrollment($1, null, $2, null, null, $3, $4);

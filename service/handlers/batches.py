@@ -17,10 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import actor
+from ..auth import actor, check_registrar
 from ..errors import FieldError, Problem, invalid, problem_body
 from ..keys import LIMITS, METRICS, WORK
-from ..outcomes import Outcome
+from ..outcomes import ENROLL_RULES, RULES, Outcome
 from ..repositories import batches
 from ..repositories.enrollments import Applied
 from ..validation.body import json_object
@@ -32,7 +32,9 @@ from ..validation.fields import (
     exactly_one,
     fields,
     integer,
+    nullable,
     one_of,
+    rules,
 )
 from . import courses, enrollments, render, students
 
@@ -44,7 +46,9 @@ ENROLL_ITEM = {
     "student_email": email,
     "course_id": enrollments.ENROLL["course_id"],
     "course_code": code,
+    "term_id": nullable(integer(1, MAX_ID)),
     "waitlist": enrollments.ENROLL["waitlist"],
+    "override": rules(tuple(RULES)),
 }
 
 
@@ -69,6 +73,12 @@ def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
     drop = data.get("action") == "drop"
     if drop and "waitlist" in data:
         errors.append(FieldError("waitlist", "applies to the action enroll only"))
+    if "term_id" in data and "course_id" in data:
+        errors.append(FieldError("term_id", "qualifies a course_code only, not a course_id"))
+    overrides = data.get("override")
+    allowed = (Outcome.DROP_DEADLINE_PASSED,) if drop else ENROLL_RULES
+    if overrides and not set(overrides.split(",")) <= set(allowed):
+        errors.append(FieldError("override", f"must be a list of rules among {', '.join(allowed)}"))
     if errors:
         raise invalid(errors)
     return batches.EnrollItem(
@@ -76,8 +86,10 @@ def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
         data.get("student_id"),
         data.get("student_email"),
         data.get("course_id"),
+        data.get("term_id"),
         data.get("course_code"),
         data.get("waitlist", False),
+        overrides,
     )
 
 
@@ -144,6 +156,8 @@ def _limited(handler: Handler) -> Handler:
 @_limited
 async def enroll(request: web.Request) -> web.Response:
     items = batch_items(await json_object(request), MAX_ITEMS)
+    if any("override" in item for item in items):
+        check_registrar(request, "override")  # 403 for the whole request
     results, positions, valid = _checked(items, _enroll_item)
     applied: list[Applied] = []
     if valid:

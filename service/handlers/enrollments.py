@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..auth import actor
-from ..errors import Problem, not_found
+from ..auth import actor, check_registrar
+from ..errors import FieldError, Problem, invalid, not_found
 from ..keys import METRICS, WORK
+from ..outcomes import ENROLL_RULES, Outcome
 from ..repositories import enrollments
 from ..validation.body import json_object
-from ..validation.fields import MAX_ID, boolean, fields, integer
+from ..validation.fields import MAX_ID, boolean, fields, integer, rules
 from ..validation.query import page_query, path_id
 from . import render
 
-ENROLL = {"course_id": integer(1, MAX_ID), "waitlist": boolean}
+ENROLL = {
+    "course_id": integer(1, MAX_ID),
+    "waitlist": boolean,
+    "override": rules(tuple(ENROLL_RULES)),
+}
 
 
 async def enroll(request: web.Request) -> web.Response:
     student_id = path_id(request, "student_id", "student")
     data = fields(await json_object(request), ENROLL, required=("course_id",))
     course_id = data["course_id"]
+    if "override" in data:
+        check_registrar(request, "override")
     work = request[WORK]
     async with work.block() as conn:
         applied = await enrollments.enroll(
@@ -27,6 +34,7 @@ async def enroll(request: web.Request) -> web.Response:
             student_id=student_id,
             course_id=course_id,
             waitlist=data.get("waitlist", False),
+            overrides=data.get("override"),
             actor=actor(request),
             work=work,
         )
@@ -68,10 +76,16 @@ async def get(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     student_id = path_id(request, "student_id", "student")
     course_id = path_id(request, "course_id", "enrollment in course")
+    overrides = _drop_override(request)
     work = request[WORK]
     async with work.block() as conn:
         applied = await enrollments.delete(
-            conn, student_id=student_id, course_id=course_id, actor=actor(request), work=work
+            conn,
+            student_id=student_id,
+            course_id=course_id,
+            overrides=overrides,
+            actor=actor(request),
+            work=work,
         )
     if isinstance(applied.value, Problem):
         raise applied.value
@@ -88,3 +102,14 @@ async def list_students(request: web.Request) -> web.Response:
     if result is None:
         raise not_found(f"course {course_id} does not exist")
     return render.page(request, result, page)
+
+
+def _drop_override(request: web.Request) -> str | None:
+    """?override=drop-deadline-passed: the only rule a drop can override (registrars only)."""
+    value = request.query.get("override")
+    if value is None:
+        return None
+    if value != Outcome.DROP_DEADLINE_PASSED:
+        raise invalid([FieldError("override", f"must be {Outcome.DROP_DEADLINE_PASSED}")])
+    check_registrar(request, "override")
+    return str(Outcome.DROP_DEADLINE_PASSED)

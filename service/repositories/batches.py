@@ -36,8 +36,10 @@ class EnrollItem:
     student_id: int | None
     student_email: str | None
     course_id: int | None
+    course_term: int | None  # the term of course_code (None: no term)
     course_code: str | None
     waitlist: bool
+    overrides: str | None  # the rules a registrar overrode, comma-separated
 
 
 @dataclass(slots=True)
@@ -65,8 +67,10 @@ async def enroll(
         [i.student_id for i in items],
         [i.student_email for i in items],
         [i.course_id for i in items],
+        [i.course_term for i in items],
         [i.course_code for i in items],
         [i.waitlist for i in items],
+        [i.overrides for i in items],
     )
     rows = await retried(work, _fetch_enroll, conn, arrays, actor)
     return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,22 +32,28 @@ async def enroll(
     student_id: int,
     course_id: int,
     waitlist: bool,
+    overrides: str | None,
     actor: str,
     work: Work,
 ) -> Applied:
     """Enroll once, or wait for a seat when the course is full and `waitlist` asks.
 
     enroll_run() decides (sql/functions/enrollments.sql), as for every item
-    of a batch.
+    of a batch; `overrides`: the rules a registrar overrode, comma-separated.
     """
-    row = await retried(work, _enroll, conn, student_id, course_id, waitlist, actor)
+    row = await retried(work, _enroll, conn, student_id, course_id, waitlist, overrides, actor)
     return applied(row)
 
 
 async def _enroll(
-    conn: asyncpg.Connection, student_id: int, course_id: int, waitlist_: bool, actor: str
+    conn: asyncpg.Connection,
+    student_id: int,
+    course_id: int,
+    waitlist_: bool,
+    overrides: str | None,
+    actor: str,
 ) -> asyncpg.Record:
-    return await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_, actor)
+    return await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_, overrides, actor)
 
 
 def applied(
@@ -76,12 +83,48 @@ def applied(
         if course_code is not None:
             return Applied(outcome, not_found(f"no course has code {course_code}"))
         return Applied(outcome, not_found(f"course {course_id} does not exist"))
+    if outcome in RULE_DETAILS:
+        detail = RULE_DETAILS[outcome](student_id, course_id, row["about"] or ())
+        return Applied(outcome, conflict(detail, outcome))
+    if outcome is Outcome.DROP_DEADLINE_PASSED:
+        detail = (
+            f"the drop deadline of the term of course {course_id} has passed:"
+            f" only the registrar can drop student {student_id} from it now"
+        )
+        return Applied(outcome, conflict(detail, outcome))
     if outcome is Outcome.COURSE_FULL:
         return Applied(outcome, conflict(f"course {course_id} is full", outcome))
     if outcome is Outcome.WAITLIST_FULL:
         detail = f"course {course_id} is full and so is its waitlist"
         return Applied(outcome, conflict(detail, outcome))
     raise AssertionError(f"not an enrollment outcome: {outcome!r}")
+
+
+# What each rule of registration says, and what to do about it; `about` is
+# registration_blocker()'s (sql/functions/registration.sql).
+RULE_DETAILS: dict[Outcome, Callable[[int, int, Sequence[str]], str]] = {
+    Outcome.REGISTRATION_HOLD: lambda s, c, about: (
+        f"student {s} has a hold: the registrar must remove it before they enroll in course {c}"
+    ),
+    Outcome.REGISTRATION_NOT_OPEN: lambda s, c, about: (
+        f"registration for course {c} opens for student {s} at {about[0]}: try again then"
+    ),
+    Outcome.REGISTRATION_CLOSED: lambda s, c, about: (
+        f"registration for course {c} closed at {about[0]}: ask the registrar"
+    ),
+    Outcome.PREREQUISITE_MISSING: lambda s, c, about: (
+        f"student {s} has not completed the prerequisites of course {c}: {', '.join(about)};"
+        " complete them first, or ask the registrar"
+    ),
+    Outcome.TIME_CONFLICT: lambda s, c, about: (
+        f"course {c} meets at the same time as {about[0]}, which student {s} is enrolled in:"
+        f" drop {about[0]} first, or choose another section"
+    ),
+    Outcome.CREDIT_LIMIT: lambda s, c, about: (
+        f"student {s} is enrolled in {about[0]} credits this term and course {c} adds"
+        f" {about[1]}, over their limit of {about[2]}: drop a course, or ask for a higher limit"
+    ),
+}
 
 
 async def get(conn: asyncpg.Connection, *, student_id: int, course_id: int) -> Enrollment | None:
@@ -112,13 +155,19 @@ async def list_students_of_course(
 
 
 async def delete(
-    conn: asyncpg.Connection, *, student_id: int, course_id: int, actor: str, work: Work
+    conn: asyncpg.Connection,
+    *,
+    student_id: int,
+    course_id: int,
+    overrides: str | None,
+    actor: str,
+    work: Work,
 ) -> Applied:
     """Unenroll (drop_enrollment); the freed seat goes to the head of the queue at once."""
-    return applied(await retried(work, _delete, conn, student_id, course_id, actor))
+    return applied(await retried(work, _delete, conn, student_id, course_id, overrides, actor))
 
 
 async def _delete(
-    conn: asyncpg.Connection, student_id: int, course_id: int, actor: str
+    conn: asyncpg.Connection, student_id: int, course_id: int, overrides: str | None, actor: str
 ) -> asyncpg.Record:
-    return await conn.fetchrow(Q.delete_enrollment, student_id, course_id, actor)
+    return await conn.fetchrow(Q.delete_enrollment, student_id, course_id, overrides, actor)

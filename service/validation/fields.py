@@ -209,6 +209,22 @@ def codes(high: int) -> Callable[[Any], list[str]]:
             raise Bad("has invalid course codes", parts)
         return clean
 
+
+def rules(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
+    """Rules a registrar overrides: a list of distinct names among `allowed`.
+
+    Comma-joined as the database functions take them; None for an empty list.
+    """
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, list) or not all(
+            isinstance(rule, str) and rule in allowed for rule in value
+        ):
+            raise Bad(f"must be a list of rules among {', '.join(allowed)}")
+        if len(set(value)) != len(value):
+            raise Bad("names a rule more than once")
+        return ",".join(value) or None
+
     return check
 
 

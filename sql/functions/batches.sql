@@ -5,14 +5,139 @@
 -- batch_enroll: POST /enrollments/batch, items applied in order, one row
 -- per item (item: its place, 1-based). Item n drops when drops[n], else
 -- enrolls; its student is student_ids[n] or the one with student_emails[n],
--- its course course_ids[n] or the one with course_codes[n]; waitlists[n] as
--- the single request's "waitlist".
+-- its course course_ids[n] or the one with course_codes[n] in term
+-- course_terms[n] (null: the courses without a term); waitlists[n] as the
+-- single request's "waitlist", overrides[n] its "override" (comma-separated).
 --
 -- It decides nothing itself: each run of consecutive enroll items into the
--- same course (by the same id, or the same code) goes to enroll_run() in one
--- call, each drop to drop_enrollment(), so a batch applies exactly the rules
--- of the single requests (sql/functions/enrollments.sql). A drop between two
--- runs into one course ends the first: the second sees its promotion.
+-- same course (by the same id, or the same code and term) goes to
+-- enroll_run() in one call, each drop to drop_enrollment(), so a batch
+-- applies exactly the rules of the single requests
+-- (sql/functions/enrollments.sql). A drop between two runs into one course
+-- ends the first: the second sees its promotion.
+create or replace function batch_enroll(
+    drops boolean[],
+    student_ids bigint[],
+    student_emails text[],
+    course_ids bigint[],
+    course_terms bigint[],
+    course_codes text[],
+    waitlists boolean[],
+    overrides text[],
+    actor text
+)
+returns table (
+    item bigint,
+    outcome text,
+    about text[],
+    student_id bigint,
+    course_id bigint,
+    code text,
+    title text,
+    capacity integer,
+    waitlist_capacity integer,
+    enrolled integer,
+    waitlisted integer,
+    created_at timestamptz,
+    term_id bigint,
+    credits numeric,
+    meetings jsonb,
+    prerequisites text[],
+    enrolled_at timestamptz,
+    waitlisted_at timestamptz,
+    queue_position bigint
+)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+    items integer := coalesce(array_length(drops, 1), 0);
+    first integer := 1;
+    last integer;
+    run_students bigint[];
+    students bigint[];
+    courses_found bigint[];
+begin
+    -- Students named by email: their ids (null: no one has it), looked up
+    -- without a lock; enroll_run() locks them by id after the course.
+    students := student_ids;
+    if array_position(students, null) is not null then
+        select array_agg(coalesce(t.sid, (
+                   select s.id from students s where fold_case(s.email) = fold_case(t.email)
+               )) order by t.k)
+        into students
+        from unnest(student_ids, student_emails) with ordinality as t (sid, email, k);
+    end if;
+    courses_found := array(
+        select coalesce(t.cid, (
+                   select x.id from courses x
+                   where fold_case(x.code) = fold_case(t.code)
+                     and coalesce(x.term_id, 0) = coalesce(t.term, 0)
+               ))
+        from unnest(course_ids, course_terms, course_codes) with ordinality as t (cid, term, code, k)
+        order by t.k
+    );
+    -- Every course of the batch's feed locks first, before any change
+    -- (lock_courses, events.sql), with those a drop in a term may promote
+    -- its student in; a code that names no course locks nothing.
+    perform lock_courses(courses_found || array(
+        select w.course_id
+        from unnest(drops, students, courses_found) as t (d, sid, cid)
+        join courses x on x.id = t.cid and x.term_id is not null
+        join course_waitlist w on w.student_id = t.sid
+        join courses y on y.id = w.course_id and y.term_id = x.term_id
+        where t.d
+    ));
+    -- The registration locks of the students going into courses of a term,
+    -- in id order, so that two batches never wait for each other in a circle.
+    perform 1 from students s
+    where s.id in (
+        select t.sid
+        from unnest(drops, students, courses_found) as t (d, sid, cid)
+        join courses x on x.id = t.cid and x.term_id is not null
+        where not t.d
+    )
+    order by s.id
+    for no key update;
+    while first <= items loop
+        if drops[first] then
+            return query
+            select first::bigint, d.outcome, null::text[], d.student_id, d.course_id,
+                   null::text, null::text, null::integer, null::integer, null::integer,
+                   null::integer, null::timestamptz, null::bigint, null::numeric, null::jsonb,
+                   null::text[], null::timestamptz, null::timestamptz, null::bigint
+            from drop_enrollment(students[first], student_emails[first], courses_found[first],
+                                 course_terms[first], course_codes[first], overrides[first],
+                                 actor) d;
+            first := first + 1;
+            continue;
+        end if;
+        last := first;
+        while last < items and not drops[last + 1]
+              and coalesce(case when course_ids[first] is not null
+                                then course_ids[last + 1] = course_ids[first]
+                                else course_ids[last + 1] is null
+                                     and course_codes[last + 1] = course_codes[first]
+                                     and course_terms[last + 1] is not distinct from
+                                         course_terms[first] end,
+                           false)
+        loop
+            last := last + 1;
+        end loop;
+        return query
+        select (first - 1 + r.k)::bigint, r.outcome, r.about, r.student_id, r.course_id, r.code,
+               r.title, r.capacity, r.waitlist_capacity, r.enrolled, r.waitlisted, r.created_at,
+               r.term_id, r.credits, r.meetings, r.prerequisites, r.enrolled_at,
+               r.waitlisted_at, r.queue_position
+        from enroll_run(course_ids[first], course_terms[first], course_codes[first],
+                        students[first:last], waitlists[first:last], overrides[first:last],
+                        actor) r;
+        first := last + 1;
+    end loop;
+end;
+$$;
+
+-- batch_enroll as the release before terms called it (a rolling deploy's
+-- old instances). A later release drops it.
 create or replace function batch_enroll(
     drops boolean[],
     student_ids bigint[],
@@ -38,63 +163,13 @@ returns table (
     waitlisted_at timestamptz,
     queue_position bigint
 )
-language plpgsql as $$
-#variable_conflict use_column
-declare
-    items integer := coalesce(array_length(drops, 1), 0);
-    first integer := 1;
-    last integer;
-    run_students bigint[];
-begin
-    -- Every course of the batch's feed locks first, before any change
-    -- (lock_courses, events.sql); a code that names no course locks nothing.
-    perform lock_courses(array(
-        select coalesce(t.cid, (
-                   select x.id from courses x where fold_case(x.code) = fold_case(t.code)
-               ))
-        from unnest(course_ids, course_codes) as t (cid, code)
-    ));
-    while first <= items loop
-        if drops[first] then
-            return query
-            select first::bigint, d.outcome, d.student_id, d.course_id,
-                   null::text, null::text, null::integer, null::integer, null::integer,
-                   null::integer, null::timestamptz, null::timestamptz, null::timestamptz,
-                   null::bigint
-            from drop_enrollment(student_ids[first], student_emails[first],
-                                 course_ids[first], course_codes[first], actor) d;
-            first := first + 1;
-            continue;
-        end if;
-        last := first;
-        while last < items and not drops[last + 1]
-              and coalesce(case when course_ids[first] is not null
-                                then course_ids[last + 1] = course_ids[first]
-                                else course_ids[last + 1] is null
-                                     and course_codes[last + 1] = course_codes[first] end,
-                           false)
-        loop
-            last := last + 1;
-        end loop;
-        -- Students named by email: their ids (null: no one has it), looked up
-        -- without a lock; enroll_run() locks them by id after the course.
-        run_students := student_ids[first:last];
-        if array_position(run_students, null) is not null then
-            select array_agg(coalesce(t.sid, (
-                       select s.id from students s where fold_case(s.email) = fold_case(t.email)
-                   )) order by t.k)
-            into run_students
-            from unnest(run_students, student_emails[first:last]) with ordinality as t (sid, email, k);
-        end if;
-        return query
-        select (first - 1 + r.k)::bigint, r.outcome, r.student_id, r.course_id, r.code, r.title,
-               r.capacity, r.waitlist_capacity, r.enrolled, r.waitlisted, r.created_at,
-               r.enrolled_at, r.waitlisted_at, r.queue_position
-        from enroll_run(course_ids[first], course_codes[first], run_students,
-                        waitlists[first:last], actor) r;
-        first := last + 1;
-    end loop;
-end;
+language sql as $$
+    select b.item, b.outcome, b.student_id, b.course_id, b.code, b.title, b.capacity,
+           b.waitlist_capacity, b.enrolled, b.waitlisted, b.created_at, b.enrolled_at,
+           b.waitlisted_at, b.queue_position
+    from batch_enroll(drops, student_ids, student_emails, course_ids,
+                      array_fill(null::bigint, array[cardinality(drops)]), course_codes, waitlists,
+                      array_fill(null::text, array[cardinality(drops)]), actor) b
 $$;
 
 -- Create students, or rename the student with that email (any letter case:

@@ -52,6 +52,8 @@ declare
     course record;
     waiting record;
     base bigint;
+    term bigint;
+    points numeric;
     actor text := current_setting('enrollment.actor', true);
 begin
     select count(*), min(i.course_id), max(i.course_id) into added, first_course, last_course
@@ -75,15 +77,23 @@ begin
                -- one such insert, skips this branch, so it is 'request' here.
                jsonb_build_object(
                    'via', case when pg_trigger_depth() > 1 then 'waitlist' else 'request' end
-               )
-        from (select row_number() over () as k, student_id, course_id from inserted) i
+               ) || overrides_data(i.overrides)
+        from (select row_number() over () as k, student_id, course_id, overrides from inserted) i
         order by i.k;
     end if;
 
     -- The check constraint refuses a seat too many. Several courses are
     -- updated in course id order, so two such statements lock them in one order.
+    -- A course of a term: its students' kept credits in the term
+    -- (student_terms.credits, read by registration_blocker()).
     if first_course = last_course then
-        update courses set enrolled = enrolled + added where id = first_course;
+        update courses set enrolled = enrolled + added where id = first_course
+        returning term_id, credits into term, points;
+        if term is not null then
+            insert into student_terms as st (student_id, term_id, credits)
+            select i.student_id, term, points from inserted i order by i.student_id
+            on conflict (student_id, term_id) do update set credits = st.credits + excluded.credits;
+        end if;
     else
         for course in
             select i.course_id, count(*)::integer as added
@@ -91,7 +101,14 @@ begin
             group by i.course_id
             order by i.course_id
         loop
-            update courses set enrolled = enrolled + course.added where id = course.course_id;
+            update courses set enrolled = enrolled + course.added where id = course.course_id
+            returning term_id, credits into term, points;
+            if term is not null then
+                insert into student_terms as st (student_id, term_id, credits)
+                select i.student_id, term, points from inserted i
+                where i.course_id = course.course_id order by i.student_id
+                on conflict (student_id, term_id) do update set credits = st.credits + excluded.credits;
+            end if;
         end loop;
     end if;
     select i.student_id, i.course_id into waiting
@@ -114,9 +131,29 @@ $$;
 -- first) before the promotion its seat gives rise to.
 create or replace function student_courses_count_delete() returns trigger
 language plpgsql as $$
+declare
+    term bigint;
+    points numeric;
 begin
-    update courses set enrolled = enrolled - 1 where id = old.course_id;
-    perform promote_waitlist(old.course_id);
+    update courses set enrolled = enrolled - 1 where id = old.course_id
+    returning term_id, credits into term, points;
+    if found then
+        perform promote_waitlist(old.course_id);
+        -- A course of a term: the student's credits freed (kept in
+        -- student_terms), and their meetings.
+        if term is not null then
+            update student_terms set credits = credits - points
+            where student_id = old.student_id and term_id = term;
+        end if;
+    else
+        -- The course is being deleted: courses_registration_deleted
+        -- (registration.sql) has freed the credits and noted its term.
+        term := course_deleted_term(old.course_id);
+    end if;
+    -- Their other queues in the term may promote them now (registration.sql).
+    if term is not null and exists (select 1 from students where id = old.student_id) then
+        perform promote_student(old.student_id, term);
+    end if;
     return null;
 end;
 $$;

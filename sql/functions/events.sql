@@ -213,9 +213,12 @@ begin
             jsonb_build_object('via', case when pg_trigger_depth() > 1 then 'waitlist' else 'request' end)
         );
     else
+        -- A registrar's overrides of the drop (drop_enrollment()).
         perform record_event(
             'enrollment.deleted', old.student_id, old.course_id,
             jsonb_build_object('reason', departure(old.student_id, old.course_id, 'dropped'))
+                || overrides_data(string_to_array(
+                       nullif(current_setting('enrollment.overrides', true), ''), ','))
         );
     end if;
     return null;
@@ -230,7 +233,8 @@ create or replace function course_waitlist_record() returns trigger
 language plpgsql as $$
 begin
     if tg_op = 'INSERT' then
-        perform record_event('waitlist.joined', new.student_id, new.course_id, '{}');
+        perform record_event('waitlist.joined', new.student_id, new.course_id,
+                             overrides_data(new.overrides));
     else
         -- Deleted from inside a trigger, both parents still there: a
         -- promotion. promote_waitlist() records its own with this trigger
