@@ -209,6 +209,8 @@ def codes(high: int) -> Callable[[Any], list[str]]:
             raise Bad("has invalid course codes", parts)
         return clean
 
+    return check
+
 
 def rules(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
     """Rules a registrar overrides: a list of distinct names among `allowed`.
