@@ -6,6 +6,7 @@ tested is the course's side, a term that exists or does not.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -538,3 +539,53 @@ async def test_the_previous_signatures_still_answer_among_courses_without_a_term
     assert rows[0]["id"] != in_term["id"]
     assert await (await client.get(f"/courses/{in_term['id']}")).json() == in_term
     assert [r["id"] for r in found] == [in_term["id"], loose["id"]]
+
+
+# -- locks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "waits"),
+    [
+        ({"credits": 2}, True),  # may promote: lock_course_rules()
+        ({"meetings": [MONDAY_NINE]}, True),
+        ({"prerequisites": ["X-1"]}, True),
+        ({"title": "Renamed"}, False),  # the course's own feed lock only
+    ],
+)
+@pytest.mark.parametrize("how", ["patch", "batch"])
+async def test_a_change_of_the_rules_first_takes_the_feed_locks_of_the_queues_it_may_move(
+    client, db, database_url, change, waits, how
+):
+    # A student enrolled in `course` waits for `other`, of the same term: a change
+    # of the course's rules may promote them there, so the change must hold
+    # `other`'s feed lock (lock_courses(), sql/functions/events.sql) before it
+    # has a transaction id, or the promotion's events could come first in the feed.
+    spring = await term(db)
+    course = await create_course(client, code="A-1", term_id=spring)
+    other = await create_course(client, term_id=spring, capacity=1, waitlist_capacity=1)
+    student, seated = await create_student(client), await create_student(client)
+    assert (await enroll(client, student["id"], course["id"])).status == 201
+    assert (await enroll(client, seated["id"], other["id"])).status == 201
+    response = await client.post(
+        f"/students/{student['id']}/courses", json={"course_id": other["id"], "waitlist": True}
+    )
+    assert response.status == 202, await response.text()
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        # The two-key form lock_courses() takes, held by another session.
+        await holder.execute("select pg_advisory_lock(0, $1::integer)", other["id"])
+        if how == "patch":
+            request = client.patch(f"/courses/{course['id']}", json=change)
+        else:
+            item = {"code": "A-1", "title": "Course", "term_id": spring, **change}
+            request = client.post("/courses/batch", json={"items": [item]})
+        sent = asyncio.ensure_future(request)
+        done, _ = await asyncio.wait([sent], timeout=1.0)
+        assert bool(done) is not waits
+        await holder.execute("select pg_advisory_unlock(0, $1::integer)", other["id"])
+        response = await sent
+    finally:
+        await holder.close()
+    assert response.status == 200, await response.text()
