@@ -115,32 +115,16 @@ class Course:
 
 
 @dataclass
-class Enrollment:
-    """A course as seen from one of its students."""
+class Enrollment(Course):
+    """A course as seen from one of its students: its fields, then enrolled_at."""
 
-    id: int
-    code: str
-    title: str
-    capacity: int | None
-    waitlist_capacity: int
-    enrolled: int
-    waitlisted: int
-    created_at: datetime
     enrolled_at: datetime
 
 
 @dataclass
-class WaitlistEntry:
+class WaitlistEntry(Course):
     """A course as seen from a student waiting for it; position 1 is next."""
 
-    id: int
-    code: str
-    title: str
-    capacity: int | None
-    waitlist_capacity: int
-    enrolled: int
-    waitlisted: int
-    created_at: datetime
     waitlisted_at: datetime
     position: int
 

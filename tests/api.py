@@ -24,9 +24,6 @@ COURSE_FIELDS = [
     "meetings",
     "prerequisites",
 ]
-# The course's fields an enrollment and a waitlist entry carry: not yet those
-# of terms and rules, which enroll_run()'s result does not have.
-ENROLLED_COURSE_FIELDS = COURSE_FIELDS[:8]
 
 
 async def create_student(client: TestClient, **fields: Any) -> dict[str, Any]:

@@ -589,3 +589,45 @@ async def test_a_change_of_the_rules_first_takes_the_feed_locks_of_the_queues_it
     finally:
         await holder.close()
     assert response.status == 200, await response.text()
+
+
+# -- enrollments and waitlist entries -------------------------------------------------------
+
+
+async def test_enrollments_and_waitlist_entries_carry_the_courses_fields(client, db):
+    spring = await term(db)
+    course = await create_course(
+        client,
+        term_id=spring,
+        capacity=1,
+        waitlist_capacity=1,
+        credits=3.5,
+        meetings=[MONDAY_NINE],
+        prerequisites=[],
+    )
+    first, second = await create_student(client), await create_student(client)
+    fields = {k: course[k] for k in ("term_id", "credits", "meetings", "prerequisites")}
+
+    enrolled = await (await enroll(client, first["id"], course["id"])).json()
+    response = await client.post(
+        f"/students/{second['id']}/courses", json={"course_id": course["id"], "waitlist": True}
+    )
+    waiting = await response.json()
+    reads = [
+        enrolled,
+        await (await client.get(f"/students/{first['id']}/courses/{course['id']}")).json(),
+        (await (await client.get(f"/students/{first['id']}/courses")).json())["items"][0],
+        waiting,
+        await (await client.get(f"/students/{second['id']}/waitlist/{course['id']}")).json(),
+        (await (await client.get(f"/students/{second['id']}/waitlist")).json())["items"][0],
+    ]
+
+    assert fields == {
+        "term_id": spring,
+        "credits": 3.5,
+        "meetings": [MONDAY_NINE],
+        "prerequisites": [],
+    }
+    for body in reads:
+        assert {k: body[k] for k in fields} == fields
+        assert list(body)[: len(COURSE_FIELDS)] == COURSE_FIELDS

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.api import (
-    ENROLLED_COURSE_FIELDS,
+    COURSE_FIELDS,
     create_course,
     create_student,
     enroll,
@@ -17,7 +17,7 @@ from tests.api import (
     walk,
 )
 
-ENROLLMENT_FIELDS = {*ENROLLED_COURSE_FIELDS, "enrolled_at"}
+ENROLLMENT_FIELDS = {*COURSE_FIELDS, "enrolled_at"}
 ENROLLED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "enrolled_at"}
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
@@ -54,8 +54,7 @@ async def rows(db, student_id: int | None = None, course_id: int | None = None) 
 
 def as_enrollment(course: dict[str, Any], enrolled_at: str, enrolled: int = 1) -> dict[str, Any]:
     """The course as its creation answered it, now with `enrolled` students."""
-    shown = {k: v for k, v in course.items() if k in ENROLLED_COURSE_FIELDS}
-    return {**shown, "enrolled": enrolled, "enrolled_at": enrolled_at}
+    return {**course, "enrolled": enrolled, "enrolled_at": enrolled_at}
 
 
 # POST /students/{id}/courses

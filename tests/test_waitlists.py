@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from .api import ENROLLED_COURSE_FIELDS, create_course, create_student, problem, walk
+from .api import COURSE_FIELDS, create_course, create_student, problem, walk
 from .test_concurrency import ROUNDS, Answer, burst
 
-ENTRY_FIELDS = {*ENROLLED_COURSE_FIELDS, "waitlisted_at", "position"}
+ENTRY_FIELDS = {*COURSE_FIELDS, "waitlisted_at", "position"}
 WAITLISTED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "waitlisted_at", "position"}
 
 
