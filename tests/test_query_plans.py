@@ -103,11 +103,11 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
         "actor": "registrar",
     },
     "terms.delete_term": (7, None, "registrar"),
-    "enrollments.enroll": (4_242, 42, True, "registrar"),
+    "enrollments.enroll": (4_242, 42, True, None, "registrar"),
     "enrollments.get_enrollment": (4_242, 42),
     "enrollments.list_student_courses": (4_242, 0, 51),
     "enrollments.list_course_students": (42, 9_000, 51),
-    "enrollments.delete_enrollment": (4_242, 42, "registrar"),
+    "enrollments.delete_enrollment": (4_242, 42, None, "registrar"),
     "waitlist.get_entry": (4_242, 42),
     "waitlist.list_student_waitlist": (4_242, 0, 51),
     "waitlist.list_course_waitlist": (42, 9_000, 51),  # a page in the middle of the queue
@@ -125,7 +125,11 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "promotions.lock_student_waits": (4_242, "registrar", None),
     # Function calls (sql/functions/batches.sql): their statements are in IMPLICIT below.
     # Arrays as PostgreSQL's literals: one item each.
-    "batches.enroll": ("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{f}", "registrar"),
+    # drop?, student id, email, course id, term, code, waitlist, overrides, actor
+    "batches.enroll": (
+        *("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{NULL}"),
+        *("{f}", "{NULL}", "registrar"),
+    ),
     "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
     "batches.courses": (
         *(["CS-101"], ["Algorithms"], "{t}", "{30}", "{NULL}", "{3}", "{4.5}", "{NULL}"),
