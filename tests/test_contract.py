@@ -270,6 +270,23 @@ def record_every_kind_of_event(call, open_course: int) -> None:
     dates = {"starts_on": "2028-01-10", "ends_on": "2028-05-05"}
     term = call("POST", "/terms", {"code": "T", "title": "T", **dates}, 201)["id"]
     call("PATCH", f"/terms/{term}", {"title": "Tee"}, 200)
+    # A seat of a course of the term goes to the second in its queue: the
+    # first has a hold (waitlist.passed_over).
+    seated, held, promoted = (
+        call("POST", "/students", {"name": n, "email": f"{n}@example.org"}, 201)["id"]
+        for n in ("p", "q", "r")
+    )
+    limits = {"capacity": 1, "waitlist_capacity": 2, "term_id": term}
+    ruled = call("POST", "/courses", {"code": "R", "title": "R", **limits}, 201)["id"]
+    wait = {"course_id": ruled, "waitlist": True}
+    call("POST", f"/students/{seated}/courses", wait, 201)
+    call("POST", f"/students/{held}/courses", wait, 202)
+    call("POST", f"/students/{promoted}/courses", wait, 202)
+    call("POST", f"/students/{held}/holds", {"reason": "Fees"}, 201)
+    call("DELETE", f"/students/{seated}/courses/{ruled}")  # promoted; held passed over
+    call("DELETE", f"/courses/{ruled}")
+    for student in (seated, held, promoted):
+        call("DELETE", f"/students/{student}")
     call("DELETE", f"/terms/{term}")
     recorded = {e["type"] for e in call("GET", "/events?limit=1000", status=200)["items"]}
     assert recorded == set(SECURED.raw_schema["components"]["schemas"]["EventType"]["enum"])
