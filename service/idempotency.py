@@ -41,7 +41,8 @@ What is stored is bounded (tables of migration 0014, sql/functions/idempotency.s
   of an answer whose body was not kept has its status and Location and an
   empty body.
 - In time, for personal data: the answer records the students whose emails
-  its body carries (found here, linked by the store statement), and
+  its body carries (found here, linked by the store statement) and the
+  student its path names (a hold's reason is about them), and
   deleting one of them drops the body in the database (a trigger), however
   the student was deleted.
 
@@ -168,6 +169,12 @@ def _too_many(limit: int, retry_after: int) -> Problem:
     )
 
 
+def _path_student(request: web.Request) -> int | None:
+    """The student a path under /students/{student_id}/ names: their holds, completions, ..."""
+    raw = request.match_info.get("student_id", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
+
+
 def emails_in(body: bytes) -> list[str]:
     """The emails an answer's body carries: the words with an @ of its JSON strings.
 
@@ -274,8 +281,9 @@ async def _in_transaction(
         return response, False
     answer = _record(response, digest)
     emails = emails_in(answer.body) if answer.body is not None else []
+    student = _path_student(request)
     if not await idempotency.store(
-        conn, key=key, answer=answer, ttl=ttl, actor=scope, emails=emails
+        conn, key=key, answer=answer, ttl=ttl, actor=scope, emails=emails, student_id=student
     ):
         log.info(
             "idempotency: the %d-byte answer to %s %s was too large to keep; its status was kept",

@@ -100,6 +100,13 @@ def _apply_functions(backend: Any, files: dict[str, str]) -> list[str]:
         cursor = backend.cursor()
         cursor.execute("set local check_function_bodies = off")
         cursor.execute("set local lock_timeout = '5s'")
+        # The tables whose triggers are replaced, locked first, together: one
+        # at a time, in the order of the files, the locks crossed those of
+        # running enrollments and deadlocked (tests/test_migration_under_load.py).
+        cursor.execute(
+            "lock table student_courses, course_waitlist, students, courses"
+            " in share row exclusive mode"
+        )
         for name in changed:
             cursor.execute(files[name])  # no parameters: every statement of the file
             backend.execute(

@@ -116,7 +116,7 @@ class Course:
 
 @dataclass
 class Term:
-    """A term's calendar and credit limit; max_credits leaves the database as float8 (12.5)."""
+    """A term's calendar and credit limit (max_credits: a numeric as number() writes it)."""
 
     id: int
     code: str
@@ -126,7 +126,7 @@ class Term:
     registration_opens_at: datetime | None
     registration_closes_at: datetime | None
     drop_deadline: datetime | None
-    max_credits: float | None
+    max_credits: int | float | None
     created_at: datetime
 
 

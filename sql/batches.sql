@@ -35,9 +35,9 @@ order by item;
 -- name: terms
 -- Create or update by code, one element per item: its code, title, dates,
 -- and for each other field whether it applies (:set_...) and its value;
--- :actor the actor. max_credits leaves as float8, as in sql/terms.sql.
+-- :actor the actor.
 select item, outcome, out_of_order, id, code, title, starts_on, ends_on, registration_opens_at,
-       registration_closes_at, drop_deadline, max_credits::float8 as max_credits, created_at
+       registration_closes_at, drop_deadline, max_credits, created_at
 from batch_terms(:codes::text[], :titles::text[], :starts_on::date[], :ends_on::date[],
                  :set_registration_opens_at::boolean[], :registration_opens_at::timestamptz[],
                  :set_registration_closes_at::boolean[], :registration_closes_at::timestamptz[],

@@ -52,8 +52,9 @@ where scope = $1 and created_at > now() - $2::interval;
 -- The answer to the first request with key $1 in the scope of actor $8 (the
 -- token's name, '' without tokens): the digest of the request ($2) and the
 -- status, content type, Location and body sent ($6: null when too large to
--- keep; zlib-compressed when $9). $10 are the emails the body carries: the
--- students who have them (any letter case) are recorded, and their rows held
+-- keep; zlib-compressed when $9). $10 are the emails the body carries, $11
+-- the student the path names (a hold's reason is theirs): the students who
+-- have them (any letter case) are recorded, and their rows held
 -- (FOR KEY SHARE) to the commit, so that a delete of one waits and then
 -- redacts this answer (redact_idempotent_answers()). An expired row of the
 -- same key (older than $7) is replaced; a live one never is (no row comes
@@ -64,6 +65,7 @@ select $8, $1, $2, $3, $4, $5, $6, $9, nullif(array(
     select s.id
     from students s
     where fold_case(s.email) = any (array(select fold_case(e) from unnest($10::text[]) as e))
+       or s.id = $11::bigint
     order by s.id
     for key share
 ), '{}')

@@ -1,19 +1,18 @@
 -- Terms (migration 0016). Their events are recorded by triggers
--- (sql/functions/registration.sql). max_credits, numeric(3, 1), leaves as
--- float8: a JSON number (12.5) rather than a Decimal orjson cannot write.
+-- (sql/functions/registration.sql).
 
 -- name: get_term
 -- One term by id, and the version of its row: xmin, the value of its ETag
 -- (why xmin: service/conditional.py).
 select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-       drop_deadline, max_credits::float8 as max_credits, created_at, xmin::text
+       drop_deadline, max_credits, created_at, xmin::text
 from terms
 where id = $1;
 
 -- name: list_terms
 -- A page of terms after the cursor id ($1), in id order; $2 is the page size.
 select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-       drop_deadline, max_credits::float8 as max_credits, created_at
+       drop_deadline, max_credits, created_at
 from terms
 where id > $1
 order by id
@@ -23,7 +22,7 @@ limit $2;
 -- ?code=: the term with that code in any letter case (the unique index
 -- terms_code_key), if after the cursor id ($1); $3 is the page size.
 select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-       drop_deadline, max_credits::float8 as max_credits, created_at
+       drop_deadline, max_credits, created_at
 from terms
 where fold_case(code) = fold_case($2) and id > $1
 order by id
@@ -42,7 +41,7 @@ select :code, :title, :starts_on, :ends_on, :registration_opens_at, :registratio
        :drop_deadline, :max_credits
 from (select set_config('enrollment.actor', :actor, true)) as actor
 returning terms.id, code, title, starts_on, ends_on, registration_opens_at,
-    registration_closes_at, drop_deadline, max_credits::float8 as max_credits, created_at;
+    registration_closes_at, drop_deadline, max_credits, created_at;
 
 -- name: lock_term_waits
 -- Before a change of the term's max_credits, in its transaction and before
@@ -75,7 +74,7 @@ set code = coalesce(:code, code),
 from (select set_config('enrollment.actor', :actor, true)) as actor
 where id = :term_id and (:if_match::text[] is null or terms.xmin::text = any(:if_match::text[]))
 returning terms.id, code, title, starts_on, ends_on, registration_opens_at,
-    registration_closes_at, drop_deadline, max_credits::float8 as max_credits, created_at,
+    registration_closes_at, drop_deadline, max_credits, created_at,
     terms.xmin::text;
 
 -- name: delete_term

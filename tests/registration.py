@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiohttp.test_utils import TestClient
 
 _serial = itertools.count(1)
 
@@ -26,19 +27,27 @@ def meeting(days: str, starts: str, ends: str) -> dict[str, Any]:
     return {"days": days.split(), "starts": starts, "ends": ends}
 
 
-async def term(db: asyncpg.Connection, **fields: Any) -> int:
+async def term(
+    db: asyncpg.Connection,
+    *,
+    registration_opens_at: datetime | None = None,
+    registration_closes_at: datetime | None = None,
+    drop_deadline: datetime | None = None,
+    max_credits: float | None = None,
+) -> int:
     n = next(_serial)
-    values = {
-        "code": f"T{n}",
-        "title": f"Term {n}",
-        "starts_on": NOW.date(),
-        "ends_on": NOW.date() + timedelta(days=120),
-        **fields,
-    }
-    columns = ", ".join(values)
-    marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     return await db.fetchval(
-        f"insert into terms ({columns}) values ({marks}) returning id", *values.values()
+        "insert into terms (code, title, starts_on, ends_on, registration_opens_at,"
+        " registration_closes_at, drop_deadline, max_credits)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+        f"T{n}",
+        f"Term {n}",
+        NOW.date(),
+        NOW.date() + timedelta(days=120),
+        registration_opens_at,
+        registration_closes_at,
+        drop_deadline,
+        max_credits,
     )
 
 
@@ -68,56 +77,61 @@ async def course(
     )
 
 
-async def hold(db: asyncpg.Connection, student_id: int) -> int:
-    return await db.fetchval(
+async def hold(client: TestClient, student_id: int) -> int:
+    response = await client.post(f"/students/{student_id}/holds", json={"reason": "library fine"})
+    assert response.status == 201, await response.text()
+    return (await response.json())["id"]
+
+
+async def hold_in(conn: asyncpg.Connection, student_id: int) -> int:
+    """A hold placed with SQL on `conn`, inside whatever transaction it has open."""
+    return await conn.fetchval(
         "insert into student_holds (student_id, reason) values ($1, 'library fine') returning id",
         student_id,
     )
 
 
-async def remove_hold(db: asyncpg.Connection, hold_id: int) -> None:
-    student_id = await db.fetchval("select student_id from student_holds where id = $1", hold_id)
-    async with db.transaction():
-        await db.execute("select lock_student_waits($1, null)", student_id)
-        await db.execute("delete from student_holds where id = $1", hold_id)
+async def remove_hold(client: TestClient, student_id: int, hold_id: int) -> None:
+    response = await client.delete(f"/students/{student_id}/holds/{hold_id}")
+    assert response.status == 204, await response.text()
 
 
-async def complete(db: asyncpg.Connection, student_id: int, code: str) -> None:
-    async with db.transaction():
-        await db.execute("select lock_student_waits($1, null)", student_id)
-        await db.execute(
-            "insert into student_completions (student_id, code) values ($1, $2)", student_id, code
-        )
+async def complete(client: TestClient, student_id: int, code: str) -> None:
+    response = await client.post(f"/students/{student_id}/completions", json={"code": code})
+    assert response.status == 201, await response.text()
 
 
 async def settings(
-    db: asyncpg.Connection,
+    client: TestClient,
     student_id: int,
     term_id: int,
     *,
     opens: datetime | None = None,
     max_credits: float | None = None,
-) -> None:
-    async with db.transaction():
-        await db.execute("select lock_student_waits($1, $2)", student_id, term_id)
-        await db.execute(
-            "insert into student_terms (student_id, term_id, registration_opens_at, max_credits)"
-            " values ($1, $2, $3, $4) on conflict (student_id, term_id) do update"
-            " set registration_opens_at = excluded.registration_opens_at,"
-            " max_credits = excluded.max_credits",
-            student_id,
-            term_id,
-            opens,
-            max_credits,
-        )
+) -> dict[str, Any]:
+    body = {
+        "registration_opens_at": opens.isoformat() if opens else None,
+        "max_credits": max_credits,
+    }
+    response = await client.put(f"/students/{student_id}/terms/{term_id}", json=body)
+    assert response.status == 200, await response.text()
+    return await response.json()
 
 
-async def events(db: asyncpg.Connection, type_: str, **about: int) -> list[dict[str, Any]]:
-    """The events of `type_` (about a student_id / course_id), in feed order."""
-    where = "".join(f" and {column} = ${i}" for i, column in enumerate(about, 2))
+async def events(
+    db: asyncpg.Connection,
+    type_: str,
+    *,
+    student_id: int | None = None,
+    course_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """The events of `type_` (about a student, a course), in feed order."""
     rows = await db.fetch(
-        f"select student_id, course_id, data from events where type = $1{where} order by id",
+        "select student_id, course_id, data from events where type = $1"
+        " and ($2::bigint is null or student_id = $2) and ($3::bigint is null or course_id = $3)"
+        " order by id",
         type_,
-        *about.values(),
+        student_id,
+        course_id,
     )
     return [{**dict(row), "data": json.loads(row["data"])} for row in rows]

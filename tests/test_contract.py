@@ -47,7 +47,6 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ from schemathesis.generation.meta import TestPhase
 from service.app import create_app, openapi_document
 from service.config import Config, Token
 from service.errors import Problem
-from service.handlers import completions, student_terms
+from service.handlers import completions, student_terms, terms
 from service.idempotency import parse_key
 from service.validation.fields import Bad
 
@@ -388,24 +387,18 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     - A cursor the server never issued for this list without filters (the one
       the seeding got): the document can only say "string", the contract says
       a malformed cursor, or one issued for another list or other filters, is 422.
-    - A term's: `max_credits` with more than one decimal (the document says
-      so in words: JSON Schema's multipleOf is unsound on floats); dates out
-      of order, both sent (`ends_on` before `starts_on`, `registration_closes_at`
-      not after `registration_opens_at`); an instant outside the years
-      0001..9999 in UTC (`0001-01-01T00:00:00+01:00`).
-    - A completion's, or a student's settings in a term: a timestamp the
-      pattern lets through but the calendar does not (February 30, hour 24, a
-      moment outside years 1..9999 in UTC), and a credit limit with more than
-      one decimal (`multipleOf: 0.1` cannot be said exactly of
+    - A timestamp the pattern lets through but the calendar does not (February
+      30, hour 24, a moment outside years 1..9999 in UTC), and a credit limit
+      with more than one decimal (`multipleOf: 0.1` cannot be said exactly of
       binary floats): judged by the server's own field checks.
+    - A term's dates out of order, both sent (`ends_on` before `starts_on`,
+      `registration_closes_at` not after `registration_opens_at`).
     """
     fields = set()
     body = case.body if isinstance(case.body, dict) else {}
     for name in ("course_id", "capacity", "waitlist_capacity", "term_id"):
         if isinstance(body.get(name), float):
             fields.add(name)
-    if case.operation.path in ("/terms", "/terms/{term_id}"):
-        fields |= _term_refusals(body)
     for name, check in CHECKED_IN_FULL.get(case.operation.path, {}).items():
         if name in body:
             try:
@@ -416,6 +409,8 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     if type(credits) in (int, float) and Decimal(repr(credits)).as_tuple().exponent < -1:
         fields.add("credits")
     fields |= _meetings_ending_too_early(body.get("meetings"))
+    if case.operation.path in ("/terms", "/terms/{term_id}"):
+        fields |= _terms_out_of_order(body)
     query = case.query or {}
     for name in ("limit", "wait", "student_id", "course_id", "term_id"):
         if isinstance(query.get(name), float):
@@ -425,45 +420,35 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     return fields
 
 
-# A term's ordered pairs, the second named when both are sent out of order.
+# The body fields whose rules the document cannot state in full, by path, with
+# the server's check of each.
+CHECKED_IN_FULL: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "/students/{student_id}/completions": {"completed_at": completions.CREATE["completed_at"]},
+    "/students/{student_id}/terms/{term_id}": {
+        name: student_terms.SETTINGS[name] for name in ("registration_opens_at", "max_credits")
+    },
+}
+_TERM_CHECKED = ("registration_opens_at", "registration_closes_at", "drop_deadline", "max_credits")
+for _path in ("/terms", "/terms/{term_id}"):
+    CHECKED_IN_FULL[_path] = {name: terms.FIELDS[name] for name in _TERM_CHECKED}
+# A term's ordered pairs: (first, second, whether they are in order).
 _TERM_ORDERS = (
     ("starts_on", "ends_on", operator.le),
     ("registration_opens_at", "registration_closes_at", operator.lt),
 )
 
 
-def _instant(value: str) -> datetime | None:
-    """A timestamp the document accepts, in UTC; None when that is outside the years 1..9999.
-
-    A leap second (23:59:60 UTC, the only one the document accepts) is the
-    next minute's first, as the server reads it.
-    """
-    leap = value[17:19] == "60"
-    if leap:
-        value = value[:17] + "59" + value[19:]
-    try:
-        moment = datetime.fromisoformat(value.upper()).astimezone(UTC)
-        return moment + timedelta(seconds=1) if leap else moment
-    except OverflowError:
-        return None
-
-
-def _term_refusals(body: dict[str, Any]) -> set[str]:
-    fields = set()
-    credits = body.get("max_credits")
-    if isinstance(credits, float) and round(credits, 1) != credits:
-        fields.add("max_credits")
-    values = dict(body)
-    for name in ("registration_opens_at", "registration_closes_at", "drop_deadline"):
-        if isinstance(values.get(name), str):
-            values[name] = _instant(values[name])
-            if values[name] is None:
-                fields.add(name)
+def _terms_out_of_order(body: dict[str, Any]) -> set[str]:
+    """The second field of each pair sent in full, both valid, out of order."""
+    named = set()
     for first, second, in_order in _TERM_ORDERS:
-        a, b = values.get(first), values.get(second)
+        try:
+            a, b = terms.FIELDS[first](body[first]), terms.FIELDS[second](body[second])
+        except (KeyError, Bad):
+            continue
         if a is not None and b is not None and not in_order(a, b):
-            fields.add(second)
-    return fields
+            named.add(second)
+    return named
 
 
 def term_order_may_be_refused(case: schemathesis.Case) -> bool:
@@ -478,16 +463,6 @@ def term_order_may_be_refused(case: schemathesis.Case) -> bool:
     return any(
         (body.get(first) is None) != (body.get(second) is None) for first, second, _ in _TERM_ORDERS
     )
-
-
-# The body fields whose rules the document cannot state in full, by path, with
-# the server's check of each.
-CHECKED_IN_FULL: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "/students/{student_id}/completions": {"completed_at": completions.CREATE["completed_at"]},
-    "/students/{student_id}/terms/{term_id}": {
-        name: student_terms.SETTINGS[name] for name in ("registration_opens_at", "max_credits")
-    },
-}
 
 
 def _meetings_ending_too_early(meetings: Any) -> set[str]:

@@ -31,12 +31,9 @@ MIGRATION_IDS = [p.stem for p in FORWARD_FILES]
 FIRST = "0001_students_and_courses"
 ENROLLMENTS = "0002_student_courses"
 CAPACITY = "0003_course_capacity"
+BEFORE_TERMS = "0015_functions_in_one_place"
+TERMS = "0016_terms"
 OUR_TABLES = ["students", "courses", "student_courses"]
-# The functions only sql/functions defines: no migration creates them.
-_CREATED = re.compile(r"^create (?:or replace )?function (\w+)", re.MULTILINE | re.IGNORECASE)
-FUNCTIONS_ONLY = {
-    name for text in migrations.function_files().values() for name in _CREATED.findall(text)
-} - {name for path in FORWARD_FILES for name in _CREATED.findall(path.read_text())}
 
 
 # --- helpers -----------------------------------------------------------------
@@ -85,13 +82,22 @@ SCHEMA_QUERIES = {
         select proname, pg_get_functiondef(oid)
         from pg_proc
         where pronamespace = 'public'::regnamespace
-        order by 1
+        order by 1, 2  -- overloads share a name
     """,
 }
 
 
 async def schema(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     return {name: [tuple(r) for r in await conn.fetch(sql)] for name, sql in SCHEMA_QUERIES.items()}
+
+
+async def signatures(conn: asyncpg.Connection) -> set[str]:
+    """Every function of the public schema as name(argument types): overloads apart."""
+    rows = await conn.fetch(
+        "select format('%s(%s)', proname, pg_get_function_identity_arguments(oid)) from pg_proc"
+        " where pronamespace = 'public'::regnamespace"
+    )
+    return {r[0] for r in rows}
 
 
 async def tables(conn: asyncpg.Connection) -> set[str]:
@@ -415,8 +421,19 @@ async def test_rolling_back_enrollments_drops_only_student_courses(empty_databas
     async with connected(dsn) as conn:
         await seed(conn)
         before = await snapshot(conn)
+    await apply(dsn, target=MIGRATION_IDS[-1])
+    async with connected(dsn) as conn:
+        by_migrations = await signatures(conn)
     await apply(dsn)
     async with connected(dsn) as conn:
+        # What only sql/functions defines: a function, or an overload of one
+        # (batch_enroll's), that no migration creates.
+        functions_only = await signatures(conn) - by_migrations
+        assert {s.partition("(")[0] for s in functions_only} >= {
+            "enroll_run",
+            "registration_blocker",
+            "batch_enroll",
+        }
         # Enrollments to throw away with the table.
         await conn.execute(
             "insert into student_courses (student_id, course_id)"
@@ -437,7 +454,7 @@ async def test_rolling_back_enrollments_drops_only_student_courses(empty_databas
         assert definition["triggers"] == []
         # What only sql/functions defines stays, unused: no migration made it
         # (docs/development.md, "Functions and triggers").
-        assert {name for name, _ in definition["functions"]} == FUNCTIONS_ONLY
+        assert await signatures(conn) == functions_only
         assert await conn.fetchval("select count(*) from student_courses") == 100
 
     assert await rollback(dsn) == [ENROLLMENTS]
@@ -458,6 +475,140 @@ async def test_rolling_back_enrollments_drops_only_student_courses(empty_databas
         # The capacity triggers are back too.
         with pytest.raises(asyncpg.CheckViolationError):
             await enroll(conn, before["students"][1][0], full)
+
+
+# --- terms (0016) ------------------------------------------------------------
+
+
+async def seed_places(conn: asyncpg.Connection) -> None:
+    """On top of seed(): enrollments in courses without a limit, a full course with a queue."""
+    await conn.execute(
+        "insert into student_courses (student_id, course_id)"
+        " select s.id, c.id"
+        " from (select id from students order by id limit 20) s"
+        " cross join (select id from courses where capacity is null order by id limit 5) c"
+    )
+    full = await conn.fetchval(
+        "update courses set waitlist_capacity = 3"
+        " where id = (select min(id) from courses where capacity = 1) returning id"
+    )
+    last = [r["id"] for r in await conn.fetch("select id from students order by id desc limit 4")]
+    await enroll(conn, last[0], full)
+    for student in last[1:]:
+        await conn.execute(
+            "insert into course_waitlist (student_id, course_id) values ($1, $2)", student, full
+        )
+
+
+async def places(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    # select *: the columns 0016 adds show up.
+    return {
+        "student_courses": [
+            tuple(r)
+            for r in await conn.fetch(
+                "select * from student_courses order by student_id, course_id"
+            )
+        ],
+        "course_waitlist": [
+            tuple(r)
+            for r in await conn.fetch("select * from course_waitlist order by course_id, seq")
+        ],
+    }
+
+
+async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
+    dsn = empty_database
+    await apply(dsn, target=BEFORE_TERMS)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        await seed_places(conn)
+        before, held = await snapshot(conn), await places(conn)
+        triggers = {(table, name) for table, name, _ in (await schema(conn))["triggers"]}
+    assert len(held["student_courses"]) == 101 and len(held["course_waitlist"]) == 3
+
+    # The migrate of 0016's release: the migration, then its functions.
+    assert await apply(dsn) == [TERMS]
+    async with connected(dsn) as conn:
+        after, added = await snapshot(conn), await places(conn)
+        definitions = await schema(conn)
+    # Every row as it was, the new columns at their defaults: no term, no
+    # credits, meetings or prerequisites, no hold, nothing overridden.
+    old = {name for name, *_ in before["sequences"]}
+    assert [s for s in after["sequences"] if s[0] in old] == before["sequences"]
+    for table, defaults in (("students", (0,)), ("courses", (None, 0, "[]", []))):
+        width = len(before[table][0])
+        assert [row[:width] for row in after[table]] == before[table], table
+        assert [row[width:] for row in after[table]] == [defaults] * len(before[table]), table
+    for table, rows in held.items():
+        assert added[table] == [(*row, None) for row in rows], table
+
+    # Back to 0015: its rows and definitions exactly, and only the triggers of
+    # the release before (whose migrate puts back their bodies); none of
+    # 0016's functions would find their columns.
+    assert await rollback(dsn) == [TERMS]
+    async with connected(dsn) as conn:
+        assert_same_data(await snapshot(conn), before)
+        assert await places(conn) == held
+        definition = await schema(conn)
+        assert {(table, name) for table, name, _ in definition["triggers"]} == triggers
+
+    # And forward again: as the first time, registration.sql's triggers included.
+    assert await apply(dsn) == [TERMS]
+    async with connected(dsn) as conn:
+        assert_same_data(await snapshot(conn), after)
+        assert await places(conn) == added
+        assert await schema(conn) == definitions
+
+
+async def test_the_terms_rollback_refuses_while_a_code_is_in_two_terms(empty_database):
+    dsn = empty_database
+    await apply(dsn)
+    contents = {
+        "terms": "select id, code from terms order by id",
+        "courses": "select id, code, term_id from courses order by id",
+        "holds": "select student_id, reason from student_holds order by id",
+        "students": "select id, holds from students order by id",
+    }
+    async with connected(dsn) as conn:
+        spring, fall = [
+            await conn.fetchval(
+                "insert into terms (code, title, starts_on, ends_on)"
+                " values ($1, 'Term', '2027-01-01', '2027-12-31') returning id",
+                code,
+            )
+            for code in ("2027-SPRING", "2027-FALL")
+        ]
+        # One code in two terms, as 0016 allows; 0015 allowed it once in all.
+        for code, term in (("MATH101", spring), ("math101", fall), ("PHYS101", spring)):
+            await conn.execute(
+                "insert into courses (code, title, term_id) values ($1, 'Course', $2)", code, term
+            )
+        student = await add_student(conn, "ada@example.org")
+        await conn.execute(
+            "insert into student_holds (student_id, reason) values ($1, 'Fees')", student
+        )
+        before = {key: [tuple(r) for r in await conn.fetch(sql)] for key, sql in contents.items()}
+    assert before["students"] == [(student, 1)]
+
+    with pytest.raises(psycopg.errors.UniqueViolation) as caught:
+        await rollback(dsn)
+    assert (
+        caught.value.diag.message_primary == 'could not create unique index "courses_code_folded"'
+    )
+    # Key (public.fold_case(code))=(math101) is duplicated: the folded code.
+    assert caught.value.diag.message_detail.endswith("=(math101) is duplicated.")
+
+    # Refused as a whole: 0016 stays, and so does every row it would drop.
+    assert await applied(dsn) == MIGRATION_IDS
+    async with connected(dsn) as conn:
+        assert {
+            k: [tuple(r) for r in await conn.fetch(sql)] for k, sql in contents.items()
+        } == before
+        await conn.execute("delete from courses where code = 'math101'")
+    assert await rollback(dsn) == [TERMS]
+    async with connected(dsn) as conn:
+        codes = await conn.fetch("select code from courses order by id")
+        assert [r["code"] for r in codes] == ["MATH101", "PHYS101"]
 
 
 # --- constraints of student_courses ------------------------------------------

@@ -736,6 +736,18 @@ async def test_deleting_a_student_drops_the_stored_answer_that_created_them(clie
     assert_nowhere(await raw_keys(db), "Ada Lovelace", "ada@example.org")
 
 
+async def test_deleting_a_student_drops_the_stored_answer_about_their_hold(client, db):
+    ada = await create_student(client, name="Ada Lovelace", email="ada@example.org")
+    path = f"/students/{ada['id']}/holds"
+    placed = await post(client, path, {"reason": "unpaid library fine"}, **keyed("hold"))
+    assert placed.status == 201
+    assert b"unpaid library fine" in b"".join(await raw_keys(db))
+
+    assert (await client.delete(f"/students/{ada['id']}")).status == 204
+
+    assert_nowhere(await raw_keys(db), "unpaid library fine")
+
+
 async def test_deleting_a_student_drops_a_batch_answer_that_names_them(client, db):
     items = {
         "items": [

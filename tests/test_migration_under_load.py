@@ -1,7 +1,11 @@
 """Migrations on 100,000 students and courses while the service keeps working.
 
 0002 and 0003 run under reads and writes of students and courses, 0005 (the
-waitlists and the kept seat counts) under enrollments and drops as well.
+waitlists and the kept seat counts) under enrollments and drops as well, and
+0016 (terms) under all of these as the release before it sends them, on
+enrollments and waitlists, with how long it holds its locks measured. That
+release's database is the migrations up to 0015 and its own sql/functions,
+read from git (the parent of the commit that added 0016).
 
 test_database_migrations.py covers each migration on a few thousand rows and
 the lock timeout against one idle open transaction. Here the tables are at
@@ -18,19 +22,25 @@ drives the traffic.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import asyncpg
 import psycopg
+import pytest
 
 from bench import dataset
+from service import migrations
 from service.sql import QUERIES
 from tests.migrating import applied, apply, connected, rollback
+from tests.test_database_migrations import MIGRATION_IDS
 
 FIRST = "0001_students_and_courses"
 ENROLLMENTS = "0002_student_courses"
@@ -58,9 +68,14 @@ LOCK_TIMEOUT = 5.0
 # --- helpers -----------------------------------------------------------------
 
 
-async def load(dsn: str) -> None:
-    """ROWS students and ROWS courses by COPY, ids 1..ROWS, sequences past them."""
+async def load(dsn: str, *, triggers: bool = True) -> None:
+    """ROWS students and ROWS courses by COPY, ids 1..ROWS, sequences past them.
+
+    triggers=False: without the triggers (and so the events) of a later schema.
+    """
     async with connected(dsn) as conn, conn.transaction():
+        if not triggers:
+            await conn.execute("set local session_replication_role = replica")
         await conn.copy_records_to_table(
             "students", records=dataset.students(SIZES), columns=["id", "name", "email"]
         )
@@ -74,8 +89,12 @@ async def load(dsn: str) -> None:
         )
 
 
-async def state(conn: asyncpg.Connection) -> dict[str, Any]:
-    """Everything the traffic may or may not have changed, in exact terms."""
+async def state(conn: asyncpg.Connection, leave_out: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything the traffic may or may not have changed, in exact terms.
+
+    leave_out: columns of students and courses the comparison skips (those a
+    migration added, whose values are checked on their own).
+    """
     old = dict(
         await conn.fetchrow(
             """
@@ -83,10 +102,10 @@ async def state(conn: asyncpg.Connection) -> dict[str, Any]:
                 (select count(*) from students where id <= $1) as students,
                 (select count(*) from courses where id <= $1) as courses,
                 -- the server's text of every column of every row nobody writes to
-                (select md5(string_agg(s::text, ',' order by s.id)) from students s
-                  where s.id <= $1 and s.id % $2 <> 0) as untouched_students,
-                (select md5(string_agg(c::text, ',' order by c.id)) from courses c
-                  where c.id <= $1 and c.id % $2 <> 0) as untouched_courses,
+                (select md5(string_agg((to_jsonb(s) - $3::text[])::text, ',' order by s.id))
+                  from students s where s.id <= $1 and s.id % $2 <> 0) as untouched_students,
+                (select md5(string_agg((to_jsonb(c) - $3::text[])::text, ',' order by c.id))
+                  from courses c where c.id <= $1 and c.id % $2 <> 0) as untouched_courses,
                 -- the renamed rows, but for the column the writers change
                 (select md5(string_agg((s.id, s.email, s.created_at)::text, ',' order by s.id))
                   from students s where s.id <= $1 and s.id % $2 = 0) as renamed_students,
@@ -96,6 +115,7 @@ async def state(conn: asyncpg.Connection) -> dict[str, Any]:
             """,
             ROWS,
             RESERVED,
+            list(leave_out),
         )
     )
     rows = {
@@ -504,3 +524,510 @@ async def test_waitlists_apply_under_enrollments_and_count_every_seat(empty_data
             await conn.fetchval("select sum(enrolled) from courses")
             == len(committed) + before["old_count"]
         )
+
+
+# --- 0016: terms, under the traffic of the release before it -----------------
+
+BEFORE_TERMS = "0015_functions_in_one_place"
+TERMS = "0016_terms"
+# What 0016 adds to students and courses: every existing row must hold their
+# defaults. state() leaves them out, and the counts the registrations change
+# (queue_state() and the counts' own check cover the old courses' counts).
+TERM_COLUMNS = ["term_id", "credits", "meetings", "prerequisites", "holds"]
+LEAVE_OUT = [*TERM_COLUMNS, "enrolled", "waitlisted"]
+ROOT = Path(__file__).resolve().parent.parent
+
+# The release before 0016 enrolls and drops through the 5-argument
+# enroll_run() and drop_enrollment() (its sql/enrollments.sql, verbatim);
+# 0016's functions keep both. Its other statements (students, courses,
+# reads, leaving a queue) are those of sql/ today, unchanged since.
+OLD_ENROLL = """
+select outcome, student_id, course_id, code, title, capacity, waitlist_capacity, enrolled,
+       waitlisted, created_at, enrolled_at, waitlisted_at, queue_position
+from enroll_run($2, null, array[$1::bigint], array[$3::boolean], $4)
+"""
+OLD_DROP = "select outcome, student_id, course_id from drop_enrollment($1, null, $2, null, $3)"
+# The 7-argument enroll_run() of the service after 0016, for a course by id.
+NEW_ENROLL = (
+    "select outcome, queue_position, term_id, credits, meetings, prerequisites"
+    " from enroll_run($2, null, null, array[$1::bigint], array[$3::boolean], null, $4)"
+)
+IN_PLACE = {"enrolled", "already-enrolled", "waitlisted", "already-waiting"}
+
+# The old courses 1..OLD_COURSES hold 2 enrollments of every student (100
+# each); every fourth is full (capacity 100) with 50 students waiting, every
+# other fourth has seats left, the rest no limit. The enrollers work on
+# QUEUE_COURSES only, small enough that they fill, queue, drop and promote.
+FULL, OPEN = 1, 3  # course id % 4
+QUEUED = 50
+QUEUE_COURSES = range(OLD_COURSES + 1, OLD_COURSES + 11)
+QUEUE_CAPACITY, QUEUE_WAITLIST = 2, 4
+# 0016 and the functions' transaction lock the tables in an order the
+# traffic's statements may cross (a drop: student_courses, then courses), so
+# a deadlock may abort one side after deadlock_timeout (1 s): a request
+# (503 busy, the client retries) or the migrate (the operator runs it again).
+MIGRATE_ATTEMPTS = 10
+
+# Locks that keep writers out (and ACCESS EXCLUSIVE: readers too) on our
+# tables, by transaction. The traffic's statements take weaker ones only.
+WATCHED_LOCKS = """
+select l.virtualtransaction, c.relname, l.mode
+from pg_locks l
+join pg_class c on c.oid = l.relation
+where l.database = (select oid from pg_database where datname = current_database())
+  and l.granted and c.relkind = 'r' and c.relnamespace = 'public'::regnamespace
+  and c.relname !~ '^_?yoyo_'
+  and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+"""
+
+
+def functions_before(migration: str) -> dict[str, str]:
+    """sql/functions as the release before `migration` had them: from git.
+
+    The parent of the commit that added the migration (HEAD while it is
+    not committed yet).
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        added = git("log", "--diff-filter=A", "--format=%H", "--", f"migrations/{migration}.sql")
+        before = f"{added.split()[-1]}^" if added.strip() else "HEAD"
+        names = git("ls-tree", "--name-only", before, "sql/functions/").split()
+        files = {PurePosixPath(n).name: git("show", f"{before}:{n}") for n in sorted(names)}
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"the functions of the release before {migration} come from git: {error}")
+    assert files, f"no sql/functions at {before}"
+    return files
+
+
+def _apply_functions(dsn: str, files: dict[str, str]) -> list[str]:
+    # What that release's migrate did after its migrations (service/migrations.py).
+    with migrations._open(dsn) as (backend, _):
+        return migrations._apply_functions(backend, files)
+
+
+async def load_queues(dsn: str) -> None:
+    """On top of load(): the old courses' enrollments and queues, their counts kept.
+
+    Without triggers (consistent by construction), so the counts are set here.
+    """
+    async with connected(dsn) as conn, conn.transaction():
+        await conn.execute("set local session_replication_role = replica")
+        await conn.execute(
+            "update courses set capacity = case id % 4 when $2 then 100 when $3 then 150 end,"
+            " waitlist_capacity = case id % 4 when $2 then 100 else 0 end"
+            " where id <= $1",
+            OLD_COURSES,
+            FULL,
+            OPEN,
+        )
+        await conn.execute(
+            "update courses set capacity = $2, waitlist_capacity = $3 where id between $1 and $4",
+            QUEUE_COURSES[0],
+            QUEUE_CAPACITY,
+            QUEUE_WAITLIST,
+            QUEUE_COURSES[-1],
+        )
+        half = OLD_COURSES // 2
+        await conn.copy_records_to_table(
+            "student_courses",
+            records=(
+                (s, 1 + (s + k * half) % OLD_COURSES)
+                for s in range(1, ROWS + 1)
+                for k in range(PER_STUDENT)
+            ),
+            columns=["student_id", "course_id"],
+        )
+        # Students of neither of their courses, in student id order (seq).
+        await conn.copy_records_to_table(
+            "course_waitlist",
+            records=(
+                (s, course)
+                for s in range(1, ROWS + 1)
+                if (course := 1 + (s + half // 2) % OLD_COURSES) % 4 == FULL
+            ),
+            columns=["student_id", "course_id"],
+        )
+        await conn.execute(
+            "update courses c set"
+            " enrolled = (select count(*) from student_courses e where e.course_id = c.id),"
+            " waitlisted = (select count(*) from course_waitlist w where w.course_id = c.id)"
+            " where c.id <= $1",
+            OLD_COURSES,
+        )
+    async with connected(dsn) as conn:
+        await conn.execute("analyze")
+
+
+async def queue_state(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The old courses' enrollments and queues, every column that was there before 0016."""
+    return dict(
+        await conn.fetchrow(
+            """
+            select
+                (select md5(string_agg((student_id, course_id, enrolled_at)::text, ','
+                                       order by student_id, course_id))
+                  from student_courses where course_id <= $1) as enrollments,
+                (select count(*) from student_courses where course_id <= $1) as enrolled,
+                (select md5(string_agg((student_id, course_id, waitlisted_at, seq)::text, ','
+                                       order by course_id, seq))
+                  from course_waitlist where course_id <= $1) as queues,
+                (select count(*) from course_waitlist where course_id <= $1) as waiting
+            """,
+            OLD_COURSES,
+        )
+    )
+
+
+@dataclass
+class Registrations:
+    """Enroll, drop and leave queues as the release before 0016 does, and read courses' lists."""
+
+    timings: list[tuple[str, str, float, float]] = field(default_factory=list)
+    # (student, course) enrolled or waiting in a QUEUE_COURSE, as the outcomes said
+    places: set[tuple[int, int]] = field(default_factory=set)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    # (what, started, finished) of each statement a deadlock aborted
+    busy: list[tuple[str, float, float]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def timed(self, kind: str, what: str, call: Any, *args: Any) -> Any:
+        """The statement, again after a deadlock as the service's client would after 503."""
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await call(*args)
+            except asyncpg.DeadlockDetectedError:
+                self.busy.append((what, started, time.perf_counter()))
+                continue
+            self.timings.append((kind, what, started, time.perf_counter()))
+            return result
+
+    async def enroller(self, conn: asyncpg.Connection, number: int) -> None:
+        rng = random.Random(4000 + number)
+        mine: list[tuple[int, int]] = []  # students whose id = number + 1 mod WRITERS
+        while not self.stop.is_set():
+            pair = (rng.randrange(number + 1, 2000, WRITERS), rng.choice(QUEUE_COURSES))
+            row = await self.timed(
+                "write", "enroll", conn.fetchrow, OLD_ENROLL, *pair, True, "load"
+            )
+            outcome = row["outcome"]
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            if outcome in IN_PLACE and pair not in self.places:
+                self.places.add(pair)
+                mine.append(pair)
+            else:
+                assert outcome in IN_PLACE | {"waitlist-full"}, (pair, outcome)
+            if mine and rng.random() < 0.4:
+                await self.leave(conn, mine.pop(rng.randrange(len(mine))))
+            await asyncio.sleep(0.001)
+
+    async def leave(self, conn: asyncpg.Connection, pair: tuple[int, int]) -> None:
+        """Drop the seat, or leave the queue (a promotion may come in between)."""
+        for _ in range(3):
+            row = await self.timed("write", "drop", conn.fetchrow, OLD_DROP, *pair, "load")
+            if row["outcome"] == "dropped":
+                break
+            left = await self.timed(
+                "write", "leave", conn.fetchrow, QUERIES.waitlist.leave, *pair, "load"
+            )
+            if left is not None:
+                break
+        else:
+            raise AssertionError(f"{pair} is neither enrolled nor waiting")
+        self.places.discard(pair)
+
+    async def reader(self, conn: asyncpg.Connection, number: int) -> None:
+        rng = random.Random(5000 + number)
+        while not self.stop.is_set():
+            course = rng.randint(1, OLD_COURSES)
+            await self.timed(
+                "read",
+                "list_course_students",
+                conn.fetch,
+                QUERIES.enrollments.list_course_students,
+                course,
+                0,
+                51,
+            )
+            await self.timed(
+                "read",
+                "list_course_waitlist",
+                conn.fetch,
+                QUERIES.waitlist.list_course_waitlist,
+                course - course % 4 + FULL,
+                0,
+                51,
+            )
+            await asyncio.sleep(0.002)
+
+    def during(self, kind: str, start: float, end: float) -> list[float]:
+        return [f - s for k, _, s, f in self.timings if k == kind and s < end and f > start]
+
+    def worst(self) -> tuple[float, str]:
+        return max((f - s, what) for _, what, s, f in self.timings)
+
+
+@asynccontextmanager
+async def registrations(dsn: str) -> AsyncIterator[Registrations]:
+    flow = Registrations()
+    conns = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(READERS + WRITERS)))
+    tasks = [asyncio.create_task(flow.reader(c, n)) for n, c in enumerate(conns[:READERS])]
+    tasks += [asyncio.create_task(flow.enroller(c, n)) for n, c in enumerate(conns[READERS:])]
+    try:
+        yield flow
+    finally:
+        flow.stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in conns))
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert not failures, f"the registrations failed: {failures!r}"
+    assert flow.outcomes.get("enrolled") and flow.outcomes.get("waitlisted"), flow.outcomes
+
+
+@dataclass
+class LockWatch:
+    """The locks of WATCHED_LOCKS, polled: when each was first and last seen held."""
+
+    # (transaction, table, mode) -> [first seen, last seen], time.perf_counter()
+    seen: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+    polls: list[float] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, conn: asyncpg.Connection) -> None:
+        while not self.stop.is_set():
+            rows = await conn.fetch(WATCHED_LOCKS)
+            now = time.perf_counter()
+            self.polls.append(now)
+            for row in rows:
+                span = self.seen.setdefault(tuple(row), [now, now])
+                span[1] = now
+            await asyncio.sleep(0.001)
+
+    def of(self, table: str, mode: str) -> list[tuple[str, float, float]]:
+        """(transaction, first, last) of each transaction seen holding `mode` on `table`."""
+        return sorted(
+            (
+                (x, first, last)
+                for (x, t, m), (first, last) in self.seen.items()
+                if (t, m) == (table, mode)
+            ),
+            key=lambda found: found[1],
+        )
+
+    def held(self, transaction: str) -> dict[str, float]:
+        """'table mode' -> seconds held, for one transaction, longest first."""
+        spans = {
+            f"{t} {m}": last - first
+            for (x, t, m), (first, last) in self.seen.items()
+            if x == transaction
+        }
+        return dict(sorted(spans.items(), key=lambda s: -s[1]))
+
+    def period(self) -> float:
+        """The longest gap between two polls: how much a duration may be short by."""
+        return max(b - a for a, b in zip(self.polls, self.polls[1:], strict=False))
+
+
+@asynccontextmanager
+async def watching(dsn: str) -> AsyncIterator[LockWatch]:
+    watch = LockWatch()
+    async with connected(dsn) as conn:
+        task = asyncio.create_task(watch.run(conn))
+        try:
+            yield watch
+        finally:
+            watch.stop.set()
+            await task
+
+
+def milliseconds(spans: dict[str, float]) -> str:
+    return ", ".join(f"{what} {seconds * 1000:.0f} ms" for what, seconds in spans.items())
+
+
+async def upgrade(dsn: str) -> tuple[list[str], float, float]:
+    """migrate to the newest schema; again after a deadlock, as an operator would.
+
+    Returns the deadlocks' details, and when it started and finished.
+    """
+    deadlocks: list[str] = []
+    started = time.perf_counter()
+    while len(deadlocks) < MIGRATE_ATTEMPTS:
+        try:
+            await apply(dsn)
+            break
+        except psycopg.errors.DeadlockDetected as error:
+            deadlocks.append(error.diag.message_detail or "")
+    return deadlocks, started, time.perf_counter()
+
+
+@pytest.mark.slow
+async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_before(
+    empty_database,
+):
+    dsn = empty_database
+    assert (await apply(dsn, target=BEFORE_TERMS))[-1] == BEFORE_TERMS
+    old_functions = functions_before(TERMS)
+    assert "enrollments.sql" in old_functions and "registration.sql" not in old_functions
+    await asyncio.to_thread(_apply_functions, dsn, old_functions)
+    await load(dsn, triggers=False)
+    await load_queues(dsn)
+    async with connected(dsn) as conn:
+        before = await state(conn, LEAVE_OUT)
+        queues = await queue_state(conn)
+    assert (queues["enrolled"], queues["waiting"]) == (
+        ROWS * PER_STUDENT,
+        OLD_COURSES // 4 * QUEUED,
+    )
+
+    # The migrate of the release with 0016: the migration, then its functions,
+    # while instances of the release before it go on.
+    async with traffic(dsn) as flow, registrations(dsn) as queue, watching(dsn) as watch:
+        await asyncio.sleep(1.0)  # the small courses full, their queues long
+        deadlocks, started, finished = await upgrade(dsn)
+        await asyncio.sleep(0.5)
+    # (A migrate that lost its functions' transaction to a deadlock had
+    # committed 0016: the next one applies only the functions.)
+    assert len(deadlocks) < MIGRATE_ATTEMPTS, deadlocks
+    assert await applied(dsn) == MIGRATION_IDS
+    async with connected(dsn) as conn:
+        digests = dict(await conn.fetch("select file, digest from schema_functions"))
+    assert digests == {
+        name: hashlib.sha256(text.encode()).hexdigest()
+        for name, text in migrations.function_files().items()
+    }
+
+    # Which transaction held what: 0016's took ACCESS EXCLUSIVE on courses,
+    # the functions' (after it) SHARE ROW EXCLUSIVE, by CREATE OR REPLACE TRIGGER.
+    # The last of each committed; the others lost to a deadlock.
+    *lost, (migration, _, _) = watch.of("courses", "AccessExclusiveLock")
+    functions = [x for x, *_ in watch.of("courses", "ShareRowExclusiveLock") if x != migration]
+    assert functions, f"the functions' transaction was not seen: {watch.seen}"
+    held, applying = watch.held(migration), watch.held(functions[-1])
+    print(
+        f"\nmigrate took {(finished - started) * 1000:.0f} ms, {len(deadlocks)} attempts lost"
+        f" to a deadlock ({len(lost)} of them in 0016, holding courses"
+        f" {[round((last - first) * 1000) for _, first, last in lost]} ms);"
+        f" 0016 held {milliseconds(held)};"
+        f" then sql/functions held {milliseconds(applying)} (polled every"
+        f" {watch.period() * 1000:.0f} ms or less); {flow.report()};"
+        f" registrations: {len(queue.timings)} statements, slowest"
+        f" {queue.worst()[0] * 1000:.0f} ms ({queue.worst()[1]}), outcomes {queue.outcomes},"
+        f" {len(queue.busy)} aborted by a deadlock: {[what for what, *_ in queue.busy]}"
+    )
+    assert {
+        "courses AccessExclusiveLock",
+        "students AccessExclusiveLock",
+        "student_courses AccessExclusiveLock",
+        "course_waitlist AccessExclusiveLock",
+    } <= set(held)
+    assert max(held.values()) < LOCK_TIMEOUT, held
+
+    # The traffic overlapped the migrate, and no statement waited anywhere near
+    # the lock_timeout, nor failed (traffic() and registrations() raise) but
+    # for the deadlocks of the migrate's locks, answered 503 by the service.
+    for kind in ("read", "write"):
+        assert flow.during(kind, started, finished), f"no {kind} while 0016 ran"
+        assert queue.during(kind, started, finished), f"no registration {kind} while 0016 ran"
+        latency, what = flow.worst(kind)
+        assert latency < LOCK_TIMEOUT, f"a {what} waited {latency:.2f} s: {flow.report()}"
+    latency, what = queue.worst()
+    assert latency < LOCK_TIMEOUT, f"a {what} waited {latency:.2f} s"
+    assert all(s < finished and f > started for _, s, f in queue.busy), queue.busy
+
+    async with connected(dsn) as conn:
+        # No existing row changed, what the traffic committed is all there,
+        # and every row has the new columns' defaults: no term, as before.
+        assert await state(conn, LEAVE_OUT) == flow.expected(before)
+        assert await queue_state(conn) == queues
+        defaults = await conn.fetchrow(
+            "select (select count(*) from courses) as courses,"
+            " (select count(*) from courses where term_id is null and credits = 0"
+            "   and meetings = '[]' and prerequisites = '{}') as without_term,"
+            " (select count(*) from students where holds <> 0) as with_holds,"
+            " (select count(*) from student_courses where overrides is not null)"
+            "   + (select count(*) from course_waitlist where overrides is not null)"
+            "   as overridden"
+        )
+        assert defaults["without_term"] == defaults["courses"] > ROWS
+        assert (defaults["with_holds"], defaults["overridden"]) == (0, 0)
+        # The registrations' places are what their outcomes said, every count
+        # equals its rows, and no seat is free while someone waits.
+        rows = await conn.fetch(
+            "select student_id, course_id from student_courses where course_id > $1"
+            " union all select student_id, course_id from course_waitlist where course_id > $1",
+            OLD_COURSES,
+        )
+        assert sorted(tuple(r) for r in rows) == sorted(queue.places)
+        off = await conn.fetch(
+            "select c.id from courses c"
+            " where c.enrolled <> (select count(*) from student_courses e where e.course_id = c.id)"
+            "    or c.waitlisted <> (select count(*) from course_waitlist w where w.course_id = c.id)"
+            "    or (c.waitlisted > 0 and c.enrolled < c.capacity)"
+        )
+        assert off == []
+
+        # Old courses behave as before, for the older release's statements
+        # and for the newer's: a seat while one is free, then the queue.
+        open_course, full_course = 4 + OPEN, 4 + FULL
+        newcomers = [ROWS - 1, ROWS - 2]  # in none of those two courses
+        row = await conn.fetchrow(OLD_ENROLL, newcomers[0], open_course, True, "load")
+        assert (row["outcome"], row["enrolled"]) == ("enrolled", 101)
+        row = await conn.fetchrow(NEW_ENROLL, newcomers[1], open_course, True, "load")
+        assert tuple(row) == ("enrolled", None, None, 0, "[]", [])
+        row = await conn.fetchrow(
+            QUERIES.enrollments.enroll, newcomers[0], full_course, True, None, "load"
+        )
+        assert (row["outcome"], row["queue_position"]) == ("waitlisted", QUEUED + 1)
+        row = await conn.fetchrow(OLD_ENROLL, newcomers[1], full_course, False, "load")
+        assert row["outcome"] == "course-full"
+        # A drop promotes the head of the queue, loaded before 0016.
+        head = await conn.fetchval(
+            "select student_id from course_waitlist where course_id = $1 order by seq limit 1",
+            full_course,
+        )
+        seated = await conn.fetchval(
+            "select min(student_id) from student_courses where course_id = $1", full_course
+        )
+        row = await conn.fetchrow(
+            QUERIES.enrollments.delete_enrollment, seated, full_course, None, "load"
+        )
+        assert row["outcome"] == "dropped"
+        assert (
+            await conn.fetchval(
+                "select count(*) from student_courses where student_id = $1 and course_id = $2",
+                head,
+                full_course,
+            )
+            == 1
+        )
+        # A code is still unique among the courses without a term, in any letter case.
+        with pytest.raises(asyncpg.UniqueViolationError) as caught:
+            await conn.execute(CREATE_COURSE, "c000005", "Again")
+        assert caught.value.constraint_name == "courses_code_key"
+        after = await state(conn, TERM_COLUMNS)
+        queues = await queue_state(conn)
+
+    # Back to 0015 (the newer release's rollback, then the older's migrate
+    # applies its functions again): the same rows, and the older release's
+    # statements work on them.
+    started = time.perf_counter()
+    assert await rollback(dsn) == [TERMS]
+    took = time.perf_counter() - started
+    newer = migrations.function_files()
+    changed = [name for name, text in old_functions.items() if newer.get(name) != text]
+    assert await asyncio.to_thread(_apply_functions, dsn, old_functions) == changed
+    print(f"the rollback took {took * 1000:.0f} ms on the same data, without traffic")
+    async with connected(dsn) as conn:
+        assert await state(conn) == after
+        assert await queue_state(conn) == queues
+        row = await conn.fetchrow(
+            OLD_ENROLL, newcomers[1], 4 + OLD_COURSES // 2 + OPEN, True, "load"
+        )
+        assert row["outcome"] == "enrolled"
+        row = await conn.fetchrow(OLD_DROP, newcomers[0], open_course, "load")
+        assert row["outcome"] == "dropped"

@@ -351,7 +351,7 @@ def _schema(pointer: str) -> dict:
 
 
 PAGES = ["StudentPage", "CoursePage", "EnrollmentPage", "EnrolledStudentPage"]
-PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage", "TermPage", "HoldPage", "CompletionPage"]
+PAGES += ["WaitlistEntryPage", "WaitlistedStudentPage", "HoldPage", "CompletionPage", "TermPage"]
 RESULTS = ["EnrollmentBatchResults", "StudentBatchResults", "CourseBatchResults"]
 RESULTS += ["TermBatchResults"]
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)

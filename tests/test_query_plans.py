@@ -125,10 +125,16 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "promotions.lock_student_waits": (4_242, "registrar", None),
     # Function calls (sql/functions/batches.sql): their statements are in IMPLICIT below.
     # Arrays as PostgreSQL's literals: one item each.
-    # drop?, student id, email, course id, term, code, waitlist, overrides, actor
     "batches.enroll": (
-        *("{f}", "{4242}", "{NULL}", "{42}", "{NULL}", "{NULL}"),
-        *("{f}", "{NULL}", "registrar"),
+        "{f}",
+        "{4242}",
+        "{NULL}",
+        "{42}",
+        "{NULL}",
+        "{NULL}",
+        "{f}",
+        "{NULL}",
+        "registrar",
     ),
     "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
     "batches.courses": (
@@ -170,6 +176,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
         "registrar",
         False,
         ["STUDENT4242@bench.example"],  # the emails the answer carries
+        4_242,  # the student the path names
     ),
     "idempotency.expire_keys": ("24 hours",),  # of 100,000 keys, a tenth expired
     "search.narrows": ("QJKRZ",),

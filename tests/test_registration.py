@@ -16,8 +16,18 @@ from service.app import create_app
 from service.config import Token
 
 from .api import create_course, create_student, problem
-from .registration import FUTURE, PAST, complete, course, events, hold, meeting, remove_hold
-from .registration import settings, term
+from .registration import (
+    FUTURE,
+    PAST,
+    complete,
+    course,
+    events,
+    hold,
+    meeting,
+    remove_hold,
+    settings,
+    term,
+)
 
 MON_9 = [meeting("mon wed", "09:00", "10:00")]
 MON_930 = [meeting("mon", "09:30", "11:00")]
@@ -44,7 +54,7 @@ async def refused(response, rule: str) -> dict:
 async def test_a_course_without_a_term_ignores_holds_and_the_rest(client, db):
     student = await create_student(client)
     plain = await create_course(client, capacity=1)
-    await hold(db, student["id"])
+    await hold(client, student["id"])
 
     response = await enroll(client, student["id"], plain["id"])
 
@@ -62,7 +72,7 @@ async def test_a_hold_refuses_enrolling_and_waiting_but_not_dropping(client, db)
     full = await course(db, t, capacity=1, waitlist=5)
     await enroll(client, (await create_student(client))["id"], full)
     assert (await enroll(client, student["id"], taken)).status == 201
-    await hold(db, student["id"])
+    await hold(client, student["id"])
 
     body = await refused(
         await enroll(client, student["id"], await course(db, t)), "registration-hold"
@@ -77,7 +87,7 @@ async def test_already_enrolled_answers_200_whatever_changed_since(client, db):
     student = await create_student(client)
     c = await course(db, t)
     assert (await enroll(client, student["id"], c)).status == 201
-    await hold(db, student["id"])
+    await hold(client, student["id"])
 
     assert (await enroll(client, student["id"], c)).status == 200
 
@@ -102,10 +112,10 @@ async def test_registration_opens_and_closes_with_the_term(client, db):
 async def test_a_time_ticket_replaces_the_terms_opening(client, db):
     t = await term(db, registration_opens_at=FUTURE)
     early_bird, late_comer = await create_student(client), await create_student(client)
-    await settings(db, early_bird["id"], t, opens=PAST)
-    await settings(db, late_comer["id"], t, opens=FUTURE)
+    await settings(client, early_bird["id"], t, opens=PAST)
+    await settings(client, late_comer["id"], t, opens=FUTURE)
     open_term = await term(db, registration_opens_at=PAST)
-    await settings(db, late_comer["id"], open_term, opens=FUTURE)
+    await settings(client, late_comer["id"], open_term, opens=FUTURE)
 
     assert (await enroll(client, early_bird["id"], await course(db, t))).status == 201
     await refused(
@@ -117,13 +127,13 @@ async def test_prerequisites_name_every_missing_code(client, db):
     t = await term(db)
     student = await create_student(client)
     advanced = await course(db, t, prerequisites=["MATH101", "PHYS101", "CHEM101"])
-    await complete(db, student["id"], "phys101")  # any letter case
+    await complete(client, student["id"], "phys101")  # any letter case
 
     body = await refused(await enroll(client, student["id"], advanced), "prerequisite-missing")
     assert "MATH101, CHEM101" in body["detail"]
     assert "PHYS101" not in body["detail"]
-    await complete(db, student["id"], "MATH101")
-    await complete(db, student["id"], "Chem101")
+    await complete(client, student["id"], "MATH101")
+    await complete(client, student["id"], "Chem101")
     assert (await enroll(client, student["id"], advanced)).status == 201
 
 
@@ -158,7 +168,7 @@ async def test_waitlisted_courses_neither_conflict_nor_count_credits(client, db)
 async def test_credit_limit_is_the_students_own_else_the_terms(client, db):
     t = await term(db, max_credits=8)
     student, favoured = await create_student(client), await create_student(client)
-    await settings(db, favoured["id"], t, max_credits=12)
+    await settings(client, favoured["id"], t, max_credits=12)
     for who in (student, favoured):
         for _ in range(2):
             assert (await enroll(client, who["id"], await course(db, t, credits=4))).status == 201
@@ -178,7 +188,7 @@ async def test_the_first_failing_check_answers(client, db):
     t = await term(db, max_credits=3, registration_opens_at=FUTURE)
     student = await create_student(client)
     blocked = await course(db, t, credits=4, prerequisites=["X1"])
-    await hold(db, student["id"])
+    await hold(client, student["id"])
 
     await refused(await enroll(client, student["id"], blocked), "registration-hold")
     await refused(
@@ -327,7 +337,7 @@ async def test_a_freed_seat_passes_over_who_may_not_take_it(client, db):
     await enroll(client, seated["id"], full)
     for who in (held, eligible):
         assert (await enroll(client, who["id"], full, waitlist=True)).status == 202
-    await hold(db, held["id"])
+    await hold(client, held["id"])
 
     assert (await client.delete(f"/students/{seated['id']}/courses/{full}")).status == 204
 
@@ -366,12 +376,12 @@ async def test_a_student_becoming_able_is_promoted_at_once(client, db, remedy):
     target = await course(
         db, t, capacity=1, waitlist=5, credits=4, meetings=MON_9, prerequisites=["X1"]
     )
-    await complete(db, student["id"], "X1")
+    await complete(client, student["id"], "X1")
     await enroll(client, seated["id"], target, override=["prerequisite-missing"])
     assert (await enroll(client, student["id"], target, waitlist=True)).status == 202
     blocker = None
     if remedy == "hold removed":
-        blocker = await hold(db, student["id"])
+        blocker = await hold(client, student["id"])
     elif remedy == "completion added":
         await db.execute("delete from student_completions where student_id = $1", student["id"])
     else:
@@ -386,11 +396,11 @@ async def test_a_student_becoming_able_is_promoted_at_once(client, db, remedy):
     assert (await client.get(f"/students/{student['id']}/waitlist/{target}")).status == 200
 
     if remedy == "hold removed":
-        await remove_hold(db, blocker)
+        await remove_hold(client, student["id"], blocker)
     elif remedy == "completion added":
-        await complete(db, student["id"], "x1")
+        await complete(client, student["id"], "x1")
     elif remedy == "limit raised":
-        await settings(db, student["id"], t, max_credits=8)
+        await settings(client, student["id"], t, max_credits=8)
     elif remedy == "conflict dropped":
         assert (await client.delete(f"/students/{student['id']}/courses/{other}")).status == 204
     else:
@@ -424,9 +434,9 @@ async def test_overrides_given_at_joining_stay_for_the_promotion(client, db):
 
 async def test_events_of_holds_and_completions_carry_no_reason_text(client, db):
     student = await create_student(client)
-    held = await hold(db, student["id"])
-    await complete(db, student["id"], "MATH101")
-    await remove_hold(db, held)
+    held = await hold(client, student["id"])
+    await complete(client, student["id"], "MATH101")
+    await remove_hold(client, student["id"], held)
 
     rows = await db.fetch(
         "select type, data::text from events where student_id = $1 order by id", student["id"]

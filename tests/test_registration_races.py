@@ -15,7 +15,7 @@ import asyncio
 import asyncpg
 
 from .api import create_student
-from .registration import complete, course, hold, meeting, remove_hold, settings, term
+from .registration import course, hold, hold_in, meeting, remove_hold, settings, term
 from .test_concurrency import ROUNDS, burst, statuses
 
 MON_9 = meeting("mon", "09:00", "10:00")
@@ -80,7 +80,7 @@ async def test_no_enrollment_after_a_hold_commits(wide, db, database_url):
         try:
             transaction = registrar.transaction()
             await transaction.start()
-            await hold(registrar, student["id"])
+            await hold_in(registrar, student["id"])
             pending = asyncio.ensure_future(burst(wide, enrolling(student["id"], courses)))
             await asyncio.sleep(0.3)  # the enrollments reach the database and wait
             await transaction.commit()
@@ -99,7 +99,7 @@ async def test_a_hold_placed_amid_enrollments_stops_those_after_it(wide, db):
         courses = [await course(db, t) for _ in range(21)]
 
         answers, _ = await asyncio.gather(
-            burst(wide, enrolling(student["id"], courses[:20])), hold(db, student["id"])
+            burst(wide, enrolling(student["id"], courses[:20])), hold(wide, student["id"])
         )
 
         assert set(statuses(answers)) <= {201, 409}
@@ -123,7 +123,7 @@ async def test_drops_give_the_seats_to_the_first_eligible_and_others_keep_their_
             await burst(wide, enrolling(s["id"], [full], waitlist=True))
         held = [queue[0], queue[2], queue[4]]
         for s in held:
-            await hold(db, s["id"])
+            await hold(wide, s["id"])
 
         answers = await burst(
             wide, [("DELETE", f"/students/{s['id']}/courses/{full}", None) for s in seated]
@@ -152,12 +152,13 @@ async def test_a_student_becoming_able_takes_a_free_seat_at_once_under_a_race(wi
         first, rival, seated = [await create_student(wide) for _ in range(3)]
         await burst(wide, enrolling(seated["id"], [seat]))
         await burst(wide, enrolling(first["id"], [seat], waitlist=True))
-        held = await hold(db, first["id"])
+        held = await hold(wide, first["id"])
         await burst(wide, [("DELETE", f"/students/{seated['id']}/courses/{seat}", None)])
         assert await db.fetchval("select enrolled from courses where id = $1", seat) == 0
 
         (answer,), _ = await asyncio.gather(
-            burst(wide, enrolling(rival["id"], [seat], waitlist=True)), remove_hold(db, held)
+            burst(wide, enrolling(rival["id"], [seat], waitlist=True)),
+            remove_hold(wide, first["id"], held),
         )
 
         enrolled = await db.fetch(
@@ -174,7 +175,7 @@ async def test_a_student_becoming_able_takes_a_free_seat_at_once_under_a_race(wi
             )
 
 
-async def test_limits_raised_in_parallel_fill_the_free_seats_exactly(wide, db, database_url):
+async def test_limits_raised_in_parallel_fill_the_free_seats_exactly(wide, db):
     """Six students passed over in three courses become able at once: six seats, one each."""
     for _ in range(ROUNDS):
         t = await term(db, max_credits=4)
@@ -186,7 +187,7 @@ async def test_limits_raised_in_parallel_fill_the_free_seats_exactly(wide, db, d
         for s in waiting:
             answers = await burst(wide, enrolling(s["id"], sections, waitlist=True))
             assert statuses(answers) == {202: 3}
-            await settings(db, s["id"], t, max_credits=0)
+            await settings(wide, s["id"], t, max_credits=0)
         await burst(
             wide,
             [
@@ -196,13 +197,7 @@ async def test_limits_raised_in_parallel_fill_the_free_seats_exactly(wide, db, d
         )
         assert await db.fetchval("select sum(enrolled) from courses where term_id = $1", t) == 0
 
-        async with asyncpg.create_pool(database_url, min_size=6, max_size=6) as pool:
-
-            async def raise_limit(student_id: int) -> None:
-                async with pool.acquire() as conn:
-                    await settings(conn, student_id, t, max_credits=4)
-
-            await asyncio.gather(*(raise_limit(s["id"]) for s in waiting))
+        await asyncio.gather(*(settings(wide, s["id"], t, max_credits=4) for s in waiting))
 
         credits = await db.fetch(
             "select student_id, credits from student_terms where term_id = $1 and credits > 0", t
@@ -226,8 +221,10 @@ async def test_a_promotion_and_a_request_of_the_same_student_never_overlap(wide,
 
         answers = await burst(
             wide,
-            [("DELETE", f"/students/{seated['id']}/courses/{full}", None)]
-            + enrolling(student["id"], [clash]),
+            [
+                ("DELETE", f"/students/{seated['id']}/courses/{full}", None),
+                *enrolling(student["id"], [clash]),
+            ],
         )
 
         assert answers[0].status == 204

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from . import registration
-from .api import TERM_FIELDS, create_student, create_term, enroll, problem, walk
+from .api import TERM_FIELDS, create_course, create_student, create_term, enroll, problem, walk
 
 SPRING = {
     "code": "2027-SPRING",
@@ -120,8 +120,7 @@ INVALID = [
     ({"registration_closes_at": "2026-11-02T08:00:00Z"}, "registration_closes_at"),  # = opens
     ({"registration_closes_at": "2026-11-01T12:00:00Z"}, "registration_closes_at"),  # < opens
     ({"drop_deadline": "next friday"}, "drop_deadline"),
-    ({"drop_deadline": "2027-03-19T12:30:60Z"}, "drop_deadline"),  # a leap second not at 23:59 UTC
-    ({"drop_deadline": "2027-03-19T23:59:59.1234567890Z"}, "drop_deadline"),  # 10 fraction digits
+    ({"drop_deadline": "2027-03-19T23:59:60Z"}, "drop_deadline"),  # a leap second
     ({"max_credits": 12.25}, "max_credits"),  # two decimals
     ({"max_credits": 0.30000000000000004}, "max_credits"),  # not exactly one decimal
     ({"max_credits": 100}, "max_credits"),  # above 99.9
@@ -172,7 +171,7 @@ async def test_one_422_names_every_bad_field_an_order_among_them(client):
         {"registration_closes_at": None},  # an opening without a closing
         {"drop_deadline": "2026-01-01T00:00:00Z"},  # the deadline is ordered against nothing
         {"registration_opens_at": "2026-11-02t09:00:00z"},  # t and z, as RFC 3339 allows
-        {"drop_deadline": "2027-03-19T23:59:60Z"},  # a leap second
+        {"drop_deadline": "2027-03-19T23:59:59.1234567Z"},  # beyond microseconds, cut
     ],
 )
 async def test_values_the_rules_leave_free_are_accepted(client, change):
@@ -260,8 +259,6 @@ async def test_a_bad_query_is_422_naming_it(client, query, field):
 
 
 async def test_a_cursor_of_the_course_list_is_refused(client):
-    from .api import create_course
-
     for _ in range(2):
         await create_course(client)
     cursor = (await (await client.get("/courses", params={"limit": 1})).json())["next_cursor"]
@@ -570,28 +567,27 @@ async def test_a_batch_creates_updates_by_code_in_any_letter_case_and_reports_ea
     assert results[1]["body"] == stored
     assert results[2]["body"] == {**stored, "title": "Fall 2027"}
     assert results[3]["body"] == {**stored, "max_credits": None}
-    assert results[4]["body"]["errors"] == [
-        {"field": "max_credits", "message": "must have at most one decimal"}
-    ]
+    assert [e["field"] for e in results[4]["body"]["errors"]] == ["max_credits"]
     # The stored code is kept.
     assert await db.fetchval("select code from terms where id = $1", stored["id"]) == "2027-Fall"
     assert await db.fetchval("select count(*) from terms") == 2
 
 
-async def test_a_batch_item_answers_as_the_single_post_would(client):
-    results = await batch(client, [{**SPRING}, {**SPRING, "ends_on": "2026-01-01"}, {"code": "X"}])
-    single = await client.post("/terms", json={**SPRING, "code": "OTHER"})
+@pytest.mark.parametrize(
+    "item",
+    [
+        {**SPRING, "ends_on": "2026-01-01"},  # out of order
+        {"code": "X"},  # title and dates missing
+        {**SPRING, "max_credits": "18", "title": ""},  # two bad fields
+    ],
+)
+async def test_an_invalid_batch_item_answers_the_single_posts_422(client, db, item):
+    [result] = await batch(client, [item])
+    single = await client.post("/terms", json=item)
 
-    assert results[0]["body"] == {
-        **await single.json(),
-        "id": results[0]["body"]["id"],
-        "code": SPRING["code"],
-        "created_at": results[0]["body"]["created_at"],
-    }
-    assert results[1]["body"]["errors"] == [
-        {"field": "ends_on", "message": "must be on or after starts_on"}
-    ]
-    assert {e["field"] for e in results[2]["body"]["errors"]} == {"title", "starts_on", "ends_on"}
+    assert (result["status"], result["outcome"]) == (single.status, "invalid") == (422, "invalid")
+    assert result["body"] == await problem(single)
+    assert await db.fetchval("select count(*) from terms") == 0
 
 
 async def test_a_batch_update_out_of_order_with_the_stored_term_is_its_own_422(client, db):

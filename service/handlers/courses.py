@@ -36,7 +36,7 @@ FIELDS = {
     "enrolled": read_only,
     "waitlisted": read_only,
     "term_id": nullable(integer(1, MAX_ID)),
-    "credits": decimal("99.9", 1),
+    "credits": decimal("0", "99.9", 1),
     "meetings": meetings,
     "prerequisites": codes(20),
 }

@@ -16,7 +16,7 @@ from . import render
 # stores it, numeric(3, 1).
 SETTINGS = {
     "registration_opens_at": nullable(timestamp),
-    "max_credits": nullable(decimal("99.9", 1)),
+    "max_credits": nullable(decimal("0", "99.9", 1)),
     "credits": read_only,
 }
 

@@ -16,9 +16,9 @@ from ..validation.fields import (
     Bad,
     calendar_date,
     code,
+    decimal,
     fields,
     nullable,
-    tenths,
     text,
     timestamp,
 )
@@ -33,7 +33,7 @@ FIELDS = {
     "registration_opens_at": nullable(timestamp),
     "registration_closes_at": nullable(timestamp),
     "drop_deadline": nullable(timestamp),
-    "max_credits": nullable(tenths(0, 99.9)),
+    "max_credits": nullable(decimal("0", "99.9", 1)),
 }
 REQUIRED = ("code", "title", "starts_on", "ends_on")
 # ?code= is a code as the field takes it.

@@ -21,13 +21,13 @@ import asyncpg
 
 from ..db import Work
 from ..errors import conflict
-from ..models import Course, Student, Term, from_row
+from ..models import Course, Student, from_row
 from ..outcomes import Outcome
 from ..sql import QUERIES
 from .courses import as_json, term_missing
 from .enrollments import Applied, applied
 from .retry import retried
-from .terms import out_of_order
+from .terms import out_of_order, term
 
 Q = QUERIES.batches
 
@@ -189,4 +189,4 @@ def _term(item: TermItem, row: asyncpg.Record) -> Applied:
         # The 422 PATCH /terms/{id} gives (repositories/terms.py).
         given = {"starts_on", "ends_on", *item.given}
         return Applied(outcome, out_of_order(row["out_of_order"], given))
-    return Applied(outcome, from_row(Term, row))
+    return Applied(outcome, term(row))

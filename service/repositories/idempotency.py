@@ -87,13 +87,15 @@ async def store(
     ttl: timedelta,
     actor: str,
     emails: Sequence[str] = (),
+    student_id: int | None = None,
 ) -> bool:
     """Keep `answer` under `key` in the scope of `actor` (its token's name, '' without tokens).
 
     The body is stored compressed when that is shorter, and not at all when
     it would still take more than MAX_STORED_BODY bytes; `emails` are those
     it carries, which link it to their students (deleting one drops the
-    body). Whether the body was kept.
+    body), as does `student_id`, the student the request's path names.
+    Whether the body was kept.
     """
     body, compressed = await _compress(answer.body) if answer.body is not None else (None, False)
     if body is not None and len(body) > MAX_STORED_BODY:
@@ -110,6 +112,7 @@ async def store(
         actor,
         compressed,
         list(emails),
+        student_id,
     )
     if stored is None:
         # The lock is held and no live answer was found under it: cannot happen.

@@ -12,7 +12,7 @@ import asyncpg
 
 from ..db import Work
 from ..errors import FieldError, Problem, conflict, invalid, precondition_failed
-from ..models import Page, Term, Versioned, from_row, from_rows
+from ..models import Page, Term, Versioned, from_row, number
 from ..sql import QUERIES
 from .retry import retried
 
@@ -69,9 +69,15 @@ def _changed(term_id: int) -> Problem:
     return precondition_failed(f"term {term_id} has changed: If-Match names no current version")
 
 
+def term(row: asyncpg.Record) -> Term:
+    """A term from a row of terms' columns (max_credits, a numeric, as number() writes it)."""
+    credits = row["max_credits"]
+    return from_row(Term, row, max_credits=None if credits is None else number(credits))
+
+
 def _versioned(row: asyncpg.Record) -> Versioned[Term]:
     # The version is the row's xmin (sql/terms.sql).
-    return Versioned(from_row(Term, row), row["xmin"])
+    return Versioned(term(row), row["xmin"])
 
 
 async def get(conn: asyncpg.Connection, *, term_id: int) -> Versioned[Term] | None:
@@ -87,7 +93,7 @@ async def list_page(
         rows = await conn.fetch(Q.list_terms_by_code, after, code, limit + 1)
     else:
         rows = await conn.fetch(Q.list_terms, after, limit + 1)
-    items = from_rows(Term, rows[:limit])
+    items = [term(row) for row in rows[:limit]]
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
@@ -123,7 +129,7 @@ async def create(
         if exc.constraint_name in _BY_CONSTRAINT:
             raise out_of_order(exc.constraint_name, ()) from None
         raise
-    return from_row(Term, row)
+    return term(row)
 
 
 async def update(

@@ -9,10 +9,9 @@ naming every bad field.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -96,105 +95,6 @@ def integer(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
-def tenths(low: int, high: float) -> Callable[[Any], Decimal]:
-    """A JSON number low..high with at most one decimal (18, 18.0, 12.5), exactly.
-
-    Not true, "12.5" or null. A float has one decimal when rounding it to one
-    changes nothing: 0.3 has, 12.25 and 0.30000000000000004 have not.
-    """
-
-    def check(value: Any) -> Decimal:
-        if value is OUT_OF_RANGE:
-            raise Bad(f"must be between {low} and {high}")
-        if type(value) not in (int, float):
-            raise Bad("must be a number")
-        if not low <= value <= high:
-            raise Bad(f"must be between {low} and {high}")
-        if round(value, 1) != value:
-            raise Bad("must have at most one decimal")
-        return Decimal(repr(value)) + 0  # + 0: -0.0 is 0
-
-    return check
-
-
-def decimal(high: str, places: int) -> Callable[[Any], Decimal]:
-    """A JSON number 0..`high` with at most `places` decimals, as written (3, 4.5, 4.50).
-
-    A float is taken as its shortest repr, the digits the client wrote:
-    0.3 is 0.3, not 0.299999999999999988898. Strings, booleans and null are
-    not numbers.
-    """
-    top = Decimal(high)
-    quantum = Decimal(1).scaleb(-places)
-    message = f"must be a number from 0 to {high} with at most {places} decimal"
-
-    def check(value: Any) -> Decimal:
-        if value is OUT_OF_RANGE:
-            raise Bad(message)
-        if type(value) is int:
-            number = Decimal(value)
-        elif type(value) is float and math.isfinite(value):
-            number = Decimal(repr(value))
-        else:
-            raise Bad("must be a number")
-        if not 0 <= number <= top or number != number.quantize(quantum, rounding="ROUND_DOWN"):
-            raise Bad(message)
-        return number
-
-    return check
-
-
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-# RFC 3339's date-time (section 5.6), as JSON Schema's format date-time has
-# it: T and Z in either case, an explicit offset, a leap second (:60) only at
-# 23:59 UTC (then the next minute's first, as PostgreSQL reads it); and a
-# fraction of at most 9 digits (microseconds kept), a bound of our own.
-_TIMESTAMP = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
-    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
-)
-
-
-def calendar_date(value: Any) -> date:
-    """A date as YYYY-MM-DD (RFC 3339's full-date), years 0001 to 9999."""
-    match = _DATE.fullmatch(value) if isinstance(value, str) else None
-    try:
-        if match:
-            return date(*map(int, match.groups()))
-    except ValueError:
-        pass
-    raise Bad("must be a date as YYYY-MM-DD")
-
-
-def timestamp(value: Any) -> datetime:
-    """An RFC 3339 timestamp with an explicit offset, between the years 0001 and 9999 in UTC."""
-    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
-    if not match:
-        raise Bad("must be an RFC 3339 timestamp with an offset, e.g. 2027-01-11T09:00:00Z")
-    year, month, day, hour, minute, second = map(int, match.groups()[:6])
-    fraction, utc, sign, offset_hours, offset_minutes = match.groups()[6:]
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        if utc:
-            zone = UTC
-        else:
-            if int(offset_hours) > 23 or int(offset_minutes) > 59:
-                raise ValueError("offset")
-            offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
-            zone = timezone(-offset if sign == "-" else offset)
-        leap = second == 60
-        # In UTC, as the database stores it: past the year 9999 it is no datetime.
-        moment = datetime(year, month, day, hour, minute, 59 if leap else second, micro, zone)
-        moment = moment.astimezone(UTC)
-        if leap:
-            if (moment.hour, moment.minute) != (23, 59):
-                raise ValueError("a leap second is 23:59:60 UTC")
-            moment += timedelta(seconds=1)
-        return moment
-    except (ValueError, OverflowError):
-        raise Bad("must be a valid RFC 3339 timestamp between the years 0001 and 9999") from None
-
-
 def boolean(value: Any) -> bool:
     if type(value) is not bool:
         raise Bad("must be true or false")
@@ -206,6 +106,33 @@ def one_of(*allowed: str) -> Callable[[Any], str]:
         if not isinstance(value, str) or value not in allowed:
             raise Bad(f"must be one of {', '.join(allowed)}")
         return value
+
+    return check
+
+
+def decimal(low: str, high: str, places: int) -> Callable[[Any], Decimal]:
+    """A JSON number low..high with at most `places` decimals (numeric(p, places) in the database).
+
+    Taken as the shortest decimal that reads back as the same float (12.3,
+    not 12.300000000000000710...), so what the client wrote is what is checked.
+    """
+    bottom, top = Decimal(low), Decimal(high)
+    step = Decimal(1).scaleb(-places)
+    message = f"must be a number from {low} to {high} with at most {places} decimal"
+    message += "s" if places > 1 else ""
+
+    def check(value: Any) -> Decimal:
+        if value is OUT_OF_RANGE:
+            raise Bad(message)
+        if type(value) is int:
+            number = Decimal(value)
+        elif type(value) is float:
+            number = Decimal(repr(value))
+        else:
+            raise Bad("must be a number")
+        if not bottom <= number <= top or number != number.quantize(step):
+            raise Bad(message)
+        return number
 
     return check
 
@@ -301,6 +228,42 @@ def rules(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
         return ",".join(value) or None
 
     return check
+
+
+# RFC 3339's date-time (section 5.6): the offset is required, so no moment is
+# read in the server's time zone.
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def calendar_date(value: Any) -> date:
+    """A date as YYYY-MM-DD (RFC 3339's full-date), years 0001 to 9999."""
+    match = _DATE.fullmatch(value) if isinstance(value, str) else None
+    try:
+        if match:
+            return date(*map(int, match.groups()))
+    except ValueError:
+        pass
+    raise Bad("must be a date as YYYY-MM-DD")
+
+
+def timestamp(value: Any) -> datetime:
+    message = "must be an RFC 3339 timestamp with a UTC offset, e.g. 2027-01-15T09:00:00Z"
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise Bad(message)
+    try:
+        # fromisoformat keeps microseconds (any further digits are cut) and
+        # refuses what the pattern lets through but the calendar does not
+        # (February 30, hour 24, second 60); a moment outside years 1..9999
+        # in UTC cannot be stored.
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise Bad(message) from None
 
 
 def read_only(value: Any) -> Any:
