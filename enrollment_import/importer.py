@@ -1,15 +1,18 @@
-"""enrollment-import {students,courses,enrollments} FILE: a CSV file through the batch API.
+"""enrollment-import KIND FILE: a CSV file of students, courses, enrollments, terms,
+holds or completions through the service's API.
 
 The same command is `python -m service import` where the whole service is
 installed, and `python -m enrollment_import` where only the importer is.
 
 The importer is a client of a running service, like any other: every row goes
-through POST /students/batch, /courses/batch or /enrollments/batch, so every
-rule the service enforces and every event it records applies. It reads the
-file (or standard input) once, checking it and copying it to a temporary
+through POST /students/batch, /courses/batch, /enrollments/batch or
+/terms/batch, or, for holds and completions, which have no batch endpoint,
+one POST /students/{id}/holds or /completions per row, a few at a time; so
+every rule the service enforces and every event it records applies. It reads
+the file (or standard input) once, checking it and copying it to a temporary
 file, then sends the rows from that copy a batch at a time (memory stays flat
 whatever the file's size or its lines' length), writes the rows that were
-not applied to FILE.rejected.csv as it goes, and retries a batch
+not applied to FILE.rejected.csv as it goes, and retries a request
 whose answer was lost (a dropped connection, a timeout, a 503) with the same
 Idempotency-Key, so nothing is applied twice. docs/import.md is the
 registrar's guide.
@@ -30,11 +33,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, TypeVar
 
 import aiohttp
 import orjson
@@ -62,6 +65,8 @@ MAX_RECORD = 1024 * 1024
 # The longest value sent: far more than any field the service takes (254
 # characters for an email), and short enough that a row always fits in a body.
 MAX_VALUE = 1000
+
+T = TypeVar("T")
 
 EXIT_APPLIED = 0
 EXIT_REJECTED = 1
@@ -96,7 +101,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Kind:
-    """What one `import` subcommand reads and where it sends it."""
+    """What one `import` subcommand reads and where it sends it.
+
+    `path` is a batch endpoint; for a kind with `each`, the endpoint a row is
+    POSTed to alone, `{student_id}` its student. `key` names what a row is
+    about, once per file: each part a column, or columns of which the row
+    gives one (`student_id|student_email`), or, ending in `?`, columns that
+    may all be empty (the courses without a term).
+    """
 
     name: str
     path: str
@@ -104,22 +116,46 @@ class Kind:
     optional: tuple[str, ...]
     item: Callable[[dict[str, str]], dict[str, Any]]
     applied: tuple[Outcome, ...]  # in the summary's order
-    key: tuple[str, ...]  # the columns naming what a row is about, once per file
+    key: tuple[str, ...]
+    # Groups of columns of which the header has at least one.
+    either: tuple[tuple[str, ...], ...] = ()
+    # No batch endpoint: one request per row (holds, completions).
+    each: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.required + self.optional
+        return self.required + tuple(c for group in self.either for c in group) + self.optional
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+# A number as a spreadsheet writes it: 3, 4.5, or 4,5 where the decimal mark is a comma.
+_NUMBER = re.compile(r"[+-]?[0-9]{1,9}(?:[.,][0-9]{1,9})?")
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0", ""})
+MAX_ID = 2**63 - 1
 
 
 def _integer(text: str) -> int | str:
     """A cell as an integer; anything else goes as it is, for the service to refuse by name."""
     text = text.strip()
     return int(text) if _INTEGER.fullmatch(text) else text
+
+
+def _number(text: str) -> int | float | str:
+    """A cell as a JSON number (4.5 and 4,5 alike); anything else as it is, for the service to refuse."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        return text
+    text = text.replace(",", ".")
+    return float(text) if "." in text else int(text)
+
+
+def _id(column: str, text: str) -> int:
+    """An id the file gives: the importer puts it in a path, so it checks it itself."""
+    value = _integer(text)
+    if isinstance(value, int) and 1 <= value <= MAX_ID:
+        return value
+    raise RowError(f"{column}: {text.strip()!r} is not an id (a whole number from 1)")
 
 
 def _boolean(column: str, text: str) -> bool:
@@ -134,6 +170,57 @@ def _boolean(column: str, text: str) -> bool:
     )
 
 
+def _one_of(row: dict[str, str], first: str, second: str) -> tuple[str, str] | None:
+    """(column, value) of the one of two columns the row gives; None when it gives neither."""
+    given = [(c, row[c].strip()) for c in (first, second) if row.get(c, "").strip()]
+    if len(given) > 1:
+        raise RowError(f"{first} and {second}: give only one of them")
+    return given[0] if given else None
+
+
+def _term(row: dict[str, str], item: dict[str, Any]) -> None:
+    """The row's term, by id or by code (the importer looks the code up): no term when neither."""
+    given = _one_of(row, "term_id", "term_code")
+    if given is not None:
+        column, value = given
+        item[column] = _id(column, value) if column == "term_id" else value
+
+
+def _student(row: dict[str, str], item: dict[str, Any]) -> None:
+    given = _one_of(row, "student_id", "student_email")
+    if given is None:
+        # The header has one of them: the row's is empty.
+        raise RowError("student_id is empty" if "student_id" in row else "student_email is empty")
+    column, value = given
+    item[column] = _id(column, value) if column == "student_id" else value
+
+
+_MEETING = re.compile(r"(?P<days>.*?)\s*(?P<starts>[^\s,-]+)\s*-\s*(?P<ends>[^\s,-]+)")
+
+
+def _meetings(text: str) -> list[dict[str, Any]]:
+    """`mon wed 09:00-10:00; fri 13:00-14:00`: meetings apart by `;`, days by spaces or commas.
+
+    Days and times go as written (days in lower case), for the service to
+    check and name: `meetings[1].ends`.
+    """
+    meetings = []
+    for n, part in enumerate((p.strip() for p in text.split(";")), 1):
+        if not part:
+            continue
+        match = _MEETING.fullmatch(part)
+        days = re.split(r"[\s,]+", match["days"].strip(" ,")) if match else []
+        if not match or not days[0]:
+            raise RowError(
+                f"meetings: meeting {n} {part!r} is not days and times "
+                "as in mon wed 09:00-10:00; fri 13:00-14:00"
+            )
+        meetings.append(
+            {"days": [d.lower() for d in days], "starts": match["starts"], "ends": match["ends"]}
+        )
+    return meetings
+
+
 def student_item(row: dict[str, str]) -> dict[str, Any]:
     return {"name": row["name"], "email": row["email"].strip()}
 
@@ -141,12 +228,21 @@ def student_item(row: dict[str, str]) -> dict[str, Any]:
 def course_item(row: dict[str, str]) -> dict[str, Any]:
     item: dict[str, Any] = {"code": row["code"].strip(), "title": row["title"]}
     # The file states the whole course: an empty capacity is no limit, an
-    # empty waitlist_capacity no waitlist.
+    # empty waitlist_capacity no waitlist, empty credits 0, empty meetings
+    # and prerequisites none.
     if "capacity" in row:
         item["capacity"] = _integer(row["capacity"]) if row["capacity"].strip() else None
     if "waitlist_capacity" in row:
         text = row["waitlist_capacity"]
         item["waitlist_capacity"] = _integer(text) if text.strip() else 0
+    # No term: the courses without one (the code is a course's key in its term).
+    _term(row, item)
+    if "credits" in row:
+        item["credits"] = _number(row["credits"]) if row["credits"].strip() else 0
+    if "meetings" in row:
+        item["meetings"] = _meetings(row["meetings"])
+    if "prerequisites" in row:
+        item["prerequisites"] = [c for c in re.split(r"[\s,;]+", row["prerequisites"]) if c]
     return item
 
 
@@ -157,15 +253,55 @@ def enrollment_item(row: dict[str, str]) -> dict[str, Any]:
         "student_email": row["email"].strip(),
         "course_code": row["code"].strip(),
     }
+    # The course with that code in that term; without one, the course without a term.
+    _term(row, item)
     if action == "enroll" and "waitlist" in row:
         if _boolean("waitlist", row["waitlist"]):
             item["waitlist"] = True
     return item
 
 
+TERM_LIMITS = ("registration_opens_at", "registration_closes_at", "drop_deadline")
+
+
+def term_item(row: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "code": row["code"].strip(),
+        "title": row["title"],
+        "starts_on": row["starts_on"].strip(),
+        "ends_on": row["ends_on"].strip(),
+    }
+    # The file states the whole term: an empty limit is none (null); a
+    # column the file does not have leaves the term's as it is.
+    for name in TERM_LIMITS:
+        if name in row:
+            item[name] = row[name].strip() or None
+    if "max_credits" in row:
+        text = row["max_credits"]
+        item["max_credits"] = _number(text) if text.strip() else None
+    return item
+
+
+def hold_item(row: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {"reason": row["reason"]}
+    _student(row, item)
+    return item
+
+
+def completion_item(row: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {"code": row["code"].strip()}
+    _student(row, item)
+    # Empty: now, as the service has it.
+    if row.get("completed_at", "").strip():
+        item["completed_at"] = row["completed_at"].strip()
+    return item
+
+
 _CREATED = Outcome("created", "created", True)
 _UPDATED = Outcome("updated", "updated", True)
 _UNCHANGED = Outcome("unchanged", "unchanged", False)
+STUDENT = ("student_id", "student_email")
+TERM = ("term_id", "term_code")
 
 KINDS: dict[str, Kind] = {
     "students": Kind(
@@ -181,16 +317,16 @@ KINDS: dict[str, Kind] = {
         "courses",
         "/courses/batch",
         ("code", "title"),
-        ("capacity", "waitlist_capacity"),
+        ("capacity", "waitlist_capacity", *TERM, "credits", "meetings", "prerequisites"),
         course_item,
         (_CREATED, _UPDATED, _UNCHANGED),
-        ("code",),
+        ("code", "term_id|term_code?"),
     ),
     "enrollments": Kind(
         "enrollments",
         "/enrollments/batch",
         ("email", "code"),
-        ("action", "waitlist"),
+        ("action", "waitlist", *TERM),
         enrollment_item,
         (
             Outcome("enrolled", "enrolled", True),
@@ -200,7 +336,45 @@ KINDS: dict[str, Kind] = {
             Outcome("dropped", "dropped", True),
             Outcome("not-enrolled", "not enrolled (nothing to drop)", False),
         ),
-        ("email", "code"),
+        ("email", "code", "term_id|term_code?"),
+    ),
+    "terms": Kind(
+        "terms",
+        "/terms/batch",
+        ("code", "title", "starts_on", "ends_on"),
+        (*TERM_LIMITS, "max_credits"),
+        term_item,
+        (_CREATED, _UPDATED, _UNCHANGED),
+        ("code",),
+    ),
+    "holds": Kind(
+        "holds",
+        "/students/{student_id}/holds",
+        ("reason",),
+        (),
+        hold_item,
+        (
+            Outcome("placed", "placed", True),
+            # The student has a hold with that reason already: a re-run places no second one.
+            Outcome("already-held", "already held", False),
+        ),
+        ("student_id|student_email", "reason"),
+        either=(STUDENT,),
+        each=True,
+    ),
+    "completions": Kind(
+        "completions",
+        "/students/{student_id}/completions",
+        ("code",),
+        ("completed_at",),
+        completion_item,
+        (
+            Outcome("added", "added", True),
+            Outcome("already-completed", "already completed", False),
+        ),
+        ("student_id|student_email", "code"),
+        either=(STUDENT,),
+        each=True,
     ),
 }
 
@@ -371,10 +545,16 @@ class CsvFile:
         if duplicated:
             raise Unusable(f"{name}: column(s) named twice: {', '.join(duplicated)}")
         missing = [column for column in kind.required if column not in names]
+        missing += [
+            " or ".join(group)
+            for group in kind.either
+            if not any(column in names for column in group)
+        ]
         if missing:
+            needs = [" or ".join(group) for group in kind.either] + list(kind.required)
             raise Unusable(
                 f"{name}: missing column(s) {', '.join(missing)}: a {kind.name} file needs "
-                f"{','.join(kind.required)}"
+                f"{','.join(needs)}"
                 + (f" (optional: {','.join(kind.optional)})" if kind.optional else "")
                 + f"; its header is: {','.join(self.header)[:200]}"
             )
@@ -442,9 +622,20 @@ class CsvFile:
         }
 
     def _key(self, fields: dict[str, str]) -> str | None:
-        """What the row is about, folded; None when a part is empty (the service says so)."""
-        parts = [fold(fields[column].strip()) for column in self.kind.key]
-        return "\n".join(parts) if all(parts) else None
+        """What the row is about, folded; None when a part is empty (the row's error says so).
+
+        A part given by one of several columns keeps the column's name: a
+        student by id and the same by email are not found the same.
+        """
+        parts = []
+        for part in self.kind.key:
+            columns = part.rstrip("?").split("|")
+            given = [(c, fields.get(c, "").strip()) for c in columns if fields.get(c, "").strip()]
+            if len(given) > 1 or (not given and not part.endswith("?")):
+                return None
+            column, value = given[0] if given else ("", "")
+            parts.append(f"{column}={fold(value)}" if len(columns) > 1 else fold(value))
+        return "\n".join(parts)
 
     def count_keys(self) -> int:
         """First pass: every row's key counted; the number of rows."""
@@ -611,8 +802,20 @@ def _result(entry: Any) -> Result:
     return Result(status, str(outcome), _problem_text(body) if status >= 400 else "", named)
 
 
-# The service's names for the file's columns.
+# The service's names for the file's columns, where they differ.
 COLUMNS = {"student_email": "email", "course_code": "code"}
+# What one of a list's items is called in a reason: "meetings, meeting 2, ends: ...".
+ITEM_NAMES = {"meetings": "meeting", "prerequisites": "code"}
+_PART = re.compile(r"(?P<field>[^\[]+)\[(?P<index>[0-9]+)\](?:\.(?P<part>.+))?")
+
+
+def _column(name: str, fields: dict[str, str]) -> str:
+    """The file's column for a field the service names."""
+    if name in fields:
+        return name
+    if name == "term_id" and "term_code" in fields:
+        return "term_code"  # the importer looked the id up from the code
+    return COLUMNS.get(name, name)
 
 
 def reason(result: Result, fields: dict[str, str]) -> str:
@@ -622,18 +825,23 @@ def reason(result: Result, fields: dict[str, str]) -> str:
     names; the registrar knows them by the code, the email and the column.
     """
     code = fields.get("code", "").strip()
-    email = fields.get("email", "").strip()
+    email = (fields.get("email") or fields.get("student_email") or "").strip()
+    student = f"email {email}" if email else f"id {fields.get('student_id', '').strip()}"
+    term = (fields.get("term_code") or fields.get("term_id") or "").strip()
+    course = f"{code} in term {term}" if term else code
     wording = {
-        "course-full": f"course {code} is full",
-        "waitlist-full": f"course {code} is full and so is its waitlist",
-        "student-not-found": f"no student has email {email}",
-        "course-not-found": f"no course has code {code}",
+        "course-full": f"course {course} is full",
+        "waitlist-full": f"course {course} is full and so is its waitlist",
+        "student-not-found": f"no student has {student}",
+        "course-not-found": f"no course has code {course}",
+        "term-not-found": f"no term has code {term}",
+        "unknown-term": f"no term has {'code' if fields.get('term_code', '').strip() else 'id'} {term}",
         "capacity-below-enrollments": (
-            f"course {code} has more students enrolled than the capacity "
+            f"course {course} has more students enrolled than the capacity "
             f"{fields.get('capacity', '').strip()}"
         ),
         "waitlist-capacity-below-waiting": (
-            f"course {code} has more students waiting than the waitlist_capacity "
+            f"course {course} has more students waiting than the waitlist_capacity "
             f"{fields.get('waitlist_capacity', '').strip()}"
         ),
     }
@@ -643,13 +851,26 @@ def reason(result: Result, fields: dict[str, str]) -> str:
         return result.detail
     said = []
     for name, message in result.errors:
-        column = COLUMNS.get(name, name)
+        part = _PART.fullmatch(name)
+        if part is not None:
+            # One item of a list the cell holds: meetings[1].ends.
+            column = _column(part["field"], fields)
+            place = f"{ITEM_NAMES.get(column, 'item')} {int(part['index']) + 1}"
+            said.append(
+                f"{column}, {place}{', ' + part['part'] if part['part'] else ''}: {message}"
+            )
+            continue
+        column = _column(name, fields)
         value = fields.get(column)
         if value is not None and not value.strip():
             said.append(f"{column} is empty")
         else:
             said.append(f"{column}: {message}")
     return "; ".join(said)
+
+
+# Requests in flight at once for the kinds sent a row at a time (holds, completions).
+CONCURRENCY = 8
 
 
 @dataclass
@@ -671,29 +892,71 @@ class Client:
             # A connection is made in a few seconds or not at all; the answer
             # to a batch may take longer.
             timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=CONNECT_TIMEOUT),
-            connector=aiohttp.TCPConnector(limit=1),
+            connector=aiohttp.TCPConnector(limit=CONCURRENCY),
             raise_for_status=False,
         )
+        # Each try waits for a place here, not in the connector's queue, where
+        # the time waiting would count against its timeout.
+        self._places = asyncio.Semaphore(CONCURRENCY)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._session.close()
 
     async def send(self, kind: Kind, number: int, items: list[bytes]) -> list[Result]:
-        """One batch, retried with backoff until answered or `retry_for` seconds have passed.
+        """One batch; the results of its items, in order.
 
         Every try carries the same Idempotency-Key (this run's id and the
         batch's number), so a batch the service applied but whose answer was
         lost is answered again from what was stored, not applied twice.
         """
         body = b'{"items":[' + b",".join(items) + b"]}"
-        headers = {"Idempotency-Key": f"import-{self.run}-{number}"}
-        target = self.url / kind.path.lstrip("/")
+        key = f"import-{self.run}-{number}"
+        status, payload, raw = await self.call(
+            "POST", kind.path, f"batch {number}", body=body, key=key
+        )
+        if status == 200 and isinstance(payload, dict) and isinstance(payload.get("results"), list):
+            results = [_result(entry) for entry in payload["results"]]
+            if len(results) != len(items):
+                raise Unusable(
+                    f"the service answered {len(results)} results for a batch of {len(items)} rows"
+                )
+            return results
+        raise self.unexpected(status, payload, raw, f"POST {kind.path}")
+
+    def unexpected(self, status: int, payload: Any, raw: bytes, request: str) -> Unusable:
+        text = _problem_text(payload) or raw[:200].decode("utf-8", "replace").strip()
+        return Unusable(f"the service answered {status} to {request}: {text}")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        body: bytes | None = None,
+        key: str | None = None,
+        query: dict[str, str] | None = None,
+        route: str | None = None,
+    ) -> tuple[int, Any, bytes]:
+        """One request, retried with backoff until answered or `retry_for` seconds have passed.
+
+        `what` names it in the retry's message ("batch 23", "line 12"); `key`
+        is its Idempotency-Key, the same on every try; `route` the path's
+        template, for the message when the service has no such path. 401,
+        403 and an unknown path end the import; any other status is the
+        caller's, with the problem or JSON it came with.
+        """
+        target = self.url / path.lstrip("/")
+        if query:
+            target = target.with_query(query)
+        headers = {"Idempotency-Key": key} if key else {}
         first_failure: float | None = None
         delay = 0.5
         while True:
             try:
-                return await self._post(target, body, headers, len(items))
+                async with self._places:
+                    return await self._once(method, target, body, headers, route or path)
             except Retryable as exc:
                 if isinstance(exc, Unreachable) and not self.answered:
                     # Nothing was sent yet: a wrong --url or a service not
@@ -713,15 +976,22 @@ class Client:
                     ) from None
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 wait = min(wait * random.uniform(0.8, 1.2), left)
-                self.notify(f"{exc}; retrying batch {number} in {wait:.1f} s")
+                self.notify(f"{exc}; retrying {what} in {wait:.1f} s")
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 10.0)
 
-    async def _post(
-        self, target: yarl.URL, body: bytes, headers: dict[str, str], count: int
-    ) -> list[Result]:
+    async def _once(
+        self,
+        method: str,
+        target: yarl.URL,
+        body: bytes | None,
+        headers: dict[str, str],
+        route: str,
+    ) -> tuple[int, Any, bytes]:
         try:
-            async with self._session.post(target, data=body, headers=headers) as response:
+            async with self._session.request(
+                method, target, data=body, headers=headers
+            ) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -740,19 +1010,15 @@ class Client:
             payload = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             payload = None
-        if status == 200 and isinstance(payload, dict) and isinstance(payload.get("results"), list):
-            results = [_result(entry) for entry in payload["results"]]
-            if len(results) != count:
-                raise Unusable(
-                    f"the service answered {len(results)} results for a batch of {count} rows"
-                )
-            return results
         text = _problem_text(payload) or raw[:200].decode("utf-8", "replace").strip()
-        if status in (502, 503, 504):
+        if status in (429, 502, 503, 504):
+            # 429: over one of the token's limits (batches at once, keys
+            # stored); Retry-After says when it frees.
             raise Retryable(f"the service answered {status} ({text})", retry_after)
         if status == 409 and _slug(payload) == "idempotency-key-in-use":
-            # The first try of this batch is still running: wait for its answer.
-            raise Retryable("the batch is still being applied", retry_after or 1.0)
+            # The first try of this request is still running: wait for its answer.
+            what = "batch" if body is not None and body.startswith(b'{"items"') else "request"
+            raise Retryable(f"the {what} is still being applied", retry_after or 1.0)
         if status == 401:
             raise Unusable(
                 f"the service at {self.url} refused the request (401: {text})",
@@ -765,13 +1031,192 @@ class Client:
                 "API_TOKEN is a token that may only read: set it to one with write "
                 "access, then run it again",
             )
-        if status == 404:
+        if status == 404 and _slug(payload) != "not-found":
+            # Not a resource that does not exist: a path the service does not have.
             raise Unusable(
-                f"the service at {self.url} has no {target.path} (404)",
+                f"the service at {self.url} has no {route} (404)",
                 "check --url (the service's base URL, as http://host:port), "
-                "and that the service is recent enough to have batch endpoints",
+                "and that the service is recent enough to have it",
             )
-        raise Unusable(f"the service answered {status} to POST {target.path}: {text}")
+        return status, payload, raw
+
+
+class Lookups:
+    """The ids of the students and terms a file names by email or code, asked once each.
+
+    Kept for the last LOOKUPS_KEPT of each (a file is usually sorted by
+    student), so memory stays flat whatever the file's size. A name that
+    finds nothing is kept too: it is each of its rows' refusal.
+    """
+
+    def __init__(self, client: Client):
+        self._client = client
+        self._students: OrderedDict[str, int | None] = OrderedDict()
+        self._terms: OrderedDict[str, int | None] = OrderedDict()
+
+    async def student(self, email: str, what: str) -> int | Result | None:
+        """The id of the student with that email (any letter case); None: no such student."""
+        return await self._find(self._students, "/students", "email", "student_email", email, what)
+
+    async def term(self, code: str, what: str) -> int | Result | None:
+        """The id of the term with that code (any letter case); None: no such term."""
+        return await self._find(self._terms, "/terms", "code", "term_code", code, what)
+
+    async def _find(
+        self,
+        kept: OrderedDict[str, int | None],
+        path: str,
+        name: str,
+        column: str,
+        value: str,
+        what: str,
+    ) -> int | Result | None:
+        folded = fold(value)
+        if folded in kept:
+            kept.move_to_end(folded)
+            return kept[folded]
+        status, payload, raw = await self._client.call(
+            "GET", path, what, query={name: value, "limit": "1"}
+        )
+        if status == 422:
+            # A value the lookup refuses (an email without @): the row's error,
+            # named by its column.
+            said = _result({"status": 422, "body": payload})
+            return replace(said, errors=[(column, m) for _, m in said.errors])
+        items = payload.get("items") if status == 200 and isinstance(payload, dict) else None
+        if not isinstance(items, list):
+            raise self._client.unexpected(status, payload, raw, f"GET {path}?{name}=")
+        found = items[0].get("id") if items else None
+        kept[folded] = found
+        if len(kept) > LOOKUPS_KEPT:
+            kept.popitem(last=False)
+        return found
+
+
+LOOKUPS_KEPT = 10_000
+
+
+async def _every(coroutines: Iterable[Awaitable[T]]) -> list[T]:
+    """Their results in order; when one fails, the others are cancelled before it is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def resolve_terms(lookups: Lookups, batch: list[Row]) -> None:
+    """Each row's term_code turned into the term's id; a code no term has is that row's error.
+
+    The item grows by at most 14 bytes (`"term_id":` and 19 digits for
+    `"term_code":"X"`): 14,000 for a batch of 1,000, within what MAX_BODY
+    leaves below the service's 1 MiB.
+    """
+    for row in batch:
+        if row.item is None or not row.fields.get("term_code", "").strip():
+            continue
+        item = orjson.loads(row.item)
+        code = item.pop("term_code")
+        found = await lookups.term(code, f"line {row.line}")
+        if found is None:
+            found = Result(404, "term-not-found", "")
+        if isinstance(found, Result):
+            row.item, row.error = None, (found.outcome, reason(found, row.fields))
+        else:
+            row.item = orjson.dumps({**item, "term_id": found})
+
+
+async def send_each(client: Client, lookups: Lookups, kind: Kind, batch: list[Row]) -> list[Result]:
+    """The rows of a kind without a batch endpoint, one request each, CONCURRENCY at a time.
+
+    Their students are looked up first; then each student's rows go one
+    after another, in the file's order, and the students' side by side. One
+    Result per row sent, in order.
+    """
+    sent = [row for row in batch if row.item is not None]
+    items = [orjson.loads(row.item) for row in sent if row.item is not None]
+
+    async def student(item: dict[str, Any], row: Row) -> int | Result | None:
+        if "student_id" in item:
+            return int(item.pop("student_id"))
+        return await lookups.student(item.pop("student_email"), f"line {row.line}")
+
+    students = await _every(student(item, row) for item, row in zip(items, sent, strict=True))
+    results: list[Result | None] = [None] * len(sent)
+    by_student: dict[int, list[int]] = {}
+    for i, found in enumerate(students):
+        if found is None:
+            results[i] = Result(404, "student-not-found", "")
+        elif isinstance(found, Result):
+            results[i] = found
+        else:
+            by_student.setdefault(found, []).append(i)
+
+    async def apply(student_id: int, rows: list[int]) -> None:
+        path = kind.path.replace("{student_id}", str(student_id))
+        held = (
+            await _reasons_held(client, path, kind, sent[rows[0]])
+            if kind.name == "holds"
+            else set()
+        )
+        for i in rows:
+            if held is None:
+                results[i] = Result(404, "student-not-found", "")
+                continue
+            said = items[i].get("reason")
+            if isinstance(said, str) and fold(said.strip()) in held:
+                results[i] = Result(200, "already-held", "")
+                continue
+            status, payload, _ = await client.call(
+                "POST",
+                path,
+                f"line {sent[i].line}",
+                body=orjson.dumps(items[i]),
+                key=f"import-{client.run}-line-{sent[i].line}",
+                route=kind.path,
+            )
+            results[i] = _row_result(kind, status, payload)
+            if status == 201 and isinstance(said, str):
+                held.add(fold(said.strip()))
+
+    await _every(apply(student_id, rows) for student_id, rows in by_student.items())
+    return [result for result in results if result is not None]
+
+
+async def _reasons_held(client: Client, path: str, kind: Kind, row: Row) -> set[str] | None:
+    """The reasons of the student's holds, folded; None when the student does not exist."""
+    held: set[str] = set()
+    query = {"limit": "500"}
+    while True:
+        status, payload, raw = await client.call(
+            "GET", path, f"line {row.line}", query=query, route=kind.path
+        )
+        if status == 404:
+            return None
+        page = payload if status == 200 and isinstance(payload, dict) else {}
+        if not isinstance(page.get("items"), list):
+            raise client.unexpected(status, payload, raw, f"GET {kind.path}")
+        held |= {fold(str(hold.get("reason", "")).strip()) for hold in page["items"]}
+        if not page.get("next_cursor"):
+            return held
+        query = {"limit": "500", "cursor": str(page["next_cursor"])}
+
+
+# A status of a row sent alone, as the outcome a batch would have named.
+_SENT_ALONE = {"holds": "placed", "completions": "added"}
+
+
+def _row_result(kind: Kind, status: int, payload: Any) -> Result:
+    """The answer to one row's POST as a batch item's result."""
+    if status == 201:
+        return Result(201, _SENT_ALONE[kind.name], "")
+    entry = {"status": status, "body": payload}
+    if status == 404 and _slug(payload) == "not-found":
+        entry["outcome"] = "student-not-found"
+    return _result(entry)
 
 
 def _connection_error(exc: aiohttp.ClientError) -> str:
@@ -964,12 +1409,19 @@ async def _import(
     source: CsvFile, options: Options, tally: Tally, rejects: Rejects, progress: Progress
 ) -> None:
     """Every row of the file, a batch at a time, counted and its rejects written as it goes."""
+    kind = options.kind
     async with Client(
         options.url, options.token, options.retry_for, options.timeout, progress.message
     ) as client:
+        lookups = Lookups(client)
         for number, batch in enumerate(batches(source.rows(), options.batch_size), 1):
-            items = [row.item for row in batch if row.item is not None]
-            results = iter(await client.send(options.kind, number, items) if items else [])
+            if kind.each:
+                answers = await send_each(client, lookups, kind, batch)
+            else:
+                await resolve_terms(lookups, batch)
+                items = [row.item for row in batch if row.item is not None]
+                answers = await client.send(kind, number, items) if items else []
+            results = iter(answers)
             for row in batch:
                 if row.error is not None:
                     outcome, said = row.error
@@ -1043,11 +1495,16 @@ def _positive_seconds(text: str) -> float:
 
 
 DESCRIPTION = (
-    "Send a CSV file to a running service through its batch endpoints, a batch at a "
-    "time. Columns: students name,email; courses code,title[,capacity]"
-    "[,waitlist_capacity] (empty capacity: no limit); enrollments email,code"
-    "[,action][,waitlist] (action enroll or drop, default enroll; waitlist yes or no, "
-    "default no). UTF-8 with or without BOM, comma, semicolon or tab separated. "
+    "Send a CSV file to a running service through its API. Columns: students "
+    "name,email; courses code,title[,capacity][,waitlist_capacity][,term_id or "
+    "term_code][,credits][,meetings][,prerequisites] (empty capacity: no limit; "
+    "meetings as mon wed 09:00-10:00; fri 13:00-14:00); enrollments email,code"
+    "[,action][,waitlist][,term_id or term_code] (action enroll or drop, default "
+    "enroll; waitlist yes or no, default no); terms code,title,starts_on,ends_on"
+    "[,registration_opens_at][,registration_closes_at][,drop_deadline][,max_credits]; "
+    "holds student_id or student_email,reason; completions student_id or "
+    "student_email,code[,completed_at]. UTF-8 with or without BOM, comma, "
+    "semicolon or tab separated. "
     "Rows not applied go to FILE.rejected.csv with their line and reason. "
     "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
     "service could not be used. The token, if the service needs one, is read "
@@ -1059,7 +1516,8 @@ def add_parser(commands: Any) -> None:
     """The `import` subcommand, on `python -m service`'s subparsers."""
     parser = commands.add_parser(
         "import",
-        help="import a CSV file of students, courses or enrollments into a running service",
+        help="import a CSV file of students, courses, enrollments, terms, holds or completions "
+        "into a running service",
         description=DESCRIPTION,
     )
     add_arguments(parser)
@@ -1076,7 +1534,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=_batch_size,
         default=500,
-        help=f"rows per request, 1..{MAX_BATCH} (default 500)",
+        help=f"rows per request, 1..{MAX_BATCH} (default 500); for holds and completions, "
+        "sent a row per request, the rows read and reported at a time",
     )
     parser.add_argument(
         "--retry-for",

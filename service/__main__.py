@@ -7,9 +7,9 @@ dev       like `make run`: without DATABASE_URL, start the embedded
           PostgreSQL under .data/, migrate, then serve
 openapi   print the OpenAPI document an instance serves (--without-tokens:
           that of an instance without tokens)
-import    send a CSV file of students, courses or enrollments to a running
-          service through its batch endpoints (docs/import.md); the
-          same as the `enrollment-import` command
+import    send a CSV file of students, courses, enrollments, terms, holds
+          or completions to a running service through its API
+          (docs/import.md); the same as the `enrollment-import` command
 """
 
 from __future__ import annotations

@@ -98,6 +98,20 @@ class Course:
     enrolled: int
     waitlisted: int
     created_at: datetime
+    term_id: int | None
+    # numeric(3, 1) comes as a Decimal, which orjson does not write: a JSON
+    # number here, 3 rather than 3.0 when whole.
+    credits: float
+    # jsonb comes as its text, already the JSON to send: sent as it is.
+    meetings: orjson.Fragment
+    prerequisites: list[str]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.credits, Decimal):
+            whole = int(self.credits)
+            self.credits = whole if whole == self.credits else float(self.credits)
+        if isinstance(self.meetings, str):
+            self.meetings = orjson.Fragment(self.meetings)
 
 
 @dataclass
@@ -117,32 +131,16 @@ class Term:
 
 
 @dataclass
-class Enrollment:
-    """A course as seen from one of its students."""
+class Enrollment(Course):
+    """A course as seen from one of its students: its fields, then enrolled_at."""
 
-    id: int
-    code: str
-    title: str
-    capacity: int | None
-    waitlist_capacity: int
-    enrolled: int
-    waitlisted: int
-    created_at: datetime
     enrolled_at: datetime
 
 
 @dataclass
-class WaitlistEntry:
+class WaitlistEntry(Course):
     """A course as seen from a student waiting for it; position 1 is next."""
 
-    id: int
-    code: str
-    title: str
-    capacity: int | None
-    waitlist_capacity: int
-    enrolled: int
-    waitlisted: int
-    created_at: datetime
     waitlisted_at: datetime
     position: int
 

@@ -42,6 +42,8 @@ class Outcome(enum.StrEnum):
     UNCHANGED = "unchanged"
     CAPACITY_BELOW_ENROLLMENTS = "capacity-below-enrollments"
     WAITLIST_CAPACITY_BELOW_WAITING = "waitlist-capacity-below-waiting"
+    # A course item naming a term that does not exist (the 422 of POST /courses).
+    UNKNOWN_TERM = "unknown-term"
     # An item refused for its fields: by the service before the database saw
     # it, or a term item whose dates would be out of order once merged with
     # the stored term's (batch_terms).
@@ -75,6 +77,7 @@ STATUS = {
     Outcome.UNCHANGED: 200,
     Outcome.CAPACITY_BELOW_ENROLLMENTS: 409,
     Outcome.WAITLIST_CAPACITY_BELOW_WAITING: 409,
+    Outcome.UNKNOWN_TERM: 422,
     Outcome.INVALID: 422,
 }
 

@@ -27,7 +27,7 @@ from .keys import CONFIG
 PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
 STUDENTS = PAGE | {"email", "q"}
-COURSES = PAGE | {"code", "q"}
+COURSES = PAGE | {"code", "q", "term_id"}
 TERMS = PAGE | {"code"}
 DROP = frozenset({"override"})
 

@@ -22,11 +22,14 @@ from batch_students($1::text[], $2::text[], $3)
 order by item;
 
 -- name: courses
--- Create or update by code: $1 codes, $2 titles, $3 whether $4's capacity
--- applies, $5 waitlist capacities (null: keep); $6 the actor.
+-- Create or update by code in a term: $1 codes, $2 titles, $3 whether $4's
+-- capacity applies, $5 waitlist capacities, $6 terms (null: none), $7
+-- credits, $8 meetings, $9 prerequisites (JSON arrays); a null keeps the
+-- stored value (the default on a create). $10 the actor.
 select item, outcome, id, code, title, capacity, waitlist_capacity, enrolled, waitlisted,
-       created_at
-from batch_courses($1::text[], $2::text[], $3::boolean[], $4::integer[], $5::integer[], $6)
+       created_at, term_id, credits, meetings, prerequisites
+from batch_courses($1::text[], $2::text[], $3::boolean[], $4::integer[], $5::integer[],
+                   $6::bigint[], $7::numeric[], $8::jsonb[], $9::jsonb[], $10)
 order by item;
 
 -- name: terms

@@ -16,7 +16,7 @@ from enroll_run($2, null, null, array[$1::bigint], array[$3::boolean], array[$4:
 -- name: get_enrollment
 -- One enrollment of student $1, with its course.
 select c.id, c.code, c.title, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
-       c.created_at, sc.enrolled_at
+       c.created_at, c.term_id, c.credits, c.meetings, c.prerequisites, sc.enrolled_at
 from student_courses sc
 join courses c on c.id = sc.course_id
 where sc.student_id = $1 and sc.course_id = $2;
@@ -26,7 +26,7 @@ where sc.student_id = $1 and sc.course_id = $2;
 -- $3 rows at most. One row with a null id when the student has no courses
 -- (past the cursor); no row at all when the student does not exist.
 select c.id, c.code, c.title, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
-       c.created_at, e.enrolled_at
+       c.created_at, c.term_id, c.credits, c.meetings, c.prerequisites, e.enrolled_at
 from students s
 left join lateral (
     select sc.course_id, sc.enrolled_at

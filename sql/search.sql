@@ -19,10 +19,11 @@ select id, name, email, created_at
 from search_student_page($1, $2, $3, $4, $5::jsonb, $6);
 
 -- name: courses
--- The same for courses, by code or title (code null: the walk's end):
--- search_course_page().
-select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
-from search_course_page($1, $2, $3, $4, $5::jsonb, $6);
+-- The same for courses, by code or title (code null: the walk's end), of
+-- term $7 only (null: any): search_course_page().
+select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
+       term_id, credits, meetings, prerequisites
+from search_course_page($1, $2, $3, $4, $5::jsonb, $6, $7::bigint);
 
 -- name: heavy_trigrams
 -- {statistics object: {trigram: rows}}: the trigrams ANALYZE last found in

@@ -5,7 +5,7 @@
 -- name: get_entry
 -- Student $1's place in the queue of course $2, with the course.
 select c.id, c.code, c.title, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
-       c.created_at, w.waitlisted_at,
+       c.created_at, c.term_id, c.credits, c.meetings, c.prerequisites, w.waitlisted_at,
        (select count(*) from course_waitlist a where a.course_id = w.course_id and a.seq <= w.seq)
            as position
 from course_waitlist w
@@ -17,7 +17,7 @@ where w.student_id = $1 and w.course_id = $2;
 -- order, $3 rows at most. One row with a null id when the student waits for
 -- nothing (past the cursor); no row at all when the student does not exist.
 select c.id, c.code, c.title, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
-       c.created_at, e.waitlisted_at,
+       c.created_at, c.term_id, c.credits, c.meetings, c.prerequisites, e.waitlisted_at,
        (select count(*) from course_waitlist a where a.course_id = e.course_id and a.seq <= e.seq)
            as position
 from students s

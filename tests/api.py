@@ -19,6 +19,10 @@ COURSE_FIELDS = [
     "enrolled",
     "waitlisted",
     "created_at",
+    "term_id",
+    "credits",
+    "meetings",
+    "prerequisites",
 ]
 
 # A term's fields, in the order the service writes them.

@@ -47,6 +47,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,23 @@ def record_every_kind_of_event(call, open_course: int) -> None:
     dates = {"starts_on": "2028-01-10", "ends_on": "2028-05-05"}
     term = call("POST", "/terms", {"code": "T", "title": "T", **dates}, 201)["id"]
     call("PATCH", f"/terms/{term}", {"title": "Tee"}, 200)
+    # A seat of a course of the term goes to the second in its queue: the
+    # first has a hold (waitlist.passed_over).
+    seated, held, promoted = (
+        call("POST", "/students", {"name": n, "email": f"{n}@example.org"}, 201)["id"]
+        for n in ("p", "q", "r")
+    )
+    limits = {"capacity": 1, "waitlist_capacity": 2, "term_id": term}
+    ruled = call("POST", "/courses", {"code": "R", "title": "R", **limits}, 201)["id"]
+    wait = {"course_id": ruled, "waitlist": True}
+    call("POST", f"/students/{seated}/courses", wait, 201)
+    call("POST", f"/students/{held}/courses", wait, 202)
+    call("POST", f"/students/{promoted}/courses", wait, 202)
+    call("POST", f"/students/{held}/holds", {"reason": "Fees"}, 201)
+    call("DELETE", f"/students/{seated}/courses/{ruled}")  # promoted; held passed over
+    call("DELETE", f"/courses/{ruled}")
+    for student in (seated, held, promoted):
+        call("DELETE", f"/students/{student}")
     call("DELETE", f"/terms/{term}")
     recorded = {e["type"] for e in call("GET", "/events?limit=1000", status=200)["items"]}
     assert recorded == set(SECURED.raw_schema["components"]["schemas"]["EventType"]["enum"])
@@ -278,7 +296,7 @@ def _is_id(value: Any) -> bool:
 
 
 # The parameters a cursor is bound to, besides the path (limit and wait are not).
-_FILTERS = {"email", "q", "code", "student_id", "course_id", "type"}
+_FILTERS = {"email", "q", "code", "student_id", "course_id", "type", "term_id"}
 
 
 def _issued_cursor(case: schemathesis.Case) -> str | None:
@@ -361,7 +379,11 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
 
     - An integral float such as 7.0 for an integer field: JSON Schema counts it
       as an integer, the contract (and the document's descriptions) say it is not.
-      The same in the query: `limit`, the feed's `wait`, `student_id`, `course_id`.
+      The same in the query: `limit`, the feed's `wait`, `student_id`, `course_id`,
+      `term_id`.
+    - `credits` with more than one decimal (JSON Schema's multipleOf would judge
+      0.3 by its binary float, not by the digits sent), and a meeting whose `ends`
+      is not later than its `starts`: the document says so in words only.
     - A cursor the server never issued for this list without filters (the one
       the seeding got): the document can only say "string", the contract says
       a malformed cursor, or one issued for another list or other filters, is 422.
@@ -374,7 +396,7 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     """
     fields = set()
     body = case.body if isinstance(case.body, dict) else {}
-    for name in ("course_id", "capacity", "waitlist_capacity"):
+    for name in ("course_id", "capacity", "waitlist_capacity", "term_id"):
         if isinstance(body.get(name), float):
             fields.add(name)
     for name, check in CHECKED_IN_FULL.get(case.operation.path, {}).items():
@@ -383,10 +405,14 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
                 check(body[name])
             except Bad:
                 fields.add(name)
+    credits = body.get("credits")
+    if type(credits) in (int, float) and Decimal(repr(credits)).as_tuple().exponent < -1:
+        fields.add("credits")
+    fields |= _meetings_ending_too_early(body.get("meetings"))
     if case.operation.path in ("/terms", "/terms/{term_id}"):
         fields |= _terms_out_of_order(body)
     query = case.query or {}
-    for name in ("limit", "wait", "student_id", "course_id"):
+    for name in ("limit", "wait", "student_id", "course_id", "term_id"):
         if isinstance(query.get(name), float):
             fields.add(name)
     if "cursor" in query and (query["cursor"] != _issued_cursor(case) or _FILTERS & set(query)):
@@ -436,6 +462,32 @@ def term_order_may_be_refused(case: schemathesis.Case) -> bool:
         return False
     return any(
         (body.get(first) is None) != (body.get(second) is None) for first, second, _ in _TERM_ORDERS
+    )
+
+
+def _meetings_ending_too_early(meetings: Any) -> set[str]:
+    """`meetings[i].ends` of each schema-valid meeting whose `ends` is not after its `starts`."""
+    if not isinstance(meetings, list):
+        return set()
+    named = set()
+    for i, meeting in enumerate(meetings):
+        times = [meeting.get(k) if isinstance(meeting, dict) else None for k in ("starts", "ends")]
+        if all(isinstance(v, str) and re.fullmatch(r"[0-9]{1,2}:[0-9]{2}", v) for v in times):
+            starts, ends = (v.zfill(5) for v in times)
+            if starts >= ends:
+                named.add(f"meetings[{i}].ends")
+    return named
+
+
+def term_may_be_unknown(case: schemathesis.Case) -> bool:
+    """A course's `term_id` names a term (the seeding makes two) or none: 422 naming it.
+
+    Whether a term exists is the database's to say (the document can only say
+    "an id"); a taken code (409) or a missing course (404) may come first.
+    """
+    body = case.body if isinstance(case.body, dict) else {}
+    return case.operation.path in ("/courses", "/courses/{course_id}") and _is_id(
+        body.get("term_id")
     )
 
 
@@ -537,6 +589,12 @@ def call_and_check(case: schemathesis.Case, base_url: str, instance: str) -> Non
         )
         if response.status_code == 422:
             assert [e["field"] for e in response.json()["errors"]] == ["q"], response.text
+    elif mode and mode.is_positive and term_may_be_unknown(case):
+        response = case.call_and_validate(
+            base_url=base_url, excluded_checks=[positive_data_acceptance]
+        )
+        if response.status_code == 422:
+            assert [e["field"] for e in response.json()["errors"]] == ["term_id"], response.text
     else:
         response = case.call_and_validate(base_url=base_url)
     CASES[(instance, case.operation.label, str(mode), response.status_code)] += 1

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.api import COURSE_FIELDS, create_course, create_student, enroll, problem, walk
+from tests.api import (
+    COURSE_FIELDS,
+    create_course,
+    create_student,
+    enroll,
+    problem,
+    walk,
+)
 
 ENROLLMENT_FIELDS = {*COURSE_FIELDS, "enrolled_at"}
 ENROLLED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "enrolled_at"}

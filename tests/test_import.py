@@ -23,6 +23,7 @@ import termios
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -586,6 +587,381 @@ async def test_every_reason_speaks_in_the_files_terms(service, db, folder):
         ),
     ]
     assert (said.status, enrolled.status) == (1, 1)
+
+
+# -- terms, holds and completions; courses and enrollments in terms ------------------------
+
+
+TERMS_HEADER = (
+    "code,title,starts_on,ends_on,registration_opens_at,registration_closes_at,"
+    "drop_deadline,max_credits\n"
+)
+
+
+async def test_terms_are_created_updated_by_code_and_a_rerun_changes_nothing(service, db, folder):
+    file = write(
+        folder / "terms.csv",
+        TERMS_HEADER + "2027-SPRING,Spring 2027,2027-01-11,2027-05-07,"
+        "2026-11-02T09:00:00Z,2027-01-22T17:00:00Z,2027-02-05T17:00:00+01:00,18\n"
+        "2027-fall,Fall 2027,2027-08-30,2027-12-17,,,,12.5\n"  # empty limits: none
+        "2027-SUMMER,Summer,2027-07-01,2027-06-01,,,,\n"  # line 4: ends before it starts
+        "2028-SPRING,Spring 2028,11/01/2028,2028-05-05,,,,\n"  # line 5: not YYYY-MM-DD
+        "2028-FALL,Fall 2028,2028-08-28,2028-12-15,2028-05-01 09:00,,,\n"  # line 6: no offset
+        "2029-SPRING,Spring 2029,2029-01-08,2029-05-04,,,,12.25\n"  # line 7: two decimals
+        "2029-FALL,,2029-08-27,2029-12-14,,,,\n"  # line 8: no title
+        "2027-spring,Again,2027-01-11,2027-05-07,,,,\n",  # line 9: the same code
+    )
+
+    run = await run_import("terms", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert (run.count("created"), run.count("rejected as invalid")) == (2, 5)
+    assert run.count("refused: duplicate") == 1
+    rejected = rejected_rows(folder / "terms.csv.rejected.csv")
+    assert [(r["line"], r["outcome"]) for r in rejected] == [
+        ("4", "invalid"),
+        ("5", "invalid"),
+        ("6", "invalid"),
+        ("7", "invalid"),
+        ("8", "invalid"),
+        ("9", "duplicate"),
+    ]
+    reasons = [r["reason"] for r in rejected]
+    assert reasons[0].startswith("ends_on: ")
+    assert reasons[1] == "starts_on: must be a date as YYYY-MM-DD"
+    assert reasons[2].startswith("registration_opens_at: must be an RFC 3339 timestamp")
+    assert reasons[3].startswith("max_credits: ")
+    assert reasons[4] == "title is empty"
+    assert reasons[5] == "duplicate of line 2"
+    stored = await db.fetch(
+        "select code, title, registration_opens_at is not null as opens, drop_deadline,"
+        " max_credits from terms order by id"
+    )
+    assert [tuple(r) for r in stored] == [
+        ("2027-SPRING", "Spring 2027", True, datetime(2027, 2, 5, 16, tzinfo=UTC), 18),
+        ("2027-fall", "Fall 2027", False, None, 12.5),
+    ]
+    recorded = await events(service.url)
+    assert [e[0] for e in recorded] == ["term.created", "term.created"]
+
+    again = await run_import("terms", file, service.url, cwd=folder)
+
+    assert again.status == 1, again
+    assert (again.count("unchanged"), again.count("created"), again.count("updated")) == (2, 0, 0)
+    assert await events(service.url) == recorded
+
+    # Without a column the term keeps its own; an empty cell is no limit.
+    write(
+        file,
+        "code,title,starts_on,ends_on,max_credits\n"
+        "2027-spring,Spring term 2027,2027-01-11,2027-05-07,18\n"
+        "2027-FALL,Fall 2027,2027-08-30,2027-12-17,\n",
+    )
+    changed = await run_import("terms", file, service.url, cwd=folder)
+
+    assert changed.status == 0, changed
+    assert changed.count("updated") == 2
+    stored = await db.fetch(
+        "select code, title, registration_opens_at is not null as opens, max_credits"
+        " from terms order by id"
+    )
+    assert [tuple(r) for r in stored] == [
+        ("2027-SPRING", "Spring term 2027", True, 18),
+        ("2027-fall", "Fall 2027", False, None),
+    ]
+
+
+async def test_holds_by_id_or_email_and_a_rerun_places_no_second_hold(service, db, folder):
+    students = write(
+        folder / "students.csv",
+        "name,email\nAda,ada@example.org\nAlan,alan@example.org\nGrace,grace@example.org\n",
+    )
+    assert (await run_import("students", students, service.url, cwd=folder)).status == 0
+    ids = {r["email"]: r["id"] for r in await db.fetch("select id, email from students")}
+    async with aiohttp.ClientSession() as session:
+        # Grace has a hold already: the same reason in another letter case is hers.
+        path = f"{service.url}/students/{ids['grace@example.org']}/holds"
+        async with session.post(path, json={"reason": "Library fine"}) as response:
+            assert response.status == 201
+    file = write(
+        folder / "holds.csv",
+        "student_email,student_id,reason\n"
+        "ADA@example.org,,Unpaid fees\n"
+        f",{ids['alan@example.org']},Unpaid fees\n"
+        "ada@example.org,,Missing documents\n"  # a second reason for Ada
+        "grace@example.org,,library FINE \n"  # line 5: already held
+        "nobody@example.org,,Unpaid fees\n"  # line 6
+        ",999999,Unpaid fees\n"  # line 7: no such student
+        "not-an-email,,Unpaid fees\n"  # line 8
+        "ada@example.org,,\n"  # line 9: no reason
+        ",x,Unpaid fees\n"  # line 10: not an id
+        f"alan@example.org,{ids['alan@example.org']},Fees\n"  # line 11: both
+        "ada@example.org,,unpaid fees\n",  # line 12: the same as line 2
+    )
+
+    run = await run_import("holds", file, service.url, "--batch-size", "4", cwd=folder)
+
+    assert run.status == 1, run
+    assert (run.count("placed"), run.count("already held")) == (3, 1)
+    assert run.count("refused: student-not-found") == 2
+    assert run.count("rejected as invalid") == 4
+    assert run.count("refused: duplicate") == 1
+    rejected = rejected_rows(folder / "holds.csv.rejected.csv")
+    assert [(r["line"], r["outcome"], r["reason"]) for r in rejected] == [
+        ("6", "student-not-found", "no student has email nobody@example.org"),
+        ("7", "student-not-found", "no student has id 999999"),
+        ("8", "invalid", f"student_{INVALID_EMAIL}"),
+        ("9", "invalid", "reason is empty"),
+        ("10", "invalid", "student_id: 'x' is not an id (a whole number from 1)"),
+        ("11", "invalid", "student_id and student_email: give only one of them"),
+        ("12", "duplicate", "duplicate of line 2"),
+    ]
+    held = await db.fetch(
+        "select s.email, h.reason from student_holds h join students s on s.id = h.student_id"
+        " order by h.id"
+    )
+    # Each student's rows in the file's order, the students side by side.
+    assert sorted(tuple(r) for r in held) == [
+        ("ada@example.org", "Missing documents"),
+        ("ada@example.org", "Unpaid fees"),
+        ("alan@example.org", "Unpaid fees"),
+        ("grace@example.org", "Library fine"),
+    ]
+    recorded = await events(service.url)
+    assert [e[0] for e in recorded].count("hold.placed") == 4
+
+    again = await run_import("holds", file, service.url, "--batch-size", "4", cwd=folder)
+
+    assert again.status == 1, again
+    assert (again.count("placed"), again.count("already held")) == (0, 4)
+    assert await db.fetchval("select count(*) from student_holds") == 4
+    assert await events(service.url) == recorded
+
+
+async def test_holds_of_many_students_go_a_few_at_a_time_and_each_once(service, db, folder):
+    students = write(
+        folder / "students.csv",
+        "name,email\n" + "".join(f"S {i},s{i}@example.org\n" for i in range(60)),
+    )
+    assert (await run_import("students", students, service.url, cwd=folder)).status == 0
+    # Two holds for each student, the second ones far from the first.
+    file = write(
+        folder / "holds.csv",
+        "student_email,reason\n"
+        + "".join(f"s{i}@example.org,Fees\n" for i in range(60))
+        + "".join(f"S{i}@EXAMPLE.ORG,Library\n" for i in range(60)),
+    )
+
+    run = await run_import("holds", file, service.url, "--batch-size", "50", cwd=folder)
+    again = await run_import("holds", file, service.url, "--batch-size", "7", cwd=folder)
+
+    assert (run.status, run.count("placed")) == (0, 120), run
+    assert (again.status, again.count("already held")) == (0, 120), again
+    assert "nothing changed: every row was already in place" in again.stdout
+    pairs = await db.fetch("select student_id, reason from student_holds")
+    assert len({tuple(p) for p in pairs}) == len(pairs) == 120
+
+
+async def test_a_row_over_the_tokens_stored_keys_is_retried_then_the_import_stops(
+    database_url, tmp_path, folder
+):
+    # Each hold goes with an Idempotency-Key of its own; the service keeps two.
+    async with serving(database_url, tmp_path, LIMIT_IDEMPOTENCY_KEYS="2") as server:
+        async with aiohttp.ClientSession() as session:
+            for n in range(3):
+                body = {"name": f"S {n}", "email": f"s{n}@example.org"}
+                async with session.post(f"{server.url}/students", json=body) as response:
+                    assert response.status == 201
+        file = write(
+            folder / "holds.csv",
+            "student_email,reason\n" + "".join(f"s{n}@example.org,Fees\n" for n in range(3)),
+        )
+        run = await run_import(
+            "holds", file, server.url, "--batch-size", "1", "--retry-for", "1", cwd=folder
+        )
+
+    assert run.status == 2, run
+    assert "the service answered 429 (" in run.stderr
+    assert "retrying line 4 in " in run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .endswith("the rows up to line 3 were applied or rejected (2 rows); run it again to finish")
+    )
+    assert run.stdout.startswith("INCOMPLETE: import holds")
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("select count(*) from student_holds") == 2
+    finally:
+        await conn.close()
+
+
+async def test_completions_and_a_rerun_changes_nothing(service, db, folder):
+    students = write(folder / "students.csv", "name,email\nAda,ada@example.org\nAlan,a@x.org\n")
+    assert (await run_import("students", students, service.url, cwd=folder)).status == 0
+    alan = await db.fetchval("select id from students where email = 'a@x.org'")
+    file = write(
+        folder / "completions.csv",
+        "student_email;student_id;code;completed_at\n"
+        "ada@example.org;;MATH101;2026-06-30T12:00:00Z\n"
+        "ada@example.org;;CS101;\n"  # empty: now
+        f";{alan};math101;2026-01-15T09:00:00+01:00\n"
+        "ada@example.org;;POE1;30/06/2026\n"  # line 5: not RFC 3339
+        "ada@example.org;;HIST 1;\n"  # line 6: a code with a space
+        "ADA@example.org;;Math101;\n",  # line 7: the same as line 2
+    )
+
+    run = await run_import("completions", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert run.count("added") == 3
+    rejected = rejected_rows(folder / "completions.csv.rejected.csv")
+    assert [(r["line"], r["outcome"]) for r in rejected] == [
+        ("5", "invalid"),
+        ("6", "invalid"),
+        ("7", "duplicate"),
+    ]
+    assert rejected[0]["reason"].startswith("completed_at: must be an RFC 3339 timestamp")
+    assert rejected[1]["reason"] == "code: must not contain white space"
+    stored = await db.fetch(
+        "select s.email, c.code, c.completed_at from student_completions c"
+        " join students s on s.id = c.student_id order by s.email, c.code"
+    )
+    assert [(r["email"], r["code"]) for r in stored] == [
+        ("a@x.org", "math101"),
+        ("ada@example.org", "CS101"),
+        ("ada@example.org", "MATH101"),
+    ]
+    assert stored[0]["completed_at"] == datetime(2026, 1, 15, 8, tzinfo=UTC)
+    # An empty completed_at is the moment the service added it.
+    assert datetime.now(UTC) - stored[1]["completed_at"] < timedelta(minutes=5)
+    assert stored[2]["completed_at"] == datetime(2026, 6, 30, 12, tzinfo=UTC)
+    recorded = await events(service.url)
+
+    # A completion already there is left as it is, whatever the file says of its date.
+    write(file, "student_email,code,completed_at\nada@example.org,math101,2020-01-01T00:00:00Z\n")
+    again = await run_import("completions", file, service.url, cwd=folder)
+
+    assert again.status == 0, again
+    assert (again.count("already completed"), again.count("added")) == (1, 0)
+    assert "nothing changed: every row was already in place" in again.stdout
+    assert await db.fetchval("select count(*) from student_completions") == 3
+    assert await events(service.url) == recorded
+
+
+async def test_courses_of_terms_and_enrollments_that_name_their_term(service, db, folder):
+    terms = write(
+        folder / "terms.csv",
+        "code,title,starts_on,ends_on\n"
+        "2027-SPRING,Spring,2027-01-11,2027-05-07\n"
+        "2027-FALL,Fall,2027-08-30,2027-12-17\n",
+    )
+    assert (await run_import("terms", terms, service.url, cwd=folder)).status == 0
+    fall = await db.fetchval("select id from terms where code = '2027-FALL'")
+    courses = write(
+        folder / "courses.csv",
+        "code;title;term_code;term_id;credits;meetings;prerequisites\n"
+        "MATH101;Calculus;2027-spring;;4,5;Mon wed 09:00-10:00; \n"
+        f'MATH101;Calculus;;{fall};4;"mon wed 09:00-10:00; fri 13:00-14:00";\n'
+        "MATH201;Analysis;2027-SPRING;;3;tue 09:00-10:00;MATH101, CS101\n"
+        "MATH101;Calculus without a term;;;;;\n"  # the same code, no term
+        "POE1;Poetry;NOPE;;;;\n"  # line 6: no such term
+        "POE2;Poetry;2027-SPRING;;;mon 10:00-09:00;\n"  # line 7: ends before it starts
+        "POE3;Poetry;2027-SPRING;;;9-10;\n"  # line 8: no days
+        f"POE4;Poetry;2027-SPRING;;4.55;;MATH101 {'X' * 33}\n"  # line 9
+        "math101;Again;2027-Spring;;;;\n",  # line 10: the same course as line 2
+    )
+
+    run = await run_import("courses", courses, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert run.count("created") == 4
+    rejected = rejected_rows(folder / "courses.csv.rejected.csv")
+    assert [(r["line"], r["outcome"], r["reason"]) for r in rejected] == [
+        ("6", "term-not-found", "no term has code NOPE"),
+        (
+            "7",
+            "invalid",
+            "meetings, meeting 1, ends: must be later than starts, on the same day",
+        ),
+        (
+            "8",
+            "invalid",
+            "meetings: meeting 1 '9-10' is not days and times "
+            "as in mon wed 09:00-10:00; fri 13:00-14:00",
+        ),
+        ("9", "invalid", rejected[3]["reason"]),
+        ("10", "duplicate", "duplicate of line 2"),
+    ]
+    assert rejected[3]["reason"].startswith("credits: ")
+    assert "prerequisites, code 2: " in rejected[3]["reason"]
+    stored = await db.fetch(
+        "select c.code, t.code as term, c.credits, c.meetings, c.prerequisites"
+        " from courses c left join terms t on t.id = c.term_id order by c.id"
+    )
+    assert [(r["code"], r["term"], float(r["credits"]), r["prerequisites"]) for r in stored] == [
+        ("MATH101", "2027-SPRING", 4.5, []),
+        ("MATH101", "2027-FALL", 4.0, []),
+        ("MATH201", "2027-SPRING", 3.0, ["MATH101", "CS101"]),
+        ("MATH101", None, 0.0, []),
+    ]
+    assert [json.loads(r["meetings"]) for r in stored[:2]] == [
+        [{"days": ["mon", "wed"], "starts": "09:00", "ends": "10:00"}],
+        [
+            {"days": ["mon", "wed"], "starts": "09:00", "ends": "10:00"},
+            {"days": ["fri"], "starts": "13:00", "ends": "14:00"},
+        ],
+    ]
+    again = await run_import("courses", courses, service.url, cwd=folder)
+    assert (again.count("unchanged"), again.count("created"), again.count("updated")) == (4, 0, 0)
+
+    students = write(folder / "students.csv", "name,email\nAda,ada@example.org\n")
+    assert (await run_import("students", students, service.url, cwd=folder)).status == 0
+    enrollments = write(
+        folder / "enrollments.csv",
+        "email,code,term_code,term_id\n"
+        "ada@example.org,math101,2027-SPRING,\n"
+        f"ada@example.org,MATH101,,{fall}\n"
+        "ada@example.org,MATH101,,\n"  # the course without a term
+        "ada@example.org,MATH201,2027-SPRING,\n"  # line 5: MATH101 not completed
+        "ada@example.org,MATH201,2027-FALL,\n"  # line 6: no MATH201 in the fall
+        "ada@example.org,MATH101,2027-WINTER,\n",  # line 7
+    )
+
+    enrolled = await run_import("enrollments", enrollments, service.url, cwd=folder)
+
+    assert enrolled.status == 1, enrolled
+    assert enrolled.count("enrolled") == 3
+    rejected = rejected_rows(folder / "enrollments.csv.rejected.csv")
+    assert [(r["line"], r["outcome"]) for r in rejected] == [
+        ("5", "prerequisite-missing"),
+        ("6", "course-not-found"),
+        ("7", "term-not-found"),
+    ]
+    assert "MATH101" in rejected[0]["reason"]
+    assert rejected[1]["reason"] == "no course has code MATH201 in term 2027-FALL"
+    assert rejected[2]["reason"] == "no term has code 2027-WINTER"
+    pairs = await db.fetch(
+        "select c.code, t.code as term from student_courses e join courses c on c.id = e.course_id"
+        " left join terms t on t.id = c.term_id order by e.course_id"
+    )
+    assert [tuple(p) for p in pairs] == [
+        ("MATH101", "2027-SPRING"),
+        ("MATH101", "2027-FALL"),
+        ("MATH101", None),
+    ]
+
+
+async def test_a_holds_file_without_a_student_column_exits_2_with_one_line(service, folder):
+    file = write(folder / "holds.csv", "email,reason\nada@example.org,Fees\n")
+
+    run = await run_import("holds", file, service.url, cwd=folder)
+
+    assert run.status == 2, run
+    assert only_line(run.stderr).endswith(
+        "holds.csv: missing column(s) student_id or student_email: a holds file needs "
+        "student_id or student_email,reason; its header is: email,reason"
+    )
 
 
 # -- files that cannot be used -------------------------------------------------------------

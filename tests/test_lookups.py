@@ -278,9 +278,13 @@ async def test_the_search_functions_plan_generically_and_only_while_they_run(db)
     # Planned with the text, the index step costs more to plan than to run
     # (service/repositories/search.py): the functions force a generic plan
     # for their own statements, whatever the session's setting.
+    # Those the service calls (the courses' older signature, kept for a release, calls
+    # the newer).
     rows = await db.fetch(
-        "select proname, proconfig from pg_proc"
-        " where proname in ('search_student_page', 'search_course_page') order by proname"
+        "select proname, proconfig from pg_proc where oid in ("
+        " 'search_student_page(bigint, text, integer, integer, jsonb, real)'::regprocedure,"
+        " 'search_course_page(bigint, text, integer, integer, jsonb, real, bigint)'::regprocedure)"
+        " order by proname"
     )
     # And restore the scans they turn off around the index step.
     settings = ["plan_cache_mode=force_generic_plan", "enable_indexscan=on", "enable_seqscan=on"]

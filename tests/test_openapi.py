@@ -422,9 +422,35 @@ def test_the_batch_outcomes_of_the_document_are_the_services_vocabulary():
     assert every == set(Outcome)
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+BATCH_RESULTS = {
+    "students": "StudentBatchResult",
+    "courses": "CourseBatchResult",
+    "enrollments": "EnrollmentBatchResult",
+    "terms": "TermBatchResult",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BATCH_RESULTS))
 def test_the_importer_names_only_outcomes_of_the_contract(kind):
-    schema = {"students": "StudentBatchResult", "courses": "CourseBatchResult"}.get(
-        kind, "EnrollmentBatchResult"
-    )
-    assert {o.slug for o in KINDS[kind].applied} <= set(_outcome_enum(schema))
+    assert {o.slug for o in KINDS[kind].applied} <= set(_outcome_enum(BATCH_RESULTS[kind]))
+
+
+def test_the_importer_names_each_row_it_sends_alone_by_the_event_or_problem_of_the_contract():
+    """Holds and completions have no batch, so no outcomes of the contract.
+
+    What a row changed is named by the event the service records (a placed
+    hold is hold.placed), what it found in place by the 409 of the POST
+    (already-completed); a hold already held is the importer's own finding,
+    from the student's holds it reads first: no answer of the service names it.
+    """
+    assert {kind for kind, each in KINDS.items() if each.each} == {"holds", "completions"}
+    events_ = set(_schema("components/schemas/EventType")["enum"])
+    for kind, noun in (("holds", "hold"), ("completions", "completion")):
+        assert KINDS[kind].path == f"/students/{{student_id}}/{kind}"
+        changed = {o.slug for o in KINDS[kind].applied if o.changed}
+        assert {f"{noun}.{slug}" for slug in changed} <= events_, kind
+    post = OPENAPI_DOCUMENT["paths"]["/students/{student_id}/completions"]["post"]
+    said = post["responses"]["409"]["description"]
+    assert {o.slug for o in KINDS["completions"].applied if not o.changed} == {"already-completed"}
+    assert "`/problems/already-completed`" in said
+    assert {o.slug for o in KINDS["holds"].applied if not o.changed} == {"already-held"}

@@ -48,7 +48,8 @@ NAMED = sorted(
 )
 
 # Realistic arguments for each named query, in the data loaded below (ids
-# 1..20,000 and 1..5,000, five courses per student). A query missing here
+# 1..20,000 and 1..5,000, five courses per student, the even courses in
+# terms 1..10). A query missing here
 # fails test_every_named_query_has_example_arguments: add it when you add the query.
 # A query with :name parameters takes them by name.
 EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
@@ -60,9 +61,14 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "students.delete_student": (4_242, None, "registrar"),
     "courses.get_course": (42,),
     "courses.list_courses": (200, 51),
-    "courses.list_courses_by_code": (0, "c000042", 51, "urse"),
-    "courses.create_course": ("CS-101", "Algorithms", 30, 0, "registrar"),
-    "courses.update_course": (42, None, "Advanced Algorithms", True, 400, None, None, "registrar"),
+    "courses.list_courses_by_code": (0, "c000042", 51, "urse", 3),
+    "courses.list_courses_by_term": (200, 3, 51),
+    "courses.create_course": ("CS-101", "Algorithms", 30, 0, 3, 4.5, "[]", "{}", "registrar"),
+    # credits changed: lock_course_rules() (not executed by EXPLAIN)
+    "courses.update_course": (
+        *(42, None, "Advanced Algorithms", True, 400, None, None, "registrar"),
+        *(True, 3, 4.5, '[{"days": ["mon"], "starts": "09:00", "ends": "10:00"}]', "{CS-1}"),
+    ),
     "courses.delete_course": (42, ["1234", "5678"], "registrar"),  # If-Match with two tags
     "terms.get_term": (7,),
     "terms.list_terms": (3, 51),
@@ -131,7 +137,10 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
         "registrar",
     ),
     "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
-    "batches.courses": (["CS-101"], ["Algorithms"], "{t}", "{30}", "{NULL}", "registrar"),
+    "batches.courses": (
+        *(["CS-101"], ["Algorithms"], "{t}", "{30}", "{NULL}", "{3}", "{4.5}", "{NULL}"),
+        *('{"[\\"CS-1\\"]"}', "registrar"),
+    ),
     "batches.terms": {
         "codes": ["2027-SPRING"],
         "titles": ["Spring"],
@@ -174,7 +183,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     # Function calls (sql/functions/search.sql): their statements are in IMPLICIT below.
     # A tag's five letters (bench/dataset.py): a few students of the 20,000.
     "search.students": (0, "QJKRZ", 51, 200, "{}", 100_000),
-    "search.courses": (0, "c00421", 51, 200, "{}", 100_000),  # C004210 .. C004219
+    "search.courses": (0, "c00421", 51, 200, "{}", 100_000, 3),  # C004210 .. C004219, of term 3
     "search.heavy_trigrams": (5_000,),
     "health.ping": (),
     "health.missing_tables": (["students", "courses", "student_courses"],),
@@ -192,6 +201,8 @@ GENERIC_ONLY = {
     "search: the courses' matches": ["force_generic_plan"],
     "search: the courses' walk": ["force_generic_plan"],
     "search: the courses' walk end": ["force_generic_plan"],
+    "search: a term's courses' walk": ["force_generic_plan"],
+    "search: a term's courses' walk end": ["force_generic_plan"],
 }
 # Settings a function changes around a statement, planned under them: the
 # index step of search_student_page() and search_course_page(), with index and
@@ -385,8 +396,9 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
     "search: the courses' matches": (
         "select c from courses c"
         " where (fold_case(c.code) like $2 or fold_case(c.title) like $2) and c.id + 0 > $1"
+        " and ($3::bigint is null or c.term_id = $3)"
         " limit 2001",
-        (0, "%c00421%"),
+        (0, "%c00421%", 3),
     ),
     "search: the courses' walk": (
         "select w.* from (select * from courses c where c.id > $1 order by c.id limit $2) w"
@@ -398,6 +410,35 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         "select count(*), max(w.id)"
         " from (select c.id from courses c where c.id > $1 order by c.id limit $2) w",
         (200, 200),
+    ),
+    # ... with ?term_id=: the walk takes the term's next rows
+    "search: a term's courses' walk": (
+        "select w.* from (select * from courses c where c.term_id = $5 and c.id > $1"
+        " order by c.id limit $2) w"
+        " where search_fold(w.code) like $3 or search_fold(w.title) like $3"
+        " order by w.id limit $4",
+        (200, 200, "%course 1%", 51, 3),
+    ),
+    "search: a term's courses' walk end": (
+        "select count(*), max(w.id) from (select c.id from courses c where c.term_id = $3"
+        " and c.id > $1 order by c.id limit $2) w",
+        (200, 200, 3),
+    ),
+    # batch_courses(): the courses its items name, by code in a term, feed-locked first,
+    # then each item's course
+    "batch: the courses of codes in terms": (
+        "select x.id from courses x"
+        " where (fold_case(x.code), coalesce(x.term_id, 0)) in ("
+        " select fold_case(t.c), coalesce(t.term, 0) from unnest($1::text[], $2::bigint[])"
+        " as t (c, term))",
+        ("{C000042,C000043}", "{3,NULL}"),
+    ),
+    "batch: a course by code in a term": (
+        "select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,"
+        " x.waitlisted, x.created_at, x.term_id, x.credits, x.meetings, x.prerequisites"
+        " from courses x where fold_case(x.code) = fold_case($1)"
+        " and coalesce(x.term_id, 0) = coalesce($2, 0) for no key update",
+        ("c000042", 3),
     ),
 }
 
@@ -417,6 +458,13 @@ async def load(url: str) -> None:
             await conn.copy_records_to_table(
                 "courses", records=dataset.courses(SIZES), columns=["id", "code", "title"]
             )
+            # Ten terms, the even courses in them (500 each), the odd ones in none.
+            await conn.execute(
+                "insert into terms (id, code, title, starts_on, ends_on) overriding system value"
+                " select n, 'T' || n, 'Term ' || n, '2027-01-01', '2027-06-30'"
+                " from generate_series(1, 10) n"
+            )
+            await conn.execute("update courses set term_id = id / 2 % 10 + 1 where id % 2 = 0")
             await conn.copy_records_to_table(
                 "student_courses",
                 records=dataset.enrollments(SIZES),
@@ -456,7 +504,7 @@ async def load(url: str) -> None:
                 SIZES.courses,
             )
         await conn.execute(
-            "analyze students, courses, student_courses, course_waitlist, events,"
+            "analyze students, courses, terms, student_courses, course_waitlist, events,"
             " idempotency_keys, idempotency_scope_counts"
         )
     finally:
@@ -618,6 +666,9 @@ LOOKUP_INDEXES = {
     "search: the students' walk": (["force_generic_plan"], {"students_pkey"}),
     "search: the students' walk end": (["force_generic_plan"], {"students_pkey"}),
     "courses.list_courses_by_code": (PLAN_MODES, {"courses_code_key"}),
+    "courses.list_courses_by_term": (PLAN_MODES, {"courses_term_id"}),
+    "search: a term's courses' walk": (["force_generic_plan"], {"courses_term_id"}),
+    "batch: a course by code in a term": (PLAN_MODES, {"courses_code_key"}),
     "search: the courses' matches": (
         ["force_generic_plan"],
         {"courses_code_trgm", "courses_title_trgm"},

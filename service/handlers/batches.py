@@ -106,6 +106,10 @@ def _course_item(raw: dict[str, Any]) -> batches.CourseItem:
         "capacity" in data,
         data.get("capacity"),
         data.get("waitlist_capacity"),
+        data.get("term_id"),
+        data.get("credits"),
+        data.get("meetings"),
+        data.get("prerequisites"),
     )
 
 

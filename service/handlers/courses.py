@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from decimal import Decimal
 
 from aiohttp import web
 
@@ -12,8 +13,19 @@ from ..errors import not_found
 from ..keys import LIMITS, WORK
 from ..repositories import courses
 from ..validation.body import json_object
-from ..validation.fields import code, fields, integer, nullable, read_only, text
-from ..validation.query import page_query, path_id
+from ..validation.fields import (
+    MAX_ID,
+    code,
+    codes,
+    decimal,
+    fields,
+    integer,
+    meetings,
+    nullable,
+    read_only,
+    text,
+)
+from ..validation.query import id_filter, page_query, path_id
 from . import render
 
 FIELDS = {
@@ -23,10 +35,14 @@ FIELDS = {
     "waitlist_capacity": integer(0, 100_000),
     "enrolled": read_only,
     "waitlisted": read_only,
+    "term_id": nullable(integer(1, MAX_ID)),
+    "credits": decimal("0", "99.9", 1),
+    "meetings": meetings,
+    "prerequisites": codes(20),
 }
 # ?code= is a code as the field takes it; ?q= is 3..100 characters after
-# trimming (see Lookups in docs/api.md).
-FILTERS = {"code": code, "q": text(3, 100)}
+# trimming (see Lookups in docs/api.md); ?term_id= an id.
+FILTERS = {"code": code, "q": text(3, 100), "term_id": id_filter}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -38,6 +54,10 @@ async def create(request: web.Request) -> web.Response:
             title=data["title"],
             capacity=data.get("capacity"),
             waitlist_capacity=data.get("waitlist_capacity", 0),
+            term_id=data.get("term_id"),
+            credits=data.get("credits", Decimal(0)),
+            meetings=data.get("meetings", []),
+            prerequisites=data.get("prerequisites", []),
             actor=actor(request),
         )
     return render.json(course, status=201, headers={"Location": f"/courses/{course.id}"})
@@ -82,6 +102,10 @@ async def update(request: web.Request) -> web.Response:
             title=data.get("title"),
             capacity=data.get("capacity", courses.UNCHANGED),
             waitlist_capacity=data.get("waitlist_capacity"),
+            term_id=data.get("term_id", courses.UNCHANGED),
+            credits=data.get("credits"),
+            meetings=data.get("meetings"),
+            prerequisites=data.get("prerequisites"),
             if_match=conditional.if_match(request),
             actor=actor(request),
             work=work,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from ..errors import conflict
 from ..models import Course, Student, from_row
 from ..outcomes import Outcome
 from ..sql import QUERIES
+from .courses import as_json, term_missing
 from .enrollments import Applied, applied
 from .retry import retried
 from .terms import out_of_order, term
@@ -50,6 +52,12 @@ class CourseItem:
     set_capacity: bool
     capacity: int | None
     waitlist_capacity: int | None  # None: keep, or 0 on a create
+    # The course's term, with the code its key (None: the courses without one).
+    term_id: int | None = None
+    # None: keep, or the default on a create.
+    credits: Decimal | None = None
+    meetings: list[dict[str, Any]] | None = None
+    prerequisites: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -115,13 +123,17 @@ async def _fetch_students(
 async def courses(
     conn: asyncpg.Connection, *, items: list[CourseItem], actor: str, work: Work
 ) -> list[Applied]:
-    """Create, or update the course with that code; one Applied per item, in order."""
+    """Create, or update the course with that code in that term; one Applied per item, in order."""
     arrays = (
         [i.code for i in items],
         [i.title for i in items],
         [i.set_capacity for i in items],
         [i.capacity for i in items],
         [i.waitlist_capacity for i in items],
+        [i.term_id for i in items],
+        [i.credits for i in items],
+        [as_json(i.meetings) for i in items],
+        [as_json(i.prerequisites) for i in items],
     )
     rows = await retried(work, _fetch_courses, conn, arrays, actor)
     return [_course(item, row) for item, row in zip(items, rows, strict=True)]
@@ -142,6 +154,8 @@ def _course(item: CourseItem, row: asyncpg.Record) -> Applied:
     if outcome is Outcome.WAITLIST_CAPACITY_BELOW_WAITING:
         detail = f"course {row['id']} has more students waiting than {item.waitlist_capacity}"
         return Applied(outcome, conflict(detail, outcome))
+    if outcome is Outcome.UNKNOWN_TERM:
+        return Applied(outcome, term_missing(item.term_id))
     return Applied(outcome, from_row(Course, row))
 
 

@@ -96,6 +96,7 @@ async def page(
     after: int,
     text: str,
     limit: int,
+    term_id: int | None = None,
     walk: int = WALK,
     heavy_rows: int = HEAVY_ROWS,
     budget: int = INDEX_BUDGET,
@@ -103,10 +104,14 @@ async def page(
     """Up to `limit` rows of `table` (students or courses) after id `after` that contain `text`.
 
     In id order, with where the walk stopped if one ran and rows remain.
+    Courses of term `term_id` only, when given.
     """
     known = await heavy(conn, heavy_rows)
+    args = [after, text, limit, walk, known, budget]
+    if table == "courses":
+        args.append(term_id)
     try:
-        rows = await conn.fetch(getattr(Q, table), after, text, limit, walk, known, budget)
+        rows = await conn.fetch(getattr(Q, table), *args)
     except asyncpg.InvalidParameterValueError as exc:
         if exc.column_name == "q":
             raise not_narrowed() from None

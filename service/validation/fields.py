@@ -25,7 +25,16 @@ _CONTROL_NOT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Bad(Exception):
-    """A value a check refuses; its message says why (the 422 names the field)."""
+    """A value a check refuses; its message says why (the 422 names the field).
+
+    A check of a list or an object may refuse several of its parts at once:
+    `parts` then holds (the part's place, as "[0].starts", and why), and the
+    422 names each as the field followed by its place ("meetings[0].starts").
+    """
+
+    def __init__(self, message: str, parts: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.parts = parts if parts is not None else [("", message)]
 
 
 def text(low: int, high: int) -> Callable[[Any], str]:
@@ -124,6 +133,81 @@ def decimal(low: str, high: str, places: int) -> Callable[[Any], Decimal]:
         if not bottom <= number <= top or number != number.quantize(step):
             raise Bad(message)
         return number
+
+    return check
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+MEETING_KEYS = ("days", "starts", "ends")
+
+
+def meetings(value: Any) -> list[dict[str, Any]]:
+    """0..10 weekly meetings, each {"days", "starts", "ends"}, normalized.
+
+    `days`: a non-empty list of mon..sun without repeats, stored in week
+    order; `starts` < `ends`: "HH:MM" on a 24-hour clock (an hour of one
+    digit is taken and stored zero-padded). Every bad part is named, as
+    "[1].days" after the field.
+    """
+    if not isinstance(value, list) or len(value) > 10:
+        raise Bad("must be a list of at most 10 meetings")
+    clean: list[dict[str, Any]] = []
+    parts: list[tuple[str, str]] = []
+    for i, meeting in enumerate(value):
+        if not isinstance(meeting, dict):
+            parts.append((f"[{i}]", 'must be an object {"days", "starts", "ends"}'))
+            continue
+        bad = [
+            (f"[{i}].{printable(k)}", "is not a known field")
+            for k in meeting
+            if k not in MEETING_KEYS
+        ]
+        bad += [(f"[{i}].{k}", "is required") for k in MEETING_KEYS if k not in meeting]
+        days = meeting.get("days")
+        if "days" in meeting and (
+            not isinstance(days, list)
+            or not days
+            or not all(isinstance(d, str) and d in DAYS for d in days)
+            or len(set(days)) != len(days)
+        ):
+            bad.append(
+                (f"[{i}].days", f"must be a non-empty list of {', '.join(DAYS)} without repeats")
+            )
+        times = {}
+        for k in ("starts", "ends"):
+            raw = meeting.get(k)
+            found = _TIME.fullmatch(raw) if isinstance(raw, str) else None
+            if found:
+                times[k] = f"{int(found[1]):02}:{found[2]}"
+            elif k in meeting:
+                bad.append((f"[{i}].{k}", "must be a time HH:MM from 00:00 to 23:59"))
+        if len(times) == 2 and times["starts"] >= times["ends"]:
+            bad.append((f"[{i}].ends", "must be later than starts, on the same day"))
+        if bad:
+            parts += bad
+            continue
+        clean.append({"days": [d for d in DAYS if d in days], **times})
+    if parts:
+        raise Bad("has invalid meetings", parts)
+    return clean
+
+
+def codes(high: int) -> Callable[[Any], list[str]]:
+    """A list of 0..`high` course codes, each checked as `code`; each bad one named as "[i]"."""
+
+    def check(value: Any) -> list[str]:
+        if not isinstance(value, list) or len(value) > high:
+            raise Bad(f"must be a list of at most {high} course codes")
+        clean, parts = [], []
+        for i, item in enumerate(value):
+            try:
+                clean.append(code(item))
+            except Bad as exc:
+                parts.append((f"[{i}]", str(exc)))
+        if parts:
+            raise Bad("has invalid course codes", parts)
+        return clean
 
     return check
 
@@ -273,7 +357,7 @@ def _every_error(
             try:
                 check(document[name])
             except Bad as exc:
-                errors.append(FieldError(name, str(exc)))
+                errors += [FieldError(name + place, message) for place, message in exc.parts]
     if at_least_one and not document:
         writable = ", ".join(name for name, check in checks.items() if check is not read_only)
         errors.append(FieldError("body", f"give at least one of {writable}"))

@@ -30,6 +30,13 @@ def _as_id(raw: str) -> int | None:
     return None
 
 
+def id_filter(raw: str) -> int:
+    """A filter's id (?term_id=), for page_query: 1..MAX_ID in plain ASCII digits."""
+    if (value := _as_id(raw)) is not None:
+        return value
+    raise Bad(f"must be an id from 1 to {MAX_ID}")
+
+
 def path_id(request: web.Request, name: str, what: str) -> int:
     """An id from the path; anything that is not a valid id names no resource."""
     raw = request.match_info[name]

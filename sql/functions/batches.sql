@@ -230,15 +230,174 @@ end;
 $$;
 
 -- Create courses, or update the course with that code (any letter case; the
--- stored code is kept). set_capacities[i] says whether capacities[i] is to
--- be applied (it may set null: no limit); a null waitlist_capacities[i]
--- keeps the stored one. As PATCH /courses/{id}: lowering capacity below
--- the enrollments is capacity-below-enrollments, lowering
--- waitlist_capacity below the students waiting is
--- waitlist-capacity-below-waiting (checked in that order, as the check
--- constraints are), and nothing changes; raising capacity promotes
--- (courses_promote_on_capacity) and the course returned is read after it.
--- Other outcomes: created, updated, unchanged.
+-- stored code is kept) in that term: term_ids[i], null for the courses
+-- without a term. A term that does not exist is the item's unknown-term,
+-- and nothing changes; the term found is locked (key share) until the
+-- commit, so it cannot go before the course is in it. set_capacities[i]
+-- says whether capacities[i] is to be applied (it may set null: no limit);
+-- a null waitlist_capacities[i], credit_amounts[i], meeting_lists[i] (a
+-- JSON array of meetings, checked by the service) or prerequisite_lists[i]
+-- (a JSON array of codes) keeps the stored one, or takes the column's
+-- default on a create. As PATCH /courses/{id}: lowering capacity below the
+-- enrollments is capacity-below-enrollments, lowering waitlist_capacity
+-- below the students waiting is waitlist-capacity-below-waiting (checked in
+-- that order, as the check constraints are), and nothing changes; raising
+-- capacity promotes (courses_promote_on_capacity), and so may a change of
+-- credits, meetings or prerequisites (the triggers of registration.sql):
+-- the course returned is read after them. Other outcomes: created, updated,
+-- unchanged.
+create or replace function batch_courses(
+    codes text[],
+    titles text[],
+    set_capacities boolean[],
+    capacities integer[],
+    waitlist_capacities integer[],
+    term_ids bigint[],
+    credit_amounts numeric[],
+    meeting_lists jsonb[],
+    prerequisite_lists jsonb[],
+    actor text
+)
+returns table (
+    item bigint,
+    outcome text,
+    id bigint,
+    code text,
+    title text,
+    capacity integer,
+    waitlist_capacity integer,
+    enrolled integer,
+    waitlisted integer,
+    created_at timestamptz,
+    term_id bigint,
+    credits numeric,
+    meetings jsonb,
+    prerequisites text[]
+)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+    it record;
+    ruled bigint;
+    new_capacity integer;
+    new_waitlist integer;
+    new_credits numeric;
+    new_meetings jsonb;
+    new_prerequisites text[];
+begin
+    perform set_config('enrollment.actor', actor, true);
+    -- The feed locks of the courses it updates, first, in one call
+    -- (lock_courses, events.sql); then, for those whose credits, meetings or
+    -- prerequisites an item gives, which may promote students waiting here
+    -- or elsewhere, those lock_course_rules() (registration.sql) adds.
+    perform lock_courses(array(
+        select x.id from courses x
+        where (fold_case(x.code), coalesce(x.term_id, 0)) in (
+            select fold_case(t.c), coalesce(t.term, 0) from unnest(codes, term_ids) as t (c, term)
+        )
+    ));
+    for ruled in
+        select distinct x.id from courses x
+        where (fold_case(x.code), coalesce(x.term_id, 0)) in (
+            select fold_case(t.c), coalesce(t.term, 0)
+            from unnest(codes, term_ids, credit_amounts, meeting_lists, prerequisite_lists)
+                as t (c, term, cr, m, p)
+            where t.cr is not null or t.m is not null or t.p is not null
+        )
+        order by x.id
+    loop
+        perform lock_course_rules(ruled);
+    end loop;
+    for it in
+        select *
+        from unnest(codes, titles, set_capacities, capacities, waitlist_capacities, term_ids,
+                    credit_amounts, meeting_lists, prerequisite_lists)
+            with ordinality as t (new_code, new_title, set_capacity, new_cap, new_wait, new_term,
+                                  new_credits, new_meetings, new_prerequisites, n)
+        order by n
+    loop
+        item := it.n;
+        if it.new_term is not null then
+            perform from terms x where x.id = it.new_term for key share;
+            if not found then
+                outcome := 'unknown-term';
+                select null, null, null, null, null, null, null, null, null, null, null, null
+                into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted,
+                     created_at, term_id, credits, meetings, prerequisites;
+                return next;
+                continue;
+            end if;
+        end if;
+        new_prerequisites := case when it.new_prerequisites is not null then array(
+            select p.c from jsonb_array_elements_text(it.new_prerequisites) with ordinality as p (c, k)
+            order by p.k
+        ) end;
+        loop
+            select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+                   x.waitlisted, x.created_at, x.term_id, x.credits, x.meetings, x.prerequisites
+            into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
+                 term_id, credits, meetings, prerequisites
+            from courses x
+            where fold_case(x.code) = fold_case(it.new_code)
+              and coalesce(x.term_id, 0) = coalesce(it.new_term, 0)
+            for no key update;
+            if found then
+                new_capacity := case when it.set_capacity then it.new_cap else capacity end;
+                new_waitlist := coalesce(it.new_wait, waitlist_capacity);
+                new_credits := coalesce(it.new_credits, credits);
+                new_meetings := coalesce(it.new_meetings, meetings);
+                new_prerequisites := coalesce(new_prerequisites, prerequisites);
+                if new_capacity < enrolled then
+                    outcome := 'capacity-below-enrollments';
+                elsif new_waitlist < waitlisted then
+                    outcome := 'waitlist-capacity-below-waiting';
+                elsif title = it.new_title and new_capacity is not distinct from capacity
+                        and new_waitlist = waitlist_capacity and new_credits = credits
+                        and new_meetings = meetings and new_prerequisites = prerequisites then
+                    outcome := 'unchanged';
+                else
+                    update courses x
+                    set title = it.new_title, capacity = new_capacity,
+                        waitlist_capacity = new_waitlist, credits = new_credits,
+                        meetings = new_meetings, prerequisites = new_prerequisites
+                    where x.id = batch_courses.id;
+                    -- Read after the promotions the update's triggers made.
+                    select x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
+                           x.waitlisted, x.credits, x.meetings, x.prerequisites
+                    into code, title, capacity, waitlist_capacity, enrolled, waitlisted, credits,
+                         meetings, prerequisites
+                    from courses x where x.id = batch_courses.id;
+                    outcome := 'updated';
+                end if;
+                exit;
+            end if;
+            insert into courses (code, title, capacity, waitlist_capacity, term_id, credits,
+                                 meetings, prerequisites)
+            values (it.new_code, it.new_title, it.new_cap, coalesce(it.new_wait, 0), it.new_term,
+                    coalesce(it.new_credits, 0), coalesce(it.new_meetings, '[]'),
+                    coalesce(new_prerequisites, '{}'))
+            on conflict do nothing
+            returning courses.id, courses.code, courses.title, courses.capacity,
+                      courses.waitlist_capacity, courses.enrolled, courses.waitlisted,
+                      courses.created_at, courses.term_id, courses.credits, courses.meetings,
+                      courses.prerequisites
+            into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
+                 term_id, credits, meetings, prerequisites;
+            if found then
+                perform lock_courses(array[id], created => true);
+                outcome := 'created';
+                exit;
+            end if;
+        end loop;
+        return next;
+    end loop;
+end;
+$$;
+
+-- The signature before terms (the release of migration 0015), kept for one
+-- release: instances of that release call it during a rolling deploy. It
+-- creates or updates among the courses without a term. A later release
+-- drops it in a migration (docs/development.md, "Functions and triggers").
 create or replace function batch_courses(
     codes text[],
     titles text[],
@@ -259,71 +418,9 @@ returns table (
     waitlisted integer,
     created_at timestamptz
 )
-language plpgsql as $$
-#variable_conflict use_column
-declare
-    it record;
-    new_capacity integer;
-    new_waitlist integer;
-begin
-    perform set_config('enrollment.actor', actor, true);
-    -- The feed locks of the courses it updates, first (lock_courses, events.sql).
-    perform lock_courses(array(
-        select x.id from courses x
-        where fold_case(x.code) in (select fold_case(c) from unnest(codes) as c)
-    ));
-    for it in
-        select *
-        from unnest(codes, titles, set_capacities, capacities, waitlist_capacities)
-            with ordinality as t (new_code, new_title, set_capacity, new_cap, new_wait, n)
-        order by n
-    loop
-        item := it.n;
-        loop
-            select x.id, x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
-                   x.waitlisted, x.created_at
-            into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at
-            from courses x
-            where fold_case(x.code) = fold_case(it.new_code)
-            for no key update;
-            if found then
-                new_capacity := case when it.set_capacity then it.new_cap else capacity end;
-                new_waitlist := coalesce(it.new_wait, waitlist_capacity);
-                if new_capacity < enrolled then
-                    outcome := 'capacity-below-enrollments';
-                elsif new_waitlist < waitlisted then
-                    outcome := 'waitlist-capacity-below-waiting';
-                elsif title = it.new_title and new_capacity is not distinct from capacity
-                        and new_waitlist = waitlist_capacity then
-                    outcome := 'unchanged';
-                else
-                    update courses x
-                    set title = it.new_title, capacity = new_capacity,
-                        waitlist_capacity = new_waitlist
-                    where x.id = batch_courses.id;
-                    -- Read after the promotions the update's trigger made.
-                    select x.code, x.title, x.capacity, x.waitlist_capacity, x.enrolled,
-                           x.waitlisted
-                    into code, title, capacity, waitlist_capacity, enrolled, waitlisted
-                    from courses x where x.id = batch_courses.id;
-                    outcome := 'updated';
-                end if;
-                exit;
-            end if;
-            insert into courses (code, title, capacity, waitlist_capacity)
-            values (it.new_code, it.new_title, it.new_cap, coalesce(it.new_wait, 0))
-            on conflict do nothing
-            returning courses.id, courses.code, courses.title, courses.capacity,
-                      courses.waitlist_capacity, courses.enrolled, courses.waitlisted,
-                      courses.created_at
-            into id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at;
-            if found then
-                perform lock_courses(array[id], created => true);
-                outcome := 'created';
-                exit;
-            end if;
-        end loop;
-        return next;
-    end loop;
-end;
+language sql as $$
+    select b.item, b.outcome, b.id, b.code, b.title, b.capacity, b.waitlist_capacity,
+           b.enrolled, b.waitlisted, b.created_at
+    from batch_courses(codes, titles, set_capacities, capacities, waitlist_capacities,
+                       null::bigint[], null::numeric[], null::jsonb[], null::jsonb[], actor) b
 $$;

@@ -173,7 +173,8 @@ end;
 $$;
 
 -- courses_audit and courses_audit_delete: a course created, deleted, or
--- changed in code, title, capacity or waitlist_capacity (which ones).
+-- changed in code, title, capacity, waitlist_capacity, term_id, credits,
+-- meetings or prerequisites (which ones).
 create or replace function courses_record() returns trigger
 language plpgsql as $$
 declare
@@ -186,7 +187,9 @@ begin
         return old;  -- BEFORE DELETE: go on with the delete
     else
         details := changed_fields(
-            to_jsonb(old), to_jsonb(new), array['code', 'title', 'capacity', 'waitlist_capacity']
+            to_jsonb(old), to_jsonb(new),
+            array['code', 'title', 'capacity', 'waitlist_capacity', 'term_id', 'credits',
+                  'meetings', 'prerequisites']
         );
         if details -> 'fields' <> '[]'::jsonb then
             perform record_event('course.updated', null, new.id, details);
@@ -263,7 +266,8 @@ create or replace trigger students_audit_delete
 
 -- Not fired by the seat counters' updates, which name none of these columns.
 create or replace trigger courses_audit
-    after insert or update of code, title, capacity, waitlist_capacity on courses
+    after insert or update of code, title, capacity, waitlist_capacity, term_id, credits,
+        meetings, prerequisites on courses
     for each row execute function courses_record();
 
 create or replace trigger courses_audit_delete

@@ -157,10 +157,13 @@ begin
 end;
 $$;
 
--- The same for courses, by code or title; the walk's end is a row with only
--- its id.
+-- The same for courses, by code or title, of term `term` only when it is
+-- not null (?term_id=); the walk's end is a row with only its id. With a
+-- term, the walk takes the term's next rows (the index courses_term_id of
+-- migration 0016), so it examines `walk` rows of the term however few the
+-- term holds.
 create or replace function search_course_page(
-    after bigint, q text, lim integer, walk integer, heavy jsonb, budget real
+    after bigint, q text, lim integer, walk integer, heavy jsonb, budget real, term bigint
 )
 returns setof courses
 language plpgsql stable
@@ -185,7 +188,7 @@ begin
         found := array(
             select c from courses c
             where (fold_case(c.code) like pattern or fold_case(c.title) like pattern)
-              and c.id + 0 > after
+              and c.id + 0 > after and (term is null or c.term_id = term)
             limit 2001
         );
         perform set_config('enable_indexscan', 'on', true), set_config('enable_seqscan', 'on', true);
@@ -194,14 +197,42 @@ begin
             return;
         end if;
     end if;
-    return query
-        select w.* from (select * from courses c where c.id > after order by c.id limit walk) w
-        where search_fold(w.code) like pattern or search_fold(w.title) like pattern
-        order by w.id limit lim;
-    select count(*), max(w.id) into walked, ended.id
-    from (select c.id from courses c where c.id > after order by c.id limit walk) w;
+    if term is null then
+        return query
+            select w.* from (select * from courses c where c.id > after order by c.id limit walk) w
+            where search_fold(w.code) like pattern or search_fold(w.title) like pattern
+            order by w.id limit lim;
+        select count(*), max(w.id) into walked, ended.id
+        from (select c.id from courses c where c.id > after order by c.id limit walk) w;
+    else
+        return query
+            select w.* from (
+                select * from courses c where c.term_id = term and c.id > after
+                order by c.id limit walk
+            ) w
+            where search_fold(w.code) like pattern or search_fold(w.title) like pattern
+            order by w.id limit lim;
+        select count(*), max(w.id) into walked, ended.id
+        from (
+            select c.id from courses c where c.term_id = term and c.id > after
+            order by c.id limit walk
+        ) w;
+    end if;
     if walked = walk then
         return next ended;
     end if;
 end;
+$$;
+
+-- The signature before ?term_id= (release of migration 0015), kept for one
+-- release: instances of that release call it during a rolling deploy. A
+-- later release drops it in a migration (docs/development.md, "Functions
+-- and triggers").
+create or replace function search_course_page(
+    after bigint, q text, lim integer, walk integer, heavy jsonb, budget real
+)
+returns setof courses
+language sql stable
+as $$
+    select * from search_course_page(after, q, lim, walk, heavy, budget, null::bigint)
 $$;
