@@ -454,3 +454,9 @@ def test_the_importer_names_each_row_it_sends_alone_by_the_event_or_problem_of_t
     assert {o.slug for o in KINDS["completions"].applied if not o.changed} == {"already-completed"}
     assert "`/problems/already-completed`" in said
     assert {o.slug for o in KINDS["holds"].applied if not o.changed} == {"already-held"}
+
+
+def test_the_events_filter_takes_every_event_type_of_the_document():
+    from service.handlers.events import TYPES
+
+    assert set(TYPES) == set(_schema("components/schemas/EventType")["enum"])

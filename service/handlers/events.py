@@ -28,6 +28,14 @@ TYPES = frozenset(
         "enrollment.deleted",
         "waitlist.joined",
         "waitlist.left",
+        "waitlist.passed_over",
+        "term.created",
+        "term.updated",
+        "term.deleted",
+        "hold.placed",
+        "hold.removed",
+        "completion.added",
+        "completion.removed",
     }
 )
 QUERY = frozenset({"cursor", "limit", "student_id", "course_id", "type", "wait"})
