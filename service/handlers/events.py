@@ -51,7 +51,8 @@ def _types(query) -> list[str] | None:
     asked = [t.strip() for t in query["type"].split(",")]
     unknown = [t for t in asked if t not in TYPES]
     if unknown or not asked:
-        raise invalid([FieldError("type", f"must be a comma list of {', '.join(sorted(TYPES))}")])
+        message = "must be a comma list of event types (EventType in /openapi.json)"
+        raise invalid([FieldError("type", message)])
     return sorted(set(asked))
 
 
