@@ -6,8 +6,9 @@
 -- old unique index would refuse them.
 --
 -- Every trigger of sql/functions/registration.sql goes (with its table, or
--- dropped below), so its record in schema_functions goes too: the next
--- migrate to 0016 applies the file again, since its text did not change.
+-- dropped below), and courses_audit of events.sql is 0015's again, so their
+-- records in schema_functions go too: the next migrate to 0016 applies the
+-- files again, though their text did not change.
 
 set local lock_timeout = '5s';
 
@@ -28,6 +29,11 @@ create unique index courses_code_folded on courses (fold_case(code));
 drop index courses_code_key;
 alter index courses_code_folded rename to courses_code_key;
 drop index courses_term_id;
+-- courses_audit watches the new columns (events.sql): back to 0015's.
+drop trigger courses_audit on courses;
+create trigger courses_audit
+    after insert or update of code, title, capacity, waitlist_capacity on courses
+    for each row execute function courses_record();
 alter table courses
     drop column prerequisites,
     drop column meetings,
@@ -36,4 +42,4 @@ alter table courses
 
 drop table terms;
 
-delete from schema_functions where file = 'registration.sql';
+delete from schema_functions where file in ('registration.sql', 'events.sql');

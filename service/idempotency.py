@@ -41,8 +41,8 @@ What is stored is bounded (tables of migration 0014, sql/functions/idempotency.s
   of an answer whose body was not kept has its status and Location and an
   empty body.
 - In time, for personal data: the answer records the students whose emails
-  its body carries (found here, linked by the store statement) and the
-  student its path names (a hold's reason is about them), and
+  its body carries (found here, linked by the store statement) and, for a
+  hold, the student its path names (the reason is about them), and
   deleting one of them drops the body in the database (a trigger), however
   the student was deleted.
 
@@ -169,8 +169,15 @@ def _too_many(limit: int, retry_after: int) -> Problem:
     )
 
 
+# The routes whose answers carry text about the student the path names.
+ABOUT_THE_STUDENT = frozenset({"/students/{student_id}/holds"})
+
+
 def _path_student(request: web.Request) -> int | None:
-    """The student a path under /students/{student_id}/ names: their holds, completions, ..."""
+    """The student whose hold (its reason) the answer carries, or None."""
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical not in ABOUT_THE_STUDENT:
+        return None
     raw = request.match_info.get("student_id", "")
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
 
