@@ -418,6 +418,46 @@ TRIED = [
     ),
     ("DELETE", "/courses/{course_id}", {"course_id": "spare"}, None),
     ("DELETE", "/students/{student_id}", {"student_id": "alan"}, None),
+    ("GET", "/students/{student_id}/holds", {"student_id": "ada"}, None),
+    (
+        "GET",
+        "/students/{student_id}/holds/{hold_id}",
+        {"student_id": "ada", "hold_id": "hold"},
+        None,
+    ),
+    ("POST", "/students/{student_id}/holds", {"student_id": "grace"}, {"reason": "Unpaid fees"}),
+    (
+        "DELETE",
+        "/students/{student_id}/holds/{hold_id}",
+        {"student_id": "ada", "hold_id": "spare_hold"},
+        None,
+    ),
+    ("GET", "/students/{student_id}/completions", {"student_id": "ada"}, None),
+    (
+        "GET",
+        "/students/{student_id}/completions/{completion_id}",
+        {"student_id": "ada", "completion_id": "completion"},
+        None,
+    ),
+    ("POST", "/students/{student_id}/completions", {"student_id": "grace"}, {"code": "MATH101"}),
+    (
+        "DELETE",
+        "/students/{student_id}/completions/{completion_id}",
+        {"student_id": "ada", "completion_id": "spare_completion"},
+        None,
+    ),
+    (
+        "GET",
+        "/students/{student_id}/terms/{term_id}",
+        {"student_id": "ada", "term_id": "term"},
+        None,
+    ),
+    (
+        "PUT",
+        "/students/{student_id}/terms/{term_id}",
+        {"student_id": "grace", "term_id": "term"},
+        {"max_credits": 12},
+    ),
     ("GET", "/docs/{asset}", {"asset": "init.js"}, None),  # not a row: the value as it is
 ]
 
@@ -453,6 +493,26 @@ def rows(base: str) -> dict[str, int]:
         enroll = {"course_id": ids["full"], "waitlist": True}
         status, body = call(base, "POST", f"/students/{ids[student]}/courses", enroll)
         assert status in (201, 202), body
+    ada = ids["ada"]
+    for name, path, row in (
+        ("hold", f"/students/{ada}/holds", {"reason": "Library fine"}),
+        ("spare_hold", f"/students/{ada}/holds", {"reason": "Unpaid fees"}),
+        ("completion", f"/students/{ada}/completions", {"code": "CS101"}),
+        ("spare_completion", f"/students/{ada}/completions", {"code": "CS102"}),
+        (
+            "term",
+            "/terms",
+            {
+                "code": "2027-SPRING",
+                "title": "Spring",
+                "starts_on": "2027-01-18",
+                "ends_on": "2027-05-14",
+            },
+        ),
+    ):
+        status, body = call(base, "POST", path, row)
+        assert status == 201, body
+        ids[name] = json.loads(body)["id"]
     return ids
 
 
@@ -470,6 +530,14 @@ def fill_path_parameters(block, values: dict[str, int]) -> None:
         field = row.find_element(By.CSS_SELECTOR, "input")
         field.clear()
         field.send_keys(str(value))
+    # A POST's Idempotency-Key comes filled with the document's example: each
+    # operation gets a key of its own, as a client would send.
+    for row in block.find_elements(
+        By.CSS_SELECTOR, 'tr[data-param-name="Idempotency-Key"][data-param-in="header"]'
+    ):
+        for field in row.find_elements(By.CSS_SELECTOR, "input"):
+            field.clear()
+            field.send_keys(f"docs-page-{'-'.join(str(v) for v in values.values())}-{id(block)}")
 
 
 def try_every_path_operation(base: str) -> dict:
@@ -558,6 +626,6 @@ async def test_every_operation_with_a_path_parameter_can_be_tried_from_the_page(
                     assert json.loads(shown) == json.loads(curl_body), (method, path)
             else:
                 # A change answers as the contract says, and took effect.
-                expected = {"POST": "201", "PATCH": "200", "DELETE": "204"}[method]
+                expected = {"POST": "201", "PATCH": "200", "PUT": "200", "DELETE": "204"}[method]
                 assert status == expected, (method, path, status, shown)
                 assert curl_status == (404 if method == "DELETE" else 200), (method, path)
