@@ -165,17 +165,17 @@ def _supervise(config: Config) -> int:
     for worker in workers:
         worker.start()
     _announce_when_accepting(config, workers)
-    # If a worker dies on its own, stop the rest: a half-served port is worse
-    # than a restart by the supervisor.
-    crashed = False
+    # If a worker ends on its own, stop the rest: a half-served port is worse
+    # than a restart by the supervisor. A worker that ended with status 0 was
+    # stopped by a signal sent to the whole group (Ctrl-C, systemd's stop)
+    # that has not reached this process yet: that is a stop, not a crash.
     codes = []
     for worker in workers:
         worker.join()
         codes.append(worker.exitcode)
         if not stopping:
-            crashed = True
             stop(signal.SIGTERM, None)
-    return 1 if crashed or any(codes) else 0
+    return 1 if any(codes) else 0
 
 
 def exit_on_startup_error(error: StartupError) -> None:

@@ -331,6 +331,38 @@ async def test_sigterm_to_the_parent_stops_every_worker(database_url, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("signum", "status"),
+    [
+        # A signal to the whole group whose share for the supervisor comes
+        # late: the workers stop cleanly, and so does the service.
+        (signal.SIGTERM, 0),
+        # A worker killed: the rest are stopped, and the status says it failed.
+        (signal.SIGKILL, 1),
+    ],
+)
+async def test_a_worker_that_ends_on_its_own_stops_the_rest(database_url, tmp_path, signum, status):
+    admin = await asyncpg.connect(database_url)
+    try:
+        settings = {"WEB_CONCURRENCY": "2", "DB_POOL_MIN_SIZE": "1"}
+        async with serving(database_url, tmp_path, **settings) as server:
+            await wait_sessions(admin, database_url, 2)
+            children = psutil.Process(server.process.pid).children(recursive=True)
+            workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+            assert len(workers) == 2, [c.cmdline() for c in children]
+
+            for worker in workers[: 2 if signum == signal.SIGTERM else 1]:
+                worker.send_signal(signum)
+            assert await server.exited(within=5 + 5) == status, server.log()
+            _gone, alive = await asyncio.to_thread(psutil.wait_procs, workers, timeout=5)
+            assert not alive, [c.pid for c in alive]
+            if status == 0:
+                assert_clean_log(server)
+        await wait_sessions(admin, database_url, 0)
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize(
     ("workers", "stop"),
     [
         ("1", signal.SIGINT),  # Ctrl-C in a terminal
