@@ -33,6 +33,7 @@ ENROLLMENTS = "0002_student_courses"
 CAPACITY = "0003_course_capacity"
 BEFORE_TERMS = "0015_functions_in_one_place"
 TERMS = "0016_terms"
+MEETING_TIMES = "0017_meeting_times"
 OUR_TABLES = ["students", "courses", "student_courses"]
 
 
@@ -526,16 +527,18 @@ async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
         triggers = {(table, name) for table, name, _ in (await schema(conn))["triggers"]}
     assert len(held["student_courses"]) == 101 and len(held["course_waitlist"]) == 3
 
-    # The migrate of 0016's release: the migration, then its functions.
-    assert await apply(dsn) == [TERMS]
+    # The migrate to the newest schema: 0016 and what came after it, then the
+    # functions.
+    assert await apply(dsn) == [TERMS, MEETING_TIMES]
     async with connected(dsn) as conn:
         after, added = await snapshot(conn), await places(conn)
         definitions = await schema(conn)
     # Every row as it was, the new columns at their defaults: no term, no
-    # credits, meetings or prerequisites, no hold, nothing overridden.
+    # credits, meetings (nor their minutes) or prerequisites, no hold,
+    # nothing overridden.
     old = {name for name, *_ in before["sequences"]}
     assert [s for s in after["sequences"] if s[0] in old] == before["sequences"]
-    for table, defaults in (("students", (0,)), ("courses", (None, 0, "[]", []))):
+    for table, defaults in (("students", (0,)), ("courses", (None, 0, "[]", [], []))):
         width = len(before[table][0])
         assert [row[:width] for row in after[table]] == before[table], table
         assert [row[width:] for row in after[table]] == [defaults] * len(before[table]), table
@@ -545,7 +548,7 @@ async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
     # Back to 0015: its rows and definitions exactly, and only the triggers of
     # the release before (whose migrate puts back their bodies); none of
     # 0016's functions would find their columns.
-    assert await rollback(dsn) == [TERMS]
+    assert await rollback(dsn, count=2) == [MEETING_TIMES, TERMS]
     async with connected(dsn) as conn:
         assert_same_data(await snapshot(conn), before)
         assert await places(conn) == held
@@ -553,7 +556,7 @@ async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
         assert {(table, name) for table, name, _ in definition["triggers"]} == triggers
 
     # And forward again: as the first time, registration.sql's triggers included.
-    assert await apply(dsn) == [TERMS]
+    assert await apply(dsn) == [TERMS, MEETING_TIMES]
     async with connected(dsn) as conn:
         assert_same_data(await snapshot(conn), after)
         assert await places(conn) == added
@@ -590,6 +593,7 @@ async def test_the_terms_rollback_refuses_while_a_code_is_in_two_terms(empty_dat
         before = {key: [tuple(r) for r in await conn.fetch(sql)] for key, sql in contents.items()}
     assert before["students"] == [(student, 1)]
 
+    assert await rollback(dsn) == [MEETING_TIMES]
     with pytest.raises(psycopg.errors.UniqueViolation) as caught:
         await rollback(dsn)
     assert (
@@ -599,7 +603,7 @@ async def test_the_terms_rollback_refuses_while_a_code_is_in_two_terms(empty_dat
     assert caught.value.diag.message_detail.endswith("=(math101) is duplicated.")
 
     # Refused as a whole: 0016 stays, and so does every row it would drop.
-    assert await applied(dsn) == MIGRATION_IDS
+    assert await applied(dsn) == MIGRATION_IDS[: MIGRATION_IDS.index(TERMS) + 1]
     async with connected(dsn) as conn:
         assert {
             k: [tuple(r) for r in await conn.fetch(sql)] for k, sql in contents.items()

@@ -530,10 +530,11 @@ async def test_waitlists_apply_under_enrollments_and_count_every_seat(empty_data
 
 BEFORE_TERMS = "0015_functions_in_one_place"
 TERMS = "0016_terms"
+MEETING_TIMES = "0017_meeting_times"  # applied with it by the newest release's migrate
 # What 0016 adds to students and courses: every existing row must hold their
 # defaults. state() leaves them out, and the counts the registrations change
 # (queue_state() and the counts' own check cover the old courses' counts).
-TERM_COLUMNS = ["term_id", "credits", "meetings", "prerequisites", "holds"]
+TERM_COLUMNS = ["term_id", "credits", "meetings", "prerequisites", "holds", "meeting_times"]
 LEAVE_OUT = [*TERM_COLUMNS, "enrolled", "waitlisted"]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -901,10 +902,11 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
         for name, text in migrations.function_files().items()
     }
 
-    # Which transaction held what: 0016's took ACCESS EXCLUSIVE on courses,
-    # the functions' (after it) SHARE ROW EXCLUSIVE, by CREATE OR REPLACE TRIGGER.
+    # Which transaction held what: 0016's took ACCESS EXCLUSIVE on students
+    # (and courses; so does 0017's, after it, on courses alone), the
+    # functions' (last) SHARE ROW EXCLUSIVE, by CREATE OR REPLACE TRIGGER.
     # The last of each committed; the others lost to a deadlock.
-    *lost, (migration, _, _) = watch.of("courses", "AccessExclusiveLock")
+    *lost, (migration, _, _) = watch.of("students", "AccessExclusiveLock")
     functions = [x for x, *_ in watch.of("courses", "ShareRowExclusiveLock") if x != migration]
     assert functions, f"the functions' transaction was not seen: {watch.seen}"
     held, applying = watch.held(migration), watch.held(functions[-1])
@@ -1016,7 +1018,7 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
     # applies its functions again): the same rows, and the older release's
     # statements work on them.
     started = time.perf_counter()
-    assert await rollback(dsn) == [TERMS]
+    assert await rollback(dsn, count=2) == [MEETING_TIMES, TERMS]
     took = time.perf_counter() - started
     newer = migrations.function_files()
     changed = [name for name, text in old_functions.items() if newer.get(name) != text]

@@ -153,6 +153,27 @@ async def test_overlapping_meetings_conflict_and_touching_ones_do_not(client, db
     assert (await enroll(client, student["id"], elsewhere)).status == 201
 
 
+async def test_a_courses_meetings_changed_are_the_ones_that_conflict(client, db):
+    t = await term(db)
+    student = await create_student(client)
+    first = await course(db, t, code="HIST210", meetings=MON_9)
+    later = await course(db, t, meetings=TUE_9)
+    assert (await enroll(client, student["id"], first)).status == 201
+
+    # Through the API: the minutes the conflict check compares follow.
+    response = await client.patch(f"/courses/{later}", json={"meetings": MON_930})
+    assert response.status == 200, await response.text()
+    await refused(await enroll(client, student["id"], later), "time-conflict")
+    # Written with SQL too; and minutes written by hand are computed again
+    # from the meetings.
+    await db.execute("update courses set meetings = '[]' where id = $1", first)
+    assert (await enroll(client, student["id"], later)).status == 201
+    await db.execute("update courses set meeting_times = '{[0,10080)}' where id = $1", later)
+    assert await db.fetch(
+        "select meeting_times::text from courses where id = any($1) order by id", [first, later]
+    ) == [("{}",), ("{[570,660)}",)]
+
+
 async def test_waitlisted_courses_neither_conflict_nor_count_credits(client, db):
     t = await term(db, max_credits=4)
     student = await create_student(client)

@@ -28,19 +28,48 @@
 -- lock_course_rules() before the change; reserve_events() refuses a
 -- promotion in a course not locked so (the transaction runs again).
 
--- meetings_overlap: whether two lists of weekly meetings share a day and
--- overlapping times, each meeting the half-open interval [starts, ends)
--- ("HH:MM", zero-padded, so text order is time order).
+-- week_minutes: a list of weekly meetings as the minutes of the week they
+-- take, each meeting on each of its days the half-open range [starts, ends)
+-- (Monday 00:00 is minute 0). Two lists overlap when their week_minutes do
+-- (&&): a day in common and overlapping times. Kept for every course in
+-- courses.meeting_times (migration 0017) by courses_meeting_times below.
+create or replace function week_minutes(meetings jsonb) returns int4multirange
+language sql immutable parallel safe as $$
+    select coalesce(range_agg(int4range(
+               (d.n - 1) * 1440 + split_part(m ->> 'starts', ':', 1)::integer * 60
+                   + split_part(m ->> 'starts', ':', 2)::integer,
+               (d.n - 1) * 1440 + split_part(m ->> 'ends', ':', 1)::integer * 60
+                   + split_part(m ->> 'ends', ':', 2)::integer
+           )), '{}')
+    from jsonb_array_elements(meetings) m,
+         jsonb_array_elements_text(m -> 'days') day,
+         array_position(array['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], day) d (n)
+$$;
+
+-- meetings_overlap: whether two lists of weekly meetings overlap, for
+-- whoever compares lists that are not courses' (the rush scenario's
+-- invariants, tests); a course's are in courses.meeting_times already.
 create or replace function meetings_overlap(a jsonb, b jsonb) returns boolean
 language sql immutable parallel safe as $$
-    select exists (
-        select 1
-        from jsonb_array_elements(a) x, jsonb_array_elements(b) y
-        where (x -> 'days') ?| array(select jsonb_array_elements_text(y -> 'days'))
-          and (x ->> 'starts') collate "C" < (y ->> 'ends') collate "C"
-          and (y ->> 'starts') collate "C" < (x ->> 'ends') collate "C"
-    )
+    select week_minutes(a) && week_minutes(b)
 $$;
+
+-- courses_meeting_times: courses.meeting_times follows meetings. Only an
+-- insert with meetings and an update naming meetings (or meeting_times
+-- itself) fire it, so the counts' updates of every enrollment do not.
+create or replace function courses_meeting_times() returns trigger
+language plpgsql as $$
+begin
+    new.meeting_times := week_minutes(new.meetings);
+    return new;
+end;
+$$;
+
+create or replace trigger courses_meeting_times
+    before insert or update of meetings, meeting_times on courses
+    for each row
+    when (new.meetings <> '[]' or new.meeting_times <> '{}')
+    execute function courses_meeting_times();
 
 -- registration_blocker: the first rule, in the order of the checks, that
 -- keeps `student` out of `course` now (no row, or a null rule: none); `about`
@@ -108,21 +137,20 @@ language sql stable as $$
                 )
                 order by p.k
             ) end as missing,
-            case when jsonb_array_length(c.meetings) > 0
+            case when not isempty(c.meeting_times)
                       and not 'time-conflict' = any(coalesce(skip, '{}')) then (
                 -- The meetings compared only with the student's courses of
                 -- the term (OFFSET 0: found first, not tested on every
                 -- course of the term).
                 select y.code
                 from (
-                    select x.id, x.code, x.meetings
+                    select x.id, x.code, x.meeting_times
                     from student_courses e
                     join courses x on x.id = e.course_id
                     where e.student_id = student and x.term_id = c.term_id and x.id <> c.id
-                      and jsonb_array_length(x.meetings) > 0
                     offset 0
                 ) y
-                where meetings_overlap(y.meetings, c.meetings)
+                where y.meeting_times && c.meeting_times
                 order by y.id
                 limit 1
             ) end as conflicting,
