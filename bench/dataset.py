@@ -922,6 +922,7 @@ async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None
             if without_triggers:
                 await _count_seats(conn, sizes.courses + 1)
                 await _count_credits(conn)
+                await _meeting_times(conn, sizes.courses + 1)
             await conn.execute(
                 "select setval(pg_get_serial_sequence('courses', 'id'), max(id)) from courses"
             )
@@ -964,6 +965,16 @@ async def _count_credits(conn: asyncpg.Connection) -> None:
         ) s
         where st.student_id = s.student_id and st.term_id = s.term_id
         """
+    )
+
+
+async def _meeting_times(conn: asyncpg.Connection, first_course: int) -> None:
+    """Set courses.meeting_times from id `first_course` on (what the trigger
+    courses_meeting_times keeps), for courses copied while the triggers were off."""
+    await conn.execute(
+        "update courses set meeting_times = week_minutes(meetings)"
+        " where id >= $1 and meetings <> '[]'",
+        first_course,
     )
 
 
