@@ -12,6 +12,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import asyncpg
 from aiohttp import web
@@ -67,7 +68,7 @@ def run_worker(config: Config, *, reuse_port: bool = False, announce: bool = Fal
         # which then ends with status 1. So a worker ignores SIGINT (the
         # supervisor turns it into SIGTERM) and stops on its first SIGTERM.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        loop.add_signal_handler(signal.SIGTERM, _stop_once, loop)
+        loop.add_signal_handler(signal.SIGTERM, _stop_once(loop))
     app = create_app(config)
     # Everything imported so far lives as long as the process: move it out of
     # the collector's sight, so each collection scans only request garbage.
@@ -90,10 +91,27 @@ def run_worker(config: Config, *, reuse_port: bool = False, announce: bool = Fal
     )
 
 
-def _stop_once(loop: asyncio.AbstractEventLoop) -> None:
-    """SIGTERM in a worker: begin the graceful stop; later ones change nothing."""
-    loop.add_signal_handler(signal.SIGTERM, lambda: None)
-    raise web.GracefulExit()
+def _stop_once(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """A worker's SIGTERM handler: the first call begins the graceful stop;
+    the signals after it are ignored while the worker stops.
+
+    Ignored by the process rather than by a handler of the loop's: the loop,
+    once closed, puts back the default action of the signals it handled.
+    The flag makes a second call do nothing, should two signals have been
+    scheduled before the first ran (a second GracefulExit, a SystemExit of
+    status 1, would end the worker with status 1).
+    """
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise web.GracefulExit()
+
+    return stop
 
 
 def serve(config: Config) -> int:
@@ -169,13 +187,17 @@ def _supervise(config: Config) -> int:
     # than a restart by the supervisor. A worker that ended with status 0 was
     # stopped by a signal sent to the whole group (Ctrl-C, systemd's stop)
     # that has not reached this process yet: that is a stop, not a crash.
-    codes = []
+    # So is, once stopping, a worker ended by SIGTERM itself: it handles the
+    # first and ignores the rest while it stops (_stop_once), so SIGTERM's
+    # default action can only have met it before it served or after its
+    # loop had closed.
+    failed = False
     for worker in workers:
         worker.join()
-        codes.append(worker.exitcode)
+        failed |= worker.exitcode != 0 and not (stopping and worker.exitcode == -signal.SIGTERM)
         if not stopping:
             stop(signal.SIGTERM, None)
-    return 1 if any(codes) else 0
+    return 1 if failed else 0
 
 
 def exit_on_startup_error(error: StartupError) -> None:
