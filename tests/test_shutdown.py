@@ -308,16 +308,24 @@ async def test_a_request_blocked_past_the_shutdown_timeout_does_not_keep_the_pro
         await admin.close()
 
 
+async def two_workers_up(
+    server: Server, admin: asyncpg.Connection
+) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """The server's child processes and its two workers, once both are up."""
+    # Each worker opens its own pool of one connection once it is up.
+    await wait_sessions(admin, server.database_url, 2)
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert len(workers) == 2, [c.cmdline() for c in children]
+    return children, workers
+
+
 async def test_sigterm_to_the_parent_stops_every_worker(database_url, tmp_path):
     admin = await asyncpg.connect(database_url)
     try:
         settings = {"WEB_CONCURRENCY": "2", "DB_POOL_MIN_SIZE": "1"}
         async with serving(database_url, tmp_path, **settings) as server:
-            # Each worker opens its own pool of one connection once it is up.
-            await wait_sessions(admin, database_url, 2)
-            children = psutil.Process(server.process.pid).children(recursive=True)
-            workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-            assert len(workers) == 2, [c.cmdline() for c in children]
+            children, workers = await two_workers_up(server, admin)
 
             server.process.send_signal(signal.SIGTERM)
             assert await server.exited(within=5 + 5) == 0
@@ -345,10 +353,7 @@ async def test_a_worker_that_ends_on_its_own_stops_the_rest(database_url, tmp_pa
     try:
         settings = {"WEB_CONCURRENCY": "2", "DB_POOL_MIN_SIZE": "1"}
         async with serving(database_url, tmp_path, **settings) as server:
-            await wait_sessions(admin, database_url, 2)
-            children = psutil.Process(server.process.pid).children(recursive=True)
-            workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-            assert len(workers) == 2, [c.cmdline() for c in children]
+            _children, workers = await two_workers_up(server, admin)
 
             for worker in workers[: 2 if signum == signal.SIGTERM else 1]:
                 worker.send_signal(signum)
