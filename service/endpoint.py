@@ -32,7 +32,7 @@ from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
-from .keys import ACTOR, CONFIG, METRICS, SCOPE, TOKENS
+from .keys import ACTOR, CONFIG, CREDENTIAL, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
 from .validation.query import check_query
 
@@ -119,6 +119,7 @@ def endpoint(
                     check_scope(token, request.method)
                 request[ACTOR] = token.name
                 request[SCOPE] = token.scope
+                request[CREDENTIAL] = token
             if query is not None and request.query_string:
                 check_query(request.query, query)
             if keyed and idempotency_key in request.headers:
