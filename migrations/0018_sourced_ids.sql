@@ -23,6 +23,8 @@ lock table courses, students, student_courses, terms in access exclusive mode;
 
 -- A sourcedId: 1 to 255 characters, no spaces or control characters (the
 -- service checks the same and names the field; this is the last guard).
+-- Created here for the checks below; sql/functions/oneroster.sql holds its
+-- current definition.
 create function sourced_id_valid(value text) returns boolean
 language sql immutable parallel safe as $$
     select char_length(value) between 1 and 255 and value !~ '[[:space:][:cntrl:]]'
