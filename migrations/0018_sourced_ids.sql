@@ -13,6 +13,9 @@
 -- migration's time; the checks are NOT VALID. Migration 0019 gives the
 -- existing rows their sourced_id in small committed batches, then builds
 -- the unique indexes without blocking writes and makes the column NOT NULL.
+-- Nothing here refuses a null yet: the release before this one updates its
+-- rows (a rename, every enrollment's seat count) before 0019 has filled
+-- them, and a NOT VALID check is checked on every row an update writes.
 
 set local lock_timeout = '5s';
 
@@ -20,6 +23,8 @@ lock table courses, students, student_courses, terms in access exclusive mode;
 
 -- A sourcedId: 1 to 255 characters, no spaces or control characters (the
 -- service checks the same and names the field; this is the last guard).
+-- Created here for the checks below; sql/functions/oneroster.sql holds its
+-- current definition.
 create function sourced_id_valid(value text) returns boolean
 language sql immutable parallel safe as $$
     select char_length(value) between 1 and 255 and value !~ '[[:space:][:cntrl:]]'
@@ -29,29 +34,25 @@ alter table students
     add column sourced_id text,
     alter column sourced_id set default gen_random_uuid()::text,
     add column modified_at timestamptz not null default now(),
-    add constraint students_sourced_id_check check (sourced_id_valid(sourced_id)) not valid,
-    add constraint students_sourced_id_present check (sourced_id is not null) not valid;
+    add constraint students_sourced_id_check check (sourced_id_valid(sourced_id)) not valid;
 
 alter table courses
     add column sourced_id text,
     alter column sourced_id set default gen_random_uuid()::text,
     add column modified_at timestamptz not null default now(),
-    add constraint courses_sourced_id_check check (sourced_id_valid(sourced_id)) not valid,
-    add constraint courses_sourced_id_present check (sourced_id is not null) not valid;
+    add constraint courses_sourced_id_check check (sourced_id_valid(sourced_id)) not valid;
 
 alter table terms
     add column sourced_id text,
     alter column sourced_id set default gen_random_uuid()::text,
     add column modified_at timestamptz not null default now(),
-    add constraint terms_sourced_id_check check (sourced_id_valid(sourced_id)) not valid,
-    add constraint terms_sourced_id_present check (sourced_id is not null) not valid;
+    add constraint terms_sourced_id_check check (sourced_id_valid(sourced_id)) not valid;
 
 -- An enrollment does not change once made: its dateLastModified is enrolled_at.
 alter table student_courses
     add column sourced_id text,
     alter column sourced_id set default gen_random_uuid()::text,
-    add constraint student_courses_sourced_id_check check (sourced_id_valid(sourced_id)) not valid,
-    add constraint student_courses_sourced_id_present check (sourced_id is not null) not valid;
+    add constraint student_courses_sourced_id_check check (sourced_id_valid(sourced_id)) not valid;
 
 -- What was deleted, by kind and sourced_id: no personal field. Written by
 -- the triggers of sql/functions/oneroster.sql; purged with the events

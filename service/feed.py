@@ -226,7 +226,8 @@ async def watcher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def retention(app: web.Application) -> AsyncIterator[None]:
-    """Delete events older than EVENTS_RETENTION_DAYS, a batch at a time (unset: keep all)."""
+    """Delete events and tombstones older than EVENTS_RETENTION_DAYS, a batch
+    of each at a time (unset: keep all)."""
     days = app[CONFIG].events_retention_days
     if days is None:
         yield
@@ -240,9 +241,15 @@ async def retention(app: web.Application) -> AsyncIterator[None]:
                 while not stopping.is_set():
                     async with app[POOL].lend() as conn:
                         deleted = await events.purge(conn, before=before)
-                    if deleted:
-                        log.info("retention: deleted %d events from before %s", deleted, before)
-                    if deleted < events.PURGE_BATCH:
+                        buried = await events.purge_tombstones(conn, before=before)
+                    if deleted or buried:
+                        log.info(
+                            "retention: deleted %d events and %d tombstones from before %s",
+                            deleted,
+                            buried,
+                            before,
+                        )
+                    if deleted < events.PURGE_BATCH and buried < events.PURGE_BATCH:
                         break
                     await asyncio.sleep(0.05)  # let requests through between batches
             except TRANSIENT as exc:

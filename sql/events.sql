@@ -114,3 +114,22 @@ mark as (
     returning purged_through
 )
 select count(*) from gone;
+
+-- name: purge_tombstones
+-- Of the 1000 oldest tombstones (read from the start of the index
+-- tombstones_deleted_at), delete those from before $1, the events' bound:
+-- a delta sync sees a deletion as long as the feed does. A tombstone has no
+-- key; each is deleted by the address the same statement read it at. One
+-- worker at a time (the advisory lock); a batch keeps the delete's locks short.
+with turn as (
+    select pg_try_advisory_xact_lock(hashtext('enrollment.purge_tombstones')) as mine
+),
+gone as (
+    delete from tombstones
+    where (select mine from turn)
+      and ctid = any (array(
+          select ctid from tombstones where deleted_at < $1 order by deleted_at limit 1000
+      ))
+    returning 1
+)
+select count(*) from gone;

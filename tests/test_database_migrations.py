@@ -19,6 +19,7 @@ import asyncpg
 import psycopg
 import pytest
 from yoyo import read_migrations
+from yoyo.migrations import read_sql_migration
 
 from service import migrations
 from tests.migrating import applied, apply, connected, rollback
@@ -28,12 +29,26 @@ FORWARD_FILES = [p for p in SQL_FILES if not p.name.endswith(".rollback.sql")]
 ROLLBACK_FILES = [p for p in SQL_FILES if p.name.endswith(".rollback.sql")]
 MIGRATION_IDS = [p.stem for p in FORWARD_FILES]
 
+
+def _transactional() -> dict[str, bool]:
+    """id -> whether yoyo applies (and rolls back) the migration in one transaction."""
+    found = {}
+    for migration in read_migrations(str(migrations.MIGRATIONS_DIR)):
+        migration.load()  # reads the file's directives
+        found[migration.id] = migration.use_transactions
+    return found
+
+
+TRANSACTIONAL = _transactional()
+
 FIRST = "0001_students_and_courses"
 ENROLLMENTS = "0002_student_courses"
 CAPACITY = "0003_course_capacity"
 BEFORE_TERMS = "0015_functions_in_one_place"
 TERMS = "0016_terms"
 MEETING_TIMES = "0017_meeting_times"
+SOURCED_IDS = "0018_sourced_ids"
+SOURCED_IDS_FILLED = "0019_sourced_ids_filled"
 OUR_TABLES = ["students", "courses", "student_courses"]
 
 
@@ -303,10 +318,28 @@ def test_every_migration_file_sets_lock_timeout_before_its_first_ddl(path):
         if line.strip() and not line.strip().startswith("--")
     ]
     assert statements, f"{path.name} is empty"
-    # SET LOCAL: scoped to the migration's transaction, not left on yoyo's connection.
-    assert re.fullmatch(r"set local lock_timeout = '\d+m?s';", statements[0]), (
-        f"{path.name} starts with {statements[0]!r}"
-    )
+    # Whether yoyo runs the file in one transaction is the forward file's
+    # directive, for its rollback too.
+    migration = path.name.removesuffix(".sql").removesuffix(".rollback")
+    if TRANSACTIONAL[migration]:
+        # SET LOCAL: scoped to the migration's transaction, not left on yoyo's connection.
+        expected = r"set local lock_timeout = '\d+m?s';"
+    else:
+        # `-- transactional: false`: each statement commits on its own, so a
+        # SET LOCAL would end with its own statement (PostgreSQL only warns)
+        # and leave every later one waiting for a lock without a bound. The
+        # session's setting lasts to the file's end, and yoyo's connection
+        # is closed after the migrate.
+        expected = r"set lock_timeout = '\d+m?s';"
+    assert re.fullmatch(expected, statements[0]), f"{path.name} starts with {statements[0]!r}"
+
+
+def test_a_rollback_says_it_is_not_transactional_exactly_when_its_migration_does():
+    # yoyo reads the directive of the forward file only; the rollback's is for its reader.
+    for path in ROLLBACK_FILES:
+        migration = path.name.removesuffix(".rollback.sql")
+        said = re.search(r"^-- transactional: false$", path.read_text(encoding="utf-8"), re.M)
+        assert bool(said) == (not TRANSACTIONAL[migration]), path.name
 
 
 # --- stairway ----------------------------------------------------------------
@@ -527,12 +560,10 @@ async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
         triggers = {(table, name) for table, name, _ in (await schema(conn))["triggers"]}
     assert len(held["student_courses"]) == 101 and len(held["course_waitlist"]) == 3
 
-    # The migrate to the newest schema: 0016 and what came after it, then the
-    # functions.
-    assert await apply(dsn) == [TERMS, MEETING_TIMES]
+    # The migrations of the release that brought terms: 0016 and 0017.
+    assert await apply(dsn, target=MEETING_TIMES) == [TERMS, MEETING_TIMES]
     async with connected(dsn) as conn:
         after, added = await snapshot(conn), await places(conn)
-        definitions = await schema(conn)
     # Every row as it was, the new columns at their defaults: no term, no
     # credits, meetings (nor their minutes) or prerequisites, no hold,
     # nothing overridden.
@@ -544,11 +575,17 @@ async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
         assert [row[width:] for row in after[table]] == [defaults] * len(before[table]), table
     for table, rows in held.items():
         assert added[table] == [(*row, None) for row in rows], table
+    # Then the newest schema (the later migrations, whose own tests show
+    # they keep every row) and the functions.
+    later = MIGRATION_IDS[MIGRATION_IDS.index(MEETING_TIMES) + 1 :]
+    assert await apply(dsn) == later
+    async with connected(dsn) as conn:
+        definitions = await schema(conn)
 
     # Back to 0015: its rows and definitions exactly, and only the triggers of
     # the release before (whose migrate puts back their bodies); none of
     # 0016's functions would find their columns.
-    assert await rollback(dsn, count=2) == [MEETING_TIMES, TERMS]
+    assert await rollback(dsn, count=len(later) + 2) == [*later[::-1], MEETING_TIMES, TERMS]
     async with connected(dsn) as conn:
         assert_same_data(await snapshot(conn), before)
         assert await places(conn) == held
@@ -556,10 +593,12 @@ async def test_terms_keep_every_row_and_so_does_their_rollback(empty_database):
         assert {(table, name) for table, name, _ in definition["triggers"]} == triggers
 
     # And forward again: as the first time, registration.sql's triggers included.
-    assert await apply(dsn) == [TERMS, MEETING_TIMES]
+    assert await apply(dsn, target=MEETING_TIMES) == [TERMS, MEETING_TIMES]
     async with connected(dsn) as conn:
         assert_same_data(await snapshot(conn), after)
         assert await places(conn) == added
+    assert await apply(dsn) == later
+    async with connected(dsn) as conn:
         assert await schema(conn) == definitions
 
 
@@ -593,7 +632,9 @@ async def test_the_terms_rollback_refuses_while_a_code_is_in_two_terms(empty_dat
         before = {key: [tuple(r) for r in await conn.fetch(sql)] for key, sql in contents.items()}
     assert before["students"] == [(student, 1)]
 
-    assert await rollback(dsn) == [MEETING_TIMES]
+    # Down to 0016, whose rollback is the one that refuses.
+    later = MIGRATION_IDS[MIGRATION_IDS.index(TERMS) + 1 :]
+    assert await rollback(dsn, count=len(later)) == later[::-1]
     with pytest.raises(psycopg.errors.UniqueViolation) as caught:
         await rollback(dsn)
     assert (
@@ -613,6 +654,633 @@ async def test_the_terms_rollback_refuses_while_a_code_is_in_two_terms(empty_dat
     async with connected(dsn) as conn:
         codes = await conn.fetch("select code from courses order by id")
         assert [r["code"] for r in codes] == ["MATH101", "PHYS101"]
+
+
+# --- sourced ids, modified_at and tombstones (0018, 0019) ---------------------
+
+SOURCED = ["students", "courses", "terms", "student_courses"]
+KEYS = {
+    "students": ("id",),
+    "courses": ("id",),
+    "terms": ("id",),
+    "student_courses": ("student_id", "course_id"),
+}
+# What 0018 adds to each table; the rest of a row must come through 0018 and 0019 as it was.
+ADDED = {"sourced_id", "modified_at"}
+FILLED_FILE = migrations.MIGRATIONS_DIR / f"{SOURCED_IDS_FILLED}.sql"
+FILLED_ROLLBACK = migrations.MIGRATIONS_DIR / f"{SOURCED_IDS_FILLED}.rollback.sql"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+async def seed_terms(conn: asyncpg.Connection) -> None:
+    """On top of seed() and seed_places(): three terms, every tenth course in one."""
+    await conn.execute(
+        "insert into terms (code, title, starts_on, ends_on)"
+        " select '2027-' || n, 'Term ' || n, '2027-01-01', '2027-06-30'"
+        " from generate_series(1, 3) n"
+    )
+    await conn.execute(
+        "update courses set term_id = (select min(id) from terms) + id % 3 where id % 10 = 1"
+    )
+
+
+async def keyed(conn: asyncpg.Connection, table: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every row of `table` by its key, as {column: value}; select *: the columns 0018 adds too."""
+    # select *: a table's every column (no name formatted into SQL, so one statement each)
+    rows = await conn.fetch(
+        {
+            "students": "select * from students",
+            "courses": "select * from courses",
+            "terms": "select * from terms",
+            "student_courses": "select * from student_courses",
+        }[table]
+    )
+    return {tuple(r[k] for k in KEYS[table]): dict(r) for r in rows}
+
+
+def without_added(rows: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    return {key: {c: v for c, v in row.items() if c not in ADDED} for key, row in rows.items()}
+
+
+async def sourced_ids(conn: asyncpg.Connection) -> dict[str, dict[tuple[Any, ...], str | None]]:
+    return {
+        table: {key: row["sourced_id"] for key, row in (await keyed(conn, table)).items()}
+        for table in SOURCED
+    }
+
+
+async def sourced_id_schema(conn: asyncpg.Connection) -> dict[str, Any]:
+    """What 0019 makes of sourced_id: NOT NULL, indexes (valid?), checks (validated?)."""
+    return {
+        "not_null": {
+            r[0]: r[1]
+            for r in await conn.fetch(
+                "select attrelid::regclass::text, attnotnull from pg_attribute"
+                " where attname = 'sourced_id' and attrelid = any($1::regclass[])",
+                SOURCED,
+            )
+        },
+        "indexes": {
+            r[0]: (r[1], r[2])
+            for r in await conn.fetch(
+                "select indexrelid::regclass::text, indisunique, indisvalid from pg_index"
+                " where indrelid = any($1::regclass[])"
+                "   and indexrelid::regclass::text ~ '(sourced_id_key|modified_at|enrolled_at)$'",
+                SOURCED,
+            )
+        },
+        "checks": {
+            r[0]: r[1]
+            for r in await conn.fetch(
+                "select conname, convalidated from pg_constraint"
+                " where contype = 'c' and conrelid = any($1::regclass[]) and conname ~ 'sourced_id'",
+                SOURCED,
+            )
+        },
+    }
+
+
+FILLED_SCHEMA = {
+    "not_null": dict.fromkeys(SOURCED, True),
+    "indexes": {
+        **{f"{table}_sourced_id_key": (True, True) for table in SOURCED},
+        "students_modified_at": (False, True),
+        "courses_modified_at": (False, True),
+        "student_courses_enrolled_at": (False, True),
+    },
+    # validated, and the NOT VALID `sourced_id is not null` that proved NOT NULL gone
+    "checks": {f"{table}_sourced_id_check": True for table in SOURCED},
+}
+
+
+async def test_sourced_ids_fill_every_row_keep_its_data_and_let_the_older_release_write(
+    empty_database,
+):
+    dsn = empty_database
+    await apply(dsn, target=MEETING_TIMES)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        await seed_places(conn)
+        await seed_terms(conn)
+        before = {table: await keyed(conn, table) for table in SOURCED}
+        ahead = await conn.fetchval("select clock_timestamp()")
+    assert await apply(dsn, target=SOURCED_IDS) == [SOURCED_IDS]
+
+    async with connected(dsn) as conn:
+        # 0018 read no row: no sourced_id yet, modified_at the migration's time.
+        assert {t: set(ids.values()) for t, ids in (await sourced_ids(conn)).items()} == {
+            table: {None} for table in SOURCED
+        }
+        stamps = set()
+        for table in ("students", "courses", "terms"):
+            stamps |= {row["modified_at"] for row in (await keyed(conn, table)).values()}
+        assert len(stamps) == 1, stamps
+        [migrated_at] = stamps
+        assert ahead < migrated_at < await conn.fetchval("select clock_timestamp()")
+
+        # The release before 0018 goes on until 0019 is done: its inserts get
+        # a sourced_id from the default, and its updates of rows that have
+        # none yet go through (a check `sourced_id is not null` in 0018 refused
+        # them, NOT VALID or not: 0019 adds it after the fill).
+        enrolled = sorted(k for k in before["student_courses"])
+        gone, gone_courses = enrolled[0][0], [c for s, c in enrolled if s == enrolled[0][0]]
+        renamed = next(k[0] for k in before["students"] if k[0] not in {s for s, _ in enrolled})
+        retitled = next(k[0] for k in before["courses"] if k[0] not in gone_courses)
+        term = min(before["terms"])[0]
+        written = {
+            "students": await conn.fetchrow(
+                "insert into students (name, email) values ('New', 'new@example.org')"
+                " returning id, sourced_id"
+            ),
+            "courses": await conn.fetchrow(
+                "insert into courses (code, title) values ('NEW-1', 'New') returning id, sourced_id"
+            ),
+            "terms": await conn.fetchrow(
+                "insert into terms (code, title, starts_on, ends_on)"
+                " values ('2028-1', 'New', '2028-01-01', '2028-06-30') returning id, sourced_id"
+            ),
+        }
+        newcomer = written["students"]["id"]
+        written["student_courses"] = await conn.fetchrow(
+            "insert into student_courses (student_id, course_id) values ($1, $2)"
+            " returning student_id, course_id, sourced_id",
+            newcomer,
+            gone_courses[0],  # its seat count: an update of an old course
+        )
+        await conn.execute("update students set name = 'Renamed' where id = $1", renamed)
+        await conn.execute("update courses set title = 'Retitled' where id = $1", retitled)
+        await conn.execute("update terms set title = 'Retitled' where id = $1", term)
+        # its enrollments go too, and the seat counts of their courses change
+        await conn.execute("delete from students where id = $1", gone)
+        new_ids = {table: row["sourced_id"] for table, row in written.items()}
+        assert all(UUID.fullmatch(value) for value in new_ids.values()), new_ids
+
+    assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        after = {table: await keyed(conn, table) for table in SOURCED}
+        ids = await sourced_ids(conn)
+        assert await sourced_id_schema(conn) == FILLED_SCHEMA
+
+    # Every old row as it was, but for what the older release wrote.
+    expected = {table: without_added(rows) for table, rows in before.items()}
+    expected["students"][(renamed,)]["name"] = "Renamed"
+    expected["courses"][(retitled,)]["title"] = "Retitled"
+    expected["terms"][(term,)]["title"] = "Retitled"
+    del expected["students"][(gone,)]
+    for course in gone_courses:
+        del expected["student_courses"][(gone, course)]
+        expected["courses"][(course,)]["enrolled"] -= 1
+    expected["courses"][(gone_courses[0],)]["enrolled"] += 1
+    for table in SOURCED:
+        old = {
+            key: row for key, row in without_added(after[table]).items() if key in expected[table]
+        }
+        assert old == expected[table], table
+    # Every row has a sourced_id, a UUID of its own; the rows written between
+    # 0018 and 0019 kept the one the default gave them.
+    for table in SOURCED:
+        values = list(ids[table].values())
+        assert len(values) == len(after[table]) == len(set(values)), table
+        assert all(UUID.fullmatch(value) for value in values), table
+    assert {
+        table: ids[table][tuple(written[table][k] for k in KEYS[table])] for table in SOURCED
+    } == new_ids
+    # 0019 wrote sourced_id only: the old rows' modified_at is 0018's time.
+    for table in ("students", "courses", "terms"):
+        assert {
+            row["modified_at"] for key, row in after[table].items() if key in before[table]
+        } == {migrated_at}, table
+
+    # The rules now hold for every writer: one sourced_id per record of a kind, a visible one.
+    async with connected(dsn) as conn:
+        taken = ids["students"][(renamed,)]
+        with pytest.raises(asyncpg.UniqueViolationError) as caught:
+            await conn.execute(
+                "insert into students (name, email, sourced_id) values ('Twin', 'twin@example.org', $1)",
+                taken,
+            )
+        assert caught.value.constraint_name == "students_sourced_id_key"
+        for bad, error, field, name in (
+            (
+                "has space",
+                asyncpg.CheckViolationError,
+                "constraint_name",
+                "courses_sourced_id_check",
+            ),
+            ("", asyncpg.CheckViolationError, "constraint_name", "courses_sourced_id_check"),
+            ("x" * 256, asyncpg.CheckViolationError, "constraint_name", "courses_sourced_id_check"),
+            (None, asyncpg.NotNullViolationError, "column_name", "sourced_id"),
+        ):
+            with pytest.raises(error) as caught:
+                await conn.execute(
+                    "insert into courses (code, title, sourced_id) values ('BAD-1', 'Bad', $1)", bad
+                )
+            assert getattr(caught.value, field) == name, bad
+        # The same sourcedId in two kinds is two records.
+        await conn.execute(
+            "insert into courses (code, title, sourced_id) values ('TWIN-1', 'Twin', $1)", taken
+        )
+
+
+async def test_sourced_ids_stairway_keeps_the_values_and_the_rows(empty_database):
+    dsn = empty_database
+    await apply(dsn, target=MEETING_TIMES)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        await seed_places(conn)
+        await seed_terms(conn)
+        before, definition = await snapshot(conn), await schema(conn)
+    assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS, SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        ids, filled = await sourced_ids(conn), await schema(conn)
+    assert all(None not in values.values() for values in ids.values())
+
+    # Back to 0018: the values stay, nullable, without their indexes.
+    assert await rollback(dsn) == [SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        assert await sourced_ids(conn) == ids
+        assert await sourced_id_schema(conn) == {
+            "not_null": dict.fromkeys(SOURCED, False),
+            "indexes": {},
+            "checks": {f"{table}_sourced_id_check": False for table in SOURCED},
+        }
+    # Forward again: nothing left to fill, every value as it was.
+    assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        assert await sourced_ids(conn) == ids
+        assert await schema(conn) == filled
+
+    # Back to 0017: every row and definition as it was.
+    assert await rollback(dsn, count=2) == [SOURCED_IDS_FILLED, SOURCED_IDS]
+    async with connected(dsn) as conn:
+        assert_same_data(await snapshot(conn), before)
+        assert await schema(conn) == definition
+    # And forward: new sourced_ids, as many and as distinct.
+    assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS, SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        again = await sourced_ids(conn)
+        assert await schema(conn) == filled
+    for table in SOURCED:
+        assert again[table].keys() == ids[table].keys(), table
+        assert len(set(again[table].values())) == len(again[table]), table
+        assert not set(again[table].values()) & set(ids[table].values()), table
+
+
+def run_statements(dsn: str, statements: list[str]) -> list[list[str]]:
+    """Each statement on its own, in autocommit as yoyo runs a non-transactional
+    migration; the messages of each, DEBUG1 ones included."""
+    heard: list[list[str]] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.add_notice_handler(lambda notice: heard[-1].append(notice.message_primary or ""))
+        conn.execute("set client_min_messages = debug1")
+        for statement in statements:
+            heard.append([])
+            conn.execute(statement)  # no parameters: the statement's text as it is
+    return heard
+
+
+def statements_of(path: Any) -> list[str]:
+    """A migration file's statements, split as yoyo splits them."""
+    return read_sql_migration(str(path))[2]
+
+
+async def test_0019_sets_not_null_without_reading_a_row(empty_database):
+    # The ACCESS EXCLUSIVE lock of SET NOT NULL lasts milliseconds only
+    # because PostgreSQL takes the validated check as proof; without it, it
+    # reads the whole table under that lock.
+    dsn = empty_database
+    await apply(dsn, target=SOURCED_IDS)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        await seed_places(conn)
+    statements = statements_of(FILLED_FILE)
+    heard = await asyncio.to_thread(run_statements, dsn, statements)
+
+    setting = {
+        re.search(r"alter table (\w+) alter column sourced_id set not null", s)[1]: messages
+        for s, messages in zip(statements, heard, strict=True)
+        if "set not null" in s
+    }
+    assert setting.keys() == set(SOURCED)
+    for table, messages in setting.items():
+        assert f'existing constraints on column "{table}.sourced_id" are sufficient to prove' in (
+            " ".join(messages)
+        ), messages
+        assert f'verifying table "{table}"' not in messages, messages
+
+
+def first_of_each_kind(statements: list[str]) -> list[int]:
+    """How many statements run up to the first of each kind (a kind: the
+    statement with its tables and names left out), so mid-phase too."""
+    seen, ends = set(), []
+    for number, statement in enumerate(statements, start=1):
+        kind = re.sub(r"\b(students|courses|terms|student_courses)\w*", "_", statement)
+        if kind not in seen:
+            seen.add(kind)
+            ends.append(number)
+    return ends
+
+
+async def test_0019_run_again_after_stopping_anywhere_finishes(empty_database):
+    # What a lock timeout or a deadlock leaves after a statement of 0019:
+    # then migrate again (yoyo applies the whole file), or its rollback.
+    dsn = empty_database
+    await apply(dsn, target=SOURCED_IDS)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        await seed_places(conn)
+        begun = await schema(conn)
+    assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        finished, ids = await schema(conn), await sourced_ids(conn)
+    assert await rollback(dsn) == [SOURCED_IDS_FILLED]
+
+    forward, backward = statements_of(FILLED_FILE), statements_of(FILLED_ROLLBACK)
+    stops = first_of_each_kind(forward)
+    # the fill, each step of an index, each phase of the checks and NOT NULL
+    assert len(stops) >= 10, stops
+    for done in stops:
+        where = forward[done - 1].strip().splitlines()[-1]
+        # The rollback's statements, all of them.
+        await asyncio.to_thread(run_statements, dsn, forward[:done])
+        await asyncio.to_thread(run_statements, dsn, backward)
+        async with connected(dsn) as conn:
+            assert await schema(conn) == begun, f"rolled back after {where!r}"
+        # The whole file, by yoyo.
+        await asyncio.to_thread(run_statements, dsn, forward[:done])
+        assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS_FILLED]
+        async with connected(dsn) as conn:
+            assert await schema(conn) == finished, f"applied after {where!r}"
+            assert await sourced_ids(conn) == ids
+        assert await rollback(dsn) == [SOURCED_IDS_FILLED]
+
+
+async def test_0019_failed_on_an_index_finishes_when_migrated_again(empty_database):
+    dsn = empty_database
+    await apply(dsn, target=SOURCED_IDS)
+    async with connected(dsn) as conn:
+        await seed(conn)
+        # Two students of one sourced_id, which nothing refuses before 0019:
+        # its unique index fails half built, as one whose build outlasts the
+        # lock_timeout does, and is left there, invalid.
+        twins = [await add_student(conn, f"twin{i}@example.org") for i in range(2)]
+        await conn.execute("update students set sourced_id = 'twin' where id = any($1)", twins)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await apply(dsn, target=SOURCED_IDS_FILLED)
+    assert await applied(dsn) == MIGRATION_IDS[: MIGRATION_IDS.index(SOURCED_IDS) + 1]
+    async with connected(dsn) as conn:
+        left = await conn.fetchrow(
+            "select indisvalid from pg_index where indexrelid = 'students_sourced_id_key'::regclass"
+        )
+        assert left is not None and not left["indisvalid"]
+        # Every row filled: the fill committed before the index failed.
+        assert not [t for t, v in (await sourced_ids(conn)).items() if None in v.values()]
+        await conn.execute("update students set sourced_id = 'twin-2' where id = $1", twins[1])
+
+    assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS_FILLED]
+    async with connected(dsn) as conn:
+        assert await sourced_id_schema(conn) == FILLED_SCHEMA
+
+
+async def test_modified_at_moves_when_a_field_oneroster_shows_changes(empty_database):
+    dsn = empty_database
+    await apply(dsn)
+    async with connected(dsn) as conn:
+        term = await conn.fetchval(
+            "insert into terms (code, title, starts_on, ends_on)"
+            " values ('2027-1', 'Spring', '2027-01-01', '2027-06-30') returning id"
+        )
+        course = await add_course(conn, "CS-1", capacity=10)
+        student = await add_student(conn, "ada@example.org")
+        reads = {
+            "student": ("select modified_at from students where id = $1", student),
+            "course": ("select modified_at from courses where id = $1", course),
+            "term": ("select modified_at from terms where id = $1", term),
+        }
+
+        async def moves(record: str, statement: str, *args: Any) -> bool:
+            """Whether `statement`, in a transaction of its own, set the record's modified_at to now()."""
+            read = reads[record]
+            earlier = await conn.fetchval(*read)
+            async with conn.transaction():
+                await conn.execute(statement, *args)
+                now, later = (
+                    await conn.fetchval("select now()"),
+                    await conn.fetchval(*read),
+                )
+            assert later in (earlier, now) and earlier != now
+            return later == now
+
+        # (record, statement, arguments, whether modified_at moves)
+        cases = [
+            # what a OneRoster user shows: the name, the email
+            ("student", "update students set name = 'Ada King' where id = $1", (student,), True),
+            (
+                "student",
+                "update students set email = 'ada@king.org' where id = $1",
+                (student,),
+                True,
+            ),
+            # its sourcedId, which an import may set
+            ("student", "update students set sourced_id = 'ada-1' where id = $1", (student,), True),
+            # written, but the same values: nothing changed
+            (
+                "student",
+                "update students set name = 'Ada King', email = email where id = $1",
+                (student,),
+                False,
+            ),
+            # a hold is kept in students.holds, which no OneRoster record shows
+            (
+                "student",
+                "insert into student_holds (student_id, reason) values ($1, 'Fees')",
+                (student,),
+                False,
+            ),
+            # a class's title, its code, its term
+            ("course", "update courses set title = 'Algorithms' where id = $1", (course,), True),
+            ("course", "update courses set code = 'CS-2' where id = $1", (course,), True),
+            ("course", "update courses set term_id = $2 where id = $1", (course, term), True),
+            # the seats: its limit, and the kept count every enrollment updates
+            ("course", "update courses set capacity = 20 where id = $1", (course,), False),
+            (
+                "course",
+                "insert into student_courses (student_id, course_id) values ($2, $1)",
+                (course, student),
+                False,
+            ),
+            # an academic session's title and dates, not the rules of registration
+            ("term", "update terms set title = 'Spring 2027' where id = $1", (term,), True),
+            ("term", "update terms set ends_on = '2027-06-15' where id = $1", (term,), True),
+            ("term", "update terms set max_credits = 18 where id = $1", (term,), False),
+            ("term", "update terms set code = '2027-1' where id = $1", (term,), False),
+        ]
+        for record, statement, args, expected in cases:
+            assert await moves(record, statement, *args) is expected, statement
+
+
+async def test_a_deletion_leaves_a_tombstone_of_each_record_and_nothing_personal(empty_database):
+    dsn = empty_database
+    await apply(dsn)
+    async with connected(dsn) as conn:
+        term = await conn.fetchval(
+            "insert into terms (code, title, starts_on, ends_on)"
+            " values ('2027-1', 'Spring', '2027-01-01', '2027-06-30') returning id"
+        )
+        algebra, biology = await add_course(conn, "ALG"), await add_course(conn, "BIO")
+        await conn.execute("update courses set term_id = $1 where id = $2", term, biology)
+        ada, bob = (
+            await add_student(conn, "ada@example.org"),
+            await add_student(conn, "bob@example.org"),
+        )
+        for student, course in [(ada, algebra), (ada, biology), (bob, algebra)]:
+            await enroll(conn, student, course)
+        ids = await sourced_ids(conn)
+        personal = {
+            value
+            for row in await conn.fetch("select name, email from students")
+            for value in row.values()
+        }
+
+        async def delete(statement: str, *args: Any) -> list[tuple[str, str]]:
+            """The tombstones `statement` writes, each dated its transaction's time."""
+            async with conn.transaction():
+                now = await conn.fetchval("select now()")
+                await conn.execute(statement, *args)
+            rows = await conn.fetch("delete from tombstones returning kind, sourced_id, deleted_at")
+            assert {r["deleted_at"] for r in rows} == {now}
+            kept.extend((r["kind"], r["sourced_id"]) for r in rows)
+            return sorted((r["kind"], r["sourced_id"]) for r in rows)
+
+        kept: list[tuple[str, str]] = []
+
+        # A student, and their enrollments by the cascade.
+        assert await delete("delete from students where id = $1", ada) == sorted(
+            [
+                ("student", ids["students"][(ada,)]),
+                ("enrollment", ids["student_courses"][(ada, algebra)]),
+                ("enrollment", ids["student_courses"][(ada, biology)]),
+            ]
+        )
+        # A course, and its enrollments.
+        assert await delete("delete from courses where id = $1", algebra) == sorted(
+            [
+                ("course", ids["courses"][(algebra,)]),
+                ("enrollment", ids["student_courses"][(bob, algebra)]),
+            ]
+        )
+        # A term, once its courses have gone.
+        assert await delete("delete from courses where id = $1", biology) == [
+            ("course", ids["courses"][(biology,)])
+        ]
+        assert await delete("delete from terms where id = $1", term) == [
+            ("term", ids["terms"][(term,)])
+        ]
+        # What a tombstone holds: no name, no email, nothing but these.
+        columns = await conn.fetch(
+            "select column_name from information_schema.columns"
+            " where table_name = 'tombstones' order by ordinal_position"
+        )
+        assert [r[0] for r in columns] == ["kind", "sourced_id", "deleted_at"]
+        assert not {value for _, value in kept} & personal
+
+
+# 0019 under writers: each a single-row statement of the service, none
+# waiting on 0019 longer than WAIT_BOUND. A fill in one transaction would
+# hold every row it wrote until the end of the fill, seconds at this size.
+LOADED_STUDENTS, LOADED_COURSES, PER_STUDENT = 30_000, 3_000, 3
+WAIT_BOUND = 1.0
+
+
+async def test_0019_keeps_no_writer_waiting_long(empty_database):
+    dsn = empty_database
+    await apply(dsn, target=MEETING_TIMES)
+    async with connected(dsn) as conn:
+        await conn.execute("set session_replication_role = replica")  # consistent by construction
+        await conn.execute(
+            "insert into students (name, email)"
+            " select 'Student ' || n, 'student' || n || '@example.org'"
+            " from generate_series(1, $1) n",
+            LOADED_STUDENTS,
+        )
+        await conn.execute(
+            "insert into courses (code, title) select 'C-' || n, 'Course' from generate_series(1, $1) n",
+            LOADED_COURSES,
+        )
+        await conn.execute(
+            "insert into student_courses (student_id, course_id)"
+            " select s, 1 + (s + k * $2 / $3) % $2"
+            " from generate_series(1, $1) s, generate_series(0, $3 - 1) k",
+            LOADED_STUDENTS,
+            LOADED_COURSES,
+            PER_STUDENT,
+        )
+        await conn.execute("vacuum analyze students, courses, student_courses")
+    # Rows written before 0018: the fill's to give a sourced_id.
+    assert await apply(dsn, target=SOURCED_IDS) == [SOURCED_IDS]
+
+    # (what, started, finished) on the time.perf_counter() clock
+    timings: list[tuple[str, float, float]] = []
+    stop = asyncio.Event()
+
+    async def writer(number: int) -> None:
+        rng = random.Random(number)
+        async with connected(dsn) as conn:
+            step = 0
+            while not stop.is_set():
+                step += 1
+                student, course = rng.randint(1, LOADED_STUDENTS), rng.randint(1, LOADED_COURSES)
+                for what, statement, args in (
+                    (
+                        "rename",
+                        "update students set name = $2 where id = $1",
+                        (student, f"R{step}"),
+                    ),
+                    (
+                        "retitle",
+                        "update courses set title = $2 where id = $1",
+                        (course, f"R{step}"),
+                    ),
+                    # a seat counted: the course's row updated by the trigger
+                    (
+                        "enroll",
+                        "insert into student_courses (student_id, course_id) values ($1, $2)"
+                        " on conflict do nothing",
+                        (student, course),
+                    ),
+                    (
+                        "create",
+                        "insert into students (name, email) values ('New', $1)",
+                        (f"new-{number}-{step}@example.org",),
+                    ),
+                ):
+                    started = time.perf_counter()
+                    await conn.execute(statement, *args)
+                    timings.append((what, started, time.perf_counter()))
+                await asyncio.sleep(0.002)
+
+    writers = [asyncio.create_task(writer(n)) for n in range(4)]
+    try:
+        await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        assert await apply(dsn, target=SOURCED_IDS_FILLED) == [SOURCED_IDS_FILLED]
+        finished = time.perf_counter()
+        await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+
+    during = [(f - s, what) for what, s, f in timings if s < finished and f > started]
+    worst, what = max(during)
+    print(
+        f"\n0019 took {finished - started:.2f} s on {LOADED_STUDENTS:,} students;"
+        f" {len(during)} writes meanwhile, the slowest {worst * 1000:.0f} ms ({what})"
+    )
+    assert len(during) > 100, "the writers did not overlap 0019"
+    assert worst < WAIT_BOUND, f"a {what} waited {worst:.2f} s"
+    async with connected(dsn) as conn:
+        assert await sourced_id_schema(conn) == FILLED_SCHEMA
+        assert await conn.fetchval("select count(*) from students where sourced_id is null") == 0
 
 
 # --- constraints of student_courses ------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config, Token
+from service.repositories import events
 
 from .api import create_course, create_student, problem
 from .test_concurrency import burst
@@ -361,6 +363,97 @@ async def test_retention_deletes_old_events_and_a_cursor_before_them_is_410(
     fresh = await client.get("/events", params={"cursor": kept_cursor})
     assert [e["student_id"] for e in (await fresh.json())["items"]] == [recent["id"]]
     assert len(old) == 3
+
+
+async def test_retention_purges_the_tombstones_with_the_events(config, aiohttp_client, db):
+    # Deletions, which a OneRoster delta sync reads as `tobedeleted`, made the
+    # way a long-running service has them: one from before the retention,
+    # two within it.
+    seed = await aiohttp_client(create_app(config))
+    students = [await create_student(seed) for _ in range(3)]
+    sourced = dict(
+        await db.fetch(
+            "select id, sourced_id from students where id = any($1)", [s["id"] for s in students]
+        )
+    )
+    for student in students:
+        assert (await seed.delete(f"/students/{student['id']}")).status == 204
+    await seed.close()
+    gone, kept = sourced[students[0]["id"]], {sourced[s["id"]] for s in students[1:]}
+    await db.execute(
+        "update tombstones set deleted_at = now() - interval '40 days' where sourced_id = $1", gone
+    )
+    # A mass deletion as old: more than one batch, in one transaction (one time).
+    await db.execute(
+        "insert into tombstones (kind, sourced_id, deleted_at)"
+        " select 'enrollment', 'old-' || n, now() - interval '31 days'"
+        " from generate_series(1, $1) n",
+        events.PURGE_BATCH * 2 + 500,
+    )
+    # And one just within the retention.
+    await db.execute(
+        "insert into tombstones (kind, sourced_id, deleted_at)"
+        " values ('course', 'recent', now() - interval '29 days')"
+    )
+
+    await aiohttp_client(create_app(replace(config, events_retention_days=30)))
+    for _ in range(50):  # the purge runs at start-up, in the background
+        if (
+            await db.fetchval("select count(*) from tombstones where sourced_id <> all($1)", kept)
+            == 1
+        ):
+            break
+        await asyncio.sleep(0.1)
+
+    rows = await db.fetch("select kind, sourced_id from tombstones")
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [("course", "recent"), *(("student", s) for s in kept)]
+    )
+
+
+async def test_a_purge_of_tombstones_deletes_one_batch_the_oldest_first(database_url, db):
+    bound = await db.fetchval("select now() - interval '30 days'")
+    # Each a second older than the next, then as many deleted in one
+    # transaction (one time), then some within the bound.
+    await db.execute(
+        "insert into tombstones (kind, sourced_id, deleted_at)"
+        " select 'student', 'old-' || n, $1::timestamptz - interval '1 day' + n * interval '1 second'"
+        " from generate_series(1, 1500) n"
+        " union all select 'enrollment', 'mass-' || n, $1::timestamptz - interval '1 hour'"
+        " from generate_series(1, 2000) n"
+        " union all select 'course', 'new-' || n, $1::timestamptz + interval '1 hour'"
+        " from generate_series(1, 10) n",
+        bound,
+    )
+
+    assert await events.purge_tombstones(db, before=bound) == events.PURGE_BATCH
+    # The oldest went first.
+    left = await db.fetchval(
+        "select min(substr(sourced_id, 5)::integer) from tombstones where sourced_id like 'old-%'"
+    )
+    assert left == events.PURGE_BATCH + 1
+    # The rest of those, and 500 of the mass deletion; then 1,000 of the
+    # 1,500 left of it, which share one time: still a batch at most.
+    assert await events.purge_tombstones(db, before=bound) == events.PURGE_BATCH
+    assert await events.purge_tombstones(db, before=bound) == events.PURGE_BATCH
+    assert await db.fetchval("select count(*) from tombstones where deleted_at < $1", bound) == 500
+    assert await events.purge_tombstones(db, before=bound) == 500
+    assert await events.purge_tombstones(db, before=bound) == 0
+    assert await db.fetchval("select count(*) from tombstones") == 10
+    assert await db.fetchval("select min(deleted_at) from tombstones") > bound
+
+    # One worker at a time: another's purge, in its transaction, leaves this one nothing.
+    await db.execute(
+        "insert into tombstones (kind, sourced_id, deleted_at) values ('term', 'old', $1)",
+        bound - timedelta(days=1),
+    )
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            assert await events.purge_tombstones(other, before=bound) == 1
+            assert await events.purge_tombstones(db, before=bound) == 0
+    finally:
+        await other.close()
 
 
 async def test_a_server_shutting_down_answers_its_long_polls_at_once(database_url, tmp_path):

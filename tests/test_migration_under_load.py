@@ -2,10 +2,12 @@
 
 0002 and 0003 run under reads and writes of students and courses, 0005 (the
 waitlists and the kept seat counts) under enrollments and drops as well, and
-0016 (terms) under all of these as the release before it sends them, on
-enrollments and waitlists, with how long it holds its locks measured. That
-release's database is the migrations up to 0015 and its own sql/functions,
-read from git (the parent of the commit that added 0016).
+the newest release's migrate from 0015 (0016 terms, 0017, 0018 and 0019
+sourced ids, then sql/functions) under all of these as the release before
+0016 sends them, on enrollments and waitlists, with how long each migration
+holds its locks measured. That release's database is the migrations up to
+0015 and its own sql/functions, read from git (the parent of the commit that
+added 0016).
 
 test_database_migrations.py covers each migration on a few thousand rows and
 the lock timeout against one idle open transaction. Here the tables are at
@@ -61,7 +63,7 @@ SIZES = dataset.Sizes(students=ROWS, courses=ROWS, per_student=0, reserved=0)
 RESERVED = 100
 READERS = 2
 WRITERS = 2
-# `set local lock_timeout = '5s'` in every migration file.
+# lock_timeout = '5s' in every migration file (SET LOCAL, or SET in 0019's).
 LOCK_TIMEOUT = 5.0
 
 
@@ -531,10 +533,15 @@ async def test_waitlists_apply_under_enrollments_and_count_every_seat(empty_data
 BEFORE_TERMS = "0015_functions_in_one_place"
 TERMS = "0016_terms"
 MEETING_TIMES = "0017_meeting_times"  # applied with it by the newest release's migrate
+SOURCED_IDS = "0018_sourced_ids"  # and these two after it
+SOURCED_IDS_FILLED = "0019_sourced_ids_filled"
 # What 0016 adds to students and courses: every existing row must hold their
 # defaults. state() leaves them out, and the counts the registrations change
 # (queue_state() and the counts' own check cover the old courses' counts).
-TERM_COLUMNS = ["term_id", "credits", "meetings", "prerequisites", "holds", "meeting_times"]
+TERM_COLUMNS = [
+    *("term_id", "credits", "meetings", "prerequisites", "holds", "meeting_times"),
+    *("sourced_id", "modified_at"),  # 0018's, checked on their own
+]
 LEAVE_OUT = [*TERM_COLUMNS, "enrolled", "waitlisted"]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -568,17 +575,31 @@ QUEUE_CAPACITY, QUEUE_WAITLIST = 2, 4
 # a deadlock may abort one side after deadlock_timeout (1 s): a request
 # (503 busy, the client retries) or the migrate (the operator runs it again).
 MIGRATE_ATTEMPTS = 10
+# 0019 commits its fill every 1,000 rows: a writer waits for one batch at
+# most (tests/test_database_migrations.py holds it to the same bound on 30,000
+# students, alone on the machine); the traffic here runs beside it.
+FILL_WAIT = 1.0
 
 # Locks that keep writers out (and ACCESS EXCLUSIVE: readers too) on our
 # tables, by transaction. The traffic's statements take weaker ones only.
+# Not those of a transaction that is ending: it has no local id any more
+# (".../0") while it releases them, and would count as one more. Not a
+# table's extension lock, which an insert holds for a moment.
+# And, as if it were a lock, 0019's fill (its DO statement, which commits
+# batch after batch and holds only the rows of one) while it runs.
 WATCHED_LOCKS = """
 select l.virtualtransaction, c.relname, l.mode
 from pg_locks l
 join pg_class c on c.oid = l.relation
 where l.database = (select oid from pg_database where datname = current_database())
-  and l.granted and c.relkind = 'r' and c.relnamespace = 'public'::regnamespace
+  and l.granted and l.locktype = 'relation' and l.virtualtransaction !~ '/0$'
+  and c.relkind = 'r' and c.relnamespace = 'public'::regnamespace
   and c.relname !~ '^_?yoyo_'
   and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+union all
+select format('%s %s', pid, query_start), 'sourced_ids', 'filling'
+from pg_stat_activity
+where datname = current_database() and state = 'active' and query like 'do $$%'
 """
 
 
@@ -833,6 +854,17 @@ class LockWatch:
         """The longest gap between two polls: how much a duration may be short by."""
         return max(b - a for a, b in zip(self.polls, self.polls[1:], strict=False))
 
+    def transactions(self) -> list[tuple[str, float, float, dict[str, float]]]:
+        """(transaction, first, last, held()) of every transaction seen, by when it was first seen."""
+        spans: dict[str, list[float]] = {}
+        for (x, _, _), (first, last) in self.seen.items():
+            span = spans.setdefault(x, [first, last])
+            span[0], span[1] = min(span[0], first), max(span[1], last)
+        return sorted(
+            ((x, first, last, self.held(x)) for x, (first, last) in spans.items()),
+            key=lambda found: found[1],
+        )
+
 
 @asynccontextmanager
 async def watching(dsn: str) -> AsyncIterator[LockWatch]:
@@ -848,6 +880,39 @@ async def watching(dsn: str) -> AsyncIterator[LockWatch]:
 
 def milliseconds(spans: dict[str, float]) -> str:
     return ", ".join(f"{what} {seconds * 1000:.0f} ms" for what, seconds in spans.items())
+
+
+def migrate_parts(watch: LockWatch) -> dict[str, list[tuple[str, float, float, dict[str, float]]]]:
+    """The transactions of a migrate from 0015 to the newest schema, by the locks they held.
+
+    0016's held ACCESS EXCLUSIVE on the four tables it alters, course_waitlist
+    among them, which no later migration locks so; 0017's on courses alone;
+    0018's on students, courses, student_courses and terms; 0019 commits
+    statement by statement, and the ACCESS EXCLUSIVE ones among them (a check
+    added, NOT NULL set, the check dropped) hold one table each, after its
+    fill; the functions' SHARE ROW EXCLUSIVE (CREATE OR REPLACE TRIGGER) and
+    no ACCESS EXCLUSIVE. In each list the last committed, the others lost to
+    a deadlock (and a migration lost while it locked may have held less).
+    """
+    fills = watch.of("sourced_ids", "filling")
+    filled = fills[0][1] if fills else float("inf")
+    parts: dict[str, list[tuple[str, float, float, dict[str, float]]]] = {
+        name: [] for name in (TERMS, MEETING_TIMES, SOURCED_IDS, SOURCED_IDS_FILLED, "functions")
+    }
+    for found in watch.transactions():
+        locks = set(found[3])
+        exclusive = {lock for lock in locks if lock.endswith(" AccessExclusiveLock")}
+        if "course_waitlist AccessExclusiveLock" in exclusive:
+            parts[TERMS].append(found)
+        elif {"students AccessExclusiveLock", "terms AccessExclusiveLock"} <= exclusive:
+            parts[SOURCED_IDS].append(found)
+        elif len(exclusive) == 1 and found[1] > filled:
+            parts[SOURCED_IDS_FILLED].append(found)
+        elif exclusive == {"courses AccessExclusiveLock"}:
+            parts[MEETING_TIMES].append(found)
+        elif not exclusive and "courses ShareRowExclusiveLock" in locks:
+            parts["functions"].append(found)
+    return parts
 
 
 async def upgrade(dsn: str) -> tuple[list[str], float, float]:
@@ -902,19 +967,37 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
         for name, text in migrations.function_files().items()
     }
 
-    # Which transaction held what: 0016's took ACCESS EXCLUSIVE on students
-    # (and courses; so does 0017's, after it, on courses alone), the
-    # functions' (last) SHARE ROW EXCLUSIVE, by CREATE OR REPLACE TRIGGER.
-    # The last of each committed; the others lost to a deadlock.
-    *lost, (migration, _, _) = watch.of("students", "AccessExclusiveLock")
-    functions = [x for x, *_ in watch.of("courses", "ShareRowExclusiveLock") if x != migration]
-    assert functions, f"the functions' transaction was not seen: {watch.seen}"
-    held, applying = watch.held(migration), watch.held(functions[-1])
+    # Which transaction held what, for how long (migrate_parts() says how
+    # each is told apart).
+    # Those of milliseconds (0017's, 0018's, 0019's) may fall between two polls.
+    parts = migrate_parts(watch)
+    assert parts[TERMS] and parts["functions"], f"the migrate was not seen: {watch.seen}"
+    *lost, (_, _, _, held) = parts[TERMS]
+    sourcing = parts[SOURCED_IDS][-1][3] if parts[SOURCED_IDS] else {}
+    filling = {
+        lock: max(spans.get(lock, 0) for *_, spans in parts[SOURCED_IDS_FILLED])
+        for *_, spans in parts[SOURCED_IDS_FILLED]
+        for lock in spans
+    }
+    *_, (_, _, _, applying) = parts["functions"]
+    # The writes sent while 0019 filled (again, after a deadlock).
+    fills = [(first, last) for _, first, last in watch.of("sourced_ids", "filling")]
+    assert fills, "0019's fill was not seen"
+    fill_waits = [
+        finished - started
+        for kind, _, started, finished in [*flow.timings, *queue.timings]
+        if kind == "write" and any(first <= started < last for first, last in fills)
+    ]
     print(
         f"\nmigrate took {(finished - started) * 1000:.0f} ms, {len(deadlocks)} attempts lost"
         f" to a deadlock ({len(lost)} of them in 0016, holding courses"
-        f" {[round((last - first) * 1000) for _, first, last in lost]} ms);"
+        f" {[round(spans.get('courses AccessExclusiveLock', 0) * 1000) for *_, spans in lost]} ms);"
         f" 0016 held {milliseconds(held)};"
+        f" 0018 held {milliseconds(sourcing) or 'what no poll saw'};"
+        f" 0019 filled in {sum(last - first for first, last in fills):.2f} s, {len(fill_waits)}"
+        f" writes meanwhile waited {max(fill_waits) * 1000:.0f} ms at most, then held"
+        f" {milliseconds(filling) or 'what no poll saw'} (the longest of"
+        f" {len(parts[SOURCED_IDS_FILLED])} transactions seen);"
         f" then sql/functions held {milliseconds(applying)} (polled every"
         f" {watch.period() * 1000:.0f} ms or less); {flow.report()};"
         f" registrations: {len(queue.timings)} statements, slowest"
@@ -928,13 +1011,32 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
         "course_waitlist AccessExclusiveLock",
     } <= set(held)
     assert max(held.values()) < LOCK_TIMEOUT, held
+    # 0018 takes its four locks together, as 0016 does (courses first, held
+    # while it waits for the others: up to deadlock_timeout, 1 s, when a
+    # drop crosses it), and reads no row once it has them: terms, the last,
+    # is held for milliseconds. 0019's locks that keep writers out last no
+    # longer than a batch of its fill.
+    if sourcing:
+        assert {
+            "courses AccessExclusiveLock",
+            "students AccessExclusiveLock",
+            "student_courses AccessExclusiveLock",
+            "terms AccessExclusiveLock",
+        } <= set(sourcing)
+        assert max(sourcing.values()) < LOCK_TIMEOUT, sourcing
+        assert sourcing["terms AccessExclusiveLock"] < FILL_WAIT, sourcing
+    assert max(filling.values(), default=0) < FILL_WAIT, filling
+    assert len(fill_waits) > 100, "the traffic did not write while 0019 ran"
+    assert max(fill_waits) < FILL_WAIT, f"a write waited {max(fill_waits):.2f} s while 0019 ran"
 
     # The traffic overlapped the migrate, and no statement waited anywhere near
     # the lock_timeout, nor failed (traffic() and registrations() raise) but
     # for the deadlocks of the migrate's locks, answered 503 by the service.
     for kind in ("read", "write"):
-        assert flow.during(kind, started, finished), f"no {kind} while 0016 ran"
-        assert queue.during(kind, started, finished), f"no registration {kind} while 0016 ran"
+        assert flow.during(kind, started, finished), f"no {kind} while the migrate ran"
+        assert queue.during(kind, started, finished), (
+            f"no registration {kind} while the migrate ran"
+        )
         latency, what = flow.worst(kind)
         assert latency < LOCK_TIMEOUT, f"a {what} waited {latency:.2f} s: {flow.report()}"
     latency, what = queue.worst()
@@ -957,6 +1059,15 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
         )
         assert defaults["without_term"] == defaults["courses"] > ROWS
         assert (defaults["with_holds"], defaults["overridden"]) == (0, 0)
+        # Every record has a sourced_id of its own, the traffic's too.
+        sourced = await conn.fetchrow(
+            "select (select count(distinct sourced_id) - count(*) from students) as students,"
+            " (select count(distinct sourced_id) - count(*) from courses) as courses,"
+            " (select count(distinct sourced_id) - count(*) from student_courses) as enrollments,"
+            " (select count(*) from pg_index where indisvalid and indisunique"
+            "  and indexrelid::regclass::text like '%sourced_id_key') as indexes"
+        )
+        assert dict(sourced) == {"students": 0, "courses": 0, "enrollments": 0, "indexes": 4}
         # The registrations' places are what their outcomes said, every count
         # equals its rows, and no seat is free while someone waits.
         rows = await conn.fetch(
@@ -1018,7 +1129,12 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
     # applies its functions again): the same rows, and the older release's
     # statements work on them.
     started = time.perf_counter()
-    assert await rollback(dsn, count=2) == [MEETING_TIMES, TERMS]
+    assert await rollback(dsn, count=4) == [
+        SOURCED_IDS_FILLED,
+        SOURCED_IDS,
+        MEETING_TIMES,
+        TERMS,
+    ]
     took = time.perf_counter() - started
     newer = migrations.function_files()
     changed = [name for name, text in old_functions.items() if newer.get(name) != text]

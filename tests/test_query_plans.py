@@ -37,6 +37,7 @@ WATCHED = {
     "course_waitlist",
     "events",
     "idempotency_keys",
+    "tombstones",
 }
 # Not watched: idempotency_scope_counts, 16 rows a token (a page or two),
 # which the planner rightly reads whole.
@@ -161,6 +162,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "events.list_course_events": (0, ["enrollment.created"], 101, 42),
     "events.events_since": (4_242 << 20, 1000),
     "events.purge_events": ("2020-01-01T00:00:00+00:00",),
+    "events.purge_tombstones": ("2026-01-01T00:00:00+00:00",),  # the first month of a year
     "idempotency.lock_key": (-4_242_424_242,),
     # a key that is not there: the scope's kept count is read (its 16 rows)
     "idempotency.get_answer": ("registrar", "key-new", "24 hours", 100_000),
@@ -489,6 +491,13 @@ async def load(url: str) -> None:
                 SIZES.courses,
                 SIZES.enrollments,
             )
+            # A year of deletions, a tombstone every 5 minutes.
+            await conn.execute(
+                "insert into tombstones (kind, sourced_id, deleted_at)"
+                " select 'student', 'gone-' || n,"
+                "        '2025-12-01T00:00:00+00:00'::timestamptz + n * interval '5 minutes'"
+                " from generate_series(1, 105120) n"
+            )
             # A day of keys, 100,000, of two tokens; the oldest tenth expired.
             await conn.execute(
                 "insert into idempotency_keys"
@@ -505,7 +514,7 @@ async def load(url: str) -> None:
             )
         await conn.execute(
             "analyze students, courses, terms, student_courses, course_waitlist, events,"
-            " idempotency_keys, idempotency_scope_counts"
+            " idempotency_keys, idempotency_scope_counts, tombstones"
         )
     finally:
         await conn.close()

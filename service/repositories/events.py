@@ -67,10 +67,20 @@ async def since(conn: asyncpg.Connection, *, first: int, limit: int) -> tuple[in
     return rows[0]["below"], marks
 
 
-# The events one purge_events statement looks at (its limit).
+# The events one purge_events statement looks at, and the tombstones one
+# purge_tombstones deletes, at most (their limits).
 PURGE_BATCH = 1000
 
 
 async def purge(conn: asyncpg.Connection, *, before: object) -> int:
     """Delete what is from before `before` among the PURGE_BATCH oldest events; how many went."""
     return await conn.fetchval(Q.purge_events, before)
+
+
+async def purge_tombstones(conn: asyncpg.Connection, *, before: object) -> int:
+    """Delete PURGE_BATCH at most of the tombstones from before `before`, oldest first; how many went.
+
+    The tombstones (a deletion a OneRoster delta sync reads) are kept as
+    long as the events, so the retention passes them the same bound.
+    """
+    return await conn.fetchval(Q.purge_tombstones, before)
