@@ -107,7 +107,9 @@ class Kind:
     POSTed to alone, `{student_id}` its student. `key` names what a row is
     about, once per file: each part a column, or columns of which the row
     gives one (`student_id|student_email`), or, ending in `?`, columns that
-    may all be empty (the courses without a term).
+    may all be empty (the courses without a term). A row that gives the
+    `sourced_id` of a kind that has `matched` is about the record with that
+    sourced_id instead, as the service matches it.
     """
 
     name: str
@@ -121,6 +123,8 @@ class Kind:
     either: tuple[tuple[str, ...], ...] = ()
     # No batch endpoint: one request per row (holds, completions).
     each: bool = False
+    # The service matches an item with a sourced_id by it (students, courses, terms).
+    matched: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -221,12 +225,21 @@ def _meetings(text: str) -> list[dict[str, Any]]:
     return meetings
 
 
+def _sourced_id(row: dict[str, str], item: dict[str, Any], column: str = "sourced_id") -> None:
+    """The row's sourced_id, when it gives one (an empty cell: none, the service assigns one)."""
+    if row.get(column, "").strip():
+        item[column] = row[column].strip()
+
+
 def student_item(row: dict[str, str]) -> dict[str, Any]:
-    return {"name": row["name"], "email": row["email"].strip()}
+    item = {"name": row["name"], "email": row["email"].strip()}
+    _sourced_id(row, item)
+    return item
 
 
 def course_item(row: dict[str, str]) -> dict[str, Any]:
     item: dict[str, Any] = {"code": row["code"].strip(), "title": row["title"]}
+    _sourced_id(row, item)
     # The file states the whole course: an empty capacity is no limit, an
     # empty waitlist_capacity no waitlist, empty credits 0, empty meetings
     # and prerequisites none.
@@ -246,18 +259,36 @@ def course_item(row: dict[str, str]) -> dict[str, Any]:
     return item
 
 
+def _named(
+    row: dict[str, str], columns: tuple[str, str], fields: tuple[str, str]
+) -> dict[str, str]:
+    """The student or course of an enrollment row: {field: value} of the one column it gives."""
+    given = _one_of(row, *columns)
+    if given is None:
+        # The header has at least one of them: the row's are empty.
+        named = [c for c in columns if c in row]
+        raise RowError(
+            f"{named[0]} is empty" if len(named) == 1 else " and ".join(named) + " are empty"
+        )
+    column, value = given
+    return {fields[columns.index(column)]: value}
+
+
 def enrollment_item(row: dict[str, str]) -> dict[str, Any]:
     action = row.get("action", "").strip().lower() or "enroll"
     item: dict[str, Any] = {
         "action": action,
-        "student_email": row["email"].strip(),
-        "course_code": row["code"].strip(),
+        **_named(row, ENROLLED_STUDENT, ("student_email", "student_sourced_id")),
+        **_named(row, ENROLLED_COURSE, ("course_code", "course_sourced_id")),
     }
     # The course with that code in that term; without one, the course without a term.
     _term(row, item)
     if action == "enroll" and "waitlist" in row:
         if _boolean("waitlist", row["waitlist"]):
             item["waitlist"] = True
+    if action == "enroll":
+        # The enrollment's own, when it makes one (a drop makes none).
+        _sourced_id(row, item)
     return item
 
 
@@ -279,6 +310,7 @@ def term_item(row: dict[str, str]) -> dict[str, Any]:
     if "max_credits" in row:
         text = row["max_credits"]
         item["max_credits"] = _number(text) if text.strip() else None
+    _sourced_id(row, item)
     return item
 
 
@@ -302,31 +334,39 @@ _UPDATED = Outcome("updated", "updated", True)
 _UNCHANGED = Outcome("unchanged", "unchanged", False)
 STUDENT = ("student_id", "student_email")
 TERM = ("term_id", "term_code")
+# An enrollment's student and course: by email and code, or by sourced_id.
+ENROLLED_STUDENT = ("email", "student_sourced_id")
+ENROLLED_COURSE = ("code", "course_sourced_id")
 
 KINDS: dict[str, Kind] = {
     "students": Kind(
         "students",
         "/students/batch",
         ("name", "email"),
-        (),
+        ("sourced_id",),
         student_item,
         (_CREATED, _UPDATED, _UNCHANGED),
         ("email",),
+        matched=True,
     ),
     "courses": Kind(
         "courses",
         "/courses/batch",
         ("code", "title"),
-        ("capacity", "waitlist_capacity", *TERM, "credits", "meetings", "prerequisites"),
+        (
+            *("capacity", "waitlist_capacity", *TERM, "credits", "meetings", "prerequisites"),
+            "sourced_id",
+        ),
         course_item,
         (_CREATED, _UPDATED, _UNCHANGED),
         ("code", "term_id|term_code?"),
+        matched=True,
     ),
     "enrollments": Kind(
         "enrollments",
         "/enrollments/batch",
-        ("email", "code"),
-        ("action", "waitlist", *TERM),
+        (),
+        ("action", "waitlist", *TERM, "sourced_id"),
         enrollment_item,
         (
             Outcome("enrolled", "enrolled", True),
@@ -336,16 +376,18 @@ KINDS: dict[str, Kind] = {
             Outcome("dropped", "dropped", True),
             Outcome("not-enrolled", "not enrolled (nothing to drop)", False),
         ),
-        ("email", "code", "term_id|term_code?"),
+        ("email|student_sourced_id", "code|course_sourced_id", "term_id|term_code?"),
+        either=(ENROLLED_STUDENT, ENROLLED_COURSE),
     ),
     "terms": Kind(
         "terms",
         "/terms/batch",
         ("code", "title", "starts_on", "ends_on"),
-        (*TERM_LIMITS, "max_credits"),
+        (*TERM_LIMITS, "max_credits", "sourced_id"),
         term_item,
         (_CREATED, _UPDATED, _UNCHANGED),
         ("code",),
+        matched=True,
     ),
     "holds": Kind(
         "holds",
@@ -576,7 +618,7 @@ class CsvFile:
         lines = self._lines
         empty = Unusable(
             f"{self.name}: the file is empty; a {self.kind.name} file starts with the header "
-            f"{','.join(self.kind.required)}"
+            f"{','.join(self.kind.required or tuple(g[0] for g in self.kind.either))}"
         )
         while True:
             lines.start()
@@ -625,8 +667,11 @@ class CsvFile:
         """What the row is about, folded; None when a part is empty (the row's error says so).
 
         A part given by one of several columns keeps the column's name: a
-        student by id and the same by email are not found the same.
+        student by id and the same by email are not found the same. A
+        sourced_id is compared as the service compares it: exactly.
         """
+        if self.kind.matched and fields.get("sourced_id", "").strip():
+            return "sourced_id=" + fields["sourced_id"].strip()
         parts = []
         for part in self.kind.key:
             columns = part.rstrip("?").split("|")
@@ -634,7 +679,8 @@ class CsvFile:
             if len(given) > 1 or (not given and not part.endswith("?")):
                 return None
             column, value = given[0] if given else ("", "")
-            parts.append(f"{column}={fold(value)}" if len(columns) > 1 else fold(value))
+            value = value if column.endswith("sourced_id") else fold(value)
+            parts.append(f"{column}={value}" if len(columns) > 1 else value)
         return "\n".join(parts)
 
     def count_keys(self) -> int:
@@ -826,14 +872,30 @@ def reason(result: Result, fields: dict[str, str]) -> str:
     """
     code = fields.get("code", "").strip()
     email = (fields.get("email") or fields.get("student_email") or "").strip()
-    student = f"email {email}" if email else f"id {fields.get('student_id', '').strip()}"
+    student_named = fields.get("student_sourced_id", "").strip()
+    course_named = fields.get("course_sourced_id", "").strip()
+    if email:
+        student = f"email {email}"
+    elif student_named:
+        student = f"sourced_id {student_named}"
+    else:
+        student = f"id {fields.get('student_id', '').strip()}"
     term = (fields.get("term_code") or fields.get("term_id") or "").strip()
     course = f"{code} in term {term}" if term else code
+    if not code and course_named:
+        course = f"with sourced_id {course_named}"
     wording = {
         "course-full": f"course {course} is full",
         "waitlist-full": f"course {course} is full and so is its waitlist",
         "student-not-found": f"no student has {student}",
-        "course-not-found": f"no course has code {course}",
+        "course-not-found": (
+            f"no course has sourced_id {course_named}"
+            if not code
+            else f"no course has code {course}"
+        ),
+        "course-not-empty": (
+            f"course {course} has students enrolled or waiting: it cannot move to another term"
+        ),
         "term-not-found": f"no term has code {term}",
         "unknown-term": f"no term has {'code' if fields.get('term_code', '').strip() else 'id'} {term}",
         "capacity-below-enrollments": (
@@ -1496,15 +1558,16 @@ def _positive_seconds(text: str) -> float:
 
 DESCRIPTION = (
     "Send a CSV file to a running service through its API. Columns: students "
-    "name,email; courses code,title[,capacity][,waitlist_capacity][,term_id or "
-    "term_code][,credits][,meetings][,prerequisites] (empty capacity: no limit; "
-    "meetings as mon wed 09:00-10:00; fri 13:00-14:00); enrollments email,code"
-    "[,action][,waitlist][,term_id or term_code] (action enroll or drop, default "
+    "name,email[,sourced_id]; courses code,title[,capacity][,waitlist_capacity]"
+    "[,term_id or term_code][,credits][,meetings][,prerequisites][,sourced_id] "
+    "(empty capacity: no limit; meetings as mon wed 09:00-10:00; fri 13:00-14:00); "
+    "enrollments email or student_sourced_id,code or course_sourced_id[,action]"
+    "[,waitlist][,term_id or term_code][,sourced_id] (action enroll or drop, default "
     "enroll; waitlist yes or no, default no); terms code,title,starts_on,ends_on"
-    "[,registration_opens_at][,registration_closes_at][,drop_deadline][,max_credits]; "
-    "holds student_id or student_email,reason; completions student_id or "
-    "student_email,code[,completed_at]. UTF-8 with or without BOM, comma, "
-    "semicolon or tab separated. "
+    "[,registration_opens_at][,registration_closes_at][,drop_deadline][,max_credits]"
+    "[,sourced_id]; holds student_id or student_email,reason; completions student_id or "
+    "student_email,code[,completed_at]. A row with a sourced_id is matched by it. "
+    "UTF-8 with or without BOM, comma, semicolon or tab separated. "
     "Rows not applied go to FILE.rejected.csv with their line and reason. "
     "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
     "service could not be used. The token, if the service needs one, is read "

@@ -1446,3 +1446,92 @@ async def test_a_database_busy_mid_import_is_503_and_the_importer_waits_retry_af
     assert all(0.8 <= float(delay) <= 1.2 for _, delay in retries), retries
     assert run.count("created") + run.count("unchanged") == STUDENTS
     await assert_each_student_once(database_url)
+
+
+# -- sourced ids ----------------------------------------------------------------------------
+
+
+async def test_sourced_id_columns_match_records_and_a_rerun_changes_nothing(service, db, folder):
+    # A school's export: every record named by its SIS id; a student whose
+    # email changed is the same student (their sourced_id), and an
+    # enrollment names its student and course by theirs.
+    terms = write(
+        folder / "terms.csv",
+        "sourced_id,code,title,starts_on,ends_on\nt-1,2027-SPRING,Spring,2027-01-11,2027-05-07\n",
+    )
+    students = write(
+        folder / "students.csv",
+        "sourced_id,name,email\ns-1,Ada,ada@example.org\ns-2,Alan,alan@example.org\n"
+        ",Grace,grace@example.org\n",
+    )
+    courses = write(
+        folder / "courses.csv",
+        "sourced_id,code,title,term_code\nc-1,MATH101,Calculus,2027-SPRING\n",
+    )
+    enrollments = write(
+        folder / "enrollments.csv",
+        "sourced_id,student_sourced_id,email,course_sourced_id,code,term_code\n"
+        "e-1,s-1,,c-1,,\n"
+        "e-2,,alan@example.org,,MATH101,2027-SPRING\n"
+        ",s-9,,c-1,,\n",
+    )
+    files = [("terms", terms), ("students", students), ("courses", courses)]
+    files.append(("enrollments", enrollments))
+
+    first = [await run_import(kind, file, service.url, cwd=folder) for kind, file in files]
+
+    assert [r.status for r in first] == [0, 0, 0, 1], first
+    assert first[3].count("enrolled") == 2
+    assert [r["reason"] for r in rejected_rows(folder / "enrollments.csv.rejected.csv")] == [
+        "no student has sourced_id s-9"
+    ]
+    rows = await db.fetch("select email, sourced_id from students order by id")
+    assert [tuple(r) for r in rows[:2]] == [("ada@example.org", "s-1"), ("alan@example.org", "s-2")]
+    assert len(rows[2]["sourced_id"]) == 36  # a UUID: the row gave none
+    rows = await db.fetch(
+        "select s.sourced_id as student, c.sourced_id as course, e.sourced_id"
+        " from student_courses e join students s on s.id = e.student_id"
+        " join courses c on c.id = e.course_id order by e.student_id"
+    )
+    assert [tuple(r) for r in rows] == [("s-1", "c-1", "e-1"), ("s-2", "c-1", "e-2")]
+    stored = await db.fetchval("select count(*) from events")
+
+    again = [await run_import(kind, file, service.url, cwd=folder) for kind, file in files[:3]]
+    assert [r.status for r in again] == [0, 0, 0], again
+    assert all("nothing changed" in r.stdout for r in again)
+    assert await db.fetchval("select count(*) from events") == stored
+
+    # Ada's new email: the same student, updated, not a second one.
+    write(students, "sourced_id,name,email\ns-1,Ada King,ada.king@example.org\n")
+    run = await run_import("students", students, service.url, cwd=folder)
+    assert (run.status, run.count("updated")) == (0, 1), run
+    assert await db.fetchval("select email from students where sourced_id = 's-1'") == (
+        "ada.king@example.org"
+    )
+    assert await db.fetchval("select count(*) from students") == 3
+
+
+async def test_a_sourced_id_repeated_is_that_rows_error_and_a_taken_email_is_refused(
+    service, db, folder
+):
+    file = write(
+        folder / "students.csv",
+        "sourced_id,name,email\n"
+        "s-1,Ada,ada@example.org\n"
+        "s-1,Ada King,king@example.org\n"  # the same student again: not sent
+        "S-1,Bob,bob@example.org\n"  # another sourced_id: letter case counts
+        "s-3,Eve,ADA@example.org\n",  # Ada's email under another sourced_id
+    )
+
+    run = await run_import("students", file, service.url, cwd=folder)
+
+    assert run.status == 1, run
+    assert [
+        (r["line"], r["outcome"], r["reason"])
+        for r in rejected_rows(folder / "students.csv.rejected.csv")
+    ] == [
+        ("3", "duplicate", "duplicate of line 2"),
+        ("5", "email-taken", "a student with email ADA@example.org already exists"),
+    ]
+    rows = await db.fetch("select name, sourced_id from students order by id")
+    assert [tuple(r) for r in rows] == [("Ada", "s-1"), ("Bob", "S-1")]

@@ -2,19 +2,9 @@
 -- changed (its dateLastModified) and what was deleted (tombstones, read by a
 -- delta sync as status `tobedeleted`).
 
--- sourced_id_valid: a sourcedId has 1 to 255 characters, no spaces or
--- control characters; the checks *_sourced_id_check call it (the service
--- checks the same and names the field; this is the last guard). Migration
--- 0018 creates it too, as its checks need it before this file is applied.
--- A new body checks the rows written from then on, not those stored.
-create or replace function sourced_id_valid(value text) returns boolean
-language sql immutable parallel safe as $$
-    select char_length(value) between 1 and 255 and value !~ '[[:space:][:cntrl:]]'
-$$;
-
 -- students_modified, courses_modified, terms_modified: modified_at moves
--- when a field a OneRoster record shows changes. The triggers name those columns, so the seat
--- counters' updates of a course (every enrollment) do not fire them, and
+-- when a field a OneRoster record shows changes. The triggers name those
+-- columns, so the seat counters' updates of a course (every enrollment) do not fire them, and
 -- the WHEN skips an update that sets the same values.
 create or replace function record_modified() returns trigger
 language plpgsql as $$
