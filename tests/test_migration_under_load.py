@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -40,7 +41,7 @@ import pytest
 
 from bench import dataset
 from service import migrations
-from service.sql import QUERIES
+from service.sql import QUERIES, parse
 from tests.migrating import applied, apply, connected, rollback
 from tests.test_database_migrations import MIGRATION_IDS
 
@@ -50,8 +51,11 @@ CAPACITY = "0003_course_capacity"
 LETTER_CASE = "0004_unicode_letter_case"
 WAITLISTS = "0005_waitlists"
 
-# The traffic's statements about courses, valid before and after every
-# migration here (the service's own SQL of the day needs the newest schema).
+# The traffic's statements, valid before and after every migration here (the
+# service's own SQL of the day needs the newest schema).
+GET_STUDENT = "select id, name, email, created_at from students where id = $1"
+CREATE_STUDENT = "insert into students (name, email) values ($1, $2) returning id, email"
+RENAME_STUDENT = "update students set name = $2 where id = $1"
 CREATE_COURSE = "insert into courses (code, title) values ($1, $2) returning id, code"
 RETITLE_COURSE = "update courses set title = $2 where id = $1"
 LIST_COURSES = "select id, code, title from courses where id > $1 order by id limit $2"
@@ -158,7 +162,7 @@ class Traffic:
                 "read",
                 "get_student",
                 conn.fetchrow,
-                QUERIES.students.get_student,
+                GET_STUDENT,
                 rng.randint(1, ROWS),
             )
             await self.timed(
@@ -179,23 +183,19 @@ class Traffic:
                 "write",
                 "create_student",
                 conn.fetchrow,
-                QUERIES.students.create_student,
+                CREATE_STUDENT,
                 f"Load {tag}",
                 f"load-{tag}@example.org",
-                "load",  # the actor its event records, once there are events
             )
             self.new_students[row["id"]] = row["email"]
             student = rng.choice(mine)
             await self.timed(
                 "write",
                 "update_student",
-                conn.fetchrow,
-                QUERIES.students.update_student,
+                conn.execute,
+                RENAME_STUDENT,
                 student,
                 f"Renamed {tag}",
-                None,
-                None,  # no If-Match: whatever the version
-                "load",
             )
             self.names[student] = f"Renamed {tag}"
             row = await self.timed(
@@ -547,8 +547,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The release before 0016 enrolls and drops through the 5-argument
 # enroll_run() and drop_enrollment() (its sql/enrollments.sql, verbatim);
-# 0016's functions keep both. Its other statements (students, courses,
-# reads, leaving a queue) are those of sql/ today, unchanged since.
+# 0016's functions keep both. Its other statements (reads, leaving a queue)
+# are those of its sql/ (OLD_QUERIES, from git).
 OLD_ENROLL = """
 select outcome, student_id, course_id, code, title, capacity, waitlist_capacity, enrolled,
        waitlisted, created_at, enrolled_at, waitlisted_at, queue_position
@@ -603,11 +603,11 @@ where datname = current_database() and state = 'active' and query like 'do $$%'
 """
 
 
-def functions_before(migration: str) -> dict[str, str]:
-    """sql/functions as the release before `migration` had them: from git.
+def files_before(migration: str, directory: str) -> dict[str, str]:
+    """{name: text} of the .sql files in `directory` as the release before `migration` had them.
 
-    The parent of the commit that added the migration (HEAD while it is
-    not committed yet).
+    From git: the parent of the commit that added the migration (HEAD while
+    it is not committed yet).
     """
 
     def git(*args: str) -> str:
@@ -618,12 +618,31 @@ def functions_before(migration: str) -> dict[str, str]:
     try:
         added = git("log", "--diff-filter=A", "--format=%H", "--", f"migrations/{migration}.sql")
         before = f"{added.split()[-1]}^" if added.strip() else "HEAD"
-        names = git("ls-tree", "--name-only", before, "sql/functions/").split()
-        files = {PurePosixPath(n).name: git("show", f"{before}:{n}") for n in sorted(names)}
+        names = git("ls-tree", "--name-only", before, f"{directory}/").split()
+        files = {
+            PurePosixPath(n).name: git("show", f"{before}:{n}")
+            for n in sorted(names)
+            if n.endswith(".sql")
+        }
     except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f"the functions of the release before {migration} come from git: {error}")
-    assert files, f"no sql/functions at {before}"
+        pytest.skip(f"the {directory} of the release before {migration} come from git: {error}")
+    assert files, f"no {directory} at {before}"
     return files
+
+
+def functions_before(migration: str) -> dict[str, str]:
+    """sql/functions as the release before `migration` had them."""
+    return files_before(migration, "sql/functions")
+
+
+def queries_before(migration: str) -> SimpleNamespace:
+    """The statements of sql/ as the release before `migration` had them, as QUERIES has today's."""
+    return SimpleNamespace(
+        **{
+            PurePosixPath(name).stem: SimpleNamespace(**parse(text))
+            for name, text in files_before(migration, "sql").items()
+        }
+    )
 
 
 def _apply_functions(dsn: str, files: dict[str, str]) -> list[str]:
@@ -709,6 +728,8 @@ async def queue_state(conn: asyncpg.Connection) -> dict[str, Any]:
 class Registrations:
     """Enroll, drop and leave queues as the release before 0016 does, and read courses' lists."""
 
+    # That release's statements (queries_before(TERMS)).
+    queries: SimpleNamespace
     timings: list[tuple[str, str, float, float]] = field(default_factory=list)
     # (student, course) enrolled or waiting in a QUEUE_COURSE, as the outcomes said
     places: set[tuple[int, int]] = field(default_factory=set)
@@ -755,7 +776,7 @@ class Registrations:
             if row["outcome"] == "dropped":
                 break
             left = await self.timed(
-                "write", "leave", conn.fetchrow, QUERIES.waitlist.leave, *pair, "load"
+                "write", "leave", conn.fetchrow, self.queries.waitlist.leave, *pair, "load"
             )
             if left is not None:
                 break
@@ -771,7 +792,7 @@ class Registrations:
                 "read",
                 "list_course_students",
                 conn.fetch,
-                QUERIES.enrollments.list_course_students,
+                self.queries.enrollments.list_course_students,
                 course,
                 0,
                 51,
@@ -780,7 +801,7 @@ class Registrations:
                 "read",
                 "list_course_waitlist",
                 conn.fetch,
-                QUERIES.waitlist.list_course_waitlist,
+                self.queries.waitlist.list_course_waitlist,
                 course - course % 4 + FULL,
                 0,
                 51,
@@ -796,7 +817,7 @@ class Registrations:
 
 @asynccontextmanager
 async def registrations(dsn: str) -> AsyncIterator[Registrations]:
-    flow = Registrations()
+    flow = Registrations(queries_before(TERMS))
     conns = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(READERS + WRITERS)))
     tasks = [asyncio.create_task(flow.reader(c, n)) for n, c in enumerate(conns[:READERS])]
     tasks += [asyncio.create_task(flow.enroller(c, n)) for n, c in enumerate(conns[READERS:])]
@@ -1093,7 +1114,14 @@ async def test_terms_apply_under_the_older_release_and_old_courses_behave_as_bef
         row = await conn.fetchrow(NEW_ENROLL, newcomers[1], open_course, True, "load")
         assert tuple(row) == ("enrolled", None, None, 0, "[]", [])
         row = await conn.fetchrow(
-            QUERIES.enrollments.enroll, newcomers[0], full_course, True, None, "load"
+            *QUERIES.enrollments.enroll.bind(
+                student_id=newcomers[0],
+                course_id=full_course,
+                waitlist=True,
+                overrides=None,
+                sourced_id=None,
+                actor="load",
+            )
         )
         assert (row["outcome"], row["queue_position"]) == ("waitlisted", QUEUED + 1)
         row = await conn.fetchrow(OLD_ENROLL, newcomers[1], full_course, False, "load")
