@@ -1518,7 +1518,8 @@ DESCRIPTION = (
     "[,registration_opens_at][,registration_closes_at][,drop_deadline][,max_credits]; "
     "holds student_id or student_email,reason; completions student_id or "
     "student_email,code[,completed_at]. UTF-8 with or without BOM, comma, "
-    "semicolon or tab separated. "
+    "semicolon or tab separated. oneroster BUNDLE: a OneRoster 1.2 CSV bundle, a zip "
+    "or a folder (see docs/oneroster-import.md). "
     "Rows not applied go to FILE.rejected.csv with their line and reason. "
     "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
     "service could not be used. The token, if the service needs one, is read "
@@ -1530,8 +1531,8 @@ def add_parser(commands: Any) -> None:
     """The `import` subcommand, on `python -m service`'s subparsers."""
     parser = commands.add_parser(
         "import",
-        help="import a CSV file of students, courses, enrollments, terms, holds or completions "
-        "into a running service",
+        help="import a CSV file of students, courses, enrollments, terms, holds or completions, "
+        "or a OneRoster 1.2 bundle, into a running service",
         description=DESCRIPTION,
     )
     add_arguments(parser)
@@ -1539,8 +1540,15 @@ def add_parser(commands: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The importer's arguments, the same for `enrollment-import` and `python -m service import`."""
-    parser.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
-    parser.add_argument("file", help="the CSV file, or - for standard input")
+    parser.add_argument(
+        "kind",
+        choices=[*sorted(KINDS), "oneroster"],
+        help="what the file holds; oneroster: a OneRoster 1.2 CSV bundle",
+    )
+    parser.add_argument(
+        "file",
+        help="the CSV file, or - for standard input; for oneroster, the bundle's zip or folder",
+    )
     parser.add_argument(
         "--url", default=DEFAULT_URL, help=f"the service's base URL (default {DEFAULT_URL})"
     )
@@ -1577,8 +1585,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="where to write the rows not applied (default FILE.rejected.csv; "
-        "for stdin KIND-stdin.rejected.csv)",
+        "for stdin KIND-stdin.rejected.csv; for oneroster, a folder, default BUNDLE.rejected)",
     )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="oneroster: delete the students, courses, terms and enrollments a bulk file "
+        "leaves out (see --max-prune)",
+    )
+    parser.add_argument(
+        "--max-prune",
+        type=prune_limit,
+        metavar="LIMIT",
+        help="oneroster: the most --prune may delete of each kind, a share (10%%, the default) "
+        "or a number of records; a prune above it stops the import before anything is sent",
+    )
+
+
+def prune_limit(text: str) -> Any:
+    from .prune import limit
+
+    return limit(text)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1586,6 +1613,13 @@ def main(args: argparse.Namespace) -> int:
     url = yarl.URL(args.url)
     if url.scheme not in ("http", "https") or not url.host:
         print(f"import: --url must be an http(s) URL, not {args.url!r}", file=err)
+        return EXIT_UNUSABLE
+    if args.kind == "oneroster":
+        from . import oneroster
+
+        return oneroster.main(args)
+    if args.prune or args.max_prune is not None:
+        print("import: --prune and --max-prune are for oneroster bundles only", file=err)
         return EXIT_UNUSABLE
     options = Options(
         kind=KINDS[args.kind],
