@@ -32,7 +32,7 @@ from .oneroster_bundle import (
     user,
     write_bundle,
 )
-from .test_import import importer_env, only_line
+from .test_import import importer_env, only_line, rejected_rows
 
 
 @dataclass
@@ -410,3 +410,364 @@ def test_max_prune_refuses_what_is_neither(text):
     with pytest.raises(argparse.ArgumentTypeError):
         limit(text)
     assert Limit(percent=10.0).allowed(10) == 1
+
+
+# -- against the service -------------------------------------------------------------------
+
+
+def service_url(client) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+def clean_school() -> dict[str, list[dict]]:
+    """Three students in three classes of two terms, a teacher, and what the service skips."""
+    return {
+        "academicSessions.csv": [
+            session("y2027", "2026-2027", "schoolYear", "2026-09-01", "2027-06-30"),
+            session("t1", "Fall 2026", "term", parent="y2027"),
+            session(LONG_ID, "Spring 2027", "semester", "2027-01-11", "2027-05-07"),
+            session("gp1", "Quarter 1", "gradingPeriod", parent="t1"),
+        ],
+        "orgs.csv": [org()],
+        "courses.csv": [course("k1", "MATH101"), course("k2", "POE201")],
+        "classes.csv": [
+            klass(
+                "c1",
+                "MATH101-1",
+                "Calculus I",
+                course="k1",
+                terms=["y2027", "t1"],
+                **{"metadata.capacity": ""},
+            ),
+            klass("c2", "", "Poetry", course="k2", terms=[LONG_ID]),
+            klass("c3", "ART1", "Art", course="k1", terms=["t1"], **{"metadata.capacity": "25"}),
+        ],
+        "users.csv": [
+            user("u1", "Ada", "Lovelace", "ada@example.org", **{"metadata.house": "Blue"}),
+            user("u2", "Grace", "Hopper", "grace@example.org"),
+            user("u3", "Alan", "Turing", "alan@example.org"),
+            user("t9", "Theo", "Teacher", "theo@example.org"),
+        ],
+        "roles.csv": [role("u1"), role("u2"), role("u3"), role("t9", "teacher")],
+        "enrollments.csv": [
+            enrollment("e1", "u1", "c1"),
+            enrollment("e2", "u2", "c1"),
+            enrollment("e3", "u1", "c2"),
+            enrollment("e4", "u3", "c3"),
+            enrollment("e5", "t9", "c1", "teacher"),
+        ],
+    }
+
+
+async def stored(db) -> dict[str, list[tuple]]:
+    """What the service holds, by sourced_id."""
+    terms = await db.fetch(
+        "select sourced_id, code, title, starts_on::text, ends_on::text from terms order by id"
+    )
+    courses = await db.fetch(
+        "select c.sourced_id, c.code, c.title, t.sourced_id as term, c.capacity"
+        " from courses c left join terms t on t.id = c.term_id order by c.id"
+    )
+    students = await db.fetch("select sourced_id, name, email from students order by id")
+    enrollments = await db.fetch(
+        "select e.sourced_id, s.sourced_id as student, c.sourced_id as course"
+        " from student_courses e join students s on s.id = e.student_id"
+        " join courses c on c.id = e.course_id order by e.sourced_id"
+    )
+    return {
+        "terms": [tuple(r) for r in terms],
+        "courses": [tuple(r) for r in courses],
+        "students": [tuple(r) for r in students],
+        "enrollments": [tuple(r) for r in enrollments],
+    }
+
+
+async def event_count(client) -> int:
+    count, cursor = 0, None
+    while True:
+        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/events", params=params)
+        assert response.status == 200, await response.text()
+        page = await response.json()
+        count += len(page["items"])
+        if not page["items"] or not page["next_cursor"]:
+            return count
+        cursor = page["next_cursor"]
+
+
+async def test_a_schools_bundle_imports_and_the_same_bundle_again_changes_nothing(
+    client, db, tmp_path
+):
+    # A zip with its files in a folder, BOMs, extension columns, files the
+    # service does not keep; then the same rows as a folder, without BOMs.
+    zipped = write_bundle(
+        tmp_path / "roster.zip",
+        clean_school(),
+        zip=True,
+        folder="export",
+        bom=True,
+        raw={"demographics.csv": "sourcedId,status\n", "README.txt": "exported by the SIS\n"},
+    )
+
+    run = await import_bundle(zipped, service_url(client), "--progress-interval", "0")
+
+    assert run.status == 0, run
+    assert run.counts("academicSessions.csv") == {
+        **dict.fromkeys(COUNTS, 0), "read": 4, "created": 2, "skipped": 2,
+    }  # fmt: skip
+    assert run.counts("orgs.csv")["skipped"] == 1
+    assert run.counts("courses.csv")["used"] == 2
+    assert run.counts("classes.csv")["created"] == 3
+    assert (run.counts("users.csv")["created"], run.counts("users.csv")["skipped"]) == (3, 1)
+    assert (run.counts("roles.csv")["used"], run.counts("roles.csv")["skipped"]) == (3, 1)
+    assert run.counts("enrollments.csv") == {
+        **dict.fromkeys(COUNTS, 0), "read": 5, "created": 4, "skipped": 1,
+    }  # fmt: skip
+    assert "demographics.csv      skipped: the service keeps no demographics" in run.stdout
+    assert "README.txt            skipped: not a file of OneRoster's rostering" in run.stdout
+    assert "academicSessions.csv: skipped 1 gradingPeriod sessions, 1 schoolYear sessions" in (
+        run.stdout
+    )
+    assert "enrollments.csv: skipped 1 teacher enrollments" in run.stdout
+    assert re.search(r"^enrollments\.csv: 5/5 rows \(100%\)", run.stderr, re.M), run.stderr
+    assert not (tmp_path / "roster.zip.rejected").exists()
+    assert await stored(db) == {
+        "terms": [
+            ("t1", "t1", "Fall 2026", "2026-09-01", "2026-12-20"),
+            (LONG_ID, term_code(LONG_ID), "Spring 2027", "2027-01-11", "2027-05-07"),
+        ],
+        "courses": [
+            ("c1", "MATH101-1", "Calculus I", "t1", None),
+            ("c2", "POE201", "Poetry", LONG_ID, None),
+            ("c3", "ART1", "Art", "t1", 25),
+        ],
+        "students": [
+            ("u1", "Ada Lovelace", "ada@example.org"),
+            ("u2", "Grace Hopper", "grace@example.org"),
+            ("u3", "Alan Turing", "alan@example.org"),
+        ],
+        "enrollments": [("e1", "u1", "c1"), ("e2", "u2", "c1"), ("e3", "u1", "c2"), ("e4", "u3", "c3")],
+    }  # fmt: skip
+    events = await event_count(client)
+    assert events > 0
+
+    folder = write_bundle(tmp_path / "roster", clean_school())
+    again = await import_bundle(folder, service_url(client))
+
+    assert again.status == 0, again
+    assert again.stdout.rstrip().endswith("nothing changed: every row was already in place")
+    for name in ("academicSessions.csv", "classes.csv", "users.csv", "enrollments.csv"):
+        counts = again.counts(name)
+        assert counts["unchanged"] == counts["read"] - counts["skipped"], (name, again.stdout)
+    assert await event_count(client) == events
+    assert (await stored(db))["enrollments"][0] == ("e1", "u1", "c1")
+
+
+async def test_rows_the_service_refuses_are_rejected_with_their_line_and_its_reason(
+    client, db, tmp_path
+):
+    school = write_bundle(
+        tmp_path / "school",
+        {
+            "academicSessions.csv": [session("t1", "Fall 2026")],
+            "courses.csv": [course("k1", "SCI")],
+            "classes.csv": [
+                klass("c1", "MATH1", course="k1", terms=["t1"], **{"metadata.capacity": "1"}),
+                klass("c2", "PHYS1", course="k1", terms=["t1"]),
+                klass("c3", "CHEM1", course="k1", terms=["t1"]),
+                klass("c4", "MATH1", course="k1", terms=["t1"]),  # line 5: the code of c1
+                klass("c5", "HIST1", course="k1", terms=["gp9"]),  # line 6: no such term
+            ],
+            "users.csv": [
+                user("u1", "Ada", "Lovelace", "ada@example.org"),
+                user("u2", "Grace", "Hopper", "grace@example.org"),
+                user("u4", "No", "Email", ""),  # line 4
+                user("u5", "Bad", "Email", "not-an-email"),  # line 5
+                user("u6", "Ada", "Twice", "ADA@example.org"),  # line 6: u1's email
+            ],
+            "roles.csv": [role(u) for u in ("u1", "u2", "u4", "u5", "u6")],
+        },
+    )
+    first = await import_bundle(school, service_url(client))
+    assert first.status == 1, first
+    folder = tmp_path / "school.rejected"
+    assert [(r["line"], r["outcome"], r["reason"]) for r in
+            rejected_rows(folder / "classes.csv.rejected.csv")] == [
+        ("5", "code-taken", "classCode MATH1: another class of the term has that code"),
+        ("6", "term-not-found", "termSourcedIds: none of gp9 is a term or semester of the "
+         "service (schoolYear and gradingPeriod sessions are not imported)"),
+    ]  # fmt: skip
+    assert [(r["line"], r["outcome"], r["reason"]) for r in
+            rejected_rows(folder / "users.csv.rejected.csv")] == [
+        ("4", "invalid", "email is empty (the service knows a student by email)"),
+        ("5", "invalid", "email: must contain exactly one @ with text on both sides"),
+        ("6", "email-taken", "email ADA@example.org: a student of another sourcedId has it"),
+    ]  # fmt: skip
+
+    # The registrar gives PHYS1 and CHEM1 meetings that overlap.
+    for sourced_id, meetings in (
+        ("c2", [{"days": ["mon"], "starts": "09:00", "ends": "10:00"}]),
+        ("c3", [{"days": ["mon"], "starts": "09:30", "ends": "10:30"}]),
+    ):
+        found = await (await client.get("/courses", params={"sourced_id": sourced_id})).json()
+        course_id = found["items"][0]["id"]
+        response = await client.patch(f"/courses/{course_id}", json={"meetings": meetings})
+        assert response.status == 200, await response.text()
+
+    roster = write_bundle(
+        tmp_path / "roster",
+        {
+            "enrollments.csv": [
+                enrollment("e1", "u1", "c1", **{"metadata.note": "first"}),
+                enrollment("e2", "u2", "c1"),  # line 3: c1 holds one
+                enrollment("e3", "u1", "c2"),
+                enrollment("e4", "u1", "c3"),  # line 5: CHEM1 overlaps PHYS1
+                enrollment("e5", "u9", "c1"),  # line 6
+                enrollment("e6", "u1", "c9"),  # line 7
+                enrollment("e1", "u2", "c2"),  # line 8: e1 again
+            ],
+        },
+    )
+    events = await event_count(client)
+
+    run = await import_bundle(roster, service_url(client))
+
+    assert run.status == 1, run
+    assert run.counts("enrollments.csv") == {
+        **dict.fromkeys(COUNTS, 0), "read": 7, "created": 2, "rejected": 5,
+    }  # fmt: skip
+    assert (
+        "enrollments.csv: rejected 1 course-full, 1 course-not-found, 1 duplicate, "
+        "1 student-not-found, 1 time-conflict"
+    ) in run.stdout
+    assert f"rejected rows (line and reason of each): {tmp_path / 'roster.rejected'}" in run.stdout
+    rows = rejected_rows(tmp_path / "roster.rejected" / "enrollments.csv.rejected.csv")
+    assert list(rows[0])[-4:] == ["metadata.note", "line", "outcome", "reason"]
+    said = [(r["line"], r["outcome"], r["reason"]) for r in rows]
+    assert said[0] == ("3", "course-full", "class c1 is full")
+    assert said[1][:2] == ("5", "time-conflict")
+    assert "meets at the same time as PHYS1" in said[1][2]  # the service's own words
+    assert said[2:] == [
+        ("6", "student-not-found", "no student has sourcedId u9 (userSourcedId): "
+         "not a student of users.csv, or its row was rejected"),
+        ("7", "course-not-found", "no course has sourcedId c9 (classSourcedId): "
+         "not a class of classes.csv, or its row was rejected"),
+        ("8", "duplicate", "duplicate of line 2"),
+    ]  # fmt: skip
+    # No override: the roster put nobody over the capacity or into the conflict.
+    assert (await stored(db))["enrollments"] == [("e1", "u1", "c1"), ("e3", "u1", "c2")]
+    assert await event_count(client) == events + 2
+
+
+async def test_a_delta_bundle_deletes_what_it_marks_tobedeleted_and_again_changes_nothing(
+    client, db, tmp_path
+):
+    bulk = await import_bundle(write_bundle(tmp_path / "bulk", clean_school()), service_url(client))
+    assert bulk.status == 0, bulk
+    delta = write_bundle(
+        tmp_path / "delta",
+        {
+            "academicSessions.csv": [session(LONG_ID, "", "", "", "", status="tobedeleted")],
+            "classes.csv": [klass("c2", "", course="", terms=[], status="tobedeleted")],
+            # No roles.csv: u2 is a student because the service has them as one.
+            "users.csv": [
+                user("u2", "Grace B.", "Hopper", "grace@example.org", status="active"),
+                user("u3", "Alan", "Turing", "alan@example.org", status="tobedeleted"),
+                user("t9", "Theo", "Teacher", "theo@example.org", status="active"),
+                user("nobody", "", "", "", status="tobedeleted"),
+            ],
+            "enrollments.csv": [enrollment("e1", "u1", "c1", status="tobedeleted")],
+        },
+        modes=dict.fromkeys(
+            ("academicSessions.csv", "classes.csv", "users.csv", "enrollments.csv"), "delta"
+        ),
+    )
+
+    run = await import_bundle(delta, service_url(client))
+
+    assert run.status == 0, run
+    assert run.counts("academicSessions.csv")["deleted"] == 1
+    assert run.counts("classes.csv")["deleted"] == 1
+    assert run.counts("users.csv") == {
+        **dict.fromkeys(COUNTS, 0), "read": 4, "updated": 1, "deleted": 1, "unchanged": 1,
+        "skipped": 1,
+    }  # fmt: skip
+    assert run.counts("enrollments.csv")["deleted"] == 1
+    assert await stored(db) == {
+        "terms": [("t1", "t1", "Fall 2026", "2026-09-01", "2026-12-20")],
+        "courses": [("c1", "MATH101-1", "Calculus I", "t1", None), ("c3", "ART1", "Art", "t1", 25)],
+        "students": [("u1", "Ada Lovelace", "ada@example.org"),
+                     ("u2", "Grace B. Hopper", "grace@example.org")],
+        "enrollments": [("e2", "u2", "c1")],
+    }  # fmt: skip
+    events = await event_count(client)
+
+    again = await import_bundle(delta, service_url(client))
+
+    assert again.status == 0, again
+    assert "nothing changed: every row was already in place" in again.stdout
+    assert await event_count(client) == events
+
+
+async def test_prune_stops_before_anything_above_max_prune_and_deletes_below_it(
+    client, db, tmp_path
+):
+    assert (
+        await import_bundle(write_bundle(tmp_path / "bulk", clean_school()), service_url(client))
+    ).status == 0
+    before, events = await stored(db), await event_count(client)
+    # Next term's export: Alan and the art class gone, Grace out of Calculus, Ada renamed.
+    school = clean_school()
+    school["classes.csv"] = school["classes.csv"][:2]
+    school["users.csv"] = [
+        user("u1", "Ada", "King", "ada@example.org"),
+        *school["users.csv"][1:2],
+        school["users.csv"][3],
+    ]
+    school["enrollments.csv"] = [
+        e for e in school["enrollments.csv"] if e["sourcedId"] in ("e1", "e3", "e5")
+    ]
+    bundle = write_bundle(tmp_path / "next", school)
+
+    refused = await import_bundle(bundle, service_url(client), "--prune")
+
+    assert refused.status == 2, refused
+    line = only_line(refused.stderr)
+    assert line.startswith(
+        "import stopped: --prune would delete 1 of the service's 4 enrollments (25%; "
+        "enrollments.csv leaves them out); 1 of the service's 3 courses (33%; classes.csv "
+        "leaves them out); 1 of the service's 3 students (33%; users.csv leaves them out), "
+        "more than --max-prune 10% allows; no row was sent and nothing was deleted"
+    ), line
+    assert refused.stdout == ""
+    assert await stored(db) == before
+    assert await event_count(client) == events
+
+    done = await import_bundle(bundle, service_url(client), "--prune", "--max-prune", "34%")
+
+    assert done.status == 0, done
+    assert "pruned enrollments not in enrollments.csv: 1 deleted of the service's 4" in done.stdout
+    assert "pruned courses not in classes.csv: 1 deleted of the service's 3" in done.stdout
+    assert "pruned students not in users.csv: 1 deleted of the service's 3" in done.stdout
+    assert "pruned terms not in academicSessions.csv: 0 deleted of the service's 2" in done.stdout
+    after = await stored(db)
+    assert after["students"] == [("u1", "Ada King", "ada@example.org"),
+                                 ("u2", "Grace Hopper", "grace@example.org")]  # fmt: skip
+    assert [c[0] for c in after["courses"]] == ["c1", "c2"]
+    # e2 pruned; e4 went with Alan and the art class.
+    assert after["enrollments"] == [("e1", "u1", "c1"), ("e3", "u1", "c2")]
+
+    again = await import_bundle(bundle, service_url(client), "--prune")
+    assert again.status == 0, again
+    assert "nothing changed: every row was already in place" in again.stdout
+
+
+async def test_an_unreachable_service_is_said_at_once(tmp_path):
+    run = await import_bundle(write_bundle(tmp_path / "roster", clean_school()), nowhere())
+
+    assert run.status == 2, run
+    line = only_line(run.stderr)
+    assert line.startswith("import stopped: cannot reach the service at http://127.0.0.1:")
+    assert (
+        "no row was sent and nothing was deleted; start the service, or name it with --url" in line
+    )
