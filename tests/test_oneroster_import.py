@@ -376,6 +376,30 @@ async def test_a_delta_files_tobedeleted_rows_are_deletions_and_a_bulk_files_are
     ]
 
 
+async def test_a_users_file_of_oneroster_1_1s_shape_says_who_is_a_student_by_its_role_column(
+    tmp_path,
+):
+    # No roles.csv: users.csv's own role column (as OneRoster 1.1 wrote it) says it all.
+    path = write_bundle(
+        tmp_path / "roster",
+        {
+            "users.csv": [
+                user("u1", "Ada", "Lovelace", "ada@example.org", role="student"),
+                user("t1", "Theo", "Teacher", "theo@example.org", role="teacher"),
+                user("g1", "Gina", "Guardian", "gina@example.org", role="guardian"),
+            ]
+        },
+    )
+
+    rows = mapped(path)
+
+    assert rows["users.csv"] == [
+        (2, "send", "", {"sourced_id": "u1", "name": "Ada Lovelace", "email": "ada@example.org"}),
+        (3, "skipped", "users without the student role", None),
+        (4, "skipped", "users without the student role", None),
+    ]
+
+
 def test_a_terms_code_is_its_sourced_id_or_made_of_it_when_longer_than_32():
     assert term_code("2027-SPRING") == "2027-SPRING"
     assert term_code("x" * 32) == "x" * 32
