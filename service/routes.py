@@ -26,9 +26,9 @@ from .keys import CONFIG
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
-STUDENTS = PAGE | {"email", "q"}
-COURSES = PAGE | {"code", "q", "term_id"}
-TERMS = PAGE | {"code"}
+STUDENTS = PAGE | {"email", "q", "sourced_id"}
+COURSES = PAGE | {"code", "q", "term_id", "sourced_id"}
+TERMS = PAGE | {"code", "sourced_id"}
 DROP = frozenset({"override"})
 
 # (method, path template, handler, query parameters). Every GET route also
