@@ -490,9 +490,13 @@ class Options:
 
 
 def rejected_folder(options: Options) -> Path:
+    """--rejected, else BUNDLE.rejected beside the bundle (`roster.zip.rejected`)."""
     if options.rejected is not None:
         return options.rejected
-    return Path(str(options.bundle).rstrip("/\\") + ".rejected")
+    bundle = options.bundle
+    if bundle.name in ("", ".."):  # the current folder, or its parent
+        bundle = bundle.resolve()
+    return bundle.with_name(bundle.name + ".rejected")
 
 
 class Import:
