@@ -18,6 +18,7 @@ from service.app import OPENAPI_DOCUMENT, create_app
 from service.config import Config, ConfigError, Token
 from service.handlers import batches, events
 from service.outcomes import DROP_OUTCOMES, ENROLL_OUTCOMES, Outcome
+from service.routes import ONEROSTER
 from service.validation.cursors import encode_cursor
 from service.validation.fields import MAX_ID
 from service.validation.query import MAX_LIMIT
@@ -97,6 +98,14 @@ CONTRACT = {
     # Not in the HTTP contract; added with the metrics work (Prometheus text).
     ("GET", "/metrics"): {"200"},
 }
+# The OneRoster provider (service/routes.py ONEROSTER): a collection may
+# refuse a parameter (400, the binding's form); a path with a sourcedId
+# names a record, or an owner, that may not exist (404).
+_OR = "/ims/oneroster/rostering/v1p2"
+for _path, _handler, _query in ONEROSTER:
+    CONTRACT[("GET", f"{_OR}/{_path}")] = (
+        {"200", "400"} | DB | ({"404"} if "{sourcedId}" in _path else set())
+    )
 CONTRACT = {operation: statuses | QUERY for operation, statuses in CONTRACT.items()}
 
 

@@ -29,6 +29,12 @@ from .records import Kind
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
 # More predicates than any client sends; each is evaluated on every record read.
 MAX_PREDICATES = 20
+# Characters: a dozen predicates. Percent-encoded, with the rest of the
+# request, it stays within the 8 KiB request line aiohttp takes.
+MAX_LENGTH = 300
+# No record holds a control character (C0, DEL, C1) or a lone surrogate, and
+# PostgreSQL cannot take NUL: a value with one is refused, not looked for.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # The form of dateLastModified in every record (oneroster_time(), sql/functions/oneroster.sql).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -70,6 +76,10 @@ def _refuse(detail: str) -> Refusal:
 
 def parse(text: str, fields: dict[str, Kind]) -> Filter:
     """The predicates of `text`, each on one of `fields`; 400 invalid_filter_field otherwise."""
+    if len(text) > MAX_LENGTH:
+        raise _refuse(f"at most {MAX_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise _refuse("control characters are not taken")
     predicates: list[Predicate] = []
     joins: set[str] = set()
     position = 0

@@ -8,16 +8,31 @@ database and are put in their envelope as they are.
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from yarl import URL
 
 from ..keys import CONFIG, WORK
 from ..repositories import oneroster
 from ..repositories.oneroster import Page, Where
+from ..validation.fields import printable
 from . import PREFIX, query
 from .errors import not_found
 from .query import Query
 from .records import RecordType
+
+# What a sourcedId can be (sourced_id_valid(), migration 0018): anything
+# else in a path names no record, and is never sent to the database.
+_SOURCED_ID = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
+
+
+def sourced_id(request: web.Request, what: str) -> str:
+    """The path's sourcedId; 404 for one no record can have."""
+    value = request.match_info["sourcedId"]
+    if not _SOURCED_ID.fullmatch(value):
+        raise not_found(f"no {what} has sourcedId {printable(value)!r}")
+    return value
 
 
 def where(request: web.Request) -> Where:
@@ -41,14 +56,14 @@ def single(name: str, record: RecordType):
     """GET of one record of collection `name` by its sourcedId; 404 if there is none."""
 
     async def handler(request: web.Request) -> web.Response:
-        sourced_id = request.match_info["sourcedId"]
         picked = query.fields(request, record)
+        wanted = sourced_id(request, record.single)
         async with request[WORK].block() as conn:
             found = await oneroster.record(
-                conn, name=name, sourced_id=sourced_id, fields=picked, where=where(request)
+                conn, name=name, sourced_id=wanted, fields=picked, where=where(request)
             )
         if found is None:
-            raise not_found(f"no {record.single} has sourcedId {sourced_id[:64]!r}")
+            raise not_found(f"no {record.single} has sourcedId {printable(wanted)!r}")
         return record_response(record.single, found)
 
     return handler
@@ -58,14 +73,14 @@ def owned(name: str, envelope: str, owner: str, record: RecordType):
     """GET of the records of one owner (class_students and the like); 404 if it does not exist."""
 
     async def handler(request: web.Request) -> web.Response:
-        sourced_id = request.match_info["sourcedId"]
         asked = query.collection(request, record)
+        wanted = sourced_id(request, owner)
         async with request[WORK].block() as conn:
             page = await oneroster.owned(
-                conn, name=name, owner=sourced_id, query=asked, where=where(request)
+                conn, name=name, owner=wanted, query=asked, where=where(request)
             )
         if page is None:
-            raise not_found(f"no {owner} has sourcedId {sourced_id[:64]!r}")
+            raise not_found(f"no {owner} has sourcedId {printable(wanted)!r}")
         return page_response(request, envelope, page, asked)
 
     return handler
@@ -86,10 +101,10 @@ def org(record: RecordType):
     """GET /orgs/{sourcedId} and /schools/{sourcedId}: the school, if it is that one."""
 
     async def handler(request: web.Request) -> web.Response:
-        sourced_id = request.match_info["sourcedId"]
         asked = Query(fields=query.fields(request, record))
-        if sourced_id != request.app[CONFIG].oneroster_school_id:
-            raise not_found(f"no org has sourcedId {sourced_id[:64]!r}")
+        wanted = request.match_info["sourcedId"]
+        if wanted != request.app[CONFIG].oneroster_school_id:
+            raise not_found(f"no org has sourcedId {printable(wanted)!r}")
         page = await _orgs(request, asked)
         return record_response("org", page.records[0])
 
@@ -98,13 +113,17 @@ def org(record: RecordType):
 
 def school_classes(record: RecordType):
     """GET /schools/{sourcedId}/classes: every class, of the one school."""
-    classes = collection("classes", "classes", record)
 
     async def handler(request: web.Request) -> web.Response:
-        sourced_id = request.match_info["sourcedId"]
-        if sourced_id != request.app[CONFIG].oneroster_school_id:
-            raise not_found(f"no school has sourcedId {sourced_id[:64]!r}")
-        return await classes(request)
+        asked = query.collection(request, record)
+        wanted = request.match_info["sourcedId"]
+        if wanted != request.app[CONFIG].oneroster_school_id:
+            raise not_found(f"no school has sourcedId {printable(wanted)!r}")
+        async with request[WORK].block() as conn:
+            page = await oneroster.collection(
+                conn, name="classes", query=asked, where=where(request)
+            )
+        return page_response(request, "classes", page, asked)
 
     return handler
 

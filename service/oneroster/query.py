@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..validation.fields import printable
 from .errors import INVALID_DATA, INVALID_SELECTION_FIELD, bad_request
 from .filters import NONE, Filter, parse
 from .records import RecordType
@@ -56,10 +57,12 @@ def fields(request: web.Request, record: RecordType) -> tuple[str, ...] | None:
     """`fields=`: a comma-separated list of the record's fields."""
     if "fields" not in request.query:
         return None
-    names = tuple(dict.fromkeys(name.strip() for name in request.query["fields"].split(",")))
+    names = tuple(request.query["fields"].split(","))
+    if len(set(names)) < len(names):
+        raise bad_request("fields: a field is named twice", INVALID_SELECTION_FIELD)
     unknown = [name for name in names if name not in record.fields]
     if unknown:
-        shown = ", ".join(repr(name[:64]) for name in unknown[:5])
+        shown = ", ".join(repr(printable(name)) for name in unknown[:5])
         raise bad_request(
             f"fields: {shown} is not a field of a {record.single}", INVALID_SELECTION_FIELD
         )
@@ -77,7 +80,7 @@ def collection(request: web.Request, record: RecordType) -> Query:
     sort = query.get("sort")
     if sort is not None and sort not in record.scalars:
         raise bad_request(
-            f"sort: {sort[:64]!r} is not a field a {record.single} can be sorted on",
+            f"sort: {printable(sort)!r} is not a field a {record.single} can be sorted on",
             INVALID_SELECTION_FIELD,
         )
     found = parse(query["filter"], record.scalars) if "filter" in query else NONE
