@@ -5,7 +5,8 @@
     operator = "=" / "!=" / ">" / ">=" / "<" / "<=" / "~"
 
 A quote inside a value is doubled (`familyName='O''Brien'`). Spaces around
-an operator and around AND/OR are taken. `~` is "contains", in any letter
+an operator and around AND/OR are taken (spaces, U+0020: a tab is a control
+character, refused like the others). `~` is "contains", in any letter
 case. `AND` and `OR` are not mixed in one filter, and there are no
 parentheses: the binding has neither, and either is refused (400
 invalid_filter_field), never guessed at.
@@ -39,8 +40,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
-_SPACES = re.compile(r"[ \t]*")
-_JOIN = re.compile(r"[ \t]+(AND|OR)[ \t]+")
+_SPACES = re.compile(r" *")
+_JOIN = re.compile(r" +(AND|OR) +")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
