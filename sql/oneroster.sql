@@ -27,22 +27,21 @@
 --   :sort, :descending   the field to sort on (null: id order) and the direction
 
 -- name: users
--- Students as users, all of them, in the order of students_pkey: the page's
--- keys first, then their records; the count is a count of students, the
--- whole of it (docs/oneroster.md says what that costs). No filter: one
--- that an index does not serve is *_sorted's.
+-- Students as users, all of them, in the order of students_pkey: the page starts
+-- at the key :off keys in (an index-only walk of the primary key), so that
+-- only its own records are built. The count is the kept one
+-- (row_counts, sql/functions/oneroster.sql): 16 rows read, in the same snapshot. No filter: one that
+-- an index does not serve is *_sorted's.
 select m.total, p.record
-from (select count(*) as total from students) m
+from (select coalesce(sum(r.counted), 0)::bigint as total from row_counts r where r.kind = 'student') m
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_user(s, :base::text, :school::text) else oneroster_pick(oneroster_user(s, :base::text, :school::text), :picked::text[]) end
-                 from students s
-                 where s.id = q.id) as record
-    from (select s.id, row_number() over (order by s.id) as n
-          from students s
-          order by s.id
-          limit :lim::bigint offset :off::bigint) q
+    select s.id, case when :picked::text[] is null then oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
+    from students s
+    where s.id >= (select x.id from students x order by x.id offset :off::bigint limit 1)
+    order by s.id
+    limit :lim::bigint
 ) p on true
-order by p.n;
+order by p.id;
 
 -- name: users_by_sourced_id
 -- The record of sourcedId :sid (students_sourced_id_key), then those deleted
@@ -53,23 +52,23 @@ from (
             from students s
             where s.sourced_id = :sid::text
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_user(s, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('student', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_user(s, :base::text, :school::text) else oneroster_pick(oneroster_user(s, :base::text, :school::text), :picked::text[]) end as record
+    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
      from students s
      where s.sourced_id = :sid::text
        and (cardinality(:fields::text[]) = 0
-            or oneroster_match(oneroster_user(s, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+            or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
     union all
     (select 1, g.deleted_at, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
      from oneroster_gone('student', :since::timestamptz, :inclusive::boolean,
           :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-     order by g.deleted_at
+     order by g.deleted_at, g.sourced_id
      limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
      offset greatest(:off::bigint - n.live, 0))
 ) p on true
@@ -77,8 +76,8 @@ order by p.section, p.at;
 
 -- name: users_since
 -- Records changed since :since, in the order of their change (students_modified_at,
--- which also bounds the count): the page's keys first, then their records.
--- Then those deleted since.
+-- which also bounds the count); the page starts at the key :off matches
+-- in, so that only its own records are built. Then those deleted since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
@@ -86,29 +85,33 @@ from (
             where s.modified_at >= :since::timestamptz
               and (:inclusive::boolean or s.modified_at > :since::timestamptz)
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_user(s, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('student', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_user(s, :base::text, :school::text) else oneroster_pick(oneroster_user(s, :base::text, :school::text), :picked::text[]) end
-                              from students s
-                              where s.id = q.id) as record
-     from (select s.id, row_number() over (order by s.modified_at, s.id) as n
-           from students s
-           where s.modified_at >= :since::timestamptz
-             and (:inclusive::boolean or s.modified_at > :since::timestamptz)
-             and (cardinality(:fields::text[]) = 0
-                  or oneroster_match(oneroster_user(s, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
-           order by s.modified_at, s.id
-           limit :lim::bigint offset :off::bigint) q)
+    (select 0 as section, row_number() over (order by s.modified_at, s.id) as n, case when :picked::text[] is null then oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
+     from students s
+     where s.modified_at >= :since::timestamptz
+       and (:inclusive::boolean or s.modified_at > :since::timestamptz)
+       and (cardinality(:fields::text[]) = 0
+            or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+       and (s.modified_at, s.id) >= (select x.modified_at, x.id
+                             from students x
+                             where x.modified_at >= :since::timestamptz
+                                     and (:inclusive::boolean or x.modified_at > :since::timestamptz)
+                                     and (cardinality(:fields::text[]) = 0
+                                          or oneroster_match(oneroster_user(x.sourced_id, x.name, x.email, x.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+                             order by x.modified_at, x.id offset :off::bigint limit 1)
+     order by s.modified_at, s.id
+     limit :lim::bigint)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('student', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
@@ -124,7 +127,7 @@ order by p.section, p.n;
 with matched as materialized (
     select s.id,
            case when :sort::text is not null
-                then oneroster_user(s, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
            end as key
     from students s
     where (:sid::text is null or s.sourced_id = :sid::text)
@@ -132,7 +135,7 @@ with matched as materialized (
                or s.modified_at >= :since::timestamptz
                   and (:inclusive::boolean or s.modified_at > :since::timestamptz))
           and (cardinality(:fields::text[]) = 0
-               or oneroster_match(oneroster_user(s, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+               or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select n.live + n.gone as total, p.record
 from (
@@ -142,7 +145,7 @@ from (
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_user(s, :base::text, :school::text) else oneroster_pick(oneroster_user(s, :base::text, :school::text), :picked::text[]) end
+    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                               from students s
                               where s.id = q.id) as record
      from (select m.id,
@@ -155,34 +158,33 @@ left join lateral (
            order by n
            limit :lim::bigint offset :off::bigint) q)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('student', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
 order by p.section, p.n;
 
 -- name: classes
--- Courses as classes, all of them, in the order of courses_pkey: the page's
--- keys first, then their records; the count is a count of courses, the
--- whole of it (docs/oneroster.md says what that costs). No filter: one
--- that an index does not serve is *_sorted's.
+-- Courses as classes, all of them, in the order of courses_pkey: the page starts
+-- at the key :off keys in (an index-only walk of the primary key), so that
+-- only its own records are built. The count is the kept one
+-- (row_counts, sql/functions/oneroster.sql): 16 rows read, in the same snapshot. No filter: one that
+-- an index does not serve is *_sorted's.
 select m.total, p.record
-from (select count(*) as total from courses) m
+from (select coalesce(sum(r.counted), 0)::bigint as total from row_counts r where r.kind = 'course') m
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_class(c, t.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_class(c, t.sourced_id, :base::text, :school::text), :picked::text[]) end
-                 from courses c
-                     left join terms t on t.id = c.term_id
-                 where c.id = q.id) as record
-    from (select c.id, row_number() over (order by c.id) as n
-          from courses c
-          order by c.id
-          limit :lim::bigint offset :off::bigint) q
+    select c.id, case when :picked::text[] is null then oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
+    from courses c
+        left join terms t on t.id = c.term_id
+    where c.id >= (select x.id from courses x order by x.id offset :off::bigint limit 1)
+    order by c.id
+    limit :lim::bigint
 ) p on true
-order by p.n;
+order by p.id;
 
 -- name: classes_by_sourced_id
 -- The record of sourcedId :sid (courses_sourced_id_key), then those deleted
@@ -194,24 +196,24 @@ from (
                 left join terms t on t.id = c.term_id
             where c.sourced_id = :sid::text
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_class(c, t.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_class(c, t.sourced_id, :base::text, :school::text), :picked::text[]) end as record
+    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
      from courses c
          left join terms t on t.id = c.term_id
      where c.sourced_id = :sid::text
        and (cardinality(:fields::text[]) = 0
-            or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+            or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
     union all
     (select 1, g.deleted_at, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
      from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
           :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-     order by g.deleted_at
+     order by g.deleted_at, g.sourced_id
      limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
      offset greatest(:off::bigint - n.live, 0))
 ) p on true
@@ -219,8 +221,8 @@ order by p.section, p.at;
 
 -- name: classes_since
 -- Records changed since :since, in the order of their change (courses_modified_at,
--- which also bounds the count): the page's keys first, then their records.
--- Then those deleted since.
+-- which also bounds the count); the page starts at the key :off matches
+-- in, so that only its own records are built. Then those deleted since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
@@ -229,31 +231,35 @@ from (
             where c.modified_at >= :since::timestamptz
               and (:inclusive::boolean or c.modified_at > :since::timestamptz)
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_class(c, t.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_class(c, t.sourced_id, :base::text, :school::text), :picked::text[]) end
-                              from courses c
-                                  left join terms t on t.id = c.term_id
-                              where c.id = q.id) as record
-     from (select c.id, row_number() over (order by c.modified_at, c.id) as n
-           from courses c
-               left join terms t on t.id = c.term_id
-           where c.modified_at >= :since::timestamptz
-             and (:inclusive::boolean or c.modified_at > :since::timestamptz)
-             and (cardinality(:fields::text[]) = 0
-                  or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
-           order by c.modified_at, c.id
-           limit :lim::bigint offset :off::bigint) q)
+    (select 0 as section, row_number() over (order by c.modified_at, c.id) as n, case when :picked::text[] is null then oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
+     from courses c
+         left join terms t on t.id = c.term_id
+     where c.modified_at >= :since::timestamptz
+       and (:inclusive::boolean or c.modified_at > :since::timestamptz)
+       and (cardinality(:fields::text[]) = 0
+            or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+       and (c.modified_at, c.id) >= (select x.modified_at, x.id
+                             from courses x
+                                 left join terms t on t.id = x.term_id
+                             where x.modified_at >= :since::timestamptz
+                                     and (:inclusive::boolean or x.modified_at > :since::timestamptz)
+                                     and (cardinality(:fields::text[]) = 0
+                                          or oneroster_match(oneroster_class(x.sourced_id, x.code, x.title, x.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+                             order by x.modified_at, x.id offset :off::bigint limit 1)
+     order by c.modified_at, c.id
+     limit :lim::bigint)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
@@ -269,7 +275,7 @@ order by p.section, p.n;
 with matched as materialized (
     select c.id,
            case when :sort::text is not null
-                then oneroster_class(c, t.sourced_id, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
            end as key
     from courses c
         left join terms t on t.id = c.term_id
@@ -278,7 +284,7 @@ with matched as materialized (
                or c.modified_at >= :since::timestamptz
                   and (:inclusive::boolean or c.modified_at > :since::timestamptz))
           and (cardinality(:fields::text[]) = 0
-               or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+               or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select n.live + n.gone as total, p.record
 from (
@@ -288,7 +294,7 @@ from (
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_class(c, t.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_class(c, t.sourced_id, :base::text, :school::text), :picked::text[]) end
+    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                               from courses c
                                   left join terms t on t.id = c.term_id
                               where c.id = q.id) as record
@@ -302,33 +308,32 @@ left join lateral (
            order by n
            limit :lim::bigint offset :off::bigint) q)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
 order by p.section, p.n;
 
 -- name: courses
--- Courses as OneRoster courses, all of them, in the order of courses_pkey: the page's
--- keys first, then their records; the count is a count of courses, the
--- whole of it (docs/oneroster.md says what that costs). No filter: one
--- that an index does not serve is *_sorted's.
+-- Courses as OneRoster courses, all of them, in the order of courses_pkey: the page starts
+-- at the key :off keys in (an index-only walk of the primary key), so that
+-- only its own records are built. The count is the kept one
+-- (row_counts, sql/functions/oneroster.sql): 16 rows read, in the same snapshot. No filter: one that
+-- an index does not serve is *_sorted's.
 select m.total, p.record
-from (select count(*) as total from courses) m
+from (select coalesce(sum(r.counted), 0)::bigint as total from row_counts r where r.kind = 'course') m
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_course(c, :base::text, :school::text) else oneroster_pick(oneroster_course(c, :base::text, :school::text), :picked::text[]) end
-                 from courses c
-                 where c.id = q.id) as record
-    from (select c.id, row_number() over (order by c.id) as n
-          from courses c
-          order by c.id
-          limit :lim::bigint offset :off::bigint) q
+    select c.id, case when :picked::text[] is null then oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
+    from courses c
+    where c.id >= (select x.id from courses x order by x.id offset :off::bigint limit 1)
+    order by c.id
+    limit :lim::bigint
 ) p on true
-order by p.n;
+order by p.id;
 
 -- name: courses_by_sourced_id
 -- The record of sourcedId :sid (courses_sourced_id_key), then those deleted
@@ -339,23 +344,23 @@ from (
             from courses c
             where c.sourced_id = :sid::text
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_course(c, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_course(c, :base::text, :school::text) else oneroster_pick(oneroster_course(c, :base::text, :school::text), :picked::text[]) end as record
+    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
      from courses c
      where c.sourced_id = :sid::text
        and (cardinality(:fields::text[]) = 0
-            or oneroster_match(oneroster_course(c, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+            or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
     union all
     (select 1, g.deleted_at, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
      from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
           :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-     order by g.deleted_at
+     order by g.deleted_at, g.sourced_id
      limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
      offset greatest(:off::bigint - n.live, 0))
 ) p on true
@@ -363,8 +368,8 @@ order by p.section, p.at;
 
 -- name: courses_since
 -- Records changed since :since, in the order of their change (courses_modified_at,
--- which also bounds the count): the page's keys first, then their records.
--- Then those deleted since.
+-- which also bounds the count); the page starts at the key :off matches
+-- in, so that only its own records are built. Then those deleted since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
@@ -372,29 +377,33 @@ from (
             where c.modified_at >= :since::timestamptz
               and (:inclusive::boolean or c.modified_at > :since::timestamptz)
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_course(c, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_course(c, :base::text, :school::text) else oneroster_pick(oneroster_course(c, :base::text, :school::text), :picked::text[]) end
-                              from courses c
-                              where c.id = q.id) as record
-     from (select c.id, row_number() over (order by c.modified_at, c.id) as n
-           from courses c
-           where c.modified_at >= :since::timestamptz
-             and (:inclusive::boolean or c.modified_at > :since::timestamptz)
-             and (cardinality(:fields::text[]) = 0
-                  or oneroster_match(oneroster_course(c, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
-           order by c.modified_at, c.id
-           limit :lim::bigint offset :off::bigint) q)
+    (select 0 as section, row_number() over (order by c.modified_at, c.id) as n, case when :picked::text[] is null then oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
+     from courses c
+     where c.modified_at >= :since::timestamptz
+       and (:inclusive::boolean or c.modified_at > :since::timestamptz)
+       and (cardinality(:fields::text[]) = 0
+            or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+       and (c.modified_at, c.id) >= (select x.modified_at, x.id
+                             from courses x
+                             where x.modified_at >= :since::timestamptz
+                                     and (:inclusive::boolean or x.modified_at > :since::timestamptz)
+                                     and (cardinality(:fields::text[]) = 0
+                                          or oneroster_match(oneroster_course(x.sourced_id, x.code, x.title, x.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+                             order by x.modified_at, x.id offset :off::bigint limit 1)
+     order by c.modified_at, c.id
+     limit :lim::bigint)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
@@ -410,7 +419,7 @@ order by p.section, p.n;
 with matched as materialized (
     select c.id,
            case when :sort::text is not null
-                then oneroster_course(c, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
            end as key
     from courses c
     where (:sid::text is null or c.sourced_id = :sid::text)
@@ -418,7 +427,7 @@ with matched as materialized (
                or c.modified_at >= :since::timestamptz
                   and (:inclusive::boolean or c.modified_at > :since::timestamptz))
           and (cardinality(:fields::text[]) = 0
-               or oneroster_match(oneroster_course(c, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+               or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select n.live + n.gone as total, p.record
 from (
@@ -428,7 +437,7 @@ from (
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_course(c, :base::text, :school::text) else oneroster_pick(oneroster_course(c, :base::text, :school::text), :picked::text[]) end
+    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                               from courses c
                               where c.id = q.id) as record
      from (select m.id,
@@ -441,35 +450,37 @@ left join lateral (
            order by n
            limit :lim::bigint offset :off::bigint) q)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
 order by p.section, p.n;
 
 -- name: enrollments
--- Enrollments, all of them, in the order of student_courses_pkey: the page's
--- keys first, then their records; the count is a count of student_courses, the
--- whole of it (docs/oneroster.md says what that costs). No filter: one
--- that an index does not serve is *_sorted's.
+-- Enrollments, all of them, in the order of student_courses_pkey: the page starts
+-- at the key :off keys in (an index-only walk of the primary key), so that
+-- only its own records are built. The count reads student_courses
+-- whole (docs/oneroster.md says what that costs). No filter: one that
+-- an index does not serve is *_sorted's.
 select m.total, p.record
 from (select count(*) as total from student_courses) m
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text), :picked::text[]) end
-                 from student_courses e
-                     join students s on s.id = e.student_id
-                     join courses c on c.id = e.course_id
-                 where e.student_id = q.student_id and e.course_id = q.course_id) as record
-    from (select e.student_id, e.course_id, row_number() over (order by e.student_id, e.course_id) as n
+    select q.student_id, q.course_id, (select case when :picked::text[] is null then oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
+     from student_courses e
+         join students s on s.id = e.student_id
+         join courses c on c.id = e.course_id
+     where e.student_id = q.student_id and e.course_id = q.course_id) as record
+    from (select e.student_id, e.course_id
           from student_courses e
+          where (e.student_id, e.course_id) >= (select x.student_id, x.course_id from student_courses x order by x.student_id, x.course_id offset :off::bigint limit 1)
           order by e.student_id, e.course_id
-          limit :lim::bigint offset :off::bigint) q
+          limit :lim::bigint) q
 ) p on true
-order by p.n;
+order by p.student_id, p.course_id;
 
 -- name: enrollments_by_sourced_id
 -- The record of sourcedId :sid (student_courses_sourced_id_key), then those deleted
@@ -482,25 +493,25 @@ from (
                 join courses c on c.id = e.course_id
             where e.sourced_id = :sid::text
               and (cardinality(:fields::text[]) = 0
-                   or oneroster_match(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
+                   or oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('enrollment', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text), :picked::text[]) end as record
+    (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
      from student_courses e
          join students s on s.id = e.student_id
          join courses c on c.id = e.course_id
      where e.sourced_id = :sid::text
        and (cardinality(:fields::text[]) = 0
-            or oneroster_match(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+            or oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
     union all
     (select 1, g.deleted_at, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
      from oneroster_gone('enrollment', :since::timestamptz, :inclusive::boolean,
           :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-     order by g.deleted_at
+     order by g.deleted_at, g.sourced_id
      limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
      offset greatest(:off::bigint - n.live, 0))
 ) p on true
@@ -508,8 +519,8 @@ order by p.section, p.at;
 
 -- name: enrollments_since
 -- Records changed since :since, in the order of their change (student_courses_enrolled_at,
--- which also bounds the count): the page's keys first, then their records.
--- Then those deleted since.
+-- which also bounds the count); the page starts at the key :off matches
+-- in, so that only its own records are built. Then those deleted since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
@@ -519,13 +530,13 @@ from (
               and (cardinality(:fields::text[]) = 0
                    or exists (select from students s join courses c on c.id = e.course_id
                               where s.id = e.student_id
-                                and oneroster_match(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))) as live,
+                                and oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))) as live,
            (select count(*) from oneroster_gone('enrollment', :since::timestamptz, :inclusive::boolean,
                                  :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)) as gone
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text), :picked::text[]) end
+    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                               from student_courses e
                                   join students s on s.id = e.student_id
                                   join courses c on c.id = e.course_id
@@ -537,15 +548,24 @@ left join lateral (
              and (cardinality(:fields::text[]) = 0
                   or exists (select from students s join courses c on c.id = e.course_id
                              where s.id = e.student_id
-                               and oneroster_match(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))
+                               and oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))
+             and (e.enrolled_at, e.student_id, e.course_id) >= (select x.enrolled_at, x.student_id, x.course_id
+                             from student_courses x
+                             where x.enrolled_at >= :since::timestamptz
+                                     and (:inclusive::boolean or x.enrolled_at > :since::timestamptz)
+                                     and (cardinality(:fields::text[]) = 0
+                                          or exists (select from students s join courses c on c.id = x.course_id
+                                                     where s.id = x.student_id
+                                                       and oneroster_match(oneroster_enrollment(x.sourced_id, x.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))
+                             order by x.enrolled_at, x.student_id, x.course_id offset :off::bigint limit 1)
            order by e.enrolled_at, e.student_id, e.course_id
-           limit :lim::bigint offset :off::bigint) q)
+           limit :lim::bigint) q)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('enrollment', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
@@ -561,7 +581,7 @@ order by p.section, p.n;
 with matched as materialized (
     select e.student_id, e.course_id,
            case when :sort::text is not null
-                then (select oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (select (oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
                       from students s join courses c on c.id = e.course_id
                       where s.id = e.student_id)
            end as key
@@ -573,7 +593,7 @@ with matched as materialized (
           and (cardinality(:fields::text[]) = 0
                or exists (select from students s join courses c on c.id = e.course_id
                           where s.id = e.student_id
-                            and oneroster_match(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))
+                            and oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean)))
 )
 select n.live + n.gone as total, p.record
 from (
@@ -583,7 +603,7 @@ from (
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_enrollment(e, s.sourced_id, c.sourced_id, :base::text, :school::text), :picked::text[]) end
+    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                               from student_courses e
                                   join students s on s.id = e.student_id
                                   join courses c on c.id = e.course_id
@@ -598,11 +618,11 @@ left join lateral (
            order by n
            limit :lim::bigint offset :off::bigint) q)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('enrollment', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
@@ -614,7 +634,7 @@ order by p.section, p.n;
 with matched as materialized (
     select t.id,
            case when :sort::text is not null
-                then oneroster_academic_session(t) #>> string_to_array(:sort::text, '.')
+                then (oneroster_academic_session(t.sourced_id, t.title, t.starts_on, t.ends_on, t.modified_at))::json #>> string_to_array(:sort::text, '.')
            end as key
     from terms t
     where (:sid::text is null or t.sourced_id = :sid::text)
@@ -622,7 +642,7 @@ with matched as materialized (
                or t.modified_at >= :since::timestamptz
                   and (:inclusive::boolean or t.modified_at > :since::timestamptz))
           and (cardinality(:fields::text[]) = 0
-               or oneroster_match(oneroster_academic_session(t)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+               or oneroster_match(oneroster_academic_session(t.sourced_id, t.title, t.starts_on, t.ends_on, t.modified_at)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select n.live + n.gone as total, p.record
 from (
@@ -632,7 +652,7 @@ from (
     offset 0  -- kept whole: the page's bounds read n.live, not its count again
 ) n
 left join lateral (
-    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_academic_session(t) else oneroster_pick(oneroster_academic_session(t), :picked::text[]) end from terms t where t.id = q.id) as record
+    (select 0 as section, q.n, (select case when :picked::text[] is null then oneroster_academic_session(t.sourced_id, t.title, t.starts_on, t.ends_on, t.modified_at) else oneroster_pick(oneroster_academic_session(t.sourced_id, t.title, t.starts_on, t.ends_on, t.modified_at), :picked::text[]) end from terms t where t.id = q.id) as record
      from (select m.id,
                   row_number() over (
                       order by case when :descending::boolean then null else m.key end collate "C",
@@ -643,11 +663,11 @@ left join lateral (
            order by n
            limit :lim::bigint offset :off::bigint) q)
     union all
-    (select 1, 0, case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
-     from (select g.record
+    (select 1, row_number() over (order by g.deleted_at, g.sourced_id), case when :picked::text[] is null then g.record else oneroster_pick(g.record, :picked::text[]) end
+     from (select g.deleted_at, g.sourced_id, g.record
            from oneroster_gone('term', :since::timestamptz, :inclusive::boolean,
                 :fields::text[], :ops::text[], :vals::text[], :any_of::boolean) g
-           order by g.deleted_at
+           order by g.deleted_at, g.sourced_id
            limit greatest(:lim::bigint - greatest(n.live - :off::bigint, 0), 0)
            offset greatest(:off::bigint - n.live, 0)) g)
 ) p on true
@@ -661,20 +681,20 @@ order by p.section, p.n;
 with matched as materialized (
     select s.id as id,
            case when :sort::text is not null
-                then oneroster_user(s, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
            end as key
     from student_courses e
         join students s on s.id = e.student_id
     where e.course_id = (select o.id from courses o where o.sourced_id = :owner::text)
       and (cardinality(:fields::text[]) = 0
-           or oneroster_match(oneroster_user(s, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+           or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select (select o.id from courses o where o.sourced_id = :owner::text) is not null as found,
        (select count(*) from matched) as total,
        p.record
 from (select) one
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_user(s, :base::text, :school::text) else oneroster_pick(oneroster_user(s, :base::text, :school::text), :picked::text[]) end
+    select q.n, (select case when :picked::text[] is null then oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                  from students s where s.id = q.id) as record
     from (select m.id,
                  row_number() over (
@@ -696,21 +716,21 @@ order by p.n;
 with matched as materialized (
     select c.id as id,
            case when :sort::text is not null
-                then oneroster_class(c, t.sourced_id, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
            end as key
     from student_courses e
         join courses c on c.id = e.course_id
         left join terms t on t.id = c.term_id
     where e.student_id = (select o.id from students o where o.sourced_id = :owner::text)
       and (cardinality(:fields::text[]) = 0
-           or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+           or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select (select o.id from students o where o.sourced_id = :owner::text) is not null as found,
        (select count(*) from matched) as total,
        p.record
 from (select) one
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_class(c, t.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_class(c, t.sourced_id, :base::text, :school::text), :picked::text[]) end
+    select q.n, (select case when :picked::text[] is null then oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                  from courses c left join terms t on t.id = c.term_id where c.id = q.id) as record
     from (select m.id,
                  row_number() over (
@@ -731,20 +751,20 @@ order by p.n;
 with matched as materialized (
     select c.id as id,
            case when :sort::text is not null
-                then oneroster_class(c, t.sourced_id, :base::text, :school::text) #>> string_to_array(:sort::text, '.')
+                then (oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))))::json #>> string_to_array(:sort::text, '.')
            end as key
     from courses c
         join terms t on t.id = c.term_id
     where c.term_id = (select o.id from terms o where o.sourced_id = :owner::text)
       and (cardinality(:fields::text[]) = 0
-           or oneroster_match(oneroster_class(c, t.sourced_id, :base::text, :school::text)::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
+           or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
 )
 select (select o.id from terms o where o.sourced_id = :owner::text) is not null as found,
        (select count(*) from matched) as total,
        p.record
 from (select) one
 left join lateral (
-    select q.n, (select case when :picked::text[] is null then oneroster_class(c, t.sourced_id, :base::text, :school::text) else oneroster_pick(oneroster_class(c, t.sourced_id, :base::text, :school::text), :picked::text[]) end
+    select q.n, (select case when :picked::text[] is null then oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end
                  from courses c left join terms t on t.id = c.term_id where c.id = q.id) as record
     from (select m.id,
                  row_number() over (
