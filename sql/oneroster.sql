@@ -1,37 +1,39 @@
 -- The OneRoster provider (service/repositories/oneroster.py, docs/oneroster.md).
 --
 -- Each statement answers one page of a collection and how many records the
--- filter matches (the first column of every row; a page past the end is
--- one row whose record is null), from one snapshot, so a page and its
+-- request matches (the first column of every row; a page past the end is
+-- one row whose record is null), from one snapshot, so that a page and its
 -- X-Total-Count agree. The records are built by the functions of
 -- sql/functions/oneroster.sql (oneroster_user() and the others).
 --
--- A collection has a statement per shape of filter, so that an index serves
--- the two a consumer's sync sends: `sourcedId='x'` (*_by_sourced_id, the
--- unique index on sourced_id) and `dateLastModified>'t'` or `>=` (*_since,
--- the index on modified_at or enrolled_at, in that order); every other
--- filter reads the collection in id order (the primary key) and tests each
--- record. *_sorted serves `sort=`: every match is read and sorted.
--- Parameters every statement takes:
+-- A collection has a statement per shape of request, so that an index
+-- serves the two filters a consumer's sync sends: <collection> (no filter:
+-- a range of the primary key, the kept count), *_by_sourced_id
+-- (`sourcedId='x'`: the unique index on sourced_id), *_since
+-- (`dateLastModified>'t'` or `>=`: the index on modified_at or enrolled_at,
+-- in that order), and *_sorted (a sort, or a filter no index serves: every
+-- record read and tested, the matches sorted). Terms, few, have one
+-- statement of every shape; the nested collections one each.
+-- Parameters:
 --   :base, :school   what hrefs start with; the school's sourcedId
---   :fields, :ops, :vals, :any_of   the filter's predicates not served by
---                    the shape, as parallel arrays (oneroster_match()); empty: none
+--   :fields, :ops, :vals, :any_of   the filter's predicates the shape does
+--                    not serve, as parallel arrays (oneroster_match());
+--                    empty: none
 --   :picked          the fields `fields=` names (null: all)
 --   :lim, :off       the page
--- and, by shape:
 --   :sid             the sourcedId
 --   :since, :inclusive   dateLastModified > :since (>= when inclusive);
 --                    records deleted since then follow the live ones, in the
 --                    order of their deletion (oneroster_gone()). A null
---                    :since in *_by_sourced_id and *_sorted: no tombstones.
---   :sort, :descending   the field to sort on (null: id order) and the direction
+--                    :since in *_by_sourced_id and *_sorted: no deletions.
+--   :sort, :descending   the field to sort on (null: id order), the direction
+--   :owner           the sourcedId of a nested collection's owner
 
 -- name: users
--- Students as users, all of them, in the order of students_pkey: the page starts
--- at the key :off keys in (an index-only walk of the primary key), so that
--- only its own records are built. The count is the kept one
--- (row_counts, sql/functions/oneroster.sql): 16 rows read, in the same snapshot. No filter: one that
--- an index does not serve is *_sorted's.
+-- Students as users, all of them, in the order of students_pkey: the page
+-- starts at the key :off keys in (an index-only walk of the primary key),
+-- so that only its own records are built. The count is the kept
+-- one (row_counts, sql/functions/oneroster.sql), in the same snapshot.
 select m.total, p.record
 from (select coalesce(sum(r.counted), 0)::bigint as total from row_counts r where r.kind = 'student') m
 left join lateral (
@@ -169,11 +171,10 @@ left join lateral (
 order by p.section, p.n;
 
 -- name: classes
--- Courses as classes, all of them, in the order of courses_pkey: the page starts
--- at the key :off keys in (an index-only walk of the primary key), so that
--- only its own records are built. The count is the kept one
--- (row_counts, sql/functions/oneroster.sql): 16 rows read, in the same snapshot. No filter: one that
--- an index does not serve is *_sorted's.
+-- Courses as classes, all of them, in the order of courses_pkey: the page
+-- starts at the key :off keys in (an index-only walk of the primary key),
+-- so that only its own records are built. The count is the kept
+-- one (row_counts, sql/functions/oneroster.sql), in the same snapshot.
 select m.total, p.record
 from (select coalesce(sum(r.counted), 0)::bigint as total from row_counts r where r.kind = 'course') m
 left join lateral (
@@ -319,11 +320,10 @@ left join lateral (
 order by p.section, p.n;
 
 -- name: courses
--- Courses as OneRoster courses, all of them, in the order of courses_pkey: the page starts
--- at the key :off keys in (an index-only walk of the primary key), so that
--- only its own records are built. The count is the kept one
--- (row_counts, sql/functions/oneroster.sql): 16 rows read, in the same snapshot. No filter: one that
--- an index does not serve is *_sorted's.
+-- Courses as OneRoster courses, all of them, in the order of courses_pkey: the page
+-- starts at the key :off keys in (an index-only walk of the primary key),
+-- so that only its own records are built. The count is the kept
+-- one (row_counts, sql/functions/oneroster.sql), in the same snapshot.
 select m.total, p.record
 from (select coalesce(sum(r.counted), 0)::bigint as total from row_counts r where r.kind = 'course') m
 left join lateral (
@@ -461,11 +461,10 @@ left join lateral (
 order by p.section, p.n;
 
 -- name: enrollments
--- Enrollments, all of them, in the order of student_courses_pkey: the page starts
--- at the key :off keys in (an index-only walk of the primary key), so that
--- only its own records are built. The count reads student_courses
--- whole (docs/oneroster.md says what that costs). No filter: one that
--- an index does not serve is *_sorted's.
+-- Enrollments, all of them, in the order of student_courses_pkey: the page
+-- starts at the key :off keys in (an index-only walk of the primary key),
+-- so that only its own records are built. The count reads student_courses
+-- whole (docs/oneroster.md says what that costs).
 select m.total, p.record
 from (select count(*) as total from student_courses) m
 left join lateral (
