@@ -112,6 +112,9 @@ class Seed:
     # /courses, /terms, and /events (three events into the seeded history). A cursor
     # is bound to its list and filters, so it is valid there alone.
     cursors: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The sourcedIds of the seeded records, by the OneRoster record type
+    # (users, classes, academicSessions, enrollments, orgs).
+    sourced_ids: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 SEED = Seed()
@@ -239,8 +242,22 @@ def seed(base: str) -> None:
             assert page.status_code == 200, page.text
             assert len(page.json()["items"]) == limit, page.text
             cursors[path] = page.json()["next_cursor"]
+        # The OneRoster provider names records by sourcedId: those of the seeded
+        # rows, by the kind of record a path's collection names.
+        sourced = {}
+        for kind, path, key in (
+            ("users", "users", "users"),
+            ("classes", "classes", "classes"),
+            ("academicSessions", "terms", "academicSessions"),
+            ("enrollments", "enrollments", "enrollments"),
+            ("orgs", "orgs", "orgs"),
+        ):
+            page = http.get(f"{base}{ONEROSTER}/{path}", timeout=10)
+            assert page.status_code == 200, page.text
+            sourced[kind] = [record["sourcedId"] for record in page.json()[key]]
     SEED.student_ids, SEED.course_ids, SEED.cursors = students, courses, cursors
     SEED.term_ids = terms
+    SEED.sourced_ids = sourced
 
 
 def record_every_kind_of_event(call, open_course: int) -> None:
@@ -352,8 +369,20 @@ def _if_match_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
     return {}
 
 
+# The OneRoster record type a path's sourcedId names, by its collection.
+_SOURCED_KIND = {"users": "users", "students": "users", "classes": "classes"}
+_SOURCED_KIND |= {"courses": "classes", "terms": "academicSessions"}
+_SOURCED_KIND |= {"academicSessions": "academicSessions", "enrollments": "enrollments"}
+_SOURCED_KIND |= {"orgs": "orgs", "schools": "orgs"}
+
+
 def _id_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
     draws: dict[str, st.SearchStrategy] = {}
+    sourced = (case.path_parameters or {}).get("sourcedId")
+    if isinstance(sourced, str) and case.operation.path.startswith(ONEROSTER):
+        collection = case.operation.path.removeprefix(ONEROSTER + "/").split("/")[0]
+        pool = SEED.sourced_ids.get(_SOURCED_KIND[collection], [])
+        draws["path:sourcedId"] = st.sampled_from([sourced, *pool])
     for name, value in (case.path_parameters or {}).items():
         if _is_id(value):
             pool = {"student_id": SEED.student_ids, "term_id": SEED.term_ids}.get(
