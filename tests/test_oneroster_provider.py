@@ -740,3 +740,16 @@ async def test_the_kept_counts_start_exact_on_a_database_with_students(empty_dat
         assert await kept(conn, "student") == 1037
     finally:
         await conn.close()
+
+
+async def test_a_503_keeps_its_retry_after_in_the_bindings_form(config, aiohttp_client, db):
+    client = await aiohttp_client(create_app(replace(config, statement_timeout=0.5)))
+    async with db.transaction():
+        # Nothing reads students while this lock is held: the statement times out.
+        await db.execute("lock table students in access exclusive mode")
+        response = await client.get(f"{P}/users")
+        body = await response.json()
+
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    status_payload(body, "server_busy")
