@@ -46,13 +46,16 @@ left join lateral (
 order by p.id;
 
 -- name: users_by_sourced_id
--- The record of sourcedId :sid (students_sourced_id_key), then those deleted
--- since :since.
+-- The record of sourcedId :sid (students_sourced_id_key), if it changed since
+-- :since (null: whenever), then those deleted since :since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
             from students s
             where s.sourced_id = :sid::text
+              and (:since::timestamptz is null
+                   or s.modified_at >= :since::timestamptz
+                      and (:inclusive::boolean or s.modified_at > :since::timestamptz))
               and (cardinality(:fields::text[]) = 0
                    or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('student', :since::timestamptz, :inclusive::boolean,
@@ -63,6 +66,9 @@ left join lateral (
     (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
      from students s
      where s.sourced_id = :sid::text
+       and (:since::timestamptz is null
+            or s.modified_at >= :since::timestamptz
+               and (:inclusive::boolean or s.modified_at > :since::timestamptz))
        and (cardinality(:fields::text[]) = 0
             or oneroster_match(oneroster_user(s.sourced_id, s.name, s.email, s.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
@@ -188,14 +194,17 @@ left join lateral (
 order by p.id;
 
 -- name: classes_by_sourced_id
--- The record of sourcedId :sid (courses_sourced_id_key), then those deleted
--- since :since.
+-- The record of sourcedId :sid (courses_sourced_id_key), if it changed since
+-- :since (null: whenever), then those deleted since :since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
             from courses c
                 left join terms t on t.id = c.term_id
             where c.sourced_id = :sid::text
+              and (:since::timestamptz is null
+                   or c.modified_at >= :since::timestamptz
+                      and (:inclusive::boolean or c.modified_at > :since::timestamptz))
               and (cardinality(:fields::text[]) = 0
                    or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
@@ -207,6 +216,9 @@ left join lateral (
      from courses c
          left join terms t on t.id = c.term_id
      where c.sourced_id = :sid::text
+       and (:since::timestamptz is null
+            or c.modified_at >= :since::timestamptz
+               and (:inclusive::boolean or c.modified_at > :since::timestamptz))
        and (cardinality(:fields::text[]) = 0
             or oneroster_match(oneroster_class(c.sourced_id, c.code, c.title, c.modified_at, t.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
@@ -336,13 +348,16 @@ left join lateral (
 order by p.id;
 
 -- name: courses_by_sourced_id
--- The record of sourcedId :sid (courses_sourced_id_key), then those deleted
--- since :since.
+-- The record of sourcedId :sid (courses_sourced_id_key), if it changed since
+-- :since (null: whenever), then those deleted since :since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
             from courses c
             where c.sourced_id = :sid::text
+              and (:since::timestamptz is null
+                   or c.modified_at >= :since::timestamptz
+                      and (:inclusive::boolean or c.modified_at > :since::timestamptz))
               and (cardinality(:fields::text[]) = 0
                    or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('course', :since::timestamptz, :inclusive::boolean,
@@ -353,6 +368,9 @@ left join lateral (
     (select 0 as section, null::timestamptz as at, case when :picked::text[] is null then oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))) else oneroster_pick(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org'))), :picked::text[]) end as record
      from courses c
      where c.sourced_id = :sid::text
+       and (:since::timestamptz is null
+            or c.modified_at >= :since::timestamptz
+               and (:inclusive::boolean or c.modified_at > :since::timestamptz))
        and (cardinality(:fields::text[]) = 0
             or oneroster_match(oneroster_course(c.sourced_id, c.code, c.title, c.modified_at, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)
@@ -482,8 +500,8 @@ left join lateral (
 order by p.student_id, p.course_id;
 
 -- name: enrollments_by_sourced_id
--- The record of sourcedId :sid (student_courses_sourced_id_key), then those deleted
--- since :since.
+-- The record of sourcedId :sid (student_courses_sourced_id_key), if it changed since
+-- :since (null: whenever), then those deleted since :since.
 select n.live + n.gone as total, p.record
 from (
     select (select count(*)
@@ -491,6 +509,9 @@ from (
                 join students s on s.id = e.student_id
                 join courses c on c.id = e.course_id
             where e.sourced_id = :sid::text
+              and (:since::timestamptz is null
+                   or e.enrolled_at >= :since::timestamptz
+                      and (:inclusive::boolean or e.enrolled_at > :since::timestamptz))
               and (cardinality(:fields::text[]) = 0
                    or oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))) as live,
            (select count(*) from oneroster_gone('enrollment', :since::timestamptz, :inclusive::boolean,
@@ -503,6 +524,9 @@ left join lateral (
          join students s on s.id = e.student_id
          join courses c on c.id = e.course_id
      where e.sourced_id = :sid::text
+       and (:since::timestamptz is null
+            or e.enrolled_at >= :since::timestamptz
+               and (:inclusive::boolean or e.enrolled_at > :since::timestamptz))
        and (cardinality(:fields::text[]) = 0
             or oneroster_match(oneroster_enrollment(e.sourced_id, e.enrolled_at, s.sourced_id, c.sourced_id, :base::text, (select oneroster_ref(:base::text, 'orgs', :school::text, 'org')))::jsonb, :fields::text[], :ops::text[], :vals::text[], :any_of::boolean))
      limit :lim::bigint offset :off::bigint)

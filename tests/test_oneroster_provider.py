@@ -571,6 +571,17 @@ async def test_filter_by_sourced_id(client, three):
     assert response.headers["X-Total-Count"] == "1"
 
 
+async def test_filter_by_sourced_id_and_a_time_takes_both(client, db, three):
+    await db.execute("update students set modified_at = '2026-11-01T12:00:00Z'")
+    lovelace = f"sourcedId='{three['Lovelace']}'"
+
+    _, before = await get(client, "users", filter=f"{lovelace} AND dateLastModified>'2026-11-01'")
+    _, after = await get(client, "users", filter=f"{lovelace} AND dateLastModified>'2026-11-02'")
+
+    assert [u["sourcedId"] for u in before["users"]] == [three["Lovelace"]]
+    assert after == {"users": []}  # not changed since: not there
+
+
 async def test_filter_on_a_guid_refs_sourced_id(client, db):
     ids = await setup_roster(client, db)
 
