@@ -146,6 +146,8 @@ async def _load(url: str, sizes: Sizes) -> datetime:
             print(f"  student_courses indexes: {time.perf_counter() - started:.1f} s")
             if without_triggers:
                 await _count_seats(conn, 1)
+                # The kept counts of students and courses (sql/functions/oneroster.sql).
+                await conn.execute("select recount_rows()")
             # Later inserts through the API must not collide with loaded ids.
             await conn.execute(
                 "select setval(pg_get_serial_sequence('students', 'id'), $1),"
@@ -923,6 +925,7 @@ async def prepare_runs(url: str, sizes: Sizes, plan: dict[RunKey, Runs]) -> None
                 await _count_seats(conn, sizes.courses + 1)
                 await _count_credits(conn)
                 await _meeting_times(conn, sizes.courses + 1)
+                await conn.execute("select recount_rows()")
             await conn.execute(
                 "select setval(pg_get_serial_sequence('courses', 'id'), max(id)) from courses"
             )

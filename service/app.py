@@ -46,7 +46,7 @@ def openapi_document(*, with_tokens: bool) -> dict[str, Any]:
     components = document["components"]
     components.pop("securitySchemes", None)
     components["headers"].pop("WWW-Authenticate", None)
-    for name in ("Unauthorized", "Forbidden"):
+    for name in ("Unauthorized", "Forbidden", "OneRosterUnauthorized"):
         components["responses"].pop(name, None)
     for item in document["paths"].values():
         for operation in item.values():

@@ -20,6 +20,7 @@ EXPOSED = {
     "etag",
     "location",
     "link",
+    "x-total-count",  # the OneRoster provider's pages
     "x-request-id",
     "idempotent-replayed",
     "retry-after",

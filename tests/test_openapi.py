@@ -19,6 +19,7 @@ from service.app import OPENAPI_DOCUMENT, create_app
 from service.config import MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, Config, ConfigError, Token
 from service.handlers import batches, events
 from service.outcomes import DROP_OUTCOMES, ENROLL_OUTCOMES, Outcome
+from service.routes import ONEROSTER
 from service.validation.cursors import encode_cursor
 from service.validation.fields import MAX_ID
 from service.validation.query import MAX_LIMIT
@@ -101,6 +102,14 @@ CONTRACT = {
     # own JSON; a form, so no 415, and at most 16 KiB of it.
     ("POST", "/oauth/token"): {"200", "400", "401", "408", "413"},
 }
+# The OneRoster provider (service/routes.py ONEROSTER): a collection may
+# refuse a parameter (400, the binding's form); a path with a sourcedId
+# names a record, or an owner, that may not exist (404).
+_OR = "/ims/oneroster/rostering/v1p2"
+for _path, _handler, _query in ONEROSTER:
+    CONTRACT[("GET", f"{_OR}/{_path}")] = (
+        {"200", "400"} | DB | ({"404"} if "{sourcedId}" in _path else set())
+    )
 CONTRACT = {operation: statuses | QUERY for operation, statuses in CONTRACT.items()}
 # What an instance without tokens does not have.
 TOKEN_ONLY = {("POST", "/oauth/token")}

@@ -67,3 +67,367 @@ create or replace trigger student_courses_tombstone
     after delete on student_courses
     referencing old table as gone
     for each statement execute function record_tombstones('enrollment');
+
+-- The provider (service/oneroster/, sql/oneroster.sql): each record type of
+-- the binding built from its row, here and nowhere else, so that what a
+-- filter compares (oneroster_match(), on the record cast to jsonb) is what
+-- a client reads. Property names and order as the binding's schemas
+-- (UserDType, AcademicSessionDType, ClassDType, CourseDType,
+-- EnrollmentDType, OrgDType) have them. Compact JSON text, concatenated,
+-- every value through to_json() (which escapes it): half the cost of
+-- json_build_object(), for every record of a page. Every one is a single
+-- expression without a subquery, so PostgreSQL inlines it into the
+-- statement that calls it instead of calling a function per row (not
+-- STRICT, for the same reason: see fold_case(), text.sql). They take
+-- columns, not rows, and their bodies are strings, not SQL-standard bodies:
+-- either would tie them to the tables, whose rollbacks (migrations 0001,
+-- 0016, 0018) drop them or their columns. `base` is what
+-- every href starts with: ONEROSTER_BASE_URL and the provider's prefix, with
+-- a trailing slash; `school` is the school's GUIDRef, the same in every
+-- record, made once per statement (oneroster_ref()).
+
+-- oneroster_time(): a dateLastModified as every record shows it: UTC, six
+-- decimals, Z. Fixed width, so that its text order is time order: filters
+-- compare text (service/oneroster/filters.py writes a client's timestamp
+-- in this form).
+create or replace function oneroster_time(at timestamptz) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+-- oneroster_segment(): a sourcedId percent-encoded as one segment of a path
+-- (RFC 3986: every byte outside the unreserved characters). Called by
+-- oneroster_ref() only for a sourcedId that needs it: a UUID does not.
+create or replace function oneroster_segment(value text) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select (
+        select string_agg(
+            case when c ~ '^[A-Za-z0-9._~-]$' then c
+                 else regexp_replace(upper(encode(convert_to(c, 'UTF8'), 'hex')), '(..)', '%\1', 'g')
+            end, '' order by n)
+        from regexp_split_to_table(value, '') with ordinality as s (c, n)
+    )
+$$;
+
+-- oneroster_ref(): a GUIDRef ({href, sourcedId, type}) to the record of
+-- `collection` with that sourcedId.
+create or replace function oneroster_ref(base text, collection text, sourced_id text, type text)
+    returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"href":' || to_json(base || collection || '/'
+                                  || case when sourced_id ~ '^[A-Za-z0-9._~-]*$' then sourced_id
+                                          else oneroster_segment(sourced_id) end)::text
+        || ',"sourcedId":' || to_json(sourced_id)::text
+        || ',"type":"' || type || '"}'
+$$;
+
+-- oneroster_user(): a student as a user of role student in the school.
+-- familyName is the name's last word, givenName what comes before it (a
+-- name of one word: givenName is empty); words are split at spaces (U+0020:
+-- no locale decides). username is the email. Strings, not a regular
+-- expression: a fifth of the cost, for every record a filter reads.
+create or replace function oneroster_user(
+    sourced_id text, name text, email text, modified_at timestamptz, school text
+) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"active","dateLastModified":"' || oneroster_time(modified_at)
+        || '","username":' || to_json(email)::text
+        || ',"userIds":[],"enabledUser":"true","givenName":'
+        || to_json(rtrim(left(btrim(name), - char_length(split_part(btrim(name), ' ', -1)))))::text
+        || ',"familyName":' || to_json(split_part(btrim(name), ' ', -1))::text
+        || ',"roles":[{"roleType":"primary","role":"student","org":' || school
+        || '}],"email":' || to_json(email)::text || '}'
+$$;
+
+-- oneroster_academic_session(): a term as an academic session of type
+-- term; schoolYear is the year it ends in.
+create or replace function oneroster_academic_session(
+    sourced_id text, title text, starts_on date, ends_on date, modified_at timestamptz
+) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"active","dateLastModified":"' || oneroster_time(modified_at)
+        || '","title":' || to_json(title)::text
+        || ',"startDate":"' || to_char(starts_on, 'YYYY-MM-DD')
+        || '","endDate":"' || to_char(ends_on, 'YYYY-MM-DD')
+        || '","type":"term","schoolYear":"' || to_char(ends_on, 'YYYY') || '"}'
+$$;
+
+-- oneroster_class(): a course as a class of itself (the OneRoster course of
+-- the same sourcedId), in its term (`term`: the term's sourcedId, null for
+-- a course in none: then `terms` is empty).
+create or replace function oneroster_class(
+    sourced_id text, code text, title text, modified_at timestamptz, term text, base text, school text
+) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"active","dateLastModified":"' || oneroster_time(modified_at)
+        || '","title":' || to_json(title)::text
+        || ',"classCode":' || to_json(code)::text
+        || ',"classType":"scheduled","course":' || oneroster_ref(base, 'courses', sourced_id, 'course')
+        || ',"school":' || school
+        || ',"terms":[' || coalesce(oneroster_ref(base, 'academicSessions', term, 'academicSession'), '')
+        || ']}'
+$$;
+
+-- oneroster_course(): a course as a OneRoster course of the school.
+create or replace function oneroster_course(
+    sourced_id text, code text, title text, modified_at timestamptz, school text
+) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"active","dateLastModified":"' || oneroster_time(modified_at)
+        || '","title":' || to_json(title)::text
+        || ',"courseCode":' || to_json(code)::text
+        || ',"org":' || school || '}'
+$$;
+
+-- oneroster_enrollment(): an enrollment as a student's in a class;
+-- `student` and `course` are their sourcedIds. It never changes once made:
+-- its dateLastModified is when it was made.
+create or replace function oneroster_enrollment(
+    sourced_id text, enrolled_at timestamptz, student text, course text, base text, school text
+) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"active","dateLastModified":"' || oneroster_time(enrolled_at)
+        || '","user":' || oneroster_ref(base, 'users', student, 'user')
+        || ',"class":' || oneroster_ref(base, 'classes', course, 'class')
+        || ',"school":' || school
+        || ',"role":"student","primary":"false"}'
+$$;
+
+-- oneroster_org(): the one org, the school, from the settings
+-- (ONEROSTER_SCHOOL_ID, ONEROSTER_SCHOOL_NAME).
+create or replace function oneroster_org(sourced_id text, name text, modified_at timestamptz)
+    returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"active","dateLastModified":"' || oneroster_time(modified_at)
+        || '","name":' || to_json(name)::text
+        || ',"type":"school","identifier":' || to_json(sourced_id)::text || '}'
+$$;
+
+-- oneroster_tombstone(): a deleted record, of any type: its sourcedId,
+-- status tobedeleted, and when it was deleted. Nothing else: no personal
+-- field survives a deletion.
+create or replace function oneroster_tombstone(sourced_id text, deleted_at timestamptz) returns text
+    language sql
+    stable
+    parallel safe
+as $$
+    select '{"sourcedId":' || to_json(sourced_id)::text
+        || ',"status":"tobedeleted","dateLastModified":"' || oneroster_time(deleted_at) || '"}'
+$$;
+
+-- oneroster_match(): whether a record passes a filter's predicates, given as
+-- parallel arrays (field, operator, value; service/oneroster/filters.py
+-- parsed them), all of them (any_of false) or any. A field may name a
+-- GUIDRef's sourcedId (`course.sourcedId`). Text compares in code point
+-- order (collation "C", the same on every server); `~` is "contains", in any
+-- letter case (fold_case()). A field the record does not have matches no
+-- predicate, `!=` included. PL/pgSQL: called for every record a filter
+-- reads, it costs a fifth of the same loop as an SQL function (which
+-- PostgreSQL cannot inline, for its subquery over the predicates).
+create or replace function oneroster_match(
+    record jsonb, fields text[], ops text[], vals text[], any_of boolean
+) returns boolean
+    language plpgsql
+    immutable
+    parallel safe
+as $$
+declare
+    v text;
+    ok boolean;
+begin
+    for i in 1 .. coalesce(array_length(fields, 1), 0) loop
+        v := record #>> string_to_array(fields[i], '.');
+        ok := coalesce(case ops[i]
+            when '=' then v = vals[i]
+            when '!=' then v <> vals[i]
+            when '>' then v collate "C" > vals[i]
+            when '>=' then v collate "C" >= vals[i]
+            when '<' then v collate "C" < vals[i]
+            when '<=' then v collate "C" <= vals[i]
+            when '~' then strpos(fold_case(v), fold_case(vals[i])) > 0
+        end, false);
+        if ok = any_of then
+            return ok;
+        end if;
+    end loop;
+    return not any_of;
+end
+$$;
+
+-- oneroster_pick(): the record with the fields `fields=` names, and no other.
+create or replace function oneroster_pick(record text, fields text[]) returns text
+    language sql
+    immutable
+    parallel safe
+as $$
+    select (
+        select coalesce(json_object_agg(e.key, e.value), '{}')::text
+        from json_each(record::json) as e
+        where e.key = any(fields)
+    )
+$$;
+
+-- oneroster_gone(): the tombstones of a kind since a time (`inclusive`:
+-- from it on) that pass the filter's predicates, for a delta query, to be
+-- paged in (deleted_at, sourced_id) order (one statement deletes many at
+-- one deleted_at); not
+-- those of a sourcedId that is live again (a record created anew after its
+-- deletion is not `tobedeleted`). A null `since` finds none. Inlined into
+-- the statement that calls it (one SELECT, STABLE), with `of_kind` a
+-- constant: the range is read from tombstones_kind_deleted_at and the CASE
+-- comes down to the one kind's unique index on sourced_id.
+create or replace function oneroster_gone(
+    of_kind text,
+    since timestamptz,
+    inclusive boolean,
+    fields text[],
+    ops text[],
+    vals text[],
+    any_of boolean
+) returns table (deleted_at timestamptz, sourced_id text, record text)
+    language sql
+    stable
+    parallel safe
+as $$
+    select t.deleted_at, t.sourced_id, oneroster_tombstone(t.sourced_id, t.deleted_at)
+    from tombstones t
+    where t.kind = of_kind
+      and t.deleted_at >= since
+      and (inclusive or t.deleted_at > since)
+      -- Scalar subqueries, not EXISTS: each a probe of the unique index,
+      -- never a hash of the whole table, whatever the planner guesses of
+      -- the number of tombstones.
+      and case of_kind
+          when 'student' then (select x.id from students x where x.sourced_id = t.sourced_id)
+          when 'course' then (select x.id from courses x where x.sourced_id = t.sourced_id)
+          when 'term' then (select x.id from terms x where x.sourced_id = t.sourced_id)
+          when 'enrollment' then (select x.student_id from student_courses x
+                                  where x.sourced_id = t.sourced_id)
+      end is null
+      and (cardinality(fields) = 0
+           or oneroster_match(oneroster_tombstone(t.sourced_id, t.deleted_at)::jsonb,
+                              fields, ops, vals, any_of))
+$$;
+
+-- The kept counts of students and courses (row_counts, migration 0020): the
+-- X-Total-Count of a whole collection (sql/oneroster.sql). Statement
+-- triggers, one upsert per shard a statement touched however many rows (a
+-- batch of 1,000 students: 16 at most), in shard order, so that two
+-- statements lock the rows they share in the same order and never
+-- deadlock. In the writing transaction: a page and its count, read in one
+-- snapshot, agree.
+create or replace function count_students() returns trigger
+language plpgsql as $$
+begin
+    insert into row_counts as r (kind, shard, counted)
+    select 'student', (changed.id & 15)::smallint,
+           count(*) * case tg_op when 'INSERT' then 1 else -1 end
+    from changed
+    group by 2
+    order by 2
+    on conflict (kind, shard) do update set counted = r.counted + excluded.counted;
+    return null;
+end
+$$;
+
+create or replace function count_courses() returns trigger
+language plpgsql as $$
+begin
+    insert into row_counts as r (kind, shard, counted)
+    select 'course', (changed.id & 15)::smallint,
+           count(*) * case tg_op when 'INSERT' then 1 else -1 end
+    from changed
+    group by 2
+    order by 2
+    on conflict (kind, shard) do update set counted = r.counted + excluded.counted;
+    return null;
+end
+$$;
+
+-- TRUNCATE fires no delete trigger: the kind's count goes with its rows.
+create or replace function clear_row_counts() returns trigger
+language plpgsql as $$
+begin
+    delete from row_counts where kind = tg_argv[0];
+    return null;
+end
+$$;
+
+-- recount_rows(): the counts from the rows themselves. For a load that
+-- skips the triggers (bench/dataset.py), and for the first fill below.
+create or replace function recount_rows() returns void
+language sql as $$
+    delete from row_counts;
+    insert into row_counts (kind, shard, counted)
+    select 'student', (s.id & 15)::smallint, count(*) from students s group by 2
+    union all
+    select 'course', (c.id & 15)::smallint, count(*) from courses c group by 2;
+$$;
+
+create or replace trigger students_counted_inserted
+    after insert on students
+    referencing new table as changed
+    for each statement execute function count_students();
+
+create or replace trigger students_counted_deleted
+    after delete on students
+    referencing old table as changed
+    for each statement execute function count_students();
+
+create or replace trigger students_counts_truncated
+    after truncate on students
+    for each statement execute function clear_row_counts('student');
+
+create or replace trigger courses_counted_inserted
+    after insert on courses
+    referencing new table as changed
+    for each statement execute function count_courses();
+
+create or replace trigger courses_counted_deleted
+    after delete on courses
+    referencing old table as changed
+    for each statement execute function count_courses();
+
+create or replace trigger courses_counts_truncated
+    after truncate on courses
+    for each statement execute function clear_row_counts('course');
+
+-- The first fill, once: migration 0020 creates row_counts empty, and this
+-- file is applied under a lock on students and courses
+-- (service/migrations.py), in the transaction that creates the triggers
+-- above, so the counts start exact. Applied again (its text changed), it
+-- finds the table kept and does nothing.
+select recount_rows() where not exists (select from row_counts);
