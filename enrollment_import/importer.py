@@ -519,6 +519,57 @@ class Lines:
         return line
 
 
+def open_csv(
+    lines: Lines, empty: Unusable, delimiter: Callable[[str], str]
+) -> tuple[Any, str, list[str]]:
+    """A csv reader over `lines`, its separator and the header (the first non-blank row).
+
+    `delimiter` chooses the separator from the header's line; `empty` is
+    raised when the stream has no header.
+    """
+    try:
+        while True:
+            lines.start()
+            line = next(lines, None)
+            if line is None:
+                raise empty
+            if "\0" in line:
+                raise csv.Error("it holds NUL bytes (a binary file?)")
+            if line.strip(" \t\r\n,;"):
+                break
+        separator = delimiter(line)
+        # The reader gets the line back, then reads on from where it was.
+        reader = csv.reader(itertools.chain([line], lines), delimiter=separator, strict=True)
+        while True:
+            header = next(reader, None)
+            if header is None:
+                raise empty
+            if not _blank(header):
+                return reader, separator, header
+            lines.start()
+    except UnicodeDecodeError:
+        raise Unusable(f"{lines.name}: not a CSV file: it is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise Unusable(f"{lines.name}: not a CSV file: {exc}") from None
+
+
+def records(reader: Any, lines: Lines) -> Iterator[tuple[int, list[str]]]:
+    """(start line, values) of each non-blank row `reader` reads after the header."""
+    while True:
+        lines.start()
+        start = lines.number + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise Unusable(f"{lines.name}: not UTF-8 text after line {lines.number}") from None
+        except csv.Error as exc:
+            raise Unusable(f"{lines.name}: line {start}: not CSV: {exc}") from None
+        if not _blank(record):
+            yield start, record
+
+
 class CsvFile:
     """The rows of one CSV file, streamed; its header checked against the kind."""
 
@@ -534,12 +585,13 @@ class CsvFile:
         self.kind = kind
         self.keys = keys or Keys()
         self._lines = Lines(stream, name)
-        try:
-            self.delimiter, self.header = self._read_header()
-        except UnicodeDecodeError:
-            raise Unusable(f"{name}: not a CSV file: it is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise Unusable(f"{name}: not a CSV file: {exc}") from None
+        empty = Unusable(
+            f"{name}: the file is empty; a {kind.name} file starts with the header "
+            f"{','.join(kind.required)}"
+        )
+        self._reader, self.delimiter, self.header = open_csv(
+            self._lines, empty, lambda line: _delimiter(line, kind)
+        )
         names = [column.strip().lower() for column in self.header]
         duplicated = sorted({n for n in names if n and names.count(n) > 1})
         if duplicated:
@@ -572,48 +624,9 @@ class CsvFile:
         # cells lose the ' that kept a spreadsheet from running them.
         self._cell = restored if all(c in names for c in REJECT_COLUMNS) else str
 
-    def _read_header(self) -> tuple[str, list[str]]:
-        lines = self._lines
-        empty = Unusable(
-            f"{self.name}: the file is empty; a {self.kind.name} file starts with the header "
-            f"{','.join(self.kind.required)}"
-        )
-        while True:
-            lines.start()
-            line = next(lines, None)
-            if line is None:
-                raise empty
-            if "\0" in line:
-                raise csv.Error("it holds NUL bytes (a binary file?)")
-            if line.strip(" \t\r\n,;"):
-                break
-        delimiter = _delimiter(line, self.kind)
-        # The reader gets the line back, then reads on from where it was.
-        self._reader = csv.reader(itertools.chain([line], lines), delimiter=delimiter, strict=True)
-        while True:
-            header = next(self._reader, None)
-            if header is None:
-                raise empty
-            if not _blank(header):
-                return delimiter, header
-            lines.start()
-
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """(start line, values) of each non-blank row after the header."""
-        reader, lines = self._reader, self._lines
-        while True:
-            lines.start()
-            start = lines.number + 1
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                raise Unusable(f"{self.name}: not UTF-8 text after line {lines.number}") from None
-            except csv.Error as exc:
-                raise Unusable(f"{self.name}: line {start}: not CSV: {exc}") from None
-            if not _blank(record):
-                yield start, record
+        return records(self._reader, self._lines)
 
     def _fields(self, values: list[str]) -> dict[str, str]:
         return {
@@ -678,7 +691,7 @@ class CsvFile:
             yield Row(line, values, item=item, fields=fields)
 
 
-class _Copying(io.RawIOBase):
+class Copying(io.RawIOBase):
     """A binary stream read through, each byte read also written to `copy`."""
 
     def __init__(self, source: io.BufferedReader, copy: IO[bytes]):
@@ -702,7 +715,7 @@ class _Copying(io.RawIOBase):
         return count
 
 
-def _text(stream: io.BufferedReader) -> TextIO:
+def utf8_text(stream: io.BufferedReader) -> TextIO:
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
 
 
@@ -719,10 +732,10 @@ def snapshot(
     sent are those checked: a file changed, grown or cut while it is being
     imported changes nothing, and standard input is checked like a file.
     """
-    checked = CsvFile(_text(io.BufferedReader(_Copying(stream, spool))), name, kind, warn)
+    checked = CsvFile(utf8_text(io.BufferedReader(Copying(stream, spool))), name, kind, warn)
     total = checked.count_keys()
     spool.seek(0)
-    copy = CsvFile(_text(io.BufferedReader(spool)), name, kind, lambda _: None, checked.keys)
+    copy = CsvFile(utf8_text(io.BufferedReader(spool)), name, kind, lambda _: None, checked.keys)
     return copy, total
 
 
@@ -751,6 +764,7 @@ class Result:
     outcome: str
     detail: str
     errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message) of a 422
+    body: Any = None  # what the single request would have answered
 
 
 class Retryable(Exception):
@@ -799,7 +813,8 @@ def _result(entry: Any) -> Result:
         for e in (errors if isinstance(errors, list) else [])
         if isinstance(e, dict)
     ]
-    return Result(status, str(outcome), _problem_text(body) if status >= 400 else "", named)
+    detail = _problem_text(body) if status >= 400 else ""
+    return Result(status, str(outcome), detail, named, body)
 
 
 # The service's names for the file's columns, where they differ.
@@ -903,18 +918,17 @@ class Client:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._session.close()
 
-    async def send(self, kind: Kind, number: int, items: list[bytes]) -> list[Result]:
-        """One batch; the results of its items, in order.
+    async def send(self, path: str, number: int, items: list[bytes]) -> list[Result]:
+        """One batch to the batch endpoint `path`; the results of its items, in order.
 
         Every try carries the same Idempotency-Key (this run's id and the
-        batch's number), so a batch the service applied but whose answer was
-        lost is answered again from what was stored, not applied twice.
+        batch's number, which the caller numbers across the run), so a batch
+        the service applied but whose answer was lost is answered again from
+        what was stored, not applied twice.
         """
         body = b'{"items":[' + b",".join(items) + b"]}"
         key = f"import-{self.run}-{number}"
-        status, payload, raw = await self.call(
-            "POST", kind.path, f"batch {number}", body=body, key=key
-        )
+        status, payload, raw = await self.call("POST", path, f"batch {number}", body=body, key=key)
         if status == 200 and isinstance(payload, dict) and isinstance(payload.get("results"), list):
             results = [_result(entry) for entry in payload["results"]]
             if len(results) != len(items):
@@ -922,7 +936,7 @@ class Client:
                     f"the service answered {len(results)} results for a batch of {len(items)} rows"
                 )
             return results
-        raise self.unexpected(status, payload, raw, f"POST {kind.path}")
+        raise self.unexpected(status, payload, raw, f"POST {path}")
 
     def unexpected(self, status: int, payload: Any, raw: bytes, request: str) -> Unusable:
         text = _problem_text(payload) or raw[:200].decode("utf-8", "replace").strip()
@@ -1420,7 +1434,7 @@ async def _import(
             else:
                 await resolve_terms(lookups, batch)
                 items = [row.item for row in batch if row.item is not None]
-                answers = await client.send(kind, number, items) if items else []
+                answers = await client.send(kind.path, number, items) if items else []
             results = iter(answers)
             for row in batch:
                 if row.error is not None:
@@ -1504,7 +1518,8 @@ DESCRIPTION = (
     "[,registration_opens_at][,registration_closes_at][,drop_deadline][,max_credits]; "
     "holds student_id or student_email,reason; completions student_id or "
     "student_email,code[,completed_at]. UTF-8 with or without BOM, comma, "
-    "semicolon or tab separated. "
+    "semicolon or tab separated. oneroster BUNDLE: a OneRoster 1.2 CSV bundle, a zip "
+    "or a folder (see docs/oneroster-import.md). "
     "Rows not applied go to FILE.rejected.csv with their line and reason. "
     "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
     "service could not be used. The token, if the service needs one, is read "
@@ -1516,8 +1531,8 @@ def add_parser(commands: Any) -> None:
     """The `import` subcommand, on `python -m service`'s subparsers."""
     parser = commands.add_parser(
         "import",
-        help="import a CSV file of students, courses, enrollments, terms, holds or completions "
-        "into a running service",
+        help="import a CSV file of students, courses, enrollments, terms, holds or completions, "
+        "or a OneRoster 1.2 bundle, into a running service",
         description=DESCRIPTION,
     )
     add_arguments(parser)
@@ -1525,8 +1540,15 @@ def add_parser(commands: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The importer's arguments, the same for `enrollment-import` and `python -m service import`."""
-    parser.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
-    parser.add_argument("file", help="the CSV file, or - for standard input")
+    parser.add_argument(
+        "kind",
+        choices=[*sorted(KINDS), "oneroster"],
+        help="what the file holds; oneroster: a OneRoster 1.2 CSV bundle",
+    )
+    parser.add_argument(
+        "file",
+        help="the CSV file, or - for standard input; for oneroster, the bundle's zip or folder",
+    )
     parser.add_argument(
         "--url", default=DEFAULT_URL, help=f"the service's base URL (default {DEFAULT_URL})"
     )
@@ -1563,8 +1585,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="where to write the rows not applied (default FILE.rejected.csv; "
-        "for stdin KIND-stdin.rejected.csv)",
+        "for stdin KIND-stdin.rejected.csv; for oneroster, a folder, default BUNDLE.rejected)",
     )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="oneroster: delete the students, courses, terms and enrollments a bulk file "
+        "leaves out (see --max-prune)",
+    )
+    parser.add_argument(
+        "--max-prune",
+        type=prune_limit,
+        metavar="LIMIT",
+        help="oneroster: the most --prune may delete of each kind, a share (10%%, the default) "
+        "or a number of records; a prune above it stops the import before anything is sent",
+    )
+
+
+def prune_limit(text: str) -> Any:
+    from .prune import limit
+
+    return limit(text)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1572,6 +1613,13 @@ def main(args: argparse.Namespace) -> int:
     url = yarl.URL(args.url)
     if url.scheme not in ("http", "https") or not url.host:
         print(f"import: --url must be an http(s) URL, not {args.url!r}", file=err)
+        return EXIT_UNUSABLE
+    if args.kind == "oneroster":
+        from . import oneroster
+
+        return oneroster.main(args)
+    if args.prune or args.max_prune is not None:
+        print("import: --prune and --max-prune are for oneroster bundles only", file=err)
         return EXIT_UNUSABLE
     options = Options(
         kind=KINDS[args.kind],

@@ -8,8 +8,9 @@ dev       like `make run`: without DATABASE_URL, start the embedded
 openapi   print the OpenAPI document an instance serves (--without-tokens:
           that of an instance without tokens)
 import    send a CSV file of students, courses, enrollments, terms, holds
-          or completions to a running service through its API
-          (docs/import.md); the same as the `enrollment-import` command
+          or completions (docs/import.md), or a OneRoster 1.2 bundle
+          (docs/oneroster-import.md), to a running service through its
+          API; the same as the `enrollment-import` command
 """
 
 from __future__ import annotations
