@@ -1,0 +1,74 @@
+"""1EdTech's official OpenAPI document of the OneRoster 1.2 rostering service.
+
+The document is onerosterv1p2rostersservice_openapi3_v1p0.json, published in
+1EdTech/oneroster-bootcamp (src/main/resources/oas/). It is 1EdTech's, under
+1EdTech's licence, and is not kept in this repository: the tests read it
+from, first found,
+
+- $ONEROSTER_OPENAPI_DOCUMENT (a path),
+- tests/oneroster/ beside this file,
+- ../shared/oneroster/ beside the clone (where CI's copy of shared/ is),
+- .data/oneroster/ in the clone (a developer's copy; ignored by git).
+
+Without it the tests that need it are skipped saying where to put it, or
+fail where REQUIRE_ONEROSTER_CLIENT=1 (CI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .clients import PROJECT_ROOT, Unavailable
+
+NAME = "onerosterv1p2rostersservice_openapi3_v1p0.json"
+TITLE = "OneRoster OpenAPI (JSON) Definition"
+# Where the provider's paths start; the document's own paths are relative to it.
+PREFIX = "/ims/oneroster/rostering/v1p2"
+
+
+def places() -> list[Path]:
+    found = []
+    if chosen := os.environ.get("ONEROSTER_OPENAPI_DOCUMENT"):
+        found.append(Path(chosen))
+    found += [
+        Path(__file__).with_name(NAME),
+        PROJECT_ROOT.parent / "shared" / "oneroster" / NAME,
+        PROJECT_ROOT / ".data" / "oneroster" / NAME,
+    ]
+    return found
+
+
+def load() -> dict[str, Any]:
+    """The document, checked to be the rostering service's OpenAPI 3.0 document."""
+    for place in places():
+        if place.is_file():
+            document = json.loads(place.read_text(encoding="utf-8"))
+            assert document.get("openapi", "").startswith("3.0"), place
+            assert document.get("info", {}).get("title") == TITLE, place
+            assert document.get("info", {}).get("version") == "1.2", place
+            return document
+    raise Unavailable(
+        f"1EdTech's OpenAPI document {NAME} (from 1EdTech/oneroster-bootcamp, "
+        "src/main/resources/oas/) is not here; looked at: " + ", ".join(str(p) for p in places())
+    )
+
+
+def shape(path: str) -> str:
+    """A path with its parameters unnamed: /classes/{classSourcedId}/students -> /classes/{}/students."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def served_operations(document: dict[str, Any], provider_paths: set[str]) -> list[str]:
+    """The document's GET paths that the provider serves, judged by the paths' shapes.
+
+    `provider_paths` are the provider's own (from its /openapi.json), with or
+    without PREFIX.
+    """
+    served = {shape(p.removeprefix(PREFIX)) for p in provider_paths}
+    return sorted(
+        path for path, item in document["paths"].items() if "get" in item and shape(path) in served
+    )
