@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
@@ -83,6 +84,16 @@ class Config:
     limit_batches: int = 4
     # Idempotency keys one token may have stored at once (all workers together).
     limit_idempotency_keys: int = 100_000
+    # The OneRoster provider's one org, a school (docs/oneroster.md): its
+    # name and sourcedId; its dateLastModified is when the settings were read.
+    oneroster_school_name: str = "School"
+    oneroster_school_id: str = "school"
+    oneroster_school_modified_at: datetime = field(
+        default_factory=lambda: datetime.now(UTC), compare=False
+    )
+    # scheme://host[:port][/prefix] the provider's href and Link URLs start
+    # with; "" for references relative to the host the client called.
+    oneroster_base_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -128,6 +139,9 @@ class Config:
             limit_idempotency_keys=reader.integer(
                 "LIMIT_IDEMPOTENCY_KEYS", cls.limit_idempotency_keys, 1, 100_000_000
             ),
+            oneroster_school_name=_school_name(env.get("ONEROSTER_SCHOOL_NAME", "")),
+            oneroster_school_id=_sourced_id(env.get("ONEROSTER_SCHOOL_ID", "")),
+            oneroster_base_url=_base_url(env.get("ONEROSTER_BASE_URL", "")),
         )
         if config.require_tokens and not config.tokens:
             raise ConfigError(
@@ -224,6 +238,55 @@ def _database_url(env: Mapping[str, str]) -> str | None:
         )
     netloc = f"{user}:{quote(password, safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _school_name(raw: str) -> str:
+    """ONEROSTER_SCHOOL_NAME: 1..255 characters once trimmed, no control characters."""
+    name = raw.strip()
+    if not name:
+        return Config.oneroster_school_name
+    if len(name) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(
+            "ONEROSTER_SCHOOL_NAME must be 1 to 255 characters without control characters"
+        )
+    return name
+
+
+def _sourced_id(raw: str) -> str:
+    """ONEROSTER_SCHOOL_ID: a sourcedId as the database takes one (sourced_id_valid())."""
+    value = raw.strip()
+    if not value:
+        return Config.oneroster_school_id
+    if len(value) > 255 or re.search(r"[\s\x00-\x1f\x7f]", value):
+        raise ConfigError(
+            "ONEROSTER_SCHOOL_ID must be 1 to 255 characters without spaces or control characters"
+        )
+    return value
+
+
+def _base_url(raw: str) -> str:
+    """ONEROSTER_BASE_URL: http(s)://host[:port][/prefix], kept without a trailing slash."""
+    text = raw.strip()
+    if not text:
+        return ""
+    problem = f"ONEROSTER_BASE_URL: {text!r} is not http(s)://host[:port][/prefix]"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(problem) from None
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or "?" in text
+        or "#" in text
+        or re.search(r"[\s\x00-\x1f\x7f]", text)
+    ):
+        raise ConfigError(problem)
+    return text.rstrip("/")
 
 
 # Browsers send the default port of a scheme as no port at all.

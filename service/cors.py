@@ -29,6 +29,7 @@ EXPOSE_HEADERS = (
     "ETag",
     "Location",
     "Link",
+    "X-Total-Count",  # the OneRoster provider's pages
     "X-Request-ID",
     "Idempotent-Replayed",
     "Retry-After",

@@ -34,6 +34,8 @@ from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
+from .oneroster import PREFIX as ONEROSTER_PREFIX
+from .oneroster import errors as oneroster_errors
 from .validation.query import check_query
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,9 @@ def endpoint(
     autocommit = Autocommit(app)
     idempotency_key = idempotency.IDEMPOTENCY_KEY
     perf_counter = time.perf_counter
+    # The provider's paths answer every error in the binding's form
+    # (service/oneroster/errors.py); the catch-all decides by the path.
+    binding = route.startswith(ONEROSTER_PREFIX)
 
     async def context(request: web.Request) -> web.StreamResponse:
         incoming = request.headers.get(X_REQUEST_ID)
@@ -126,7 +131,12 @@ def endpoint(
             else:
                 response = await run(handler, request, autocommit)
         except Exception as exc:
-            response = _error_response(request, exc, rid)
+            in_binding = binding or (
+                route == UNMATCHED and request.path.startswith(ONEROSTER_PREFIX + "/")
+            )
+            response = _error_response(
+                request, exc, rid, oneroster_errors.render if in_binding else render
+            )
         finally:
             metrics.requests_in_flight -= 1
         headers = response.headers
@@ -197,8 +207,13 @@ def _is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
 
 
-def _error_response(request: web.Request, exc: Exception, rid: str) -> web.StreamResponse:
-    """Every error leaves as problem+json; nothing internal leaks."""
+def _error_response(
+    request: web.Request,
+    exc: Exception,
+    rid: str,
+    render: Callable[[Problem], web.Response] = render,
+) -> web.StreamResponse:
+    """Every error leaves as problem+json (or `render`'s form); nothing internal leaks."""
     if isinstance(exc, Problem):
         return render(exc)
     if isinstance(exc, web.HTTPException):

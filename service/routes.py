@@ -22,6 +22,11 @@ from .handlers import (
     waitlist,
 )
 from .keys import CONFIG
+from .oneroster import PREFIX as OR
+from .oneroster import handlers as oneroster
+from .oneroster.query import COLLECTION as OR_LIST
+from .oneroster.query import SINGLE as OR_ONE
+from .oneroster.records import ACADEMIC_SESSION, CLASS, COURSE, ENROLLMENT, ORG, USER
 
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
@@ -81,6 +86,51 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/docs/{asset}", docs.asset, NONE),
     ("GET", "/metrics", operations.metrics, NONE),
 ]
+
+# The OneRoster 1.2 rostering provider, read-only, under its prefix
+# (service/oneroster/, docs/oneroster.md): (path, handler, query parameters).
+# `terms` answer as academicSessions, `students` as users, as the binding has them.
+ONEROSTER: list[tuple[str, Handler, frozenset[str]]] = [
+    (
+        "academicSessions",
+        oneroster.collection("terms", "academicSessions", ACADEMIC_SESSION),
+        OR_LIST,
+    ),
+    ("academicSessions/{sourcedId}", oneroster.single("terms", ACADEMIC_SESSION), OR_ONE),
+    ("terms", oneroster.collection("terms", "academicSessions", ACADEMIC_SESSION), OR_LIST),
+    ("terms/{sourcedId}", oneroster.single("terms", ACADEMIC_SESSION), OR_ONE),
+    (
+        "terms/{sourcedId}/classes",
+        oneroster.owned("term_classes", "classes", "term", CLASS),
+        OR_LIST,
+    ),
+    ("classes", oneroster.collection("classes", "classes", CLASS), OR_LIST),
+    ("classes/{sourcedId}", oneroster.single("classes", CLASS), OR_ONE),
+    (
+        "classes/{sourcedId}/students",
+        oneroster.owned("class_students", "users", "class", USER),
+        OR_LIST,
+    ),
+    ("courses", oneroster.collection("courses", "courses", COURSE), OR_LIST),
+    ("courses/{sourcedId}", oneroster.single("courses", COURSE), OR_ONE),
+    ("users", oneroster.collection("users", "users", USER), OR_LIST),
+    ("users/{sourcedId}", oneroster.single("users", USER), OR_ONE),
+    ("students", oneroster.collection("users", "users", USER), OR_LIST),
+    ("students/{sourcedId}", oneroster.single("users", USER), OR_ONE),
+    (
+        "students/{sourcedId}/classes",
+        oneroster.owned("student_classes", "classes", "student", CLASS),
+        OR_LIST,
+    ),
+    ("enrollments", oneroster.collection("enrollments", "enrollments", ENROLLMENT), OR_LIST),
+    ("enrollments/{sourcedId}", oneroster.single("enrollments", ENROLLMENT), OR_ONE),
+    ("orgs", oneroster.orgs(ORG), OR_LIST),
+    ("orgs/{sourcedId}", oneroster.org(ORG), OR_ONE),
+    ("schools", oneroster.orgs(ORG), OR_LIST),
+    ("schools/{sourcedId}", oneroster.org(ORG), OR_ONE),
+    ("schools/{sourcedId}/classes", oneroster.school_classes(CLASS), OR_LIST),
+]
+ROUTES += [("GET", f"{OR}/{path}", handler, query) for path, handler, query in ONEROSTER]
 
 
 # Paths that a route template of another resource also matches: any other

@@ -96,6 +96,14 @@ def test_config_is_frozen():
         ({"IDEMPOTENCY_TTL": "0"}, "IDEMPOTENCY_TTL"),  # a key that is never kept
         ({"IDEMPOTENCY_TTL": "24h"}, "IDEMPOTENCY_TTL"),  # seconds, like every duration
         ({"IDEMPOTENCY_TTL": "2592001"}, "IDEMPOTENCY_TTL"),  # over 30 days
+        ({"ONEROSTER_SCHOOL_ID": "lincoln high"}, "ONEROSTER_SCHOOL_ID"),  # no space in a sourcedId
+        ({"ONEROSTER_SCHOOL_ID": "x" * 256}, "ONEROSTER_SCHOOL_ID"),  # over 255 characters
+        ({"ONEROSTER_SCHOOL_NAME": "Lincoln\x07High"}, "ONEROSTER_SCHOOL_NAME"),  # control
+        ({"ONEROSTER_SCHOOL_NAME": "x" * 256}, "ONEROSTER_SCHOOL_NAME"),  # over 255 characters
+        ({"ONEROSTER_BASE_URL": "sis.example.edu"}, "ONEROSTER_BASE_URL"),  # no scheme
+        ({"ONEROSTER_BASE_URL": "ftp://sis.example.edu"}, "ONEROSTER_BASE_URL"),  # not http(s)
+        ({"ONEROSTER_BASE_URL": "https://sis.example.edu/?x=1"}, "ONEROSTER_BASE_URL"),  # a query
+        ({"ONEROSTER_BASE_URL": "https://user@sis.example.edu"}, "ONEROSTER_BASE_URL"),  # a user
     ],
 )
 def test_bad_value_raises_config_error_naming_the_variable(env, variable):
@@ -103,6 +111,21 @@ def test_bad_value_raises_config_error_naming_the_variable(env, variable):
         Config.from_env(env)
 
     assert variable in str(error.value)
+
+
+def test_the_oneroster_settings():
+    assert (Config.oneroster_school_name, Config.oneroster_school_id) == ("School", "school")
+    assert Config.from_env({}).oneroster_base_url == ""
+    config = Config.from_env(
+        {
+            "ONEROSTER_SCHOOL_NAME": " Lincoln High ",
+            "ONEROSTER_SCHOOL_ID": "lincoln-hs",
+            "ONEROSTER_BASE_URL": "https://sis.example.edu/roster/",
+        }
+    )
+    assert config.oneroster_school_name == "Lincoln High"
+    assert config.oneroster_school_id == "lincoln-hs"
+    assert config.oneroster_base_url == "https://sis.example.edu/roster"  # no trailing slash
 
 
 def test_config_error_is_a_value_error():
