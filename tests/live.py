@@ -9,12 +9,16 @@ from aiohttp import web
 
 
 class LiveServer:
-    """The real app on 127.0.0.1 in its own event loop thread; `url` once entered."""
+    """The real app on 127.0.0.1 in its own event loop thread; `url` once entered.
 
-    def __init__(self, app: web.Application) -> None:
+    On `port`, or on a free one the system picks (0).
+    """
+
+    def __init__(self, app: web.Application, port: int = 0) -> None:
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(app, access_log=None)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = port
         self.url = ""
 
     def __enter__(self) -> LiveServer:
@@ -28,7 +32,7 @@ class LiveServer:
 
     async def _start(self) -> None:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
         await site.start()
         host, port = self.runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"

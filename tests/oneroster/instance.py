@@ -23,14 +23,17 @@ import requests
 
 from service.app import create_app
 from service.config import Config, Token
+from service.embedded import free_port
 
 from ..conftest import Server
 from ..live import LiveServer
+from ..oneroster_bundle import SCHOOL
 from .clients import PROJECT_ROOT
 from .official import PREFIX
 
 REGISTRAR = Token(name="registrar", scope="write", secret="registrar-write-5f0c2a9e7d41b386")
 LMS = Token(name="lms", scope="read", secret="lms-read-c81e4b7a20d6f935")
+SCHOOL_NAME = "Example School"  # the name tests/oneroster_bundle.py gives the school
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Roster:
 
     url: str
     database_url: str
+    # The provider's paths, as its router has them.
+    paths: frozenset[str]
 
     @property
     def rostering(self) -> str:
@@ -111,13 +116,29 @@ def database(server: Server, template: str) -> Iterator[str]:
 
 @contextmanager
 def running(database_url: str) -> Iterator[Roster]:
-    """The real app on the database, with the registrar's and the LMS's tokens."""
+    """The real app on the database, with the registrar's and the LMS's tokens.
+
+    Set up as a deployment would be: the school is the bundle's org
+    (ONEROSTER_SCHOOL_ID, ONEROSTER_SCHOOL_NAME), and references are absolute
+    URLs of the instance (ONEROSTER_BASE_URL; the document's GUIDRef href is
+    a `uri`).
+    """
+    port = free_port()
     config = Config(
         database_url=database_url,
         pool_min_size=1,
         pool_max_size=10,
         workers=1,
         tokens=(REGISTRAR, LMS),
+        oneroster_school_id=SCHOOL,
+        oneroster_school_name=SCHOOL_NAME,
+        oneroster_base_url=f"http://127.0.0.1:{port}",
     )
-    with LiveServer(create_app(config)) as server:
-        yield Roster(url=server.url, database_url=database_url)
+    app = create_app(config)
+    paths = frozenset(
+        resource.canonical
+        for resource in app.router.resources()
+        if resource.canonical.startswith(PREFIX) and any(r.method == "GET" for r in resource)
+    )
+    with LiveServer(app, port) as server:
+        yield Roster(url=server.url, database_url=database_url, paths=paths)

@@ -16,6 +16,7 @@ fail where REQUIRE_ONEROSTER_CLIENT=1 (CI).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -72,3 +73,28 @@ def served_operations(document: dict[str, Any], provider_paths: set[str]) -> lis
     return sorted(
         path for path, item in document["paths"].items() if "get" in item and shape(path) in served
     )
+
+
+# The record types of the document's collections, whose `required` lists a
+# selection (`fields=`) or a deletion (a tombstone) cannot keep.
+RECORD_TYPES = (
+    "AcademicSessionDType",
+    "ClassDType",
+    "CourseDType",
+    "EnrollmentDType",
+    "OrgDType",
+    "UserDType",
+)
+
+
+def with_required(document: dict[str, Any], required: set[str]) -> dict[str, Any]:
+    """A copy of the document whose record types require only what they did of `required`.
+
+    Nothing else changes: types, formats, enums and additionalProperties
+    still hold.
+    """
+    changed = copy.deepcopy(document)
+    for name in RECORD_TYPES:
+        schema = changed["components"]["schemas"][name]
+        schema["required"] = [field for field in schema["required"] if field in required]
+    return changed
