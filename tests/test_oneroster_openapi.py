@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import copy
 import json
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,9 +54,8 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance, response_schema_conformance
-from schemathesis.core.failures import FailureGroup
+from schemathesis.core.failures import Failure, FailureGroup
 
 from .conftest import Server
 from .oneroster import clients, official
@@ -68,13 +69,110 @@ SEED_VALUE = 20261207
 COMMON = {"sourcedId", "status", "dateLastModified"}
 
 
+def _load() -> tuple[dict[str, Any] | None, str]:
+    try:
+        return official.load(), ""
+    except clients.Unavailable as why:
+        return None, str(why)
+
+
+# Loaded when the module is: schemathesis makes one test of each operation.
+DOCUMENT, MISSING = _load()
+COLLECTIONS = [
+    "academicSessions",
+    "terms",
+    "classes",
+    "courses",
+    "users",
+    "students",
+    "enrollments",
+    "orgs",
+    "schools",
+]
+NESTED = [
+    "/classes/{}/students",
+    "/students/{}/classes",
+    "/terms/{}/classes",
+    "/schools/{}/classes",
+]
+SERVED = official.served_operations(DOCUMENT, official.provider_paths()) if DOCUMENT else []
+
+
+@dataclass
+class Explored:
+    """What the hooks need from the running instance: its token, and sourcedIds that exist."""
+
+    token: Token | None = None
+    known: dict[str, list[str]] = field(default_factory=dict)
+
+
+EXPLORED = Explored()
+
+
+def make_schema(document: dict[str, Any]) -> schemathesis.BaseSchema:
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED_VALUE,
+            "generation": {"mode": "all", "deterministic": True, "database": "none"},
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "404"]}},
+        }
+    )
+    return schemathesis.openapi.from_dict(document, config=config).include(
+        method="GET", path=SERVED
+    )
+
+
+def collection_of(path: str) -> str:
+    """The collection a path's parameter names: /classes/{classSourcedId}/students -> classes."""
+    return path.split("/")[1]
+
+
+# schemathesis builds many cases before any fixture runs (the coverage
+# phase's, when the tests are collected), so what only the running instance
+# knows goes in when a case is sent (`sent()`): the access token in place of
+# this placeholder, and sourcedIds that exist.
+PLACEHOLDER = "access-token-of-the-running-instance"
+
+
+class Bearer:
+    """The document's OAuth2CC: a bearer token on every request (the placeholder until sent)."""
+
+    def get(self, case, context):
+        return PLACEHOLDER
+
+    def set(self, case, data, context):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+def sent(case: schemathesis.Case) -> schemathesis.Case:
+    """The case with the instance's token, and every other sourcedId in its path one that exists.
+
+    Only a positive case's sourcedIds change (one valid string for another),
+    chosen by the generated value, so a run is repeatable.
+    """
+    headers = case.headers or {}
+    if headers.get("Authorization") == f"Bearer {PLACEHOLDER}":
+        headers["Authorization"] = f"Bearer {EXPLORED.token}"
+    if case.meta is not None and case.meta.generation.mode.is_positive:
+        for name, value in (case.path_parameters or {}).items():
+            pool = EXPLORED.known[collection_of(case.operation.path)]
+            if isinstance(value, str) and zlib.crc32(value.encode()) % 2:
+                case.path_parameters[name] = pool[zlib.crc32(value.encode()) % len(pool)]
+    return case
+
+
+SCHEMA = make_schema(DOCUMENT) if DOCUMENT else None
+# The same document with nothing required of a record: what a selection must still be.
+SELECTIONS = make_schema(official.with_required(DOCUMENT, set())) if DOCUMENT else None
+if SCHEMA is not None:
+    SCHEMA.auth(refresh_interval=None)(Bearer)
+
+
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    try:
-        return official.load()
-    except clients.Unavailable as why:
-        clients.unavailable(str(why))
-        raise
+    if DOCUMENT is None:
+        clients.unavailable(MISSING)
+    return DOCUMENT
 
 
 @pytest.fixture(scope="module")
@@ -92,30 +190,12 @@ def roster(
         yield instance
 
 
-@pytest.fixture(scope="module")
-def served(document: dict[str, Any], roster: Roster) -> list[str]:
-    """The document's GET paths the provider serves, each of the ones the contract names."""
-    found = official.served_operations(document, set(roster.paths))
-    collections = [
-        "academicSessions",
-        "terms",
-        "classes",
-        "courses",
-        "users",
-        "students",
-        "enrollments",
-        "orgs",
-        "schools",
-    ]
-    expected = {f"/{c}" for c in collections} | {f"/{c}/{{}}" for c in collections}
-    expected |= {
-        "/classes/{}/students",
-        "/students/{}/classes",
-        "/terms/{}/classes",
-        "/schools/{}/classes",
-    }
-    assert {official.shape(p) for p in found} == expected
-    return found
+def test_the_document_names_every_path_the_contract_gives_the_provider(document, roster):
+    # The paths explored are the document's whose shape the provider serves:
+    # every collection of the contract, by sourcedId, and the nested ones.
+    expected = {f"/{c}" for c in COLLECTIONS} | {f"/{c}/{{}}" for c in COLLECTIONS} | set(NESTED)
+    assert {official.shape(p) for p in SERVED} == expected
+    assert {official.shape(p.removeprefix(official.PREFIX)) for p in roster.paths} == expected
 
 
 class Token:
@@ -158,103 +238,66 @@ def known(roster: Roster, token: Token) -> dict[str, list[str]]:
     return found
 
 
-def collection_of(path: str) -> str:
-    """The collection a path's parameter names: /classes/{classSourcedId}/students -> classes."""
-    return path.split("/")[1]
-
-
 @pytest.fixture(scope="module")
-def official_schema(
-    document: dict[str, Any], served: list[str], known: dict[str, list[str]], token: Token
-) -> schemathesis.BaseSchema:
-    config = schemathesis.Config.from_dict(
-        {
-            "seed": SEED_VALUE,
-            "generation": {"mode": "all", "deterministic": True, "database": "none"},
-            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "404"]}},
-        }
-    )
-    schema = schemathesis.openapi.from_dict(document, config=config).include(
-        method="GET", path=served
-    )
-
-    @schema.auth()
-    class Bearer:
-        """The LMS's access token on every request, as the document's OAuth2CC asks."""
-
-        def get(self, case, context):
-            return str(token)
-
-        def set(self, case, data, context):
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-    def flatmap_case(context, case):
-        """Point about half of the generated sourcedIds at records that exist."""
-        draws = {
-            name: st.sampled_from([value, *known[collection_of(case.operation.path)]])
-            for name, value in (case.path_parameters or {}).items()
-            if isinstance(value, str)
-        }
-        if not draws:
-            return st.just(case)
-
-        def apply(values: dict[str, str]):
-            case.path_parameters.update(values)
-            return case
-
-        return st.fixed_dictionaries(draws).map(apply)
-
-    schema.hook(flatmap_case)
-    return schema
+def explored(roster: Roster, token: Token, known: dict[str, list[str]]) -> Roster:
+    EXPLORED.token, EXPLORED.known = token, known
+    return roster
 
 
-@pytest.fixture(scope="module")
-def selections(document: dict[str, Any], served: list[str]) -> schemathesis.BaseSchema:
-    """The document with nothing required of a record: what a selection must still be."""
-    return schemathesis.openapi.from_dict(official.with_required(document, set())).include(
-        method="GET", path=served
-    )
-
-
-SCHEMA = schemathesis.pytest.from_fixture("official_schema")
-
-
-@SCHEMA.parametrize()
-@settings(
+SETTINGS = settings(
     max_examples=EXAMPLES,
     derandomize=True,
     database=None,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_the_provider_answers_as_the_official_document_says(case, roster, selections):
-    response = case.call(base_url=roster.rostering)
-    excluded = []
-    fields = (case.query or {}).get("fields")
-    if isinstance(fields, list) and len(fields) > 1:
-        # The document's exploded array: `fields` twice, which the service refuses.
-        assert response.status_code == 422, response.text
-        excluded.append(positive_data_acceptance)
-    elif fields is not None and response.status_code == 200:
-        # A selection leaves out what the document requires: judged without `required`.
-        excluded.append(response_schema_conformance)
-        selections[case.operation.path]["GET"].validate_response(response)
-    case.validate_response(
-        response, excluded_checks=excluded, transport_kwargs={"base_url": roster.rostering}
-    )
+
+if SCHEMA is not None:
+
+    @SCHEMA.parametrize()
+    @SETTINGS
+    def test_the_provider_answers_as_the_official_document_says(case, explored):
+        response = sent(case).call(base_url=explored.rostering)
+        excluded = []
+        fields = (case.query or {}).get("fields")
+        if isinstance(fields, list) and len(fields) > 1:
+            # The document's exploded array: `fields` twice, which the service refuses.
+            assert response.status_code == 422, response.text
+            excluded.append(positive_data_acceptance)
+        elif fields is not None and response.status_code == 200:
+            # A selection leaves out what the document requires: judged without `required`.
+            excluded.append(response_schema_conformance)
+            SELECTIONS[case.operation.path]["GET"].validate_response(response)
+        case.validate_response(
+            response, excluded_checks=excluded, transport_kwargs={"base_url": explored.rostering}
+        )
+
+else:
+
+    def test_the_provider_answers_as_the_official_document_says():
+        clients.unavailable(MISSING)
 
 
 # -- explicit requests, each validated against the document ---------------------------------
 
 
+def refusals(schema: schemathesis.BaseSchema, path: str, answer: requests.Response) -> str:
+    """What the document finds wrong with the answer to GET `path` ("" for nothing)."""
+    try:
+        schema[path]["GET"].validate_response(answer)
+    except Failure as failure:
+        return str(failure)
+    except FailureGroup as failures:
+        return "\n".join(str(failure) for failure in failures.exceptions)
+    return ""
+
+
 def validate(schema: schemathesis.BaseSchema, path: str, answer: requests.Response) -> None:
     """The answer against the document's response for its status; a broken copy must fail."""
-    operation = schema[path]["GET"]
-    operation.validate_response(answer)
+    assert refusals(schema, path, answer) == "", (path, answer.text)
     broken = copy.deepcopy(answer.json())
     assert remove_a_required_field(broken), answer.text
-    with pytest.raises(FailureGroup):
-        operation.validate_response(with_body(answer, broken))
+    assert "is a required property" in refusals(schema, path, with_body(answer, broken))
 
 
 def with_body(answer: requests.Response, body: Any) -> requests.Response:
@@ -282,53 +325,51 @@ def minor(answer: requests.Response) -> str:
 
 
 def test_every_kind_of_answer_validates_against_the_official_document(
-    official_schema, served, known, roster, token
+    document, known, roster, token
 ):
-    for path in served:
+    for path in SERVED:
         parameters = [p for p in path.split("/") if p.startswith("{")]
         if not parameters:
             # A page of a collection: the document's set type, with X-Total-Count.
-            answer = get(roster, path, token, limit=3)
+            answer = get(roster, path, token, limit=2)
             assert answer.status_code == 200, (path, answer.text)
             (records,) = answer.json().values()
-            assert len(records) == 3, (path, answer.text)
-            assert int(answer.headers["X-Total-Count"]) >= 3
-            validate(official_schema, path, answer)
+            assert records, (path, answer.text)
+            assert int(answer.headers["X-Total-Count"]) >= len(records)
+            validate(SCHEMA, path, answer)
             # A filter outside the grammar: 400, the binding's status payload.
             refused = get(roster, path, token, filter="no such thing")
             assert refused.status_code == 400, (path, refused.text)
-            validate(official_schema, path, refused)
+            validate(SCHEMA, path, refused)
             assert minor(refused) == "invalid_filter_field"
             continue
         concrete = path.replace(parameters[0], known[collection_of(path)][0])
         answer = get(roster, concrete, token)
         assert answer.status_code == 200, (concrete, answer.text)
-        validate(official_schema, path, answer)
+        validate(SCHEMA, path, answer)
         # An unknown sourcedId: 404 in the binding's form, nested collections too.
         missing = get(roster, path.replace(parameters[0], "no-such-sourced-id"), token)
         assert missing.status_code == 404, (path, missing.text)
-        validate(official_schema, path, missing)
+        validate(SCHEMA, path, missing)
         assert minor(missing) == "unknownobject"
     # Without a token, and with one that is not: 401 in the binding's form.
     for sent in (None, "not-a-token"):
         headers = {"Authorization": f"Bearer {sent}"} if sent else {}
         answer = requests.get(roster.rostering + "/users", headers=headers, timeout=10)
         assert answer.status_code == 401, answer.text
-        validate(official_schema, "/users", answer)
+        validate(SCHEMA, "/users", answer)
         assert minor(answer) == "unauthorisedrequest"
 
 
 def test_a_selection_and_a_deletion_keep_the_document_but_its_required_fields(
-    official_schema, document, served, roster, token
+    document, roster, token
 ):
     # A selection: only the fields asked for, which the document as written refuses.
     answer = get(roster, "/users", token, fields="sourcedId,givenName", limit=5)
     assert answer.status_code == 200, answer.text
     assert {tuple(sorted(u)) for u in answer.json()["users"]} == {("givenName", "sourcedId")}
-    with pytest.raises(FailureGroup, match="is a required property"):
-        official_schema["/users"]["GET"].validate_response(answer)
-    selected = schemathesis.openapi.from_dict(official.with_required(document, set()))
-    selected["/users"]["GET"].validate_response(answer)
+    assert "is a required property" in refusals(SCHEMA, "/users", answer)
+    assert refusals(SELECTIONS, "/users", answer) == ""
 
     # A deletion: the student's tombstone and their enrollments', in a delta.
     since = datetime.now(UTC).isoformat()
@@ -338,19 +379,17 @@ def test_a_selection_and_a_deletion_keep_the_document_but_its_required_fields(
     ).json()["items"]
     gone = requests.delete(f"{roster.url}/students/{student['id']}", headers=headers, timeout=10)
     assert gone.status_code == 204, gone.text
-    tombstones = official.with_required(document, COMMON)
+    tombstones = make_schema(official.with_required(document, COMMON))
     for path, name in (("/users", "users"), ("/enrollments", "enrollments")):
         delta = get(roster, path, token, filter=f"dateLastModified>'{since}'")
         assert delta.status_code == 200, delta.text
         records = delta.json()[name]
         assert records and all(r.keys() == COMMON for r in records), delta.text
         assert {r["status"] for r in records} == {"tobedeleted"}
-        with pytest.raises(FailureGroup, match="is a required property"):
-            official_schema[path]["GET"].validate_response(delta)
-        schemathesis.openapi.from_dict(tombstones)[path]["GET"].validate_response(delta)
-        # and what the cut-down document still requires, it still checks
+        assert "is a required property" in refusals(SCHEMA, path, delta)
+        assert refusals(tombstones, path, delta) == ""
+        # What the cut-down document still requires, it still checks.
         broken = [{k: v for k, v in r.items() if k != "status"} for r in records]
-        with pytest.raises(FailureGroup):
-            schemathesis.openapi.from_dict(tombstones)[path]["GET"].validate_response(
-                with_body(delta, {name: broken})
-            )
+        assert "is a required property" in refusals(
+            tombstones, path, with_body(delta, {name: broken})
+        )

@@ -29,7 +29,7 @@ from ..conftest import Server
 from ..live import LiveServer
 from ..oneroster_bundle import SCHOOL
 from .clients import PROJECT_ROOT
-from .official import PREFIX
+from .official import PREFIX, provider_paths
 
 REGISTRAR = Token(name="registrar", scope="write", secret="registrar-write-5f0c2a9e7d41b386")
 LMS = Token(name="lms", scope="read", secret="lms-read-c81e4b7a20d6f935")
@@ -135,10 +135,5 @@ def running(database_url: str) -> Iterator[Roster]:
         oneroster_base_url=f"http://127.0.0.1:{port}",
     )
     app = create_app(config)
-    paths = frozenset(
-        resource.canonical
-        for resource in app.router.resources()
-        if resource.canonical.startswith(PREFIX) and any(r.method == "GET" for r in resource)
-    )
     with LiveServer(app, port) as server:
-        yield Roster(url=server.url, database_url=database_url, paths=paths)
+        yield Roster(url=server.url, database_url=database_url, paths=provider_paths(app))

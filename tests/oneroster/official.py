@@ -23,6 +23,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
+from service.app import create_app
+from service.config import Config
+
 from .clients import PROJECT_ROOT, Unavailable
 
 NAME = "onerosterv1p2rostersservice_openapi3_v1p0.json"
@@ -58,6 +63,17 @@ def load() -> dict[str, Any]:
     )
 
 
+def provider_paths(app: web.Application | None = None) -> frozenset[str]:
+    """The provider's GET paths, as the app's router has them (by default an app built
+    from the default settings: create_app does no I/O)."""
+    app = app or create_app(Config())
+    return frozenset(
+        resource.canonical
+        for resource in app.router.resources()
+        if resource.canonical.startswith(PREFIX) and any(r.method == "GET" for r in resource)
+    )
+
+
 def shape(path: str) -> str:
     """A path with its parameters unnamed: /classes/{classSourcedId}/students -> /classes/{}/students."""
     return re.sub(r"\{[^}]*\}", "{}", path)
@@ -66,8 +82,7 @@ def shape(path: str) -> str:
 def served_operations(document: dict[str, Any], provider_paths: set[str]) -> list[str]:
     """The document's GET paths that the provider serves, judged by the paths' shapes.
 
-    `provider_paths` are the provider's own (from its /openapi.json), with or
-    without PREFIX.
+    `provider_paths` are the provider's own, with or without PREFIX.
     """
     served = {shape(p.removeprefix(PREFIX)) for p in provider_paths}
     return sorted(
