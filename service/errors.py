@@ -39,6 +39,14 @@ def conflict(detail: str, slug: str = "conflict") -> Problem:
     return Problem(409, detail, slug)
 
 
+def sourced_id_taken(kind: str, sourced_id: str) -> Problem:
+    """A create naming a sourced_id another record of its kind (student, course, term, enrollment) has."""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return conflict(
+        f"{article} {kind} with sourced_id {sourced_id} already exists", "sourced-id-taken"
+    )
+
+
 def precondition_failed(detail: str) -> Problem:
     """If-Match named no current version of the resource (service/conditional.py)."""
     return Problem(412, detail, "precondition-failed")

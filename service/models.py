@@ -86,10 +86,14 @@ class Student:
     name: str
     email: str
     created_at: datetime
+    # Its OneRoster sourcedId: given on create, else a UUID (migration 0018).
+    sourced_id: str
 
 
 @dataclass
-class Course:
+class CourseFields:
+    """A course's own fields, as every view of a course shows them."""
+
     id: int
     code: str
     title: str
@@ -115,6 +119,13 @@ class Course:
 
 
 @dataclass
+class Course(CourseFields):
+    """A course: its fields, then its OneRoster sourcedId (given on create, else a UUID)."""
+
+    sourced_id: str
+
+
+@dataclass
 class Term:
     """A term's calendar and credit limit (max_credits: a numeric as number() writes it)."""
 
@@ -128,17 +139,23 @@ class Term:
     drop_deadline: datetime | None
     max_credits: int | float | None
     created_at: datetime
+    sourced_id: str
 
 
 @dataclass
-class Enrollment(Course):
-    """A course as seen from one of its students: its fields, then enrolled_at."""
+class Enrollment(CourseFields):
+    """A course as seen from one of its students: its fields, then the enrollment's.
 
+    sourced_id is the enrollment's (student_courses.sourced_id), not the
+    course's: this is the enrollment's representation.
+    """
+
+    sourced_id: str
     enrolled_at: datetime
 
 
 @dataclass
-class WaitlistEntry(Course):
+class WaitlistEntry(CourseFields):
     """A course as seen from a student waiting for it; position 1 is next."""
 
     waitlisted_at: datetime
@@ -147,12 +164,13 @@ class WaitlistEntry(Course):
 
 @dataclass
 class EnrolledStudent:
-    """A student as seen from one of their courses."""
+    """A student as seen from one of their courses; sourced_id is the enrollment's, as in Enrollment."""
 
     id: int
     name: str
     email: str
     created_at: datetime
+    sourced_id: str
     enrolled_at: datetime
 
 

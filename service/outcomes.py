@@ -23,6 +23,9 @@ class Outcome(enum.StrEnum):
     WAITLIST_FULL = "waitlist-full"
     STUDENT_NOT_FOUND = "student-not-found"
     COURSE_NOT_FOUND = "course-not-found"
+    # An enroll naming a sourced_id another enrollment has (a create by
+    # sourced_id cannot clash on it: it matches).
+    SOURCED_ID_TAKEN = "sourced-id-taken"
     # The rules of registration of a course of a term, in the order of the
     # checks (registration_blocker(), sql/functions/registration.sql); a
     # registrar may override them.
@@ -42,6 +45,11 @@ class Outcome(enum.StrEnum):
     UNCHANGED = "unchanged"
     CAPACITY_BELOW_ENROLLMENTS = "capacity-below-enrollments"
     WAITLIST_CAPACITY_BELOW_WAITING = "waitlist-capacity-below-waiting"
+    # An item named by sourced_id whose email or code (in its term) another
+    # record has; a course item moving a course with students to another term.
+    EMAIL_TAKEN = "email-taken"
+    CODE_TAKEN = "code-taken"
+    COURSE_NOT_EMPTY = "course-not-empty"
     # A course item naming a term that does not exist (the 422 of POST /courses).
     UNKNOWN_TERM = "unknown-term"
     # An item refused for its fields: by the service before the database saw
@@ -63,6 +71,7 @@ STATUS = {
     Outcome.WAITLIST_FULL: 409,
     Outcome.STUDENT_NOT_FOUND: 404,
     Outcome.COURSE_NOT_FOUND: 404,
+    Outcome.SOURCED_ID_TAKEN: 409,
     Outcome.REGISTRATION_HOLD: 409,
     Outcome.REGISTRATION_NOT_OPEN: 409,
     Outcome.REGISTRATION_CLOSED: 409,
@@ -77,6 +86,9 @@ STATUS = {
     Outcome.UNCHANGED: 200,
     Outcome.CAPACITY_BELOW_ENROLLMENTS: 409,
     Outcome.WAITLIST_CAPACITY_BELOW_WAITING: 409,
+    Outcome.EMAIL_TAKEN: 409,
+    Outcome.CODE_TAKEN: 409,
+    Outcome.COURSE_NOT_EMPTY: 409,
     Outcome.UNKNOWN_TERM: 422,
     Outcome.INVALID: 422,
 }
@@ -105,6 +117,7 @@ ENROLL_OUTCOMES = (
     Outcome.WAITLIST_FULL,
     Outcome.STUDENT_NOT_FOUND,
     Outcome.COURSE_NOT_FOUND,
+    Outcome.SOURCED_ID_TAKEN,
 )
 # What a drop can come to.
 DROP_OUTCOMES = (

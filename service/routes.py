@@ -31,9 +31,9 @@ from .oneroster.records import ACADEMIC_SESSION, CLASS, COURSE, ENROLLMENT, ORG,
 # The query parameters a route defines; any other is 422 (endpoint.py).
 PAGE = frozenset({"limit", "cursor"})
 NONE: frozenset[str] = frozenset()
-STUDENTS = PAGE | {"email", "q"}
-COURSES = PAGE | {"code", "q", "term_id"}
-TERMS = PAGE | {"code"}
+STUDENTS = PAGE | {"email", "q", "sourced_id"}
+COURSES = PAGE | {"code", "q", "term_id", "sourced_id"}
+TERMS = PAGE | {"code", "sourced_id"}
 DROP = frozenset({"override"})
 
 # (method, path template, handler, query parameters). Every GET route also

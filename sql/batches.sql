@@ -5,42 +5,51 @@
 -- in item order. The actor (last) is set by the function for the events.
 
 -- name: enroll
--- Enroll or drop: $1 drop?, $2 student id or $3 email, $4 course id or $6
--- code in term $5, $7 waitlist, $8 the rules overridden (comma-separated),
--- one element per item; $9 the actor.
+-- Enroll or drop, one element per item: :drops (drop?), the student by
+-- :student_ids, :student_emails or :student_sourced_ids, the course by
+-- :course_ids, :course_codes in :course_terms or :course_sourced_ids,
+-- :waitlists, :overrides (the rules overridden, comma-separated),
+-- :sourced_ids (the enrollment's); :actor the actor.
 select item, outcome, about, student_id, course_id, code, title, capacity, waitlist_capacity,
        enrolled, waitlisted, created_at, term_id, credits, meetings, prerequisites, enrolled_at,
-       waitlisted_at, queue_position
-from batch_enroll($1::boolean[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
-                  $6::text[], $7::boolean[], $8::text[], $9)
+       waitlisted_at, queue_position, sourced_id
+from batch_enroll(:drops::boolean[], :student_ids::bigint[], :student_emails::text[],
+                  :student_sourced_ids::text[], :course_ids::bigint[], :course_terms::bigint[],
+                  :course_codes::text[], :course_sourced_ids::text[], :waitlists::boolean[],
+                  :overrides::text[], :sourced_ids::text[], :actor)
 order by item;
 
 -- name: students
--- Create or rename by email: $1 names, $2 emails; $3 the actor.
-select item, outcome, id, name, email, created_at
-from batch_students($1::text[], $2::text[], $3)
+-- Create or update, by email or by sourced_id: :names, :emails,
+-- :sourced_ids (null: by email); :actor the actor.
+select item, outcome, id, name, email, created_at, sourced_id
+from batch_students(:names::text[], :emails::text[], :sourced_ids::text[], :actor)
 order by item;
 
 -- name: courses
--- Create or update by code in a term: $1 codes, $2 titles, $3 whether $4's
--- capacity applies, $5 waitlist capacities, $6 terms (null: none), $7
--- credits, $8 meetings, $9 prerequisites (JSON arrays); a null keeps the
--- stored value (the default on a create). $10 the actor.
+-- Create or update, by code in a term or by sourced_id: :codes, :titles,
+-- whether :capacities applies (:set_capacities), :waitlist_capacities,
+-- :term_ids (null: none), :credits, :meetings, :prerequisites (JSON
+-- arrays), :sourced_ids (null: by code); a null keeps the stored value
+-- (the default on a create). :actor the actor.
 select item, outcome, id, code, title, capacity, waitlist_capacity, enrolled, waitlisted,
-       created_at, term_id, credits, meetings, prerequisites
-from batch_courses($1::text[], $2::text[], $3::boolean[], $4::integer[], $5::integer[],
-                   $6::bigint[], $7::numeric[], $8::jsonb[], $9::jsonb[], $10)
+       created_at, term_id, credits, meetings, prerequisites, sourced_id
+from batch_courses(:codes::text[], :titles::text[], :set_capacities::boolean[],
+                   :capacities::integer[], :waitlist_capacities::integer[], :term_ids::bigint[],
+                   :credits::numeric[], :meetings::jsonb[], :prerequisites::jsonb[],
+                   :sourced_ids::text[], :actor)
 order by item;
 
 -- name: terms
--- Create or update by code, one element per item: its code, title, dates,
--- and for each other field whether it applies (:set_...) and its value;
--- :actor the actor.
+-- Create or update, by code or by sourced_id, one element per item: its
+-- code, title, dates, for each other field whether it applies (:set_...)
+-- and its value, and :sourced_ids (null: by code); :actor the actor.
 select item, outcome, out_of_order, id, code, title, starts_on, ends_on, registration_opens_at,
-       registration_closes_at, drop_deadline, max_credits, created_at
+       registration_closes_at, drop_deadline, max_credits, created_at, sourced_id
 from batch_terms(:codes::text[], :titles::text[], :starts_on::date[], :ends_on::date[],
                  :set_registration_opens_at::boolean[], :registration_opens_at::timestamptz[],
                  :set_registration_closes_at::boolean[], :registration_closes_at::timestamptz[],
                  :set_drop_deadline::boolean[], :drop_deadline::timestamptz[],
-                 :set_max_credits::boolean[], :max_credits::numeric[], :actor)
+                 :set_max_credits::boolean[], :max_credits::numeric[], :sourced_ids::text[],
+                 :actor)
 order by item;

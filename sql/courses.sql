@@ -7,14 +7,14 @@
 -- The seat triggers write enrolled and waitlisted into the row, so every
 -- enrollment, drop and promotion makes a new version (service/conditional.py).
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-       term_id, credits, meetings, prerequisites, xmin::text
+       term_id, credits, meetings, prerequisites, sourced_id, xmin::text
 from courses
 where id = $1;
 
 -- name: list_courses
 -- A page of courses after the cursor id ($1), in id order; $2 is the page size.
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-       term_id, credits, meetings, prerequisites
+       term_id, credits, meetings, prerequisites, sourced_id
 from courses
 where id > $1
 order by id
@@ -28,7 +28,7 @@ limit $2;
 -- $4 (null: no ?q=), as search_pattern() (sql/functions/search.sql) has it;
 -- with ?term_id=, only the one of term $5 (null: no ?term_id=).
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-       term_id, credits, meetings, prerequisites
+       term_id, credits, meetings, prerequisites, sourced_id
 from courses
 where fold_case(code) = fold_case($2) and id > $1
   and ($4::text is null or fold_case(code) like search_pattern($4) or fold_case(title) like search_pattern($4))
@@ -41,25 +41,41 @@ limit $3;
 -- id order; $3 is the page size. The index courses_term_id of migration
 -- 0016 serves it.
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-       term_id, credits, meetings, prerequisites
+       term_id, credits, meetings, prerequisites, sourced_id
 from courses
 where term_id = $2 and id > $1
 order by id
 limit $3;
 
+-- name: list_courses_by_sourced_id
+-- ?sourced_id=: the course with that sourced_id (the unique index
+-- courses_sourced_id_key of migration 0019), if after the cursor id
+-- (:after); with ?code= (:code), ?q= (:q) and ?term_id= (:term_id) too
+-- (null: not given), only if they also hold, as in list_courses_by_code.
+select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
+       term_id, credits, meetings, prerequisites, sourced_id
+from courses
+where sourced_id = :sourced_id and id > :after
+  and (:code::text is null or fold_case(code) = fold_case(:code))
+  and (:q::text is null or fold_case(code) like search_pattern(:q)
+       or fold_case(title) like search_pattern(:q))
+  and (:term_id::bigint is null or term_id = :term_id);
+
 -- name: create_course
--- A new course: $1 code, $2 title, $3 capacity, $4 waitlist_capacity, $5
--- term_id, $6 credits, $7 meetings (JSON text, checked by the service), $8
--- prerequisites. A code taken in the term raises a unique violation on
--- courses_code_key; a term that does not exist, a foreign key violation on
--- courses_term_id_fkey. $9 is the actor its event records (see the header of
+-- A new course, with :sourced_id or a new UUID (sourced_id_or_new(),
+-- sql/functions/sourced_ids.sql); :meetings is JSON text, checked by the
+-- service. A code taken in the term raises a unique violation on
+-- courses_code_key, a taken sourced_id on courses_sourced_id_key; a term
+-- that does not exist, a foreign key violation on courses_term_id_fkey.
+-- :actor is the actor its event records (see the header of
 -- sql/functions/events.sql).
 insert into courses (code, title, capacity, waitlist_capacity, term_id, credits, meetings,
-                     prerequisites)
-select $1, $2, $3, $4, $5, $6, $7::jsonb, $8
-from (select set_config('enrollment.actor', $9, true)) as actor
+                     prerequisites, sourced_id)
+select :code, :title, :capacity, :waitlist_capacity, :term_id, :credits, :meetings::jsonb,
+       :prerequisites, sourced_id_or_new(:sourced_id)
+from (select set_config('enrollment.actor', :actor, true)) as actor
 returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-    term_id, credits, meetings, prerequisites;
+    term_id, credits, meetings, prerequisites, sourced_id;
 
 -- name: update_course
 -- Change the given fields. Capacity may be set to null (no limit), so $4 says
@@ -100,7 +116,7 @@ from (
 ) as actor
 where id = $1 and ($7::text[] is null or courses.xmin::text = any($7::text[]))
 returning courses.id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-    term_id, credits, meetings, prerequisites, courses.xmin::text;
+    term_id, credits, meetings, prerequisites, sourced_id, courses.xmin::text;
 
 -- name: delete_course
 -- Delete a course; its enrollments and waitlist go with it (ON DELETE CASCADE).

@@ -15,14 +15,14 @@ select search_narrows($1);
 -- last id (name null). $5: heavy_trigrams' answer; $6: the rows the heavy
 -- trigrams' lists may hold for the index to be used. One call of
 -- search_student_page().
-select id, name, email, created_at
+select id, name, email, created_at, sourced_id
 from search_student_page($1, $2, $3, $4, $5::jsonb, $6);
 
 -- name: courses
 -- The same for courses, by code or title (code null: the walk's end), of
 -- term $7 only (null: any): search_course_page().
 select id, code, title, capacity, waitlist_capacity, enrolled, waitlisted, created_at,
-       term_id, credits, meetings, prerequisites
+       term_id, credits, meetings, prerequisites, sourced_id
 from search_course_page($1, $2, $3, $4, $5::jsonb, $6, $7::bigint);
 
 -- name: heavy_trigrams

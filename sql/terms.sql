@@ -5,14 +5,14 @@
 -- One term by id, and the version of its row: xmin, the value of its ETag
 -- (why xmin: service/conditional.py).
 select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-       drop_deadline, max_credits, created_at, xmin::text
+       drop_deadline, max_credits, created_at, sourced_id, xmin::text
 from terms
 where id = $1;
 
 -- name: list_terms
 -- A page of terms after the cursor id ($1), in id order; $2 is the page size.
 select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-       drop_deadline, max_credits, created_at
+       drop_deadline, max_credits, created_at, sourced_id
 from terms
 where id > $1
 order by id
@@ -22,26 +22,37 @@ limit $2;
 -- ?code=: the term with that code in any letter case (the unique index
 -- terms_code_key), if after the cursor id ($1); $3 is the page size.
 select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-       drop_deadline, max_credits, created_at
+       drop_deadline, max_credits, created_at, sourced_id
 from terms
 where fold_case(code) = fold_case($2) and id > $1
 order by id
 limit $3;
 
+-- name: list_terms_by_sourced_id
+-- ?sourced_id=: the term with that sourced_id (the unique index
+-- terms_sourced_id_key of migration 0019), if after the cursor id ($1);
+-- with ?code= ($3, null: not given) too, only if its code is that one.
+select id, code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
+       drop_deadline, max_credits, created_at, sourced_id
+from terms
+where sourced_id = $2 and id > $1 and ($3::text is null or fold_case(code) = fold_case($3));
+
 -- name: create_term
--- A new term; a taken code raises a unique violation on terms_code_key, and
--- dates out of order a check violation on terms_dates_ordered or
+-- A new term, with :sourced_id or a new UUID (sourced_id_or_new(),
+-- sql/functions/sourced_ids.sql); a taken code raises a unique violation on
+-- terms_code_key, a taken sourced_id on terms_sourced_id_key, and dates out
+-- of order a check violation on terms_dates_ordered or
 -- terms_registration_ordered. :actor is the actor its event records (see
 -- the header of sql/events.sql).
 insert into terms (
     code, title, starts_on, ends_on, registration_opens_at, registration_closes_at,
-    drop_deadline, max_credits
+    drop_deadline, max_credits, sourced_id
 )
 select :code, :title, :starts_on, :ends_on, :registration_opens_at, :registration_closes_at,
-       :drop_deadline, :max_credits
+       :drop_deadline, :max_credits, sourced_id_or_new(:sourced_id)
 from (select set_config('enrollment.actor', :actor, true)) as actor
 returning terms.id, code, title, starts_on, ends_on, registration_opens_at,
-    registration_closes_at, drop_deadline, max_credits, created_at;
+    registration_closes_at, drop_deadline, max_credits, created_at, sourced_id;
 
 -- name: lock_term_waits
 -- Before a change of the term's max_credits, in its transaction and before
@@ -74,7 +85,7 @@ set code = coalesce(:code, code),
 from (select set_config('enrollment.actor', :actor, true)) as actor
 where id = :term_id and (:if_match::text[] is null or terms.xmin::text = any(:if_match::text[]))
 returning terms.id, code, title, starts_on, ends_on, registration_opens_at,
-    registration_closes_at, drop_deadline, max_credits, created_at,
+    registration_closes_at, drop_deadline, max_credits, created_at, sourced_id,
     terms.xmin::text;
 
 -- name: delete_term

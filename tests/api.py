@@ -9,7 +9,8 @@ from aiohttp.test_utils import TestClient
 
 _serial = itertools.count(1)
 
-# A course's fields, in the order the service writes them.
+# A course's own fields, in the order the service writes them: how every
+# view of a course begins (a course, an enrollment, a place in a queue).
 COURSE_FIELDS = [
     "id",
     "code",
@@ -24,6 +25,8 @@ COURSE_FIELDS = [
     "meetings",
     "prerequisites",
 ]
+# A course as GET /courses/{id} answers it: then its sourced_id.
+COURSE_BODY = [*COURSE_FIELDS, "sourced_id"]
 
 # A term's fields, in the order the service writes them.
 TERM_FIELDS = [
@@ -37,6 +40,7 @@ TERM_FIELDS = [
     "drop_deadline",
     "max_credits",
     "created_at",
+    "sourced_id",
 ]
 
 

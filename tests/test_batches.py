@@ -49,12 +49,26 @@ async def twin(pg_server, template_db, aiohttp_client) -> AsyncIterator[tuple[Te
 
 
 def untimed(value: Any) -> Any:
-    """`value` with every timestamp replaced: they differ from one database to the other."""
+    """`value` with every timestamp and assigned sourced_id (a UUID) replaced: they differ
+    from one database to the other."""
     if isinstance(value, dict):
-        return {k: "<at>" if k in TIMESTAMPS else untimed(v) for k, v in value.items()}
+        return {
+            k: "<at>" if k in TIMESTAMPS else "<uuid>" if assigned(k, v) else untimed(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [untimed(v) for v in value]
     return value
+
+
+def assigned(key: str, value: Any) -> bool:
+    """Whether this is a sourced_id the database assigned (a UUID)."""
+    if key != "sourced_id":
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except (TypeError, ValueError):
+        return False
 
 
 async def answer(response) -> tuple[int, Any]:
@@ -519,8 +533,8 @@ ITEMS = [
     pytest.param(
         {},
         [
-            ("student_id", "is required, or student_email"),
-            ("course_id", "is required, or course_code"),
+            ("student_id", "is required, or student_email or student_sourced_id"),
+            ("course_id", "is required, or course_code or course_sourced_id"),
         ],
         id="no-references",
     ),
@@ -570,7 +584,10 @@ ITEMS = [
     ),
     pytest.param(
         {"student_id": 1, "courseId": 1},
-        [("courseId", "is not a known field"), ("course_id", "is required, or course_code")],
+        [
+            ("courseId", "is not a known field"),
+            ("course_id", "is required, or course_code or course_sourced_id"),
+        ],
         id="typo",
     ),
 ]

@@ -62,7 +62,7 @@ from service.config import Config, Token
 from service.errors import Problem
 from service.handlers import completions, student_terms, terms
 from service.idempotency import parse_key
-from service.validation.fields import Bad
+from service.validation.fields import Bad, sourced_id
 
 from .live import LiveServer
 
@@ -358,6 +358,8 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
       binary floats): judged by the server's own field checks.
     - A term's dates out of order, both sent (`ends_on` before `starts_on`,
       `registration_closes_at` not after `registration_opens_at`).
+    - A sourced_id (in the body or the query) with a format character: the
+      pattern cannot name Unicode's category Cf.
     """
     fields = set()
     body = case.body if isinstance(case.body, dict) else {}
@@ -380,6 +382,11 @@ def rejected_by_contract(case: schemathesis.Case) -> set[str]:
     for name in ("limit", "wait", "student_id", "course_id", "term_id"):
         if isinstance(query.get(name), float):
             fields.add(name)
+    try:
+        if "sourced_id" in query:
+            sourced_id(query["sourced_id"])
+    except Bad:
+        fields.add("sourced_id")
     if "cursor" in query and (query["cursor"] != _issued_cursor(case) or _FILTERS & set(query)):
         fields.add("cursor")
     return fields
@@ -396,6 +403,10 @@ CHECKED_IN_FULL: dict[str, dict[str, Callable[[Any], Any]]] = {
 _TERM_CHECKED = ("registration_opens_at", "registration_closes_at", "drop_deadline", "max_credits")
 for _path in ("/terms", "/terms/{term_id}"):
     CHECKED_IN_FULL[_path] = {name: terms.FIELDS[name] for name in _TERM_CHECKED}
+# A sourced_id with a format character (Unicode category Cf, such as
+# U+200B): a JSON Schema pattern cannot name the category.
+for _path in ("/students", "/courses", "/terms", "/students/{student_id}/courses"):
+    CHECKED_IN_FULL.setdefault(_path, {})["sourced_id"] = sourced_id
 # A term's ordered pairs: (first, second, whether they are in order).
 _TERM_ORDERS = (
     ("starts_on", "ends_on", operator.le),

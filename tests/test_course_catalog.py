@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from .api import COURSE_FIELDS, create_course, create_student, enroll, problem, walk
+from .api import COURSE_BODY, create_course, create_student, enroll, problem, walk
 
 
 async def test_create_with_capacity(client, db):
@@ -17,7 +17,7 @@ async def test_create_with_capacity(client, db):
     assert response.status == 201
     assert response.content_type == "application/json"
     body = await response.json()
-    assert list(body) == COURSE_FIELDS
+    assert list(body) == COURSE_BODY
     assert body["code"] == "CS101"
     assert body["title"] == "Programming"
     assert body["capacity"] == 30

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from .api import COURSE_FIELDS, create_course, create_student, enroll, problem
+from .api import COURSE_BODY, COURSE_FIELDS, create_course, create_student, enroll, problem
 
 MONDAY_NINE = {"days": ["mon"], "starts": "09:00", "ends": "10:30"}
 
@@ -75,7 +75,7 @@ async def test_a_course_is_created_with_its_term_credits_meetings_and_prerequisi
 
     assert response.status == 201, await response.text()
     body = await response.json()
-    assert list(body) == COURSE_FIELDS
+    assert list(body) == COURSE_BODY
     assert body["term_id"] == spring
     assert body["credits"] == 4.5
     # Stored normalized: days in week order, times zero-padded.
@@ -476,7 +476,7 @@ async def test_a_batch_creates_or_updates_the_course_with_that_code_in_that_term
     assert loose["prerequisites"] == ["M0"] and loose["credits"] == 0
     assert results[3]["body"] == {**spring_course, "credits": 4.5}
     assert results[4]["body"] == results[3]["body"]
-    assert list(results[3]["body"]) == COURSE_FIELDS
+    assert list(results[3]["body"]) == COURSE_BODY
     # The unknown term's answer is the single request's.
     single = await post(client, title="Unknown", term_id=missing)
     assert results[5]["body"] == await problem(single)

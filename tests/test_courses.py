@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +18,8 @@ from tests.api import (
     walk,
 )
 
-ENROLLMENT_FIELDS = {*COURSE_FIELDS, "enrolled_at"}
-ENROLLED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "enrolled_at"}
+ENROLLMENT_FIELDS = {*COURSE_FIELDS, "sourced_id", "enrolled_at"}
+ENROLLED_STUDENT_FIELDS = {"id", "name", "email", "created_at", "sourced_id", "enrolled_at"}
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 # Path segments that are not an id 1..2**63-1 in plain ASCII digits: each names no resource.
@@ -43,7 +44,7 @@ def timestamp(value: str) -> datetime:
 
 async def rows(db, student_id: int | None = None, course_id: int | None = None) -> list[Any]:
     return await db.fetch(
-        "select student_id, course_id, enrolled_at from student_courses"
+        "select student_id, course_id, enrolled_at, sourced_id from student_courses"
         " where ($1::bigint is null or student_id = $1)"
         " and ($2::bigint is null or course_id = $2)"
         " order by student_id, course_id",
@@ -52,9 +53,17 @@ async def rows(db, student_id: int | None = None, course_id: int | None = None) 
     )
 
 
-def as_enrollment(course: dict[str, Any], enrolled_at: str, enrolled: int = 1) -> dict[str, Any]:
-    """The course as its creation answered it, now with `enrolled` students."""
-    return {**course, "enrolled": enrolled, "enrolled_at": enrolled_at}
+def as_enrollment(
+    course: dict[str, Any], enrollment: dict[str, Any], enrolled: int = 1
+) -> dict[str, Any]:
+    """The course as its creation answered it, now with `enrolled` students, then the
+    enrollment's sourced_id and enrolled_at as the enroll answered them."""
+    return {
+        **course,
+        "enrolled": enrolled,
+        "sourced_id": enrollment["sourced_id"],
+        "enrolled_at": enrollment["enrolled_at"],
+    }
 
 
 # POST /students/{id}/courses
@@ -71,13 +80,16 @@ async def test_enroll_creates_the_enrollment(client, db):
     assert response.headers["Location"] == f"/students/{student['id']}/courses/{course['id']}"
     body = await response.json()
     assert body.keys() == ENROLLMENT_FIELDS
-    assert body == as_enrollment(course, body["enrolled_at"])
+    assert body == as_enrollment(course, body)
     assert timestamp(body["created_at"]) == timestamp(course["created_at"])
     enrolled_at = timestamp(body["enrolled_at"])
+    # The enrollment's own sourced_id, assigned: not the course's.
+    assert str(uuid.UUID(body["sourced_id"])) == body["sourced_id"] != course["sourced_id"]
 
     [row] = await rows(db)
     assert (row["student_id"], row["course_id"]) == (student["id"], course["id"])
     assert row["enrolled_at"] == enrolled_at
+    assert row["sourced_id"] == body["sourced_id"]
 
 
 async def test_location_of_a_new_enrollment_can_be_fetched(client):
@@ -245,7 +257,7 @@ async def test_list_a_students_courses_ordered_by_course_id(client):
     # Enrolled out of id order; the list comes back in course id order.
     for course in (courses[3], courses[0], courses[2]):
         response = await enroll(client, student["id"], course["id"])
-        enrolled[course["id"]] = (await response.json())["enrolled_at"]
+        enrolled[course["id"]] = await response.json()
     await enroll(client, other["id"], courses[1]["id"])
 
     response = await client.get(f"/students/{student['id']}/courses")
@@ -439,7 +451,7 @@ async def test_list_a_courses_students_ordered_by_student_id(client):
     enrolled = {}
     for student in (students[2], students[0], students[3]):
         response = await enroll(client, student["id"], course["id"])
-        enrolled[student["id"]] = (await response.json())["enrolled_at"]
+        enrolled[student["id"]] = await response.json()
     await enroll(client, students[1]["id"], other["id"])
 
     response = await client.get(f"/courses/{course['id']}/students")
@@ -449,7 +461,15 @@ async def test_list_a_courses_students_ordered_by_student_id(client):
     page = await response.json()
     assert page["next_cursor"] is None
     expected = [students[0], students[2], students[3]]
-    assert page["items"] == [{**s, "enrolled_at": enrolled[s["id"]]} for s in expected]
+    # The student's fields, then the enrollment's sourced_id and enrolled_at.
+    assert page["items"] == [
+        {
+            **s,
+            "sourced_id": enrolled[s["id"]]["sourced_id"],
+            "enrolled_at": enrolled[s["id"]]["enrolled_at"],
+        }
+        for s in expected
+    ]
     for item in page["items"]:
         assert item.keys() == ENROLLED_STUDENT_FIELDS
         timestamp(item["enrolled_at"])

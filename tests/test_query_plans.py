@@ -130,14 +130,43 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "students.get_student": (4_242,),
     "students.list_students": (9_000, 51),  # a page in the middle; the handler asks limit + 1
     "students.list_students_by_email": (0, "STUDENT4242@bench.example", 51, None),
-    "students.create_student": ("Ada Lovelace", "ada@example.org", "registrar"),
+    "students.list_students_by_sourced_id": {
+        "after": 0,
+        "sourced_id": "sis-4242",
+        "email": "STUDENT4242@bench.example",
+        "q": "QJKRZ",
+    },
+    "students.create_student": {
+        "name": "Ada Lovelace",
+        "email": "ada@example.org",
+        "sourced_id": "sis-ada",
+        "actor": "registrar",
+    },
     "students.update_student": (4_242, "Ada King", None, ["1234"], "registrar"),  # If-Match
     "students.delete_student": (4_242, None, "registrar"),
     "courses.get_course": (42,),
     "courses.list_courses": (200, 51),
     "courses.list_courses_by_code": (0, "c000042", 51, "urse", 3),
     "courses.list_courses_by_term": (200, 3, 51),
-    "courses.create_course": ("CS-101", "Algorithms", 30, 0, 3, 4.5, "[]", "{}", "registrar"),
+    "courses.list_courses_by_sourced_id": {
+        "after": 0,
+        "sourced_id": "sis-c42",
+        "code": "c000042",
+        "q": "urse",
+        "term_id": 3,
+    },
+    "courses.create_course": {
+        "code": "CS-101",
+        "title": "Algorithms",
+        "capacity": 30,
+        "waitlist_capacity": 0,
+        "term_id": 3,
+        "credits": 4.5,
+        "meetings": "[]",
+        "prerequisites": "{}",
+        "sourced_id": None,
+        "actor": "registrar",
+    },
     # credits changed: lock_course_rules() (not executed by EXPLAIN)
     "courses.update_course": (
         *(42, None, "Advanced Algorithms", True, 400, None, None, "registrar"),
@@ -147,6 +176,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "terms.get_term": (7,),
     "terms.list_terms": (3, 51),
     "terms.list_terms_by_code": (0, "2027-spring", 51),
+    "terms.list_terms_by_sourced_id": (0, "sis-t7", None),
     "terms.create_term": {
         "code": "2028-SPRING",
         "title": "Spring 2028",
@@ -156,6 +186,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
         "registration_closes_at": None,
         "drop_deadline": None,
         "max_credits": "18.5",
+        "sourced_id": "sis-2028-spring",
         "actor": "registrar",
     },
     "terms.lock_term_waits": (7,),
@@ -177,7 +208,14 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
         "actor": "registrar",
     },
     "terms.delete_term": (7, None, "registrar"),
-    "enrollments.enroll": (4_242, 42, True, None, "registrar"),
+    "enrollments.enroll": {
+        "student_id": 4_242,
+        "course_id": 42,
+        "waitlist": True,
+        "overrides": None,
+        "sourced_id": None,
+        "actor": "registrar",
+    },
     "enrollments.get_enrollment": (4_242, 42),
     "enrollments.list_student_courses": (4_242, 0, 51),
     "enrollments.list_course_students": (42, 9_000, 51),
@@ -199,22 +237,39 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
     "promotions.lock_student_waits": (4_242, "registrar", None),
     # Function calls (sql/functions/batches.sql): their statements are in IMPLICIT below.
     # Arrays as PostgreSQL's literals: one item each.
-    "batches.enroll": (
-        "{f}",
-        "{4242}",
-        "{NULL}",
-        "{42}",
-        "{NULL}",
-        "{NULL}",
-        "{f}",
-        "{NULL}",
-        "registrar",
-    ),
-    "batches.students": (["Ada"], ["ada@example.org"], "registrar"),
-    "batches.courses": (
-        *(["CS-101"], ["Algorithms"], "{t}", "{30}", "{NULL}", "{3}", "{4.5}", "{NULL}"),
-        *('{"[\\"CS-1\\"]"}', "registrar"),
-    ),
+    "batches.enroll": {
+        "drops": "{f}",
+        "student_ids": "{4242}",
+        "student_emails": "{NULL}",
+        "student_sourced_ids": "{NULL}",
+        "course_ids": "{42}",
+        "course_terms": "{NULL}",
+        "course_codes": "{NULL}",
+        "course_sourced_ids": "{NULL}",
+        "waitlists": "{f}",
+        "overrides": "{NULL}",
+        "sourced_ids": "{NULL}",
+        "actor": "registrar",
+    },
+    "batches.students": {
+        "names": ["Ada"],
+        "emails": ["ada@example.org"],
+        "sourced_ids": ["sis-ada"],
+        "actor": "registrar",
+    },
+    "batches.courses": {
+        "codes": ["CS-101"],
+        "titles": ["Algorithms"],
+        "set_capacities": "{t}",
+        "capacities": "{30}",
+        "waitlist_capacities": "{NULL}",
+        "term_ids": "{3}",
+        "credits": "{4.5}",
+        "meetings": "{NULL}",
+        "prerequisites": '{"[\\"CS-1\\"]"}',
+        "sourced_ids": "{NULL}",
+        "actor": "registrar",
+    },
     "batches.terms": {
         "codes": ["2027-SPRING"],
         "titles": ["Spring"],
@@ -228,6 +283,7 @@ EXAMPLE_ARGS: dict[str, tuple[Any, ...] | dict[str, Any]] = {
         "drop_deadline": "{NULL}",
         "set_max_credits": "{t}",
         "max_credits": "{18}",
+        "sourced_ids": "{NULL}",
         "actor": "registrar",
     },
     "events.list_events": (0, None, 101),
@@ -443,6 +499,37 @@ IMPLICIT: dict[str, tuple[str, tuple[Any, ...]]] = {
         " )) order by t.k)"
         " from unnest($1::bigint[], $2::text[]) with ordinality as t (sid, email, k)",
         ("{4242,NULL}", "{NULL,STUDENT4243@bench.example}"),
+    ),
+    # batch_enroll(): a student and a course named by sourced_id; enroll_run():
+    # a sourced_id another enrollment has
+    "batch: a student by sourced_id": (
+        "select s.id from students s where s.sourced_id = $1",
+        ("sis-4242",),
+    ),
+    "batch: a course by sourced_id": (
+        "select x.id from courses x where x.sourced_id = $1",
+        ("sis-c42",),
+    ),
+    "enroll: a sourced_id taken": (
+        "select exists (select from student_courses x where x.sourced_id = $1)",
+        ("sis-e1",),
+    ),
+    # batch_students(), batch_courses(): another record's email or code, for
+    # an item matched by sourced_id
+    "batch: another student's email": (
+        "select exists (select from students s"
+        " where fold_case(s.email) = fold_case($1) and s.id <> $2)",
+        ("STUDENT4242@bench.example", 4_243),
+    ),
+    "batch: another course's code in a term": (
+        "select exists (select from courses x where fold_case(x.code) = fold_case($1)"
+        " and coalesce(x.term_id, 0) = coalesce($2, 0) and x.id <> $3)",
+        ("c000042", 3, 43),
+    ),
+    "batch: the courses of sourced_ids": (
+        "select x.id from courses x"
+        " where x.sourced_id in (select t.named from unnest($1::text[]) as t (named))",
+        ("{sis-c42,sis-c43}",),
     ),
     # drop_enrollment()
     "drop: the enrollment": (

@@ -21,7 +21,7 @@ async def test_create_returns_the_student_and_stores_it(client, db):
     assert response.status == 201
     assert response.content_type == "application/json"
     body = await response.json()
-    assert set(body) == {"id", "name", "email", "created_at"}
+    assert set(body) == {"id", "name", "email", "created_at", "sourced_id"}
     assert body["name"] == "Ada Lovelace"
     assert body["email"] == "ada@example.org"
     assert isinstance(body["id"], int) and body["id"] >= 1

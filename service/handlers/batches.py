@@ -1,7 +1,7 @@
 """/enrollments/batch, /students/batch, /courses/batch and /terms/batch
 
 Each item is checked here as its single request checks it (enrollments.ENROLL,
-students.CREATE, courses.FIELDS, terms.checked), so an invalid item's 422 is
+students.CREATE, courses.CREATE, terms.checked), so an invalid item's 422 is
 the single request's; the valid ones go to the database in one statement,
 which applies them in order (repositories/batches.py). Every
 result is `{"status", "outcome", "body"}`: the single request's status and
@@ -35,6 +35,7 @@ from ..validation.fields import (
     nullable,
     one_of,
     rules,
+    sourced_id,
 )
 from . import courses, enrollments, render, students, terms
 
@@ -44,11 +45,14 @@ ENROLL_ITEM = {
     "action": one_of("enroll", "drop"),
     "student_id": integer(1, MAX_ID),
     "student_email": email,
+    "student_sourced_id": sourced_id,
     "course_id": enrollments.ENROLL["course_id"],
     "course_code": code,
+    "course_sourced_id": sourced_id,
     "term_id": nullable(integer(1, MAX_ID)),
     "waitlist": enrollments.ENROLL["waitlist"],
     "override": rules(tuple(RULES)),
+    "sourced_id": enrollments.ENROLL["sourced_id"],
 }
 
 
@@ -64,17 +68,19 @@ def _invalid(problem: Problem) -> dict[str, Any]:
 
 
 def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
-    errors = exactly_one(raw, "student_id", "student_email")
-    errors += exactly_one(raw, "course_id", "course_code")
+    errors = exactly_one(raw, "student_id", "student_email", "student_sourced_id")
+    errors += exactly_one(raw, "course_id", "course_code", "course_sourced_id")
     try:
         data = fields(raw, ENROLL_ITEM)
     except Problem as problem:
         raise invalid(problem.errors + errors) from None
     drop = data.get("action") == "drop"
-    if drop and "waitlist" in data:
-        errors.append(FieldError("waitlist", "applies to the action enroll only"))
-    if "term_id" in data and "course_id" in data:
-        errors.append(FieldError("term_id", "qualifies a course_code only, not a course_id"))
+    for name in ("waitlist", "sourced_id"):
+        if drop and name in data:
+            errors.append(FieldError(name, "applies to the action enroll only"))
+    for name in ("course_id", "course_sourced_id"):
+        if "term_id" in data and name in data:
+            errors.append(FieldError("term_id", f"qualifies a course_code only, not a {name}"))
     overrides = data.get("override")
     allowed = (Outcome.DROP_DEADLINE_PASSED,) if drop else ENROLL_RULES
     if overrides and not set(overrides.split(",")) <= set(allowed):
@@ -90,16 +96,19 @@ def _enroll_item(raw: dict[str, Any]) -> batches.EnrollItem:
         data.get("course_code"),
         data.get("waitlist", False),
         overrides,
+        data.get("student_sourced_id"),
+        data.get("course_sourced_id"),
+        data.get("sourced_id"),
     )
 
 
-def _student_item(raw: dict[str, Any]) -> tuple[str, str]:
+def _student_item(raw: dict[str, Any]) -> batches.StudentItem:
     data = fields(raw, students.CREATE, required=("name", "email"))
-    return data["name"], data["email"]
+    return batches.StudentItem(data["name"], data["email"], data.get("sourced_id"))
 
 
 def _course_item(raw: dict[str, Any]) -> batches.CourseItem:
-    data = fields(raw, courses.FIELDS, required=("code", "title"))
+    data = fields(raw, courses.CREATE, required=("code", "title"))
     return batches.CourseItem(
         data["code"],
         data["title"],
@@ -110,13 +119,15 @@ def _course_item(raw: dict[str, Any]) -> batches.CourseItem:
         data.get("credits"),
         data.get("meetings"),
         data.get("prerequisites"),
+        data.get("sourced_id"),
     )
 
 
 def _term_item(raw: dict[str, Any]) -> batches.TermItem:
-    data = terms.checked(raw, required=terms.REQUIRED)
+    data = terms.checked(raw, terms.CREATE, required=terms.REQUIRED)
+    named = data.pop("sourced_id", None)
     return batches.TermItem(
-        data.pop("code"), data.pop("title"), data.pop("starts_on"), data.pop("ends_on"), data
+        data.pop("code"), data.pop("title"), data.pop("starts_on"), data.pop("ends_on"), data, named
     )
 
 
@@ -186,13 +197,7 @@ async def create_students(request: web.Request) -> web.Response:
     if valid:
         work = request[WORK]
         async with work.block() as conn:
-            applied = await batches.students(
-                conn,
-                names=[name for name, _ in valid],
-                emails=[email for _, email in valid],
-                actor=actor(request),
-                work=work,
-            )
+            applied = await batches.students(conn, items=valid, actor=actor(request), work=work)
     return _respond(results, positions, applied)
 
 

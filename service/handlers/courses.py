@@ -23,6 +23,8 @@ from ..validation.fields import (
     meetings,
     nullable,
     read_only,
+    set_on_create,
+    sourced_id,
     text,
 )
 from ..validation.query import id_filter, page_query, path_id
@@ -40,13 +42,16 @@ FIELDS = {
     "meetings": meetings,
     "prerequisites": codes(20),
 }
+CREATE = {**FIELDS, "sourced_id": sourced_id}
+UPDATE = {**FIELDS, "sourced_id": set_on_create}
 # ?code= is a code as the field takes it; ?q= is 3..100 characters after
-# trimming (see Lookups in docs/api.md); ?term_id= an id.
-FILTERS = {"code": code, "q": text(3, 100), "term_id": id_filter}
+# trimming (see Lookups in docs/api.md); ?term_id= an id; ?sourced_id= as
+# the field.
+FILTERS = {"code": code, "q": text(3, 100), "term_id": id_filter, "sourced_id": sourced_id}
 
 
 async def create(request: web.Request) -> web.Response:
-    data = fields(await json_object(request), FIELDS, required=("code", "title"))
+    data = fields(await json_object(request), CREATE, required=("code", "title"))
     async with request[WORK].block() as conn:
         course = await courses.create(
             conn,
@@ -58,6 +63,7 @@ async def create(request: web.Request) -> web.Response:
             credits=data.get("credits", Decimal(0)),
             meetings=data.get("meetings", []),
             prerequisites=data.get("prerequisites", []),
+            sourced_id=data.get("sourced_id"),
             actor=actor(request),
         )
     return render.json(course, status=201, headers={"Location": f"/courses/{course.id}"})
@@ -92,7 +98,7 @@ async def get(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     course_id = path_id(request, "course_id", "course")
-    data = fields(await json_object(request), FIELDS, at_least_one=True)
+    data = fields(await json_object(request), UPDATE, at_least_one=True)
     work = request[WORK]
     async with work.block() as conn:
         updated = await courses.update(

@@ -10,7 +10,7 @@ from ..keys import METRICS, WORK
 from ..outcomes import ENROLL_RULES, Outcome
 from ..repositories import enrollments
 from ..validation.body import json_object
-from ..validation.fields import MAX_ID, boolean, fields, integer, rules
+from ..validation.fields import MAX_ID, boolean, fields, integer, rules, sourced_id
 from ..validation.query import page_query, path_id
 from . import render
 
@@ -18,6 +18,7 @@ ENROLL = {
     "course_id": integer(1, MAX_ID),
     "waitlist": boolean,
     "override": rules(tuple(ENROLL_RULES)),
+    "sourced_id": sourced_id,
 }
 
 
@@ -35,6 +36,7 @@ async def enroll(request: web.Request) -> web.Response:
             course_id=course_id,
             waitlist=data.get("waitlist", False),
             overrides=data.get("override"),
+            sourced_id=data.get("sourced_id"),
             actor=actor(request),
             work=work,
         )

@@ -12,14 +12,15 @@ from ..errors import not_found
 from ..keys import LIMITS, WORK
 from ..repositories import students
 from ..validation.body import json_object
-from ..validation.fields import email, fields, text
+from ..validation.fields import email, fields, set_on_create, sourced_id, text
 from ..validation.query import page_query, path_id
 from . import render
 
-CREATE = {"name": text(1, 200), "email": email}
+CREATE = {"name": text(1, 200), "email": email, "sourced_id": sourced_id}
+UPDATE = {**CREATE, "sourced_id": set_on_create}
 # ?email= is an email as the field takes it; ?q= is 3..100 characters after
-# trimming, like a name (see Lookups in docs/api.md).
-FILTERS = {"email": email, "q": text(3, 100)}
+# trimming, like a name (see Lookups in docs/api.md); ?sourced_id= as the field.
+FILTERS = {"email": email, "q": text(3, 100), "sourced_id": sourced_id}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -58,7 +59,7 @@ async def get(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     student_id = path_id(request, "student_id", "student")
-    data = fields(await json_object(request), CREATE, at_least_one=True)
+    data = fields(await json_object(request), UPDATE, at_least_one=True)
     async with request[WORK].block() as conn:
         updated = await students.update(
             conn,

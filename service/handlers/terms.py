@@ -19,6 +19,8 @@ from ..validation.fields import (
     decimal,
     fields,
     nullable,
+    set_on_create,
+    sourced_id,
     text,
     timestamp,
 )
@@ -35,25 +37,28 @@ FIELDS = {
     "drop_deadline": nullable(timestamp),
     "max_credits": nullable(decimal("0", "99.9", 1)),
 }
+CREATE = {**FIELDS, "sourced_id": sourced_id}
+UPDATE = {**FIELDS, "sourced_id": set_on_create}
 REQUIRED = ("code", "title", "starts_on", "ends_on")
-# ?code= is a code as the field takes it.
-FILTERS = {"code": code}
+# ?code= is a code as the field takes it; ?sourced_id= as the field.
+FILTERS = {"code": code, "sourced_id": sourced_id}
 
 
-def checked(document: dict[str, Any], **options: Any) -> dict[str, Any]:
-    """The body's fields checked (`options` as fields() takes them), and each pair it gives in order.
+def checked(document: dict[str, Any], checks: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """The body's fields checked by `checks` (CREATE or UPDATE; `options` as fields() takes
+    them), and each pair it gives in order.
 
     One 422 names every bad field: a pair out of order (ends_on before
     starts_on) among the others. A PATCH's pair is checked again against
     the stored term, by the database (repositories/terms.py).
     """
     try:
-        data = fields(document, FIELDS, **options)
+        data = fields(document, checks, **options)
     except Problem as problem:
         valid = {}
         for name, value in document.items():
             try:
-                valid[name] = FIELDS[name](value)
+                valid[name] = checks[name](value)
             except (KeyError, Bad):
                 pass
         raise invalid(problem.errors + _out_of_order(valid)) from None
@@ -73,7 +78,7 @@ def _out_of_order(data: dict[str, Any]) -> list[FieldError]:
 
 
 async def create(request: web.Request) -> web.Response:
-    data = checked(await json_object(request), required=REQUIRED)
+    data = checked(await json_object(request), CREATE, required=REQUIRED)
     async with request[WORK].block() as conn:
         term = await terms.create(conn, **data, actor=actor(request))
     return render.json(term, status=201, headers={"Location": f"/terms/{term.id}"})
@@ -99,7 +104,7 @@ async def get(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     term_id = path_id(request, "term_id", "term")
-    data = checked(await json_object(request), at_least_one=True)
+    data = checked(await json_object(request), UPDATE, at_least_one=True)
     work = request[WORK]
     async with work.block() as conn:
         updated = await terms.update(

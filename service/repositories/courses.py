@@ -10,7 +10,14 @@ import asyncpg
 import orjson
 
 from ..db import Work
-from ..errors import FieldError, Problem, conflict, invalid, precondition_failed
+from ..errors import (
+    FieldError,
+    Problem,
+    conflict,
+    invalid,
+    precondition_failed,
+    sourced_id_taken,
+)
 from ..models import Course, Page, Versioned, from_row, from_rows
 from ..sql import QUERIES
 from . import search
@@ -22,8 +29,18 @@ Q = QUERIES.courses
 UNCHANGED = object()
 
 
-def _code_taken(code: str) -> Problem:
+def code_taken(code: str) -> Problem:
+    """The 409 of a code taken in the course's term (batches.py too)."""
     return conflict(f"a course with code {code} already exists in its term", "code-taken")
+
+
+def not_empty(course_id: int) -> Problem:
+    """The 409 of a course with students moved to another term (batches.py too)."""
+    return conflict(
+        f"course {course_id} has students enrolled or waiting: its term cannot change"
+        " until they have left",
+        "course-not-empty",
+    )
 
 
 def term_missing(term_id: object) -> Problem:
@@ -58,10 +75,19 @@ async def list_page(
     code: str | None = None,
     q: str | None = None,
     term_id: int | None = None,
+    sourced_id: str | None = None,
     **bounds: int,
 ) -> Page[Course]:
-    """A page after id `after`; with `code` (any letter case), `q` (contained) and
-    `term_id`, of those only."""
+    """A page after id `after`; with `code` (any letter case), `q` (contained),
+    `term_id` and `sourced_id` (exact), of those only."""
+    if sourced_id is not None:
+        if q is not None:
+            await search.check(conn, q)
+        statement = Q.list_courses_by_sourced_id.bind(
+            after=after, sourced_id=sourced_id, code=code, q=q, term_id=term_id
+        )
+        # At most one: the sourced_id is unique.
+        return Page(from_rows(Course, await conn.fetch(*statement)), None)
     if code is not None:
         if q is not None:
             await search.check(conn, q)
@@ -94,23 +120,29 @@ async def create(
     credits: Decimal = Decimal(0),
     meetings: list[dict[str, Any]] | None = None,
     prerequisites: list[str] | None = None,
+    sourced_id: str | None = None,
     actor: str,
 ) -> Course:
+    """A new course, with `sourced_id` or a new UUID; 409 when the code (in the term) or
+    the sourced_id is taken, 422 naming term_id when its term does not exist."""
+    statement = Q.create_course.bind(
+        code=code,
+        title=title,
+        capacity=capacity,
+        waitlist_capacity=waitlist_capacity,
+        term_id=term_id,
+        credits=credits,
+        meetings=as_json(meetings or []),
+        prerequisites=prerequisites or [],
+        sourced_id=sourced_id,
+        actor=actor,
+    )
     try:
-        row = await conn.fetchrow(
-            Q.create_course,
-            code,
-            title,
-            capacity,
-            waitlist_capacity,
-            term_id,
-            credits,
-            as_json(meetings or []),
-            prerequisites or [],
-            actor,
-        )
-    except asyncpg.UniqueViolationError:
-        raise _code_taken(code) from None
+        row = await conn.fetchrow(*statement)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "courses_sourced_id_key":
+            raise sourced_id_taken("course", sourced_id or "") from None
+        raise code_taken(code) from None
     except asyncpg.ForeignKeyViolationError as exc:
         if exc.constraint_name == "courses_term_id_fkey":
             raise term_missing(term_id) from None
@@ -199,7 +231,7 @@ async def _update(
                 row = await conn.fetchrow(Q.get_course, course_id)
     except asyncpg.UniqueViolationError:
         if c.code is not None:
-            raise _code_taken(c.code) from None
+            raise code_taken(c.code) from None
         where = "among courses without a term" if c.term_id is None else f"in term {c.term_id}"
         raise conflict(f"the code of course {course_id} is taken {where}", "code-taken") from None
     except asyncpg.ForeignKeyViolationError as exc:
@@ -218,11 +250,7 @@ async def _update(
                 "waitlist-capacity-below-waiting",
             ) from None
         if exc.constraint_name == "courses_term_id_not_empty":
-            raise conflict(
-                f"course {course_id} has students enrolled or waiting: its term cannot change"
-                " until they have left",
-                "course-not-empty",
-            ) from None
+            raise not_empty(course_id) from None
         raise
     return _versioned(row) if row else None
 

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from ..db import Work
-from ..errors import conflict, not_found
+from ..errors import conflict, not_found, sourced_id_taken
 from ..models import EnrolledStudent, Enrollment, Page, WaitlistEntry, from_row, from_rows
 from ..outcomes import Outcome
 from ..sql import QUERIES
@@ -33,35 +33,51 @@ async def enroll(
     course_id: int,
     waitlist: bool,
     overrides: str | None,
+    sourced_id: str | None = None,
     actor: str,
     work: Work,
 ) -> Applied:
     """Enroll once, or wait for a seat when the course is full and `waitlist` asks.
 
     enroll_run() decides (sql/functions/enrollments.sql), as for every item
-    of a batch; `overrides`: the rules a registrar overrode, comma-separated.
+    of a batch; `overrides`: the rules a registrar overrode, comma-separated;
+    `sourced_id`: the new enrollment's (None: a new UUID).
     """
-    row = await retried(work, _enroll, conn, student_id, course_id, waitlist, overrides, actor)
-    return applied(row)
+    statement = Q.enroll.bind(
+        student_id=student_id,
+        course_id=course_id,
+        waitlist=waitlist,
+        overrides=overrides,
+        sourced_id=sourced_id,
+        actor=actor,
+    )
+    try:
+        row = await retried(work, _fetch, conn, statement)
+    except asyncpg.UniqueViolationError as exc:
+        # Taken by a concurrent enroll since enroll_run() looked.
+        if exc.constraint_name != "student_courses_sourced_id_key":
+            raise
+        raise sourced_id_taken("enrollment", sourced_id or "") from None
+    return applied(row, sourced_id=sourced_id)
 
 
-async def _enroll(
-    conn: asyncpg.Connection,
-    student_id: int,
-    course_id: int,
-    waitlist_: bool,
-    overrides: str | None,
-    actor: str,
-) -> asyncpg.Record:
-    return await conn.fetchrow(Q.enroll, student_id, course_id, waitlist_, overrides, actor)
+async def _fetch(conn: asyncpg.Connection, statement: tuple[Any, ...]) -> asyncpg.Record:
+    return await conn.fetchrow(*statement)
 
 
 def applied(
-    row: asyncpg.Record, *, student_email: str | None = None, course_code: str | None = None
+    row: asyncpg.Record,
+    *,
+    student_email: str | None = None,
+    student_sourced_id: str | None = None,
+    course_code: str | None = None,
+    course_sourced_id: str | None = None,
+    sourced_id: str | None = None,
 ) -> Applied:
     """One row of enroll_run() or drop_enrollment() as the single request answers it.
 
-    student_email and course_code: how the item named them, when not by id.
+    student_email, student_sourced_id, course_code and course_sourced_id: how
+    the item named them, when not by id; sourced_id: the enrollment's it asked for.
     """
     outcome = Outcome(row["outcome"])
     student_id, course_id = row["student_id"], row["course_id"]
@@ -78,11 +94,17 @@ def applied(
     if outcome is Outcome.STUDENT_NOT_FOUND:
         if student_email is not None:
             return Applied(outcome, not_found(f"no student has email {student_email}"))
+        if student_sourced_id is not None:
+            return Applied(outcome, not_found(f"no student has sourced_id {student_sourced_id}"))
         return Applied(outcome, not_found(f"student {student_id} does not exist"))
     if outcome is Outcome.COURSE_NOT_FOUND:
         if course_code is not None:
             return Applied(outcome, not_found(f"no course has code {course_code}"))
+        if course_sourced_id is not None:
+            return Applied(outcome, not_found(f"no course has sourced_id {course_sourced_id}"))
         return Applied(outcome, not_found(f"course {course_id} does not exist"))
+    if outcome is Outcome.SOURCED_ID_TAKEN:
+        return Applied(outcome, sourced_id_taken("enrollment", sourced_id or ""))
     if outcome in RULE_DETAILS:
         detail = RULE_DETAILS[outcome](student_id, course_id, row["about"] or ())
         return Applied(outcome, conflict(detail, outcome))

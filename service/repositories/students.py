@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from ..db import Work
-from ..errors import Problem, conflict, precondition_failed
+from ..errors import Problem, conflict, precondition_failed, sourced_id_taken
 from ..models import Page, Student, Versioned, from_row, from_rows
 from ..sql import QUERIES
 from . import search
@@ -14,7 +14,8 @@ from .retry import retried
 Q = QUERIES.students
 
 
-def _email_taken(email: str) -> Problem:
+def email_taken(email: str) -> Problem:
+    """The 409 of a taken email (batches.py too)."""
     return conflict(f"a student with email {email} already exists", "email-taken")
 
 
@@ -41,9 +42,19 @@ async def list_page(
     limit: int,
     email: str | None = None,
     q: str | None = None,
+    sourced_id: str | None = None,
     **bounds: int,
 ) -> Page[Student]:
-    """A page after id `after`; with `email` (any letter case) and `q` (contained), of those only."""
+    """A page after id `after`; with `email` (any letter case), `q` (contained) and
+    `sourced_id` (exact), of those only."""
+    if sourced_id is not None:
+        if q is not None:
+            await search.check(conn, q)
+        statement = Q.list_students_by_sourced_id.bind(
+            after=after, sourced_id=sourced_id, email=email, q=q
+        )
+        # At most one: the sourced_id is unique.
+        return Page(from_rows(Student, await conn.fetch(*statement)), None)
     if email is not None:
         if q is not None:
             await search.check(conn, q)
@@ -61,11 +72,22 @@ async def list_page(
     return Page(items, items[-1].id if len(rows) > limit else None)
 
 
-async def create(conn: asyncpg.Connection, *, name: str, email: str, actor: str) -> Student:
+async def create(
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    email: str,
+    sourced_id: str | None = None,
+    actor: str,
+) -> Student:
+    """A new student, with `sourced_id` or a new UUID; 409 when the email or the sourced_id is taken."""
+    statement = Q.create_student.bind(name=name, email=email, sourced_id=sourced_id, actor=actor)
     try:
-        row = await conn.fetchrow(Q.create_student, name, email, actor)
-    except asyncpg.UniqueViolationError:
-        raise _email_taken(email) from None
+        row = await conn.fetchrow(*statement)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "students_sourced_id_key":
+            raise sourced_id_taken("student", sourced_id or "") from None
+        raise email_taken(email) from None
     return from_row(Student, row)
 
 
@@ -85,7 +107,7 @@ async def update(
     try:
         row = await conn.fetchrow(Q.update_student, student_id, name, email, if_match, actor)
     except asyncpg.UniqueViolationError:
-        raise _email_taken(email or "") from None
+        raise email_taken(email or "") from None
     if row is None and if_match is not None and await conn.fetchrow(Q.get_student, student_id):
         raise _changed(student_id)
     return _versioned(row) if row else None

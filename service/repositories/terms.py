@@ -11,7 +11,14 @@ from typing import Any
 import asyncpg
 
 from ..db import Work
-from ..errors import FieldError, Problem, conflict, invalid, precondition_failed
+from ..errors import (
+    FieldError,
+    Problem,
+    conflict,
+    invalid,
+    precondition_failed,
+    sourced_id_taken,
+)
 from ..models import Page, Term, Versioned, from_row, number
 from ..sql import QUERIES
 from .retry import retried
@@ -61,7 +68,8 @@ def out_of_order(constraint: str, given: Container[str]) -> Problem:
     return invalid([_BY_CONSTRAINT[constraint].error(given)])
 
 
-def _code_taken(code: str) -> Problem:
+def code_taken(code: str) -> Problem:
+    """The 409 of a taken code (batches.py too)."""
     return conflict(f"a term with code {code} already exists", "code-taken")
 
 
@@ -86,9 +94,18 @@ async def get(conn: asyncpg.Connection, *, term_id: int) -> Versioned[Term] | No
 
 
 async def list_page(
-    conn: asyncpg.Connection, *, after: int, limit: int, code: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    after: int,
+    limit: int,
+    code: str | None = None,
+    sourced_id: str | None = None,
 ) -> Page[Term]:
-    """A page after id `after`; with `code` (any letter case), of that term only."""
+    """A page after id `after`; with `code` (any letter case) and `sourced_id`, of that term only."""
+    if sourced_id is not None:
+        # At most one: the sourced_id is unique.
+        rows = await conn.fetch(Q.list_terms_by_sourced_id, after, sourced_id, code)
+        return Page([term(row) for row in rows], None)
     if code is not None:
         rows = await conn.fetch(Q.list_terms_by_code, after, code, limit + 1)
     else:
@@ -108,8 +125,11 @@ async def create(
     registration_closes_at: datetime | None = None,
     drop_deadline: datetime | None = None,
     max_credits: Decimal | None = None,
+    sourced_id: str | None = None,
     actor: str,
 ) -> Term:
+    """A new term, with `sourced_id` or a new UUID; 409 when the code or the sourced_id is
+    taken, 422 naming the field when its dates are out of order."""
     statement = Q.create_term.bind(
         code=code,
         title=title,
@@ -119,12 +139,15 @@ async def create(
         registration_closes_at=registration_closes_at,
         drop_deadline=drop_deadline,
         max_credits=max_credits,
+        sourced_id=sourced_id,
         actor=actor,
     )
     try:
         row = await conn.fetchrow(*statement)
-    except asyncpg.UniqueViolationError:
-        raise _code_taken(code) from None
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "terms_sourced_id_key":
+            raise sourced_id_taken("term", sourced_id or "") from None
+        raise code_taken(code) from None
     except asyncpg.CheckViolationError as exc:
         if exc.constraint_name in _BY_CONSTRAINT:
             raise out_of_order(exc.constraint_name, ()) from None
@@ -189,7 +212,7 @@ async def _update(
                 await conn.execute(Q.lock_term_waits, term_id)
             row = await conn.fetchrow(*statement)
     except asyncpg.UniqueViolationError:
-        raise _code_taken(changes.get("code", "")) from None
+        raise code_taken(changes.get("code", "")) from None
     except asyncpg.CheckViolationError as exc:
         if exc.constraint_name in _BY_CONSTRAINT:
             raise out_of_order(exc.constraint_name, changes) from None

@@ -10,6 +10,7 @@ naming every bad field.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -78,6 +79,30 @@ def code(value: Any) -> str:
     value = text(1, 32)(value)
     if any(ch.isspace() for ch in value):
         raise Bad("must not contain white space")
+    return value
+
+
+# Characters a sourced_id may not hold besides white space: the controls
+# (Cc) and the format characters (Cf: U+200B, U+FEFF, ...), which ICU's
+# u_iscntrl() counts as controls, so a database whose locale is ICU's
+# refuses them too; line and paragraph separators are white space already.
+_INVISIBLE = frozenset({"Cc", "Cf"})
+
+
+def sourced_id(value: Any) -> str:
+    """A OneRoster sourcedId: 1..255 characters, none of them white space or a control character.
+
+    Taken as sent, never trimmed: it is another system's key. At least as
+    strict as the database's last guard, sourced_id_valid() (migration
+    0018), in any locale.
+    """
+    if not isinstance(value, str):
+        raise Bad("must be a string")
+    if not 1 <= len(value) <= 255:
+        raise Bad("must be 1 to 255 characters long")
+    if any(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in value):
+        raise Bad("must not contain white space or control characters")
+    _plain(value)
     return value
 
 
@@ -270,6 +295,11 @@ def read_only(value: Any) -> Any:
     raise Bad("is read-only: the service keeps it")
 
 
+def set_on_create(value: Any) -> Any:
+    """A field given only when the record is created (sourced_id): a PATCH naming it is 422."""
+    raise Bad("cannot be changed: it is given only when the record is created")
+
+
 def nullable(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def wrapped(value: Any) -> Any:
         return None if value is None else check(value)
@@ -299,16 +329,15 @@ def fields(
     raise _every_error(document, checks, required, at_least_one)
 
 
-def exactly_one(document: dict[str, Any], first: str, second: str) -> list[FieldError]:
-    """The errors when `document` has neither or both of two fields that name one thing."""
-    if first in document:
-        if second not in document:
-            return []
-        message = f"give only one of {first} and {second}"
-        return [FieldError(first, message), FieldError(second, message)]
-    if second in document:
+def exactly_one(document: dict[str, Any], first: str, *others: str) -> list[FieldError]:
+    """The errors when `document` has none, or more than one, of the fields that name one thing."""
+    given = [name for name in (first, *others) if name in document]
+    if len(given) == 1:
         return []
-    return [FieldError(first, f"is required, or {second}")]
+    if not given:
+        return [FieldError(first, f"is required, or {' or '.join(others)}")]
+    message = f"give only one of {', '.join(given[:-1])} and {given[-1]}"
+    return [FieldError(name, message) for name in given]
 
 
 def batch_items(document: dict[str, Any], maximum: int) -> list[dict[str, Any]]:
@@ -359,7 +388,9 @@ def _every_error(
             except Bad as exc:
                 errors += [FieldError(name + place, message) for place, message in exc.parts]
     if at_least_one and not document:
-        writable = ", ".join(name for name, check in checks.items() if check is not read_only)
+        writable = ", ".join(
+            name for name, check in checks.items() if check not in (read_only, set_on_create)
+        )
         errors.append(FieldError("body", f"give at least one of {writable}"))
     return invalid(errors)
 

@@ -27,8 +27,10 @@ $$;
 -- course_code's fold. Item k's student is student_refs[k] (a null: none, as
 -- batch_enroll passes an email that names no one); waits[k] asks for a
 -- place in the queue when no seat is left; overrides[k] names the rules a
--- registrar overrode for it, comma-separated (null: none). actor goes to the
--- events (record_event(), sql/functions/events.sql).
+-- registrar overrode for it, comma-separated (null: none); sourced_ids[k] is
+-- the sourced_id of the enrollment it makes (null, or a null array: a new
+-- UUID, sourced_id_or_new(), sourced_ids.sql); a place in the queue does not
+-- keep it. actor goes to the events (record_event(), sql/functions/events.sql).
 --
 -- The rules, in the order they decide an item:
 -- 1. No such student: student-not-found (named before a missing course);
@@ -37,6 +39,9 @@ $$;
 --    already-enrolled. Waiting already: already-waiting, with the position.
 -- 3. A course of a term: the first rule of registration the student fails
 --    (registration_blocker(), registration.sql), its slug, with `about`.
+--    Then a sourced_id another enrollment has, or an earlier item of the
+--    run asks for: sourced-id-taken (an existing enrollment keeps its own,
+--    whatever the item names: rule 2).
 -- 4. A seat while one is free (a null capacity: always): enrolled. Free
 --    seats go to the run's new students in item order.
 -- 5. No seat left and waits[k]: a place at the end of the queue while the
@@ -57,6 +62,7 @@ create or replace function enroll_run(
     student_refs bigint[],
     waits boolean[],
     overrides text[],
+    sourced_ids text[],
     actor text
 )
 returns table (
@@ -78,7 +84,8 @@ returns table (
     prerequisites text[],
     enrolled_at timestamptz,
     waitlisted_at timestamptz,
-    queue_position bigint
+    queue_position bigint,
+    sourced_id text
 )
 language plpgsql
 -- One plan per session for each statement: planned with the values each
@@ -130,15 +137,16 @@ begin
     -- Each item's student, locked in item order; what it holds in this
     -- course; the rules above, as window functions over the run; the seats.
     with items as (
-        select t.k::integer as k, t.wait, string_to_array(t.skip, ',') as skip,
+        select t.k::integer as k, t.wait, string_to_array(t.skip, ',') as skip, t.named,
                (select s.id from students s where s.id = t.sid for key share) as student
-        from unnest(student_refs, waits, overrides) with ordinality as t (sid, wait, skip, k)
+        from unnest(student_refs, waits, overrides, sourced_ids)
+            with ordinality as t (sid, wait, skip, named, k)
     ),
-    held as (
-        select i.k, i.wait, i.skip, i.student, sc.enrolled_at is not null as was_enrolled,
+    standing as (
+        select i.k, i.wait, i.skip, i.student, i.named, sc.enrolled_at is not null as was_enrolled,
                w.seq as waiting_seq, b.rule as blocker, b.about,
                course_found and i.student is not null and sc.enrolled_at is null
-                   and w.seq is null and b.rule is null as new
+                   and w.seq is null and b.rule is null as eligible
         from items i
         left join student_courses sc on sc.student_id = i.student and sc.course_id = c.id
         left join course_waitlist w on w.student_id = i.student and w.course_id = c.id
@@ -148,12 +156,27 @@ begin
               and sc.enrolled_at is null and w.seq is null
         ) b on true
     ),
+    -- Rule 3's sourced_id: the one unique index decides, read under no
+    -- lock: one inserted by a concurrent transaction since is refused by
+    -- the index, the statement with it (student_courses_sourced_id_key).
+    held as (
+        select o.*,
+               o.eligible and o.named is not null
+                   and (o.k > min(o.k) filter (where o.eligible) over (partition by o.named)
+                        or exists (select from student_courses x where x.sourced_id = o.named))
+                   as named_taken
+        from standing o
+    ),
+    news as (
+        select h.*, h.eligible and not h.named_taken as new
+        from held h
+    ),
     firsts as (
         select h.*,
                h.k = min(h.k) filter (where h.new) over (partition by h.student) as first,
                h.k = min(h.k) filter (where h.new and h.wait) over (partition by h.student)
                    as first_wait
-        from held h
+        from news h
     ),
     -- Rule 4: the new students' first items, numbered; a seat for the first
     -- free_seats of them.
@@ -185,7 +208,7 @@ begin
         from ranked r
     ),
     decided as (
-        select p.k, p.student, p.waiting_seq, p.about,
+        select p.k, p.student, p.waiting_seq, p.about, p.named,
                case
                    when p.student is null then 'student-not-found'
                    when not course_found then 'course-not-found'
@@ -195,6 +218,7 @@ begin
                    when p.k > min(p.k) filter (where p.placed) over (partition by p.student)
                        then 'already-waiting'
                    when p.blocker is not null then p.blocker
+                   when p.named_taken then 'sourced-id-taken'
                    when p.seated then 'enrolled'
                    when p.placed then 'waitlisted'
                    when p.wait and c.waitlist_capacity > 0 then 'waitlist-full'
@@ -206,8 +230,9 @@ begin
         from placed p
     ),
     seated as (
-        insert into student_courses (student_id, course_id, overrides)
-        select d.student, c.id, nullif(string_to_array(overrides[d.k], ','), '{}')
+        insert into student_courses (student_id, course_id, overrides, sourced_id)
+        select d.student, c.id, nullif(string_to_array(overrides[d.k], ','), '{}'),
+               sourced_id_or_new(d.named)
         from decided d where d.outcome = 'enrolled' order by d.k
         returning 1
     )
@@ -250,7 +275,8 @@ begin
                -- Waiting from before the run: the entries up to theirs.
                else (select count(*) from course_waitlist a
                      where a.course_id = c.id and a.seq <= w.seq)
-           end
+           end,
+           sc.sourced_id
     from unnest(students, outcomes, abouts, enrolled_after, waitlisted_after, positions)
         with ordinality as u (student, outcome, about, enrolled_after, waitlisted_after, position, k)
     -- The course's fields, for the items that found both it and their student.
@@ -267,6 +293,47 @@ begin
         and w.student_id = u.student and w.course_id = c.id
     order by u.k;
 end;
+$$;
+
+-- enroll_run as the release before sourced_ids called it (a rolling
+-- deploy's old instances): no sourced_ids, the result without the
+-- enrollment's sourced_id. A later release drops it.
+create or replace function enroll_run(
+    course_ref bigint,
+    course_term bigint,
+    course_code text,
+    student_refs bigint[],
+    waits boolean[],
+    overrides text[],
+    actor text
+)
+returns table (
+    k integer,
+    outcome text,
+    about text[],
+    student_id bigint,
+    course_id bigint,
+    code text,
+    title text,
+    capacity integer,
+    waitlist_capacity integer,
+    enrolled integer,
+    waitlisted integer,
+    created_at timestamptz,
+    term_id bigint,
+    credits numeric,
+    meetings jsonb,
+    prerequisites text[],
+    enrolled_at timestamptz,
+    waitlisted_at timestamptz,
+    queue_position bigint
+)
+language sql as $$
+    select r.k, r.outcome, r.about, r.student_id, r.course_id, r.code, r.title, r.capacity,
+           r.waitlist_capacity, r.enrolled, r.waitlisted, r.created_at, r.term_id, r.credits,
+           r.meetings, r.prerequisites, r.enrolled_at, r.waitlisted_at, r.queue_position
+    from enroll_run(course_ref, course_term, course_code, student_refs, waits, overrides,
+                    null::text[], actor) r
 $$;
 
 -- enroll_run as the release before terms called it (a rolling deploy's old
@@ -299,7 +366,8 @@ language sql as $$
     select r.k, r.outcome, r.student_id, r.course_id, r.code, r.title, r.capacity,
            r.waitlist_capacity, r.enrolled, r.waitlisted, r.created_at, r.enrolled_at,
            r.waitlisted_at, r.queue_position
-    from enroll_run(course_ref, null, course_code, student_refs, waits, null, actor) r
+    from enroll_run(course_ref, null, course_code, student_refs, waits, null, null::text[],
+                    actor) r
 $$;
 
 -- drop_enrollment: unenroll a student (student_ref, or by email) from a
