@@ -100,7 +100,7 @@ SERVED = official.served_operations(DOCUMENT, official.provider_paths()) if DOCU
 
 @dataclass
 class Explored:
-    """What the hooks need from the running instance: its token, and sourcedIds that exist."""
+    """What `sent()` needs from the running instance: its token, and sourcedIds that exist."""
 
     token: Token | None = None
     known: dict[str, list[str]] = field(default_factory=dict)
