@@ -21,6 +21,9 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 OPENAPI_DOCUMENT: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
 # What only an instance with tokens can answer.
 AUTH_RESPONSES = ("401", "403")
+# What only the token endpoint's operation uses.
+TOKEN_TAG = "OAuth"
+TOKEN_SCHEMAS = ("TokenRequest", "AccessToken", "OAuthError", "OAuthScope")
 
 
 def openapi_document(*, with_tokens: bool) -> dict[str, Any]:
@@ -29,12 +32,17 @@ def openapi_document(*, with_tokens: bool) -> dict[str, Any]:
     The file describes an instance with tokens. Without them, no operation
     needs a token, so every operation says so (`security: []`, the empty
     requirement) and none lists a 401 or 403: a client or a contract fuzzer
-    reads the document literally.
+    reads the document literally. Nor is there a token endpoint (routes.py).
     """
     if with_tokens:
         return OPENAPI_DOCUMENT
     document = copy.deepcopy(OPENAPI_DOCUMENT)
     document.pop("security", None)
+    for _, path, _, _ in routes.TOKEN_ROUTES:
+        document["paths"].pop(path)
+    document["tags"] = [tag for tag in document["tags"] if tag["name"] != TOKEN_TAG]
+    for name in TOKEN_SCHEMAS:
+        document["components"]["schemas"].pop(name)
     components = document["components"]
     components.pop("securitySchemes", None)
     components["headers"].pop("WWW-Authenticate", None)

@@ -32,6 +32,12 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 PLACEHOLDERS = ("replace-me", "change-me", "changeme", "placeholder")
 # IDEMPOTENCY_TTL at most (30 days): a client retries within minutes or hours.
 MAX_IDEMPOTENCY_TTL = 30 * 86_400
+# ACCESS_TOKEN_TTL bounds. Clients renew ahead of expires_in (timeback-oneroster
+# 60 s ahead), so a lifetime near that would have them ask on every request;
+# an access token cannot be revoked before it expires (service/access_tokens.py),
+# so it lives a day at most.
+MIN_ACCESS_TOKEN_TTL = 120
+MAX_ACCESS_TOKEN_TTL = 86_400
 
 
 class ConfigError(ValueError):
@@ -70,6 +76,8 @@ class Config:
     retry_after: int = 2
     tokens: tuple[Token, ...] = ()
     require_tokens: bool = False
+    # Seconds an access token of POST /oauth/token lives (service/access_tokens.py).
+    access_token_ttl: int = 3600
     events_retention_days: int | None = None  # None: keep every event
     # How long the answer to a POST with an Idempotency-Key is kept (24 h).
     idempotency_ttl: float = 86_400.0
@@ -124,6 +132,12 @@ class Config:
             keepalive_timeout=reader.seconds("KEEPALIVE_TIMEOUT", cls.keepalive_timeout),
             tokens=tokens,
             require_tokens=reader.boolean("REQUIRE_TOKENS", cls.require_tokens),
+            access_token_ttl=reader.integer(
+                "ACCESS_TOKEN_TTL",
+                cls.access_token_ttl,
+                MIN_ACCESS_TOKEN_TTL,
+                MAX_ACCESS_TOKEN_TTL,
+            ),
             events_retention_days=reader.integer("EVENTS_RETENTION_DAYS", None, 1, 36_500),
             idempotency_ttl=reader.seconds(
                 "IDEMPOTENCY_TTL", cls.idempotency_ttl, high=MAX_IDEMPOTENCY_TTL

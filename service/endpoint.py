@@ -32,7 +32,7 @@ from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
 from .db import BUSY, UNAVAILABLE, Autocommit, run
 from .errors import Problem, busy, render, unavailable
-from .keys import ACTOR, CONFIG, METRICS, SCOPE, TOKENS
+from .keys import ACTOR, CONFIG, CREDENTIAL, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
 from .oneroster import PREFIX as ONEROSTER_PREFIX
 from .oneroster import errors as oneroster_errors
@@ -46,7 +46,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The route label of requests no route matched (and of those aiohttp's HTTP
 # parser refused, which never reach a handler).
 UNMATCHED = "unmatched"
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}"})
+# The token endpoint (registered with tokens only) authenticates its client
+# itself, from the request's own credentials (handlers/oauth.py).
+TOKEN_PATH = "/oauth/token"
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/{asset}", TOKEN_PATH}
+)
 # The paths /docs/{asset} stands for, as the catch-all sees them.
 PUBLIC_PREFIX = "/docs/"
 
@@ -98,7 +103,9 @@ def endpoint(
     # shared cache may hand one origin's answer to another.
     vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
-    keyed = method == "POST"  # honours Idempotency-Key (service/idempotency.py)
+    # Honours Idempotency-Key (service/idempotency.py); not the token endpoint,
+    # whose answers, access tokens, must never be stored or replayed.
+    keyed = method == "POST" and route != TOKEN_PATH
     # Where the handler's statements run unless idempotency.answer runs them
     # in its transaction (db.Work).
     autocommit = Autocommit(app)
@@ -124,6 +131,7 @@ def endpoint(
                     check_scope(token, request.method)
                 request[ACTOR] = token.name
                 request[SCOPE] = token.scope
+                request[CREDENTIAL] = token
             if query is not None and request.query_string:
                 check_query(request.query, query)
             if keyed and idempotency_key in request.headers:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .config import Config
+from .access_tokens import AccessToken
+from .config import Config, Token
 from .metrics import Metrics
 from .pool import Pool
 from .tokens import TokenTable
@@ -28,6 +29,10 @@ FEED: web.AppKey[FeedWatcher] = web.AppKey("feed")
 ACTOR = web.RequestKey("actor", str)
 # Per request: its token's scope (read, write, registrar); absent without tokens.
 SCOPE = web.RequestKey("scope", str)
+# Per request: the token it was made with, configured or an access token
+# (auth.authenticate); absent without tokens and on public routes. What
+# auth.check_oauth_scope judges.
+CREDENTIAL: web.RequestKey[Token | AccessToken] = web.RequestKey("credential")
 # Per request: where its handler's statements run (db.Work), set by db.run()
 # alone, before the handler starts: autocommitted, or inside the request's
 # idempotency transaction.

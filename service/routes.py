@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import cors
-from .endpoint import CATCH_ALL, UNMATCHED, Handler, endpoint, unmatched
+from .endpoint import CATCH_ALL, TOKEN_PATH, UNMATCHED, Handler, endpoint, unmatched
 from .errors import Problem
 from .handlers import (
     batches,
@@ -15,6 +15,7 @@ from .handlers import (
     enrollments,
     events,
     holds,
+    oauth,
     operations,
     student_terms,
     students,
@@ -86,6 +87,11 @@ ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("GET", "/docs/{asset}", docs.asset, NONE),
     ("GET", "/metrics", operations.metrics, NONE),
 ]
+# Only on an instance with tokens: without them there is no client to
+# authenticate, and the whole API is open (handlers/oauth.py).
+TOKEN_ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
+    ("POST", TOKEN_PATH, oauth.token, NONE),
+]
 
 # The OneRoster 1.2 rostering provider, read-only, under its prefix
 # (service/oneroster/, docs/oneroster.md): (path, handler, query parameters).
@@ -141,7 +147,8 @@ SHADOWING = {"/students/batch": "POST", "/courses/batch": "POST", "/terms/batch"
 
 def setup(app: web.Application) -> None:
     """Register every route inside the request context (service/endpoint.py)."""
-    for method, path, handler, query in ROUTES:
+    token_routes = TOKEN_ROUTES if app[CONFIG].tokens else []
+    for method, path, handler, query in ROUTES + token_routes:
         app.router.add_route(method, path, endpoint(app, method, path, handler, query))
         if method == "GET":
             # RFC 9110 9.1: HEAD wherever GET; aiohttp sends the headers, no body.

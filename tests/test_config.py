@@ -33,6 +33,7 @@ def test_defaults():
     assert config.log_level == "INFO"
     assert config.access_log is True
     assert config.idempotency_ttl == 86_400.0  # 24 hours
+    assert config.access_token_ttl == 3600  # an hour
 
 
 def test_empty_values_mean_the_default():
@@ -54,6 +55,7 @@ def test_values_are_read():
             "LOG_LEVEL": "debug",
             "ACCESS_LOG": "off",
             "IDEMPOTENCY_TTL": "3600.5",
+            "ACCESS_TOKEN_TTL": "600",
         }
     )
 
@@ -66,6 +68,7 @@ def test_values_are_read():
     assert config.log_level == "DEBUG"
     assert config.access_log is False
     assert config.idempotency_ttl == 3600.5
+    assert config.access_token_ttl == 600
 
 
 def test_config_is_frozen():
@@ -104,6 +107,10 @@ def test_config_is_frozen():
         ({"ONEROSTER_BASE_URL": "ftp://sis.example.edu"}, "ONEROSTER_BASE_URL"),  # not http(s)
         ({"ONEROSTER_BASE_URL": "https://sis.example.edu/?x=1"}, "ONEROSTER_BASE_URL"),  # a query
         ({"ONEROSTER_BASE_URL": "https://user@sis.example.edu"}, "ONEROSTER_BASE_URL"),  # a user
+        ({"ACCESS_TOKEN_TTL": "60"}, "ACCESS_TOKEN_TTL"),  # clients renew 60 s ahead
+        ({"ACCESS_TOKEN_TTL": "86401"}, "ACCESS_TOKEN_TTL"),  # over a day: tokens not revocable
+        ({"ACCESS_TOKEN_TTL": "600.5"}, "ACCESS_TOKEN_TTL"),  # expires_in is whole seconds
+        ({"ACCESS_TOKEN_TTL": "1h"}, "ACCESS_TOKEN_TTL"),  # seconds, like every duration
     ],
 )
 def test_bad_value_raises_config_error_naming_the_variable(env, variable):

@@ -279,7 +279,7 @@ def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
     """
     if case.meta is None:
         return st.just(case)
-    draws = _if_match_draws(case)
+    draws = _if_match_draws(case) | _client_draws(case)
     if case.meta.phase.name == TestPhase.FUZZING:
         draws |= _id_draws(case)
     if not draws:
@@ -294,6 +294,9 @@ def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case):
                 case.body[name] = value
             elif where == "header":
                 case.headers[name] = value
+            elif where == "client":
+                if value:
+                    case.body.update(client_id=TOKEN.name, client_secret=TOKEN.secret)
             else:
                 case.query[name] = value
         return case
@@ -312,6 +315,23 @@ def _if_match_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
     if case.meta.generation.mode.is_positive and "If-Match" in (case.headers or {}):
         return {"header:If-Match": st.sampled_from([case.headers["If-Match"], "*", "*"])}
     return {}
+
+
+def _client_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:
+    """The token endpoint's client id and secret: in two cases of three, the instance's token.
+
+    Made-up credentials (or none) are 401; with the real ones a positive case
+    gets its access token, so the 200 is checked against the document too.
+    In every phase, positive cases only: valid strings in place of valid or
+    optional ones.
+    """
+    if (
+        case.operation.path != "/oauth/token"
+        or not isinstance(case.body, dict)
+        or not case.meta.generation.mode.is_positive
+    ):
+        return {}
+    return {"client:credentials": st.sampled_from([False, True, True])}
 
 
 def _id_draws(case: schemathesis.Case) -> dict[str, st.SearchStrategy]:

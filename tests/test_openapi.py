@@ -14,8 +14,9 @@ import orjson
 import pytest
 
 from enrollment_import.importer import KINDS
+from service import access_tokens
 from service.app import OPENAPI_DOCUMENT, create_app
-from service.config import Config, ConfigError, Token
+from service.config import MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, Config, ConfigError, Token
 from service.handlers import batches, events
 from service.outcomes import DROP_OUTCOMES, ENROLL_OUTCOMES, Outcome
 from service.validation.cursors import encode_cursor
@@ -96,15 +97,37 @@ CONTRACT = {
     ("GET", "/docs/{asset}"): {"200", "404"},
     # Not in the HTTP contract; added with the metrics work (Prometheus text).
     ("GET", "/metrics"): {"200"},
+    # OAuth 2.0 client credentials, with tokens only: 400 and 401 in RFC 6749's
+    # own JSON; a form, so no 415, and at most 16 KiB of it.
+    ("POST", "/oauth/token"): {"200", "400", "401", "408", "413"},
 }
 CONTRACT = {operation: statuses | QUERY for operation, statuses in CONTRACT.items()}
+# What an instance without tokens does not have.
+TOKEN_ONLY = {("POST", "/oauth/token")}
+TOKEN = Token(name="registrar", scope="write", secret="a-secret-of-sixteen-plus")
+
+
+def with_tokens(config: Config) -> Config:
+    return dataclasses.replace(config, tokens=(TOKEN,))
 
 
 @pytest.fixture
-async def document(client) -> dict:
+async def document(config, aiohttp_client) -> dict:
+    """The document an instance with tokens serves: every operation, the token endpoint's too."""
+    client = await aiohttp_client(create_app(with_tokens(config)))
     response = await client.get("/openapi.json")
     assert response.status == 200
     return await response.json()
+
+
+async def served_document(aiohttp_client, config: Config) -> dict:
+    response = await (await aiohttp_client(create_app(config))).get("/openapi.json")
+    assert response.status == 200
+    return await response.json()
+
+
+# Each instance against the document it serves.
+INSTANCES = pytest.mark.parametrize("tokens", [False, True], ids=["without-tokens", "with-tokens"])
 
 
 def registered_routes(config: Config) -> set[tuple[str, str]]:
@@ -134,15 +157,24 @@ async def test_openapi_document_is_served_as_openapi_3_1(client):
     assert document["paths"]
 
 
-async def test_every_registered_route_is_documented(config, document):
+@INSTANCES
+async def test_every_registered_route_is_documented(config, aiohttp_client, tokens):
+    config = with_tokens(config) if tokens else config
+    document = await served_document(aiohttp_client, config)
+
     missing = registered_routes(config) - documented_operations(document).keys()
 
     assert missing == set()
 
 
-async def test_every_documented_operation_is_registered(config, document):
+@INSTANCES
+async def test_every_documented_operation_is_registered(config, aiohttp_client, tokens):
     # GET /metrics was once documented ahead of its route; it is registered now,
-    # so the comparison is exact in both directions.
+    # so the comparison is exact in both directions. The token endpoint exists,
+    # and is documented, only with tokens.
+    config = with_tokens(config) if tokens else config
+    document = await served_document(aiohttp_client, config)
+
     extra = documented_operations(document).keys() - registered_routes(config)
 
     assert extra == set()
@@ -150,7 +182,8 @@ async def test_every_documented_operation_is_registered(config, document):
 
 async def test_the_contract_covers_every_registered_route(config):
     # Keeps CONTRACT honest: a new route must say here which statuses it documents.
-    assert registered_routes(config) == CONTRACT.keys()
+    assert registered_routes(with_tokens(config)) == CONTRACT.keys()
+    assert registered_routes(config) == CONTRACT.keys() - TOKEN_ONLY
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(CONTRACT))
@@ -244,13 +277,14 @@ async def test_an_instance_without_tokens_declares_no_security(client):
     assert all(op["security"] == [] for op in documented_operations(document).values())
     # Nothing left pointing at what was removed.
     assert "#/components/responses/Unauthorized" not in json.dumps(document)
+    # No token endpoint, nor its tag or schemas.
+    assert "/oauth/token" not in document["paths"]
+    assert "OAuth" not in {tag["name"] for tag in document["tags"]}
+    schemas = set(document["components"]["schemas"])
+    assert not {"TokenRequest", "AccessToken", "OAuthError", "OAuthScope"} & schemas
 
 
-async def test_an_instance_with_tokens_declares_the_bearer_scheme(config, aiohttp_client):
-    token = Token(name="registrar", scope="write", secret="a-secret-of-sixteen-plus")
-    client = await aiohttp_client(create_app(dataclasses.replace(config, tokens=(token,))))
-
-    document = await (await client.get("/openapi.json")).json()
+async def test_an_instance_with_tokens_declares_the_bearer_scheme(document):
 
     assert document["security"] == [{"bearerAuth": []}]
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
@@ -267,7 +301,11 @@ def resolved(document: dict, item: dict) -> dict:
     return document["components"][section][name]
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(key for key in CONTRACT if key[0] == "POST"))
+# The token endpoint aside: an access token is never stored or replayed.
+@pytest.mark.parametrize(
+    ("method", "path"),
+    sorted(key for key in CONTRACT if key[0] == "POST" and key not in TOKEN_ONLY),
+)
 async def test_every_post_takes_an_idempotency_key(document, method, path):
     # service/idempotency.py keys every POST route, those added later included.
     operation = documented_operations(document)[(method, path)]
@@ -383,6 +421,11 @@ BOUNDS = [
     ),
     # Service unavailable: the configured wait (2 s); busy, a key in use or a limit: 1 s.
     ("components/headers/Retry-After/schema/maximum", Config.retry_after),
+    # An access token's lifetime: what ACCESS_TOKEN_TTL accepts.
+    ("components/schemas/AccessToken/properties/expires_in/minimum", MIN_ACCESS_TOKEN_TTL),
+    ("components/schemas/AccessToken/properties/expires_in/maximum", MAX_ACCESS_TOKEN_TTL),
+    # The scopes granted: each at most once.
+    ("components/schemas/OAuthScope/maxLength", len(" ".join(access_tokens.SCOPES))),
 ]
 
 

@@ -38,21 +38,30 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return document
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The whole body (aiohttp keeps it: reading again is free); 413 over 1 MiB, 408 too slow."""
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The whole body (aiohttp keeps it: reading again is free); 413 over `limit`, 408 too slow.
+
+    `limit` is MAX_BODY or less (the token endpoint's form, which anyone may
+    send, is small). A chunked body is read up to MAX_BODY before a smaller
+    limit refuses it; one with a Content-Length over the limit is not read.
+    """
     try:
         if request.content.is_eof():
             # Already received in full: nothing to wait for, and read()
             # refuses a body over client_max_size (MAX_BODY) by itself.
-            return await request.read()
-        return await _read_in_time(request)
+            body = await request.read()
+        else:
+            body = await _read_in_time(request, limit)
     except web.HTTPRequestEntityTooLarge:
-        raise _too_large() from None
+        raise _too_large(MAX_BODY) from None
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
 
 
-async def _read_in_time(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _too_large()  # before waiting for a body that will be refused
+async def _read_in_time(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)  # before waiting for a body that will be refused
     try:
         # A client that trickles its body must not hold a handler forever.
         async with asyncio.timeout(request.app[CONFIG].body_timeout):
@@ -61,5 +70,6 @@ async def _read_in_time(request: web.Request) -> bytes:
         raise Problem(408, "the request body did not arrive in time", "request-timeout") from None
 
 
-def _too_large() -> Problem:
-    return Problem(413, "the request body is larger than 1 MiB", "payload-too-large")
+def _too_large(limit: int) -> Problem:
+    size = "1 MiB" if limit == MAX_BODY else f"{limit // 1024} KiB"
+    return Problem(413, f"the request body is larger than {size}", "payload-too-large")
