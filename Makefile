@@ -24,7 +24,7 @@ REDOCLY := @redocly/cli@2.77.0
 SPECTRAL := @stoplight/spectral-cli@6.16.3
 SPECTRAL_OWASP := @stoplight/spectral-owasp-ruleset@2.0.1
 
-.PHONY: venv run test migrate rollback lint lint-openapi audit lock format fuzz bench clean wheel
+.PHONY: venv run test migrate rollback lint lint-openapi audit lock lock-oneroster-client format fuzz bench clean wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,7 @@ lint-openapi: $(RUN_STAMP)
 # (needs it online; --strict fails when a package could not be checked).
 audit: $(DEV_STAMP)
 	$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r requirements/dev.txt
+	$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r $(ONEROSTER_CLIENT_LOCK)
 
 LOCK := $(VENV)/bin/uv pip compile pyproject.toml --quiet --upgrade --universal \
 	--python-version 3.11 --generate-hashes
@@ -79,6 +80,14 @@ lock: $(DEV_STAMP)
 	$(LOCK) --extra embedded --extra dev -o requirements/dev.txt
 	$(LOCK) --extra embedded -c requirements/dev.txt -o requirements/run.txt
 	$(LOCK) -c requirements/dev.txt -o requirements/serve.txt
+
+# The OneRoster client tests/test_oneroster_clients.py reads the provider with
+# (tests/oneroster/client-requirements.in), for Python 3.12, in a venv of its own
+# (tests/oneroster/clients.py builds it under .data/oneroster-client/).
+ONEROSTER_CLIENT_LOCK := tests/oneroster/client-requirements.txt
+lock-oneroster-client: $(DEV_STAMP)
+	cd tests/oneroster && ../../$(VENV)/bin/uv pip compile client-requirements.in --quiet \
+		--upgrade --universal --python-version 3.12 --generate-hashes -o client-requirements.txt
 
 # make fuzz   the schemathesis contract test (tests/test_contract.py) with many more
 #             generated requests, against an instance with tokens and one without:

@@ -38,13 +38,11 @@ end of the run and written to .data/contract-cases.json.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import operator
 import os
 import re
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -54,7 +52,6 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance
@@ -69,6 +66,8 @@ from service.oneroster import PREFIX as ONEROSTER
 from service.oneroster import filters as oneroster_filters
 from service.oneroster import records as oneroster_records
 from service.validation.fields import Bad, sourced_id
+
+from .live import LiveServer
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 SEED_VALUE = int(os.environ.get("FUZZ_SEED", "20260131"))
@@ -121,40 +120,6 @@ SEED = Seed()
 CASES: Counter[tuple[str, str, str, int]] = Counter()
 # The Idempotency-Keys sent to each instance (by its URL) so far.
 KEYS_SENT: dict[str, set[str]] = {}
-
-
-class LiveServer:
-    """The real app on 127.0.0.1 in its own event loop thread."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(app, access_log=None)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(60)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    async def _start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(60)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
 
 
 @pytest.fixture
