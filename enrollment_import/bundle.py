@@ -5,7 +5,7 @@ The files and columns are those of 1EdTech's OneRoster 1.2 CSV binding
 the manifest marks `bulk` or `delta` and copying it to a temporary folder
 (so that what is imported is exactly what was checked, and a bad line
 anywhere stops the import before anything is sent), then from those copies.
-docs/oneroster-import.md is the guide.
+docs/oneroster.md is the guide.
 """
 
 from __future__ import annotations

@@ -1582,7 +1582,7 @@ DESCRIPTION = (
     "[,sourced_id]; holds student_id or student_email,reason; completions student_id or "
     "student_email,code[,completed_at]. A row with a sourced_id is matched by it. "
     "UTF-8 with or without BOM, comma, semicolon or tab separated. oneroster BUNDLE: a "
-    "OneRoster 1.2 CSV bundle, a zip or a folder (see docs/oneroster-import.md). "
+    "OneRoster 1.2 CSV bundle, a zip or a folder (see docs/oneroster.md). "
     "Rows not applied go to FILE.rejected.csv with their line and reason. "
     "Exit status: 0 every row applied, 1 some rows rejected, 2 the file or the "
     "service could not be used. The token, if the service needs one, is read "

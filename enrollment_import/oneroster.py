@@ -10,7 +10,7 @@ roster cannot put a student over a capacity or into a time conflict) and
 every change is an event; deletions go through DELETE, found by
 `?sourced_id=`. bundle.py reads and checks the bundle first; prune.py
 plans what --prune would delete before anything is sent.
-docs/oneroster-import.md is the guide.
+docs/oneroster.md is the guide.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ openapi   print the OpenAPI document an instance serves (--without-tokens:
           that of an instance without tokens)
 import    send a CSV file of students, courses, enrollments, terms, holds
           or completions (docs/import.md), or a OneRoster 1.2 bundle
-          (docs/oneroster-import.md), to a running service through its
+          (docs/oneroster.md), to a running service through its
           API; the same as the `enrollment-import` command
 """
 

@@ -270,7 +270,7 @@ def test_the_client_reads_every_collection_record_for_record(roster, client_pyth
     # One token for the whole read: it lives long enough, and the client keeps it.
     assert sum(line.startswith("POST ") for line in seen["requests"]) == 1
 
-    # What the client itself gets wrong, held in place (docs/oneroster-clients.md):
+    # What the client itself gets wrong, held in place (docs/oneroster.md ("Checked with clients")):
     # client.terms reads /terms under a `terms` key, where the binding has academicSessions.
     assert seen["client"]["terms_found_by_client_terms"] == 0
 
@@ -306,7 +306,7 @@ def test_a_delta_sync_sees_a_deleted_student_as_tobedeleted(roster, client_pytho
     assert changes["academicSessions"] == {}
     # The client's models cannot hold a deleted record: they require a user's
     # names and an enrollment's user, which a tombstone leaves out, so the
-    # driver read those three again as plain records (docs/oneroster-clients.md).
+    # driver read those three again as plain records (docs/oneroster.md ("Checked with clients")).
     refused = seen["client"]["model_refused"]
     assert refused.keys() == {"users", "students", "enrollments"}
     assert "givenName" in refused["users"]

@@ -23,7 +23,7 @@ schema for its status, beside a negative control: the same body with one
 required field removed must fail, so the validation is known to bite.
 
 Where the document and the binding's prose (or the service) part, the test
-allows for it here and docs/oneroster-clients.md says so:
+allows for it here and docs/oneroster.md ("Checked with clients") says so:
 
 - `filter`, `sort` and `fields` are free strings (an array for `fields`) in
   the document; their grammar and field names are in the prose only, so a
