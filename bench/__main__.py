@@ -142,6 +142,12 @@ LOOKUP = "lookup"
 LOOKUPS = (LOOKUP, "lookup-common", "lookup-late")
 LOOKUP_BASELINE = "students-page"
 LOOKUP_TARGET_P50 = 3.0
+# Issue 28's target: a OneRoster provider page of 1,000 users (roster-users)
+# against a plain GET /students?limit=500 in the same rounds, p50 at most
+# this multiple. Service only.
+ROSTER = "roster-users"
+ROSTER_BASELINE = "students-page-500"
+ROSTER_TARGET_P50 = 3.0
 SCENARIOS = (*wrk.SCENARIOS, feed.SCENARIO)
 # Run by default only when --reserved-students is enough for them: queue
 # needs 54,000 (a small run, such as tests/test_bench.py's, leaves it out).
@@ -154,6 +160,8 @@ SERVICE_ONLY = (
     dataset.RUSH_SCENARIO,
     *LOOKUPS,
     LOOKUP_BASELINE,
+    ROSTER,
+    ROSTER_BASELINE,
 )
 # The scenarios measured by this process rather than by wrk, on the service
 # alone, with a table of their own.
@@ -165,6 +173,7 @@ RELATED = (
     (feed.SCENARIO, FEED_BASELINE),
     *BULKS.items(),
     *((lookup, LOOKUP_BASELINE) for lookup in LOOKUPS),
+    (ROSTER, ROSTER_BASELINE),
 )
 
 # Concurrent batches, searches and long polls the bench's one token may hold:
@@ -513,6 +522,9 @@ def verdicts(rows: list[Row]) -> list[str]:
         lookup = by_key.get((scenario, "service"))
         if lookup is not None and plain is not None:
             lines.append(lookup_verdict(lookup, plain))
+    roster, page = by_key.get((ROSTER, "service")), by_key.get((ROSTER_BASELINE, "service"))
+    if roster is not None and page is not None:
+        lines.append(roster_verdict(roster, page))
     if (rush := by_key.get((dataset.RUSH_SCENARIO, "service"))) is not None:
         lines.append(rush_verdict(rush))
     for row in rows:
@@ -635,6 +647,19 @@ def lookup_verdict(lookup: Row, plain: Row) -> str:
         f"{lookup.scenario}: q p50 {_latency(lookup.median('p50'))}, {ratio:.2f}x the plain page's "
         f"{_latency(plain.median('p50'))} (target: q p50 <= {LOOKUP_TARGET_P50:g}x the plain "
         f"page's), {errors} non-2xx and socket errors in the two (target 0): "
+        f"{'met' if met else 'NOT met'}"
+    )
+
+
+def roster_verdict(roster: Row, page: Row) -> str:
+    """The provider's page of 1,000 users against GET /students?limit=500, p50 against p50."""
+    ratio = paired_ratio(roster.values("p50"), page.values("p50"))
+    errors = _errors(roster) + _errors(page)
+    met = ratio <= ROSTER_TARGET_P50 and errors == 0
+    return (
+        f"{roster.scenario}: p50 {_latency(roster.median('p50'))} for 1,000 users, {ratio:.2f}x "
+        f"{page.scenario}'s {_latency(page.median('p50'))} for 500 students (target: <= "
+        f"{ROSTER_TARGET_P50:g}x), {errors} non-2xx and socket errors in the two (target 0): "
         f"{'met' if met else 'NOT met'}"
     )
 

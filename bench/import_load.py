@@ -9,7 +9,10 @@ folder, starts a throw-away embedded PostgreSQL (fsync off, as make bench) and
 `python -m service serve` on a migrated database, and times each
 `python -m service import` end to end as a registrar runs it (interpreter
 start, the file read twice, every batch sent and answered), with its peak
-memory. Then, on a fresh migrated database of the same cluster, it times a
+memory. Then the same school as a OneRoster 1.2 bundle (users, roles,
+classes, courses, terms, enrollments: tests/oneroster_bundle.py's school())
+through `python -m service import oneroster` on a fresh database, beside the
+CSV files' total. Then, on a fresh migrated database of the same cluster, it times a
 bare COPY of the same rows into the same tables: once with the tables'
 triggers (the events recorded and the seats counted, as through the
 API), once without them (session_replication_role = replica), the physical
@@ -36,6 +39,7 @@ import psutil
 
 from service import migrations
 from service.embedded import EmbeddedPostgres, free_port
+from tests.oneroster_bundle import school, write_bundle
 
 from .servers import MIB, ROOT, Server, child_env, python_module, start, stop, wait_ready
 
@@ -201,6 +205,38 @@ async def copy_rows(
     return timed
 
 
+def serve(cluster: EmbeddedPostgres, database: str, folder: Path) -> Server:
+    port = free_port()
+    server = start(
+        "service",
+        python_module("service", "serve"),
+        child_env(
+            DATABASE_URL=cluster.dsn_for(database),
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY="1",
+            LOG_LEVEL="WARNING",
+            ACCESS_LOG="false",
+        ),
+        port,
+        folder / f"service-{database}.log",
+    )
+    wait_ready(server, "/readyz", {})
+    return server
+
+
+def import_bundle(
+    cluster: EmbeddedPostgres, folder: Path, bundle: Path, args: argparse.Namespace, per: int
+) -> Timed:
+    """The bundle through `import oneroster` on a database of its own."""
+    server = serve(cluster, "through_oneroster", folder)
+    try:
+        rows = args.students * 2 + args.courses * 2 + args.students * per
+        return run_import("oneroster", bundle, server, cluster, args.batch_size, rows)
+    finally:
+        stop(server)
+
+
 async def create_database(admin_url: str, name: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
@@ -229,26 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         files = write_files(folder, args.students, args.enrollments, args.courses)
         print(f"files written in {time.perf_counter() - started:.1f} s to {folder}")
         cluster.start()
-        for name in ("through_api", "copy_triggers", "copy_bare"):
+        for name in ("through_api", "through_oneroster", "copy_triggers", "copy_bare"):
             asyncio.run(create_database(cluster.dsn, name))
             migrations.apply(cluster.dsn_for(name))
-        port = free_port()
-        server = start(
-            "service",
-            python_module("service", "serve"),
-            child_env(
-                DATABASE_URL=cluster.dsn_for("through_api"),
-                HOST="127.0.0.1",
-                PORT=str(port),
-                WEB_CONCURRENCY="1",
-                LOG_LEVEL="WARNING",
-                ACCESS_LOG="false",
-            ),
-            port,
-            folder / "service.log",
-        )
+        server = serve(cluster, "through_api", folder)
         try:
-            wait_ready(server, "/readyz", {})
             for kind, file, rows in (
                 ("courses", files.courses, args.courses),
                 ("students", files.students, args.students),
@@ -257,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run_import(kind, file, server, cluster, args.batch_size, rows))
         finally:
             stop(server)
+        per_student = -(-args.enrollments // args.students)
+        started = time.perf_counter()
+        bundle = folder / "roster"
+        write_bundle(bundle, school(args.students, args.courses, per_student))
+        print(f"OneRoster bundle written in {time.perf_counter() - started:.1f} s to {bundle}")
+        results.append(import_bundle(cluster, folder, bundle, args, per_student))
         results += asyncio.run(copy_rows(cluster, "copy_triggers", files, True))
         results += asyncio.run(copy_rows(cluster, "copy_bare", files, False))
     finally:
@@ -270,6 +297,16 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("with triggers", "without triggers"):
             copy = next(t for t in results if t.what == f"COPY {table} {label}")
             print(f"import {kind} takes {through[kind].seconds / copy.seconds:.1f}x COPY {label}")
+    csv_seconds = sum(
+        t.seconds for t in results if t.what.startswith("import ") and "oneroster" not in t.what
+    )
+    bundle = next(t for t in results if "oneroster" in t.what)
+    print(
+        f"import oneroster: {args.students:,} users and {args.students * per_student:,} "
+        f"enrollments (with {args.courses:,} classes, courses and roles) in {bundle.seconds:.1f} s; "
+        f"the CSV files of the same school (courses, students, enrollments) {csv_seconds:.1f} s: "
+        f"{bundle.seconds / csv_seconds:.2f}x"
+    )
     return 0
 
 

@@ -14,7 +14,10 @@
 -- every name) holds, in an order none does ("example@bench": each trigram
 -- is in every row, the text in none); lookup-late for text only the
 -- reserved students, the highest ids, contain ("reserved": 100,000
--- matches, all after the 1,000,000 others in id order).
+-- matches, all after the 1,000,000 others in id order). roster-users asks
+-- the OneRoster provider for a page of 1,000 users at a random offset in
+-- the first 100,000 students; students-page-500, GET /students?limit=500,
+-- is the page it is measured against.
 --
 -- The other scenarios never repeat a request, on data bench/dataset.py
 -- prepared for the run (DATA); with THREADS threads, thread k takes the
@@ -119,7 +122,8 @@ function init(args)
   elseif scenario ~= "student-courses" and scenario ~= "enroll"
       and scenario ~= "course-students" and scenario ~= "healthz"
       and scenario ~= "lookup" and scenario ~= "students-page"
-      and scenario ~= "lookup-common" and scenario ~= "lookup-late" then
+      and scenario ~= "lookup-common" and scenario ~= "lookup-late"
+      and scenario ~= "roster-users" and scenario ~= "students-page-500" then
     error("unknown scenario: " .. tostring(scenario))
   end
   if scenario == "enroll" or hot_course or scenario == "bulk" or scenario == "bulk-rules"
@@ -205,6 +209,14 @@ function request()
     return wrk.format("GET", "/students?q=" .. any_case(LATE_TEXTS) .. "&limit=50")
   elseif scenario == "students-page" then
     return wrk.format("GET", "/students?limit=50")
+  elseif scenario == "students-page-500" then
+    return wrk.format("GET", "/students?limit=500")
+  elseif scenario == "roster-users" then
+    -- A page of 1,000 anywhere in the first 100,000 students, as a client
+    -- paging through a school of that size asks for them.
+    local span = math.min(students, 100000) - 1000
+    return wrk.format(
+      "GET", "/ims/oneroster/rostering/v1p2/users?limit=1000&offset=" .. math.random(0, span))
   elseif hot_course then
     local i = take()
     if not i then

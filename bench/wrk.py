@@ -25,6 +25,8 @@ SCENARIOS = (
     "lookup-common",
     "lookup-late",
     "students-page",
+    "roster-users",
+    "students-page-500",
     "healthz",
 )
 
