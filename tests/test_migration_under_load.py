@@ -2,8 +2,8 @@
 
 0002 and 0003 run under reads and writes of students and courses, 0005 (the
 waitlists and the kept seat counts) under enrollments and drops as well, and
-the newest release's migrate from 0015 (0016 terms, 0017, 0018, 0019 and 0020
-sourced ids, then sql/functions) under all of these as the release before
+the newest release's migrate from 0015 (0016 terms, 0017, 0018 and 0019
+sourced ids, 0020 row counts, then sql/functions) under all of these as the release before
 0016 sends them, on enrollments and waitlists, with how long each migration
 holds its locks measured. That release's database is the migrations up to
 0015 and its own sql/functions, read from git (the parent of the commit that
