@@ -18,7 +18,7 @@ ones that exist, so records are validated, not only 404s.
 
 Then each collection, each single record, a delta with a deleted record, a
 selection (`fields=`) and each error (404, 400 for a filter outside the
-grammar, 401) is requested explicitly and validated against the document's
+grammar or an unknown sort field, 401) is requested explicitly and validated against the document's
 schema for its status, beside a negative control: the same body with one
 required field removed must fail, so the validation is known to bite.
 
@@ -38,6 +38,11 @@ allows for it here and docs/oneroster.md ("Checked with clients") says so:
   service sends as sourcedId, status and dateLastModified only, fail the
   document as written: they are validated against the document with
   `required` cut down (official.with_required), and checked to fail without.
+- The document's codeMinor vocabulary has no `invalid_sort_field`, the
+  contract's code for a `sort` field the records cannot be sorted on: such
+  a 400 (and only it) is validated against the document with that one code
+  added to the vocabulary (official.with_code_minor), and checked to fail
+  without.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ pytestmark = pytest.mark.slow
 EXAMPLES = 25  # fuzzed cases per operation, beside the coverage phase's
 SEED_VALUE = 20261207
 COMMON = {"sourcedId", "status", "dateLastModified"}
+# The contract's codeMinor for a sort field the records cannot take; not in the document's enum.
+INVALID_SORT_FIELD = "invalid_sort_field"
 
 
 def _load() -> tuple[dict[str, Any] | None, str]:
@@ -164,6 +171,8 @@ def sent(case: schemathesis.Case) -> schemathesis.Case:
 SCHEMA = make_schema(DOCUMENT) if DOCUMENT else None
 # The same document with nothing required of a record: what a selection must still be.
 SELECTIONS = make_schema(official.with_required(DOCUMENT, set())) if DOCUMENT else None
+# The document with invalid_sort_field in its codeMinor vocabulary: what a refused sort must be.
+SORTS = make_schema(official.with_code_minor(DOCUMENT, INVALID_SORT_FIELD)) if DOCUMENT else None
 if SCHEMA is not None:
     SCHEMA.auth(refresh_interval=None)(Bearer)
 
@@ -268,6 +277,14 @@ if SCHEMA is not None:
             # A selection leaves out what the document requires: judged without `required`.
             excluded.append(response_schema_conformance)
             SELECTIONS[case.operation.path]["GET"].validate_response(response)
+        elif (
+            response.status_code == 400
+            and "sort" in (case.query or {})
+            and minor(response) == INVALID_SORT_FIELD
+        ):
+            # A sort field refused with the contract's code: judged with that code added.
+            excluded.append(response_schema_conformance)
+            SORTS[case.operation.path]["GET"].validate_response(response)
         case.validate_response(
             response, excluded_checks=excluded, transport_kwargs={"base_url": explored.rostering}
         )
@@ -342,6 +359,13 @@ def test_every_kind_of_answer_validates_against_the_official_document(
             assert refused.status_code == 400, (path, refused.text)
             validate(SCHEMA, path, refused)
             assert minor(refused) == "invalid_filter_field"
+            # An unknown sort field: 400 with the contract's code, which only
+            # the document's vocabulary with that code added accepts.
+            refused = get(roster, path, token, sort="noSuchField")
+            assert refused.status_code == 400, (path, refused.text)
+            assert minor(refused) == INVALID_SORT_FIELD
+            assert "is not one of" in refusals(SCHEMA, path, refused), refused.text
+            validate(SORTS, path, refused)
             continue
         concrete = path.replace(parameters[0], known[collection_of(path)][0])
         answer = get(roster, concrete, token)

@@ -392,7 +392,8 @@ async def test_the_base_url_makes_links_and_hrefs_absolute(client, config, aioht
         ({"limit": "ten"}, "invaliddata"),
         ({"offset": "-1"}, "invaliddata"),
         ({"orderBy": "up"}, "invaliddata"),
-        ({"sort": "shoeSize"}, "invalid_selection_field"),
+        ({"sort": "shoeSize"}, "invalid_sort_field"),
+        ({"sort": "roles"}, "invalid_sort_field"),  # a field, but a list: not sortable
         ({"fields": "sourcedId,shoeSize"}, "invalid_selection_field"),
         ({"filter": "shoeSize='42'"}, "invalid_filter_field"),
     ],

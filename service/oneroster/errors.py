@@ -4,7 +4,8 @@ The request context (service/endpoint.py) renders a Problem raised on a path
 under PREFIX with `render` below instead of as problem+json: the same status
 and headers (WWW-Authenticate, Retry-After), the binding's body. The
 codeMinor values are the binding's vocabulary (imsx_CodeMinorFieldDType of
-the official OpenAPI document).
+the official OpenAPI document), and invalid_sort_field, which the contract
+names and that vocabulary lacks.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import Problem
 
 INVALID_FILTER_FIELD = "invalid_filter_field"
 INVALID_SELECTION_FIELD = "invalid_selection_field"
+INVALID_SORT_FIELD = "invalid_sort_field"
 INVALID_DATA = "invaliddata"
 
 # The codeMinor of a status no refusal of the provider names itself.

@@ -3,9 +3,8 @@
 The binding's parameters (limit, offset, sort, orderBy, filter, fields),
 checked; a value the binding does not allow is 400 in its form, naming the
 parameter: invalid_filter_field for a filter (filters.py),
-invalid_selection_field for a field `fields=` or `sort=` cannot name (the
-binding's vocabulary has no code of its own for a sort), invaliddata for
-the rest.
+invalid_sort_field for a field `sort=` cannot name, invalid_selection_field
+for one `fields=` cannot name, invaliddata for the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..validation.fields import printable
-from .errors import INVALID_DATA, INVALID_SELECTION_FIELD, bad_request
+from .errors import INVALID_DATA, INVALID_SELECTION_FIELD, INVALID_SORT_FIELD, bad_request
 from .filters import NONE, Filter, parse
 from .records import RecordType
 
@@ -81,7 +80,7 @@ def collection(request: web.Request, record: RecordType) -> Query:
     if sort is not None and sort not in record.scalars:
         raise bad_request(
             f"sort: {printable(sort)!r} is not a field a {record.single} can be sorted on",
-            INVALID_SELECTION_FIELD,
+            INVALID_SORT_FIELD,
         )
     found = parse(query["filter"], record.scalars) if "filter" in query else NONE
     return Query(found, sort, order == "desc", fields(request, record), limit, offset)

@@ -122,3 +122,11 @@ def with_required(document: dict[str, Any], required: set[str]) -> dict[str, Any
         schema = changed["components"]["schemas"][name]
         schema["required"] = [field for field in schema["required"] if field in required]
     return changed
+
+
+def with_code_minor(document: dict[str, Any], code: str) -> dict[str, Any]:
+    """A copy of the document whose codeMinor vocabulary also has `code`; nothing else changes."""
+    changed = copy.deepcopy(document)
+    schema = changed["components"]["schemas"]["imsx_CodeMinorFieldDType"]
+    schema["properties"]["imsx_codeMinorFieldValue"]["enum"].append(code)
+    return changed
