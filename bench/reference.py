@@ -59,8 +59,17 @@ async def enroll(request: web.Request) -> web.Response:
     student_id = int(request.match_info["student_id"])
     course_id = orjson.loads(await request.read())["course_id"]
     async with request.app[POOL].acquire() as conn:
-        # No waitlist, no overrides, no actor.
-        row = await conn.fetchrow(Q.enroll, student_id, course_id, False, None, "")
+        # No waitlist, no overrides, no sourced_id (a new UUID), no actor.
+        row = await conn.fetchrow(
+            *Q.enroll.bind(
+                student_id=student_id,
+                course_id=course_id,
+                waitlist=False,
+                overrides=None,
+                sourced_id=None,
+                actor="",
+            )
+        )
     return _json(dict(row), status=201 if row["outcome"] == "enrolled" else 200)
 
 

@@ -209,6 +209,7 @@ async def test_a_small_run_measures_both_servers_in_every_scenario(pg_server, tm
         "bulk-rules",
         "feed",
         *bench.LOOKUPS,
+        "roster-users",
         "rush",
     ]
     (rules_verdict,) = (line for line in verdicts if line.startswith("- enroll-rules: "))
@@ -383,6 +384,7 @@ def test_compared_scenarios_run_interleaved_and_the_others_alone():
         ["course-students"],
         ["rush"],
         ["lookup", "lookup-common", "lookup-late", "students-page"],
+        ["roster-users", "students-page-500"],
         ["healthz"],
     ]
     assert bench.run_order(["feed", "healthz", "enroll"]) == [["feed", "enroll"], ["healthz"]]
