@@ -16,6 +16,7 @@ from service import tokens
 from service.app import create_app
 from service.config import Config, ConfigError, Token
 from service.keys import TOKENS
+from service.oneroster import PREFIX as ONEROSTER
 
 from . import registration
 from .api import create_course, create_student, enroll, problem
@@ -62,7 +63,7 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def routes(client: TestClient) -> list[tuple[str, str]]:
+def all_routes(client: TestClient) -> list[tuple[str, str]]:
     """(method, template) of every route the running app registered, the token endpoint aside."""
     found = [
         (route.method, route.resource.canonical)
@@ -72,6 +73,16 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
         and route.resource.canonical != TOKEN_ENDPOINT
     ]
     return sorted(set(found))
+
+
+def routes(client: TestClient) -> list[tuple[str, str]]:
+    """all_routes() but the OneRoster provider's, which answer in the binding's form
+    (test_every_oneroster_route_refuses_without_a_token_and_reads_with_one)."""
+    return [(m, t) for m, t in all_routes(client) if not t.startswith(ONEROSTER)]
+
+
+def roster_routes(client: TestClient) -> list[tuple[str, str]]:
+    return [(m, t) for m, t in all_routes(client) if t.startswith(ONEROSTER)]
 
 
 def fill(
@@ -236,6 +247,29 @@ async def test_public_paths_answer_without_a_token(secured):
         # A probe configured with a stale token must not start failing.
         response = await secured.get(path, headers=bearer(WRONG_LIKE_REGISTRAR))
         assert response.status == 200, path
+
+
+async def test_every_oneroster_route_refuses_without_a_token_and_reads_with_one(secured, db):
+    roster = roster_routes(secured)
+    # 22 collections and records of the rostering service, and HEAD beside each GET.
+    assert len(roster) == 44, roster
+    for method, template in roster:
+        # An unknown sourcedId: with a token, the handler's own 404.
+        path = template.replace("{sourcedId}", "no-such-record")
+        for headers, _ in UNAUTHORIZED:
+            response = await secured.request(method, path, headers=headers)
+            where = f"{method} {template} with {headers}"
+            assert response.status == 401, where
+            assert response.headers["WWW-Authenticate"].startswith("Bearer"), where
+            if method != "HEAD":
+                body = await response.json()
+                assert body["imsx_codeMajor"] == "failure", where
+        for token in (DASHBOARD, REGISTRAR):
+            response = await secured.request(method, path, headers=bearer(token.secret))
+            expected = 404 if "{sourcedId}" in template else 200
+            assert response.status == expected, (method, template, token.name)
+
+    assert await snapshot(db) == EMPTY
 
 
 # -- scopes ------------------------------------------------------------------------------
