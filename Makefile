@@ -24,7 +24,7 @@ REDOCLY := @redocly/cli@2.77.0
 SPECTRAL := @stoplight/spectral-cli@6.16.3
 SPECTRAL_OWASP := @stoplight/spectral-owasp-ruleset@2.0.1
 
-.PHONY: venv run test migrate rollback lint lint-openapi audit lock lock-oneroster-client format fuzz bench clean wheel
+.PHONY: venv run test migrate rollback lint lint-openapi audit lock lock-oneroster-client format fuzz bench failover-drill clean wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +115,16 @@ format: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# make failover-drill  start deploy/patroni/'s three-node cluster (Patroni,
+#             etcd, HAProxy) on 127.0.0.1 from nothing, serve the API on it under
+#             enroll, drop and waitlist load, break it (the leader's postmaster,
+#             the leader's node, the synchronous standby, etcd) and check that
+#             nothing acknowledged was lost (bench/failover.py, docs/reliability.md).
+#             Needs Debian's patroni, etcd-server, haproxy and postgresql-15;
+#             FAILOVER_ARGS="--scenarios leader --rounds 3" for fewer or more.
+failover-drill: $(DEV_STAMP)
+	$(PY) -m bench.failover $(FAILOVER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info enrollment_import/build enrollment_import/*.egg-info

@@ -16,6 +16,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bench.invariants import WAITLIST_INVARIANTS as INVARIANTS
+
 from .api import COURSE_FIELDS, create_course, create_student, problem, walk
 from .test_concurrency import ROUNDS, Answer, burst
 
@@ -457,31 +459,6 @@ async def test_an_operators_insert_of_many_rows_refuses_a_waiting_student(client
 
 
 # -- under concurrency -------------------------------------------------------------------
-
-INVARIANTS = {
-    # 1. no more enrolled than seats, no more waiting than places
-    "over capacity": """
-        select id from courses
-        where (capacity is not null and enrolled > capacity) or waitlisted > waitlist_capacity
-    """,
-    # 2. never both enrolled in and waiting for one course
-    "enrolled and waiting": """
-        select w.student_id from course_waitlist w
-        join student_courses e using (student_id, course_id)
-    """,
-    # 3. no seat free while someone waits
-    "a free seat and a queue": """
-        select c.id from courses c
-        where exists (select 1 from course_waitlist w where w.course_id = c.id)
-          and (c.capacity is null or c.enrolled < c.capacity)
-    """,
-    # 5. the counts equal the rows
-    "counts off": """
-        select c.id from courses c
-        where c.enrolled <> (select count(*) from student_courses e where e.course_id = c.id)
-           or c.waitlisted <> (select count(*) from course_waitlist w where w.course_id = c.id)
-    """,
-}
 
 
 async def assert_invariants(client: TestClient, db: asyncpg.Connection) -> None:
