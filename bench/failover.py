@@ -293,8 +293,12 @@ def _psql(cluster: Cluster, database: str, *args: str, env: dict[str, str] | Non
     )
 
 
-def prepare_database(cluster: Cluster) -> tuple[str, str]:
-    """The service's database, roles (deploy/roles.sql) and schema; (owner DSN, app DSN)."""
+def prepare_database(cluster: Cluster, connect: str) -> tuple[str, str]:
+    """The service's database, roles (deploy/roles.sql) and schema; (owner DSN, app DSN).
+
+    `connect`: "haproxy", its primary port; "hosts", every node's address in
+    one DSN with target_session_attrs=read-write (asyncpg tries them in turn).
+    """
     owner, app = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     _psql(cluster, "postgres", "-c", f"create database {DATABASE}")
     roles = str(servers.ROOT / "deploy" / "roles.sql")
@@ -302,6 +306,11 @@ def prepare_database(cluster: Cluster) -> tuple[str, str]:
     base = f"127.0.0.1:{PRIMARY_PORT}/{DATABASE}"
     owner_dsn = f"postgresql://enrollment_owner:{owner}@{base}"
     app_dsn = f"postgresql://enrollment_app:{app}@{base}"
+    if connect == "hosts":
+        hosts = ",".join(node.env["PATRONI_POSTGRESQL_LISTEN"] for node in cluster.nodes)
+        app_dsn = (
+            f"postgresql://enrollment_app:{app}@{hosts}/{DATABASE}?target_session_attrs=read-write"
+        )
     subprocess.run(
         servers.python_module("service", "migrate"),
         cwd=servers.ROOT,
@@ -545,7 +554,8 @@ def run(args: argparse.Namespace) -> int:
     service = None
     try:
         print(f"cluster up from nothing in {cluster.start():.1f} s", flush=True)
-        _owner, app_dsn = prepare_database(cluster)
+        print(f"the service connects through {args.connect}", flush=True)
+        _owner, app_dsn = prepare_database(cluster, args.connect)
         port = free_port()
         log = cluster.workdir / "service.log"
         service = servers.start(
@@ -610,6 +620,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: [s for s in text.split(",") if s],
         default=list(SCENARIOS),
         help=f"comma-separated, among {', '.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--connect",
+        choices=("haproxy", "hosts"),
+        default="haproxy",
+        help="how the service reaches the leader: HAProxy's primary port (default),"
+        " or a DSN naming every node with target_session_attrs=read-write",
     )
     parser.add_argument("--rounds", type=int, default=1, help="drills of each scenario (default 1)")
     args = parser.parse_args(argv)
