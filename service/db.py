@@ -19,7 +19,7 @@ from aiohttp import web
 
 from .config import Config
 from .keys import CONFIG, METRICS, POOL, WORK
-from .pool import Loan, Pool, PoolExhausted
+from .pool import UNFIT, Loan, Pool, PoolExhausted
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,19 @@ IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is clos
 
 # Errors that mean "the database is not there right now", answered with 503
 # database-unavailable and RETRY_AFTER: try again once it is back.
-# TimeoutError (connect, acquire) and refused connections are OSErrors.
+# TimeoutError (connect, acquire), refused connections and asyncpg's
+# ConnectionError("unexpected connection_lost() call") are OSErrors. What a
+# failover adds (pool.UNFIT, connections the pool closes on the spot): 25006
+# from a node that is a standby now, and asyncpg's InternalClientError, which
+# "cannot switch to state ..." and the multi-host TargetServerAttributeNotMatched
+# (no primary among the hosts) are.
 UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
+    *UNFIT,
 )
 # Errors that mean "it is there but this statement could not get its turn":
 # a lock not granted within lock_timeout, a statement past statement_timeout,
