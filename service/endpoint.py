@@ -30,7 +30,7 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import BUSY, UNAVAILABLE, Autocommit, run
+from .db import BUSY, UNAVAILABLE, Autocommit, run, uncancelled
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, CREDENTIAL, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
@@ -103,6 +103,10 @@ def endpoint(
     # shared cache may hand one origin's answer to another.
     vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
+    # A write runs to its end even if the request is cancelled (at shutdown):
+    # a commit waiting for the synchronous standby must never be cancelled
+    # (db.uncancelled says why). The "*" routes (404, 405) touch no database.
+    writes = not reads_only and method != "*"
     # Honours Idempotency-Key (service/idempotency.py); not the token endpoint,
     # whose answers, access tokens, must never be stored or replayed.
     keyed = method == "POST" and route != TOKEN_PATH
@@ -135,7 +139,9 @@ def endpoint(
             if query is not None and request.query_string:
                 check_query(request.query, query)
             if keyed and idempotency_key in request.headers:
-                response = await idempotency.answer(handler, request)
+                response = await uncancelled(idempotency.answer(handler, request))
+            elif writes:
+                response = await uncancelled(run(handler, request, autocommit))
             else:
                 response = await run(handler, request, autocommit)
         except Exception as exc:
