@@ -57,6 +57,9 @@ UNAVAILABLE = (
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
     *UNFIT,
 )
+# Of UNAVAILABLE, those of a connection lost while a statement was on its
+# way: a write's COMMIT may have happened (errors.unavailable, in doubt).
+IN_DOUBT = (asyncpg.exceptions.ConnectionDoesNotExistError,)
 # Errors that mean "it is there but this statement could not get its turn":
 # a lock not granted within lock_timeout, a statement past statement_timeout,
 # a deadlock or a serialization failure still there after the repositories'

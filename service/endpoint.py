@@ -30,7 +30,7 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import BUSY, UNAVAILABLE, Autocommit, run, uncancelled
+from .db import BUSY, IN_DOUBT, UNAVAILABLE, Autocommit, run, uncancelled
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, CREDENTIAL, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
@@ -242,15 +242,26 @@ def _error_response(
             detail = _HTTP_DETAILS.get(exc.status, exc.reason)
         return render(Problem(exc.status, detail, _HTTP_SLUGS.get(exc.status, ""), headers=headers))
     extra = {"request_id": rid}
-    if isinstance(exc, BUSY):
-        log.warning("database busy: %s: %s", type(exc).__name__, exc, extra=extra)
-        return render(
-            busy(
-                "the database is busy: this request waited too long for a lock or ran out of time; retry"
-            )
-        )
-    if isinstance(exc, UNAVAILABLE):
-        log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra=extra)
-        return render(unavailable(request.app[CONFIG].retry_after))
+    write = request.method not in READ_METHODS
+    problem = database_problem(exc, retry_after=request.app[CONFIG].retry_after, write=write)
+    if problem is not None:
+        log.warning("%s: %s: %s", problem.slug, type(exc).__name__, exc, extra=extra)
+        return render(problem)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc, extra=extra)
     return render(Problem(500, "the server failed to answer this request"))
+
+
+def database_problem(exc: Exception, *, retry_after: int, write: bool) -> Problem | None:
+    """The 503 an error of the database's is answered with; None for any other error.
+
+    db.BUSY first: a cancelled statement is also a class 57 error, a pool
+    wait that timed out a TimeoutError. `write`: the request may have changed
+    something, whose fate a lost connection leaves in doubt.
+    """
+    if isinstance(exc, BUSY):
+        return busy(
+            "the database is busy: this request waited too long for a lock or ran out of time; retry"
+        )
+    if isinstance(exc, UNAVAILABLE):
+        return unavailable(retry_after, in_doubt=write and isinstance(exc, IN_DOUBT))
+    return None
