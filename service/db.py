@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
@@ -19,10 +19,12 @@ from aiohttp import web
 
 from .config import Config
 from .keys import CONFIG, METRICS, POOL, WORK
-from .pool import Loan, Pool, PoolExhausted
+from .pool import UNFIT, Loan, Pool, PoolExhausted
 from .sql import QUERIES
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REQUIRED_TABLES = (
     "students",
@@ -41,14 +43,23 @@ IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is clos
 
 # Errors that mean "the database is not there right now", answered with 503
 # database-unavailable and RETRY_AFTER: try again once it is back.
-# TimeoutError (connect, acquire) and refused connections are OSErrors.
+# TimeoutError (connect, acquire), refused connections and asyncpg's
+# ConnectionError("unexpected connection_lost() call") are OSErrors. What a
+# failover adds (pool.UNFIT, connections the pool closes on the spot): 25006
+# from a node that is a standby now, and asyncpg's InternalClientError, which
+# "cannot switch to state ..." and the multi-host TargetServerAttributeNotMatched
+# (no primary among the hosts) are.
 UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
+    *UNFIT,
 )
+# Of UNAVAILABLE, those of a connection lost while a statement was on its
+# way: a write's COMMIT may have happened (errors.unavailable, in doubt).
+IN_DOUBT = (asyncpg.exceptions.ConnectionDoesNotExistError,)
 # Errors that mean "it is there but this statement could not get its turn":
 # a lock not granted within lock_timeout, a statement past statement_timeout,
 # a deadlock or a serialization failure still there after the repositories'
@@ -222,6 +233,51 @@ def run(
     """
     request[WORK] = work
     return handler(request)
+
+
+async def uncancelled(write: Awaitable[T]) -> T:
+    """`write`'s result, run so that cancelling the caller does not cancel it.
+
+    Why: with synchronous replication (Patroni's synchronous_mode_strict) a
+    COMMIT waits until the synchronous standby has the WAL. A cancel during
+    that wait (asyncpg sends one whenever the task awaiting a query is
+    cancelled, and Connection.close() sends one if a query runs; so would
+    pg_cancel_backend or a pooler's query_timeout) ends the wait with only a
+    WARNING: the commit stands, visible to every reader, yet no standby has
+    it, and a failover then loses a change that looked acknowledged.
+    statement_timeout does not end that wait; closing the socket
+    (conn.terminate(), as the watchdog does) does not cancel it either: the
+    server waits on and commits once a standby is back, and the request
+    answers 503, its change in doubt. So a deployment must never set a
+    pooler query_timeout nor pg_cancel_backend the service's writes.
+
+    The request context (endpoint.py) runs every write request through this:
+    `write` runs in a task of its own, awaited under asyncio.shield. If the
+    caller is cancelled (run_app's shutdown cancels the handlers still running
+    after SHUTDOWN_TIMEOUT), it waits for that task to end, then raises
+    CancelledError. The wait is bounded: the watchdog terminates a loan held
+    past DB_STATEMENT_TIMEOUT + 1 s, and so does the pool at shutdown. About
+    5 us a request (uvloop); reads do without it.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.done():
+            raise  # the write itself was cancelled, or ended as the caller was
+        await _outlive(task)
+        raise
+
+
+async def _outlive(task: asyncio.Future[Any]) -> None:
+    """Wait for `task` to end, through any further cancellations of the caller."""
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait((task,))
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning(
+            "a write whose request was cancelled ended with %s: %s", type(exc).__name__, exc
+        )
 
 
 class Savepoint:

@@ -30,7 +30,7 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import BUSY, UNAVAILABLE, Autocommit, run
+from .db import BUSY, IN_DOUBT, UNAVAILABLE, Autocommit, run, uncancelled
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, CREDENTIAL, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
@@ -103,6 +103,10 @@ def endpoint(
     # shared cache may hand one origin's answer to another.
     vary_origin = bool(app[CONFIG].cors_origins) and route != UNMATCHED
     reads_only = method in READ_METHODS  # any token may read; "*" is checked per request
+    # A write runs to its end even if the request is cancelled (at shutdown):
+    # a commit waiting for the synchronous standby must never be cancelled
+    # (db.uncancelled says why). The "*" routes (404, 405) touch no database.
+    writes = not reads_only and method != "*"
     # Honours Idempotency-Key (service/idempotency.py); not the token endpoint,
     # whose answers, access tokens, must never be stored or replayed.
     keyed = method == "POST" and route != TOKEN_PATH
@@ -135,7 +139,9 @@ def endpoint(
             if query is not None and request.query_string:
                 check_query(request.query, query)
             if keyed and idempotency_key in request.headers:
-                response = await idempotency.answer(handler, request)
+                response = await uncancelled(idempotency.answer(handler, request))
+            elif writes:
+                response = await uncancelled(run(handler, request, autocommit))
             else:
                 response = await run(handler, request, autocommit)
         except Exception as exc:
@@ -236,15 +242,26 @@ def _error_response(
             detail = _HTTP_DETAILS.get(exc.status, exc.reason)
         return render(Problem(exc.status, detail, _HTTP_SLUGS.get(exc.status, ""), headers=headers))
     extra = {"request_id": rid}
-    if isinstance(exc, BUSY):
-        log.warning("database busy: %s: %s", type(exc).__name__, exc, extra=extra)
-        return render(
-            busy(
-                "the database is busy: this request waited too long for a lock or ran out of time; retry"
-            )
-        )
-    if isinstance(exc, UNAVAILABLE):
-        log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra=extra)
-        return render(unavailable(request.app[CONFIG].retry_after))
+    write = request.method not in READ_METHODS
+    problem = database_problem(exc, retry_after=request.app[CONFIG].retry_after, write=write)
+    if problem is not None:
+        log.warning("%s: %s: %s", problem.slug, type(exc).__name__, exc, extra=extra)
+        return render(problem)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc, extra=extra)
     return render(Problem(500, "the server failed to answer this request"))
+
+
+def database_problem(exc: Exception, *, retry_after: int, write: bool) -> Problem | None:
+    """The 503 an error of the database's is answered with; None for any other error.
+
+    db.BUSY first: a cancelled statement is also a class 57 error, a pool
+    wait that timed out a TimeoutError. `write`: the request may have changed
+    something, whose fate a lost connection leaves in doubt.
+    """
+    if isinstance(exc, BUSY):
+        return busy(
+            "the database is busy: this request waited too long for a lock or ran out of time; retry"
+        )
+    if isinstance(exc, UNAVAILABLE):
+        return unavailable(retry_after, in_doubt=write and isinstance(exc, IN_DOUBT))
+    return None

@@ -57,13 +57,24 @@ def invalid(errors: list[FieldError]) -> Problem:
     return Problem(422, f"invalid fields: {fields}", "validation-error", errors)
 
 
-def unavailable(retry_after: int) -> Problem:
-    return Problem(
-        503,
-        "the database cannot be reached; retry later",
-        "database-unavailable",
-        headers={"Retry-After": str(retry_after)},
-    )
+def unavailable(retry_after: int, *, in_doubt: bool = False) -> Problem:
+    """The database is away (db.UNAVAILABLE); `in_doubt`: a change's fate is unknown.
+
+    In doubt when the connection dropped after the change's statement or
+    COMMIT was sent: the server may have committed it. A retry with the
+    same Idempotency-Key replays the stored answer if it did, and runs the
+    change once if not (service/idempotency.py).
+    """
+    if in_doubt:
+        detail = (
+            "the connection to the database was lost while this change was being"
+            " committed: it may or may not have been made. Retry with the same"
+            " Idempotency-Key, which replays the answer if it was made and makes"
+            " it once if not"
+        )
+    else:
+        detail = "the database cannot be reached; retry later"
+    return Problem(503, detail, "database-unavailable", headers={"Retry-After": str(retry_after)})
 
 
 def too_many_requests(detail: str, *, limit: int, retry_after: int) -> Problem:

@@ -255,6 +255,9 @@ async def _once(
             await transaction.rollback()
         raise
     # Cancelled (BaseException): the pool retires a connection left in a transaction.
+    # A cancelled request does not get here: the request context runs answer()
+    # uncancelled (db.uncancelled), as a COMMIT that waits for the synchronous
+    # standby and is cancelled stands unreplicated; a failover would lose it.
     if keep:
         await transaction.commit()
     else:

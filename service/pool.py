@@ -16,9 +16,12 @@ same data, 4-8 rounds a run): GET a student's courses from 0.81-0.86 to
   or waits, first come first served, at most `acquire_timeout` seconds
   (then TimeoutError, a 503). No timer is armed unless a request waits.
 - A connection that comes back closed (the server went away, the watchdog
-  ended it) frees its place at once. One that comes back from a cancelled
-  request, or inside a transaction, is closed gracefully first, which has
-  PostgreSQL cancel a query still running (`_retire`).
+  ended it) frees its place at once. So does one that comes back with an
+  error of `UNFIT` (it reaches a read-only node, or asyncpg lost track of
+  its protocol state): closed on the spot, not lent again. One that comes
+  back from a cancelled request, or inside a transaction, is closed
+  gracefully first, which has PostgreSQL cancel a query still running
+  (`_retire`).
 - Every loan's start is remembered, so `overdue()` can name those held too
   long for the watchdog in db.py to end. This replaces asyncpg's
   command_timeout, which arms and cancels two timers per request to catch
@@ -41,6 +44,15 @@ import asyncpg
 CLOSE_TIMEOUT = 10.0  # seconds a graceful close of a retired connection may take
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+
+# Errors after which a connection is never lent again but terminated, so that
+# the next request opens a fresh one. During a failover HAProxy may still
+# route to a node that is (or has just become) a standby: every write on that
+# connection would answer 25006 however long it stays, while a new connection
+# reaches the new leader. asyncpg's InternalClientError ("cannot switch to
+# state ...") means its protocol lost track of the connection's state: a
+# graceful close could wait on it, so it is terminated too.
+UNFIT = (asyncpg.exceptions.ReadOnlySQLTransactionError, asyncpg.exceptions.InternalClientError)
 
 
 class PoolExhausted(TimeoutError):
@@ -281,7 +293,7 @@ class Loan:
         pool = self.pool
         conn = self.conn
         del pool.loans[self]
-        if conn.is_closed():
+        if conn.is_closed() or (exc_type is not None and issubclass(exc_type, UNFIT)):
             pool._forget(conn)
         elif conn.is_in_transaction() or (
             exc_type is not None and not issubclass(exc_type, Exception)

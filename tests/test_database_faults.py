@@ -105,11 +105,17 @@ class Answer:
     body: Any
 
 
-async def call(client: TestClient, method: str, path: str, json: Any = None) -> Answer:
+async def call(
+    client: TestClient,
+    method: str,
+    path: str,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
     """One request, timed, with its body read; it may never hang."""
     started = time.perf_counter()
     async with asyncio.timeout(REQUEST_LIMIT):
-        response = await client.request(method, path, json=json)
+        response = await client.request(method, path, json=json, headers=headers)
         if response.content_type in ("application/json", "application/problem+json"):
             body = await response.json(content_type=None)
             if response.status >= 400:
