@@ -43,6 +43,7 @@ WORKDIR = Path(f"/tmp/enrollment-failover-{os.getuid()}")
 PACKAGES = "patroni etcd-server haproxy postgresql-15"
 PRIMARY_PORT = 5000  # haproxy.cfg's `listen primary`
 SYSTEM_USER = "postgres"
+REWIND_USER = "rewind_user"  # patroni.yml's postgresql.authentication.rewind
 
 
 class ClusterError(RuntimeError):

@@ -57,7 +57,7 @@ import asyncpg
 from service.embedded import free_port
 
 from . import servers
-from .cluster import PG_BIN, PRIMARY_PORT, Cluster, ClusterError
+from .cluster import PG_BIN, PRIMARY_PORT, REWIND_USER, Cluster, ClusterError
 from .invariants import WAITLIST_INVARIANTS
 
 SCENARIOS = ("leader", "node", "replica", "etcd")
@@ -303,6 +303,10 @@ def prepare_database(cluster: Cluster, connect: str) -> tuple[str, str]:
     _psql(cluster, "postgres", "-c", f"create database {DATABASE}")
     roles = str(servers.ROOT / "deploy" / "roles.sql")
     _psql(cluster, DATABASE, "-f", roles, env={"APP_DB_PASSWORD": app, "OWNER_DB_PASSWORD": owner})
+    # roles.sql takes CONNECT on every other database from PUBLIC; Patroni's
+    # rewind user reads the new leader through "postgres" before pg_rewind,
+    # and without it a failed leader never rejoins (docs/operations.md).
+    _psql(cluster, "postgres", "-c", f"grant connect on database postgres to {REWIND_USER}")
     base = f"127.0.0.1:{PRIMARY_PORT}/{DATABASE}"
     owner_dsn = f"postgresql://enrollment_owner:{owner}@{base}"
     app_dsn = f"postgresql://enrollment_app:{app}@{base}"

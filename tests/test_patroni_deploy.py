@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.cluster import DEPLOY, PRIMARY_PORT, read_env
+from bench.cluster import DEPLOY, PRIMARY_PORT, REWIND_USER, read_env
 
 HAPROXY = shutil.which("haproxy") or (
     "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
@@ -101,3 +101,8 @@ def test_patroni_keeps_every_acknowledged_commit_and_fails_over_fast():
     parameters = dcs["postgresql"]["parameters"] | config["postgresql"].get("parameters", {})
     assert "client_connection_check_interval" not in parameters
     assert config["postgresql"]["bin_dir"] == "/usr/lib/postgresql/15/bin"
+
+
+def test_the_rewind_user_is_the_one_the_drill_grants_connect_to():
+    # roles.sql revokes CONNECT from PUBLIC on "postgres"; bench/failover.py grants it back.
+    assert patroni()["postgresql"]["authentication"]["rewind"]["username"] == REWIND_USER
