@@ -119,6 +119,7 @@ class Request:
 class Drill:
     scenario: str
     round: int
+    cluster: Cluster
     requests: list[Request] = field(default_factory=list)
     feed: list[int] = field(default_factory=list)
     broke_at: float = 0.0
@@ -387,6 +388,7 @@ async def drive(cluster: Cluster, url: str, drill: Drill, service: servers.Serve
         back = await until_written(drill, 60.0)
         if back:
             await asyncio.sleep(AFTER)
+            drill.first_write = written_again(drill)
         load.stopping.set()
         await asyncio.gather(*clients)
         watching.set()
@@ -404,21 +406,57 @@ async def drive(cluster: Cluster, url: str, drill: Drill, service: servers.Serve
 
 
 async def until_written(drill: Drill, within: float) -> bool:
-    """Wait for a write acknowledged after the break (or etcd's return); record how long after."""
+    """Wait until the cluster takes writes again after the break (or etcd's return).
+
+    Back means: a leader with a synchronous standby, and a change
+    acknowledged that was sent after that was seen. drill.first_write is
+    then written_again()'s.
+    """
     started = time.monotonic()
-    since = drill.restored_at or drill.broke_at
     while time.monotonic() - started < within:
-        firsts = [
-            a.answered
-            for r in list(drill.requests)
-            for a in r.attempts
-            if a.sent > since and 200 <= a.status < 300
-        ]
-        if firsts:
-            drill.first_write = min(firsts) - since
+        if writable := await asyncio.to_thread(drill.cluster.writable):
+            seen = time.monotonic()
+            break
+        await asyncio.sleep(0.1)
+    if not writable:
+        return False
+    while time.monotonic() - started < within:
+        if any(a.sent > seen for a in changes(drill)):
+            drill.first_write = written_again(drill)
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+def changes(drill: Drill) -> list[Attempt]:
+    """The attempts answered with a change made: 201, 204 (a 200 or 202 may be one held
+    already, and a replay made its change earlier)."""
+    return [
+        r.attempts[-1]
+        for r in list(drill.requests)
+        if r.final in (201, 204) and not r.replayed and r.attempts
+    ]
+
+
+def written_again(drill: Drill) -> float | None:
+    """Seconds from the break (from etcd's return) to the first change acknowledged after the outage.
+
+    The outage begins with the first attempt that failed after it: until
+    then requests on connections to the dying leader may still commit, as
+    long as its synchronous standby takes their WAL. No attempt failed (a
+    standby lost): the first change acknowledged after it, however long its
+    commit waited.
+    """
+    since = drill.restored_at or drill.broke_at
+    failed = [
+        a.sent
+        for r in list(drill.requests)
+        for a in r.attempts
+        if a.sent > since and (a.status == 0 or a.status >= 500)
+    ]
+    outage = since if drill.restored_at or not failed else min(failed)
+    acknowledged = [a.answered for a in changes(drill) if a.sent > outage]
+    return min(acknowledged) - since if acknowledged else None
 
 
 def break_something(cluster: Cluster, drill: Drill) -> None:
@@ -580,7 +618,7 @@ def run(args: argparse.Namespace) -> int:
         servers.wait_ready(service, "/readyz", {})
         for scenario in args.scenarios:
             for n in range(1, args.rounds + 1):
-                drill = Drill(scenario, n)
+                drill = Drill(scenario, n, cluster)
                 asyncio.run(drive(cluster, service.url, drill, service))
                 asyncio.run(check(cluster, service.url, drill))
                 drills.append(drill)
@@ -604,7 +642,7 @@ def run(args: argparse.Namespace) -> int:
             servers.stop(service)
         if forced := cluster.stop():
             print(f"teardown had to kill: {', '.join(forced)}", file=sys.stderr)
-    total = Drill("all", 0)
+    total = Drill("all", 0, cluster)
     total.acknowledged = sum(d.acknowledged for d in drills)
     total.lost = sum(d.lost for d in drills)
     total.in_doubt = sum(d.in_doubt for d in drills)
