@@ -18,6 +18,7 @@ of the work directory still running.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pwd
@@ -140,6 +141,19 @@ class Cluster:
 
     # -- starting -----------------------------------------------------------
 
+    def _lock(self) -> None:
+        """One drill at a time: a second one would kill the first's cluster as leftovers.
+
+        The lock is the open file's; it goes when this process ends, however.
+        """
+        self._lock_file = open(f"{self.workdir}.lock", "w")  # held until the process ends
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClusterError(
+                f"another drill is running ({self.workdir}.lock is held); wait for it to end"
+            ) from None
+
     def check_tools(self) -> None:
         missing = [
             tool
@@ -191,6 +205,7 @@ class Cluster:
         """
         started = time.monotonic()
         self.check_tools()
+        self._lock()
         clean_leftovers(self.workdir)
         taken = [port for port in self._ports() if not _port_free(port)]
         if taken:
@@ -201,13 +216,10 @@ class Cluster:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(mode=0o755, parents=True)
         self._give(self.workdir)
+        # secrets.env.example's names, with passwords made up for this run.
         self.passwords = {
-            name: secrets.token_urlsafe(18)
-            for name in (
-                "PATRONI_SUPERUSER_PASSWORD",
-                "PATRONI_REPLICATION_PASSWORD",
-                "PATRONI_REWIND_PASSWORD",
-            )
+            name: "patroni" if name.endswith("_USERNAME") else secrets.token_urlsafe(18)
+            for name in read_env(DEPLOY / "secrets.env.example")
         }
         shutil.copy(DEPLOY / "patroni.yml", self.workdir / "patroni.yml")
         self.start_etcd()
@@ -222,6 +234,8 @@ class Cluster:
             self.nodes.append(node)
             self.start_node(node)
         self.wait_until(self.settled, timeout, "a leader and a synchronous standby")
+        if asyncio.run(self._trusts()):
+            raise ClusterError("a node lets the superuser in without a password: see pg_hba")
         self.start_haproxy()
         self.wait_until(self._routes, timeout, "HAProxy routing to the leader")
         return time.monotonic() - started
@@ -303,6 +317,23 @@ class Cluster:
         moment after it starts it may send a session to a standby.
         """
         return asyncio.run(self._reaches_primary(5))
+
+    async def _trusts(self) -> bool:
+        """Whether some node takes the superuser without a password (pg_hba.conf trusts)."""
+        for node in self.nodes:
+            try:
+                conn = await asyncpg.connect(
+                    f"postgresql://postgres@127.0.0.1:{node.pg_port}/postgres", timeout=2
+                )
+            except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
+                continue
+            except asyncpg.InterfaceError as error:  # "no password supplied"
+                if "password" in str(error):
+                    continue
+                raise
+            await conn.close()
+            return True
+        return False
 
     async def _reaches_primary(self, times: int) -> bool:
         for _ in range(times):

@@ -106,3 +106,17 @@ def test_patroni_keeps_every_acknowledged_commit_and_fails_over_fast():
 def test_the_rewind_user_is_the_one_the_drill_grants_connect_to():
     # roles.sql revokes CONNECT from PUBLIC on "postgres"; bench/failover.py grants it back.
     assert patroni()["postgresql"]["authentication"]["rewind"]["username"] == REWIND_USER
+
+
+def test_every_connection_needs_a_password_on_every_node():
+    config = patroni()
+    # bootstrap.pg_hba would be added after initdb's own lines, which trust
+    # 127.0.0.1; postgresql.pg_hba replaces the file on every node.
+    assert "pg_hba" not in config["bootstrap"]
+    rules = config["postgresql"]["pg_hba"]
+    assert rules and all(rule.split()[-1] == "scram-sha-256" for rule in rules)
+
+
+def test_changing_the_cluster_through_the_rest_api_asks_for_credentials():
+    names = read_env(DEPLOY / "secrets.env.example")
+    assert {"PATRONI_RESTAPI_USERNAME", "PATRONI_RESTAPI_PASSWORD"} <= names.keys()
