@@ -44,11 +44,11 @@ IDLE_PERIOD = 300.0  # seconds a pool connection may go unused before it is clos
 # Errors that mean "the database is not there right now", answered with 503
 # database-unavailable and RETRY_AFTER: try again once it is back.
 # TimeoutError (connect, acquire), refused connections and asyncpg's
-# ConnectionError("unexpected connection_lost() call") are OSErrors. What a
-# failover adds (pool.UNFIT, connections the pool closes on the spot): 25006
-# from a node that is a standby now, and asyncpg's InternalClientError, which
-# "cannot switch to state ..." and the multi-host TargetServerAttributeNotMatched
-# (no primary among the hosts) are.
+# ConnectionError("unexpected connection_lost() call") are OSErrors. A
+# failover adds pool.UNFIT, whose connections the pool closes on the spot:
+# SQLSTATE 25006 from a node that is a standby now, and asyncpg's
+# InternalClientError ("cannot switch to state ...", and the multi-host
+# DSN's TargetServerAttributeNotMatched: no primary among the hosts).
 UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
@@ -57,9 +57,28 @@ UNAVAILABLE = (
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the server went away mid-query
     *UNFIT,
 )
-# Of UNAVAILABLE, those of a connection lost while a statement was on its
-# way: a write's COMMIT may have happened (errors.unavailable, in doubt).
-IN_DOUBT = (asyncpg.exceptions.ConnectionDoesNotExistError,)
+
+
+def in_doubt(exc: BaseException) -> bool:
+    """Whether `exc` may have come after a write's COMMIT reached the server.
+
+    A connection lost with a statement on its way: the server may have
+    committed it (errors.unavailable says so). Not a connection refused or
+    never made, nor a server that answered (25006, no primary): nothing was
+    sent. When unsure, in doubt: saying "it may have been made" of a change
+    that was not costs a retry; the other way round, a lost update.
+    """
+    return isinstance(
+        exc,
+        asyncpg.exceptions.ConnectionDoesNotExistError
+        | ConnectionError
+        | asyncpg.exceptions.InternalClientError,
+    ) and not isinstance(
+        exc,
+        ConnectionRefusedError | asyncpg.exceptions.TargetServerAttributeNotMatched,
+    )
+
+
 # Errors that mean "it is there but this statement could not get its turn":
 # a lock not granted within lock_timeout, a statement past statement_timeout,
 # a deadlock or a serialization failure still there after the repositories'
@@ -263,8 +282,8 @@ async def uncancelled(write: Awaitable[T]) -> T:
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        if task.done():
-            raise  # the write itself was cancelled, or ended as the caller was
+        # Not done: the caller was cancelled; done, the write itself was
+        # cancelled or ended as the caller was. Either way its end is seen.
         await _outlive(task)
         raise
 

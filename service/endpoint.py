@@ -30,7 +30,7 @@ from multidict import istr
 
 from . import idempotency
 from .auth import READ_METHODS, authenticate, check_scope
-from .db import BUSY, IN_DOUBT, UNAVAILABLE, Autocommit, run, uncancelled
+from .db import BUSY, UNAVAILABLE, Autocommit, in_doubt, run, uncancelled
 from .errors import Problem, busy, render, unavailable
 from .keys import ACTOR, CONFIG, CREDENTIAL, METRICS, SCOPE, TOKENS
 from .logs import AccessLog
@@ -263,5 +263,5 @@ def database_problem(exc: Exception, *, retry_after: int, write: bool) -> Proble
             "the database is busy: this request waited too long for a lock or ran out of time; retry"
         )
     if isinstance(exc, UNAVAILABLE):
-        return unavailable(retry_after, in_doubt=write and isinstance(exc, IN_DOUBT))
+        return unavailable(retry_after, in_doubt=write and in_doubt(exc))
     return None

@@ -68,9 +68,10 @@ def unavailable(retry_after: int, *, in_doubt: bool = False) -> Problem:
     if in_doubt:
         detail = (
             "the connection to the database was lost while this change was being"
-            " committed: it may or may not have been made. Retry with the same"
-            " Idempotency-Key, which replays the answer if it was made and makes"
-            " it once if not"
+            " committed: it may or may not have been made. A POST sent again with"
+            " the same Idempotency-Key gets the first answer if it was made and"
+            " makes it once if not; otherwise read the resource before sending"
+            " the change again"
         )
     else:
         detail = "the database cannot be reached; retry later"

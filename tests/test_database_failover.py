@@ -443,7 +443,9 @@ async def test_the_watchdog_ends_a_request_whose_commit_waits_without_cancelling
         # request learns nothing about its commit.
         assert_unavailable(answer)
         assert "may or may not have been made" in answer.body["detail"], answer.body
-        assert 1 + 1 <= answer.elapsed < 1 + 1 + 1.5, answer.elapsed
+        # Not before (statement_timeout did not end it); the upper bound is
+        # slack for a busy machine, far below the wait's endless length.
+        assert 1 + 1 <= answer.elapsed < 1 + 1 + 8, answer.elapsed
         # statement_timeout (1 s) did not end the wait, nor did the closed
         # socket: the backend waits on, the row unseen.
         assert await sync_rep_waiters(admin, database)
@@ -470,32 +472,44 @@ async def test_a_refused_connection_answers_503_database_unavailable(
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "doubtful"),
     [
-        # The write in doubt: the connection dropped mid-statement.
-        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
-        # asyncpg's protocol lost its state (not a PostgresError).
-        asyncpg.exceptions.InternalClientError("cannot switch to state 13; another operation"),
-        # The builtin error asyncpg raises when the server hangs up at connect.
-        ConnectionError("unexpected connection_lost() call"),
-        ConnectionRefusedError(111, "Connect call failed"),
+        # The connection dropped mid-statement: a write's COMMIT may have happened.
+        (
+            asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
+            True,
+        ),
+        # asyncpg's protocol lost its state (not a PostgresError), mid-statement too.
+        (
+            asyncpg.exceptions.InternalClientError("cannot switch to state 13; another operation"),
+            True,
+        ),
+        # The builtin error asyncpg raises when the server hangs up.
+        (ConnectionError("unexpected connection_lost() call"), True),
+        # Nothing was sent: no connection, or the server said no.
+        (ConnectionRefusedError(111, "Connect call failed"), False),
         # 57P03: the server is starting up or shutting down.
-        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+        (asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"), False),
         # 25006: a standby's answer to a write.
-        asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only"),
+        (
+            asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only"),
+            False,
+        ),
         # Multi-host connect, target_session_attrs=read-write, no primary found.
-        asyncpg.exceptions.TargetServerAttributeNotMatched("None of the hosts match"),
+        (asyncpg.exceptions.TargetServerAttributeNotMatched("None of the hosts match"), False),
     ],
-    ids=lambda error: type(error).__name__,
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
 )
 @pytest.mark.parametrize("write", [False, True])
-def test_each_failover_error_is_503_database_unavailable(error: Exception, write: bool):
+def test_each_failover_error_is_503_database_unavailable(
+    error: Exception, doubtful: bool, write: bool
+):
     problem = database_problem(error, retry_after=2, write=write)
     assert problem is not None
     assert (problem.status, problem.slug) == (503, "database-unavailable")
     assert problem.headers == {"Retry-After": "2"}
-    in_doubt = write and isinstance(error, asyncpg.exceptions.ConnectionDoesNotExistError)
-    assert ("may or may not have been made" in problem.detail) == in_doubt
+    # Only a write can be in doubt, and only when something may have reached the server.
+    assert ("may or may not have been made" in problem.detail) == (write and doubtful)
     # The background loops (feed watcher, retention, key expiry) shrug it off.
     assert isinstance(error, db.TRANSIENT)
 
