@@ -448,21 +448,21 @@ def changes(drill: Drill) -> list[Attempt]:
 
 
 def written_again(drill: Drill) -> float | None:
-    """Seconds from the break (from etcd's return) to the first change acknowledged after the outage.
+    """Seconds from the break (from etcd's return) to the end of the longest time without a write.
 
-    The outage begins with the first attempt that failed after it: until
-    then requests on connections to the dying leader may still commit, as
-    long as its synchronous standby takes their WAL. No attempt failed (a
-    standby lost): the first change acknowledged after it, however long its
-    commit waited.
+    The writes acknowledged after the break, by every client and the probe
+    (one every 0.1 s), leave one long gap: the outage. Its end is when
+    writes were back. Not the first acknowledged after the break: for a
+    moment the dying leader's connections may still commit, its standby
+    taking their WAL. None when no write was acknowledged after the break.
     """
     since = drill.restored_at or drill.broke_at
-    failed = [
-        a.sent for r in list(drill.requests) for a in r.attempts if a.sent > since and a.failed
-    ]
-    outage = since if drill.restored_at or not failed else min(failed)
-    acknowledged = [a.answered for a in changes(drill) if a.sent > outage]
-    return min(acknowledged) - since if acknowledged else None
+    times = sorted(a.answered for a in changes(drill) if a.answered > drill.broke_at)
+    if not times:
+        return None
+    gaps = zip([drill.broke_at, *times], times, strict=False)
+    _start, end = max(gaps, key=lambda gap: gap[1] - gap[0])
+    return max(0.0, end - since)
 
 
 def break_something(cluster: Cluster, drill: Drill) -> None:

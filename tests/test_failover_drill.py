@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from bench.failover import Attempt, Drill, Request, account
+import pytest
+
+from bench.failover import Attempt, Drill, Request, account, written_again
 
 ENROLLED = ("enrollment.created", "request")
 DROPPED = ("enrollment.deleted", "dropped")
@@ -79,3 +81,17 @@ def test_a_place_already_held_made_no_event():
 def test_an_event_no_answer_accounts_for_is_a_problem():
     drill = accounted([answered("enroll", 201)], [ENROLLED, LEFT])
     assert drill.problems == ["1 changes no answer accounts for"]
+
+
+def test_writes_are_back_at_the_end_of_the_longest_gap_not_at_the_dying_leaders_last_commit():
+    drill = Drill("node", 1, cluster=None)  # type: ignore[arg-type]
+    drill.broke_at = 100.0
+    # The dying leader's standby still took one commit 0.1 s after the kill;
+    # then nothing until the new leader, 5 s after, and writes every 0.1 s.
+    answers = [100.1, *(105.0 + n / 10 for n in range(20))]
+    drill.requests = [answered("enroll", 201) for _ in answers]
+    for request, at in zip(drill.requests, answers, strict=True):
+        request.attempts = [Attempt(at - 0.05, at, 201)]
+    assert written_again(drill) == pytest.approx(5.0)
+    drill.requests = []
+    assert written_again(drill) is None
