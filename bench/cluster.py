@@ -339,13 +339,14 @@ class Cluster:
         for _ in range(times):
             try:
                 conn = await asyncpg.connect(self.superuser_dsn, timeout=1)
+                try:
+                    if await conn.fetchval("select pg_is_in_recovery()"):
+                        return False
+                finally:
+                    await conn.close()
+            # Refused, or cut by HAProxy marking the node down under it.
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 return False
-            try:
-                if await conn.fetchval("select pg_is_in_recovery()"):
-                    return False
-            finally:
-                await conn.close()
         return True
 
     def wait_until(self, condition, timeout: float, what: str) -> float:
