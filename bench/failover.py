@@ -29,10 +29,12 @@ When the cluster has settled it checks, from the database:
 
 One line per drill, then the last line:
 `failover: N acknowledged, 0 lost, M in doubt, no leader for X s, first write after Y s`
-(the totals, and the longest times of the drills that lose the leader). "In doubt": requests answered with an
-error whose change had in fact been made, which the client's retry found
-done. Exit status 1 when anything above fails or writes took longer to come
-back than the bound (5 s after a postmaster kill, 10 s after a node's loss).
+(the totals, and the longest times of the drills that lose the leader).
+"In doubt": requests answered with an error whose change had in fact been
+made, which the client's retry found done. "First write": the end of the
+longest time without an acknowledged write (written_again). Exit status 1
+when anything above fails or writes took longer to come back than the
+bound (5 s after a postmaster kill, 10 s after a node's loss).
 """
 
 from __future__ import annotations
