@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
 from service import db
 from service.embedded import EmbeddedPostgres
@@ -281,14 +282,21 @@ async def enrollment_events(database_url: str) -> int:
         return await conn.fetchval("select count(*) from events where type = 'enrollment.created'")
 
 
-async def test_a_commit_in_doubt_is_503_and_the_retry_with_the_same_key_replays_it(
+async def enrolling_through(
     start_service, cutter: CommitCutter, database_url: str
-):
+) -> tuple[TestClient, str, dict]:
+    """A service connected through `cutter`, a student's enroll path and a course."""
     port = cutter.server.sockets[0].getsockname()[1]
     client = await start_service(database_url=through(port, database_url))
     student = await create_student(client)
     course = await create_course(client)
-    path = f"/students/{student['id']}/courses"
+    return client, f"/students/{student['id']}/courses", course
+
+
+async def test_a_commit_in_doubt_is_503_and_the_retry_with_the_same_key_replays_it(
+    start_service, cutter: CommitCutter, database_url: str
+):
+    client, path, course = await enrolling_through(start_service, cutter, database_url)
     body = {"course_id": course["id"]}
     key = {"Idempotency-Key": "in-doubt-1"}
 
@@ -317,11 +325,7 @@ async def test_a_commit_in_doubt_is_503_and_the_retry_with_the_same_key_replays_
 async def test_an_autocommitted_enroll_in_doubt_is_503_and_its_retry_answers_200(
     start_service, cutter: CommitCutter, database_url: str
 ):
-    port = cutter.server.sockets[0].getsockname()[1]
-    client = await start_service(database_url=through(port, database_url))
-    student = await create_student(client)
-    course = await create_course(client)
-    path = f"/students/{student['id']}/courses"
+    client, path, course = await enrolling_through(start_service, cutter, database_url)
     # The sourced_id travels in the enroll statement's Bind message: the
     # answer cut is that of the statement, committed alone.
     body = {"course_id": course["id"], "sourced_id": "in-doubt-enrollment-7"}
